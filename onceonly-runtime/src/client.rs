@@ -1,0 +1,189 @@
+//! The client handle users hold: [`OnceOnly`].
+
+use std::fmt;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ai::Ai;
+use crate::backend::{Backend, BoxFuture};
+use crate::config::OnceOnlyBuilder;
+use crate::engine::Engine;
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{CheckLockRequest, CheckLockResult, FailOpenReason};
+
+/// A OnceOnly client: exactly-once execution and governance for one account or engine.
+///
+/// Cloning is cheap and shares everything (an `Arc` inside). Which backend it talks to is
+/// chosen at construction: [`OnceOnly::memory`] for the embedded engine, the
+/// [builder](OnceOnly::builder) or [`OnceOnly::from_env`] for the others.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+/// use onceonly_runtime::OnceOnly;
+///
+/// let client = OnceOnly::memory();
+/// let first = client.check_lock("stripe:evt_123").await?;
+/// let again = client.check_lock("stripe:evt_123").await?;
+/// assert!(first.should_proceed());
+/// assert!(again.is_duplicate());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OnceOnly {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    backend: Arc<dyn Backend>,
+    fail_open: bool,
+}
+
+impl fmt::Debug for OnceOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnceOnly")
+            .field("backend", &self.inner.backend)
+            .field("fail_open", &self.inner.fail_open)
+            .finish()
+    }
+}
+
+impl OnceOnly {
+    /// A client over a fresh embedded engine with an in-memory store: no account, no server,
+    /// no network. State lives as long as the client (and its clones).
+    pub fn memory() -> Self {
+        OnceOnly::from_backend(Engine::memory())
+    }
+
+    /// A client over any backend, for example an [`Engine`] over another store.
+    pub fn from_backend(backend: impl Backend) -> Self {
+        OnceOnly::from_shared_backend(Arc::new(backend), true)
+    }
+
+    pub(crate) fn from_shared_backend(backend: Arc<dyn Backend>, fail_open: bool) -> Self {
+        OnceOnly {
+            inner: Arc::new(ClientInner { backend, fail_open }),
+        }
+    }
+
+    /// Configure a client step by step.
+    pub fn builder() -> OnceOnlyBuilder {
+        OnceOnlyBuilder::default()
+    }
+
+    /// The backend this client talks to.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
+    }
+
+    pub(crate) fn shared_backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.inner.backend)
+    }
+
+    /// Whether check-lock fails open when the backend is unreachable.
+    pub fn fail_open(&self) -> bool {
+        self.inner.fail_open
+    }
+
+    /// Locks `key` unless it is already locked: the L1 idempotency primitive.
+    ///
+    /// Options: `.ttl(..)`, `.metadata(..)`, `.request_id(..)`. With fail-open on (the
+    /// default), a transport error, timeout or 5xx answers "proceed" with
+    /// [`CheckLockResult::fail_open`] set, and is logged; every other error is returned.
+    pub fn check_lock(&self, key: impl Into<String>) -> CheckLock<'_> {
+        CheckLock {
+            client: self,
+            req: CheckLockRequest::new(key),
+        }
+    }
+
+    /// Deletes the check-lock of `key` so the sender's retry is processed. Returns whether a
+    /// live lock was removed. Not offered by the hosted API (it answers `Unsupported`).
+    pub async fn release_lock(&self, key: &str) -> Result<bool> {
+        self.inner.backend.release_lock(key).await
+    }
+
+    /// The AI-run and lease namespace: `run_fn`, `lease`, `status`, `wait`, ...
+    pub fn ai(&self) -> Ai<'_> {
+        Ai::new(self)
+    }
+}
+
+/// A check-lock being built; `.await` sends it.
+#[derive(Debug)]
+#[must_use = "a check-lock does nothing until it is awaited"]
+pub struct CheckLock<'a> {
+    client: &'a OnceOnly,
+    req: CheckLockRequest,
+}
+
+impl CheckLock<'_> {
+    /// How long the lock lives (default: the backend's, one hour on the embedded engine).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.req.ttl = Some(ttl);
+        self
+    }
+
+    /// Metadata stored with the lock (at most 2,048 bytes as JSON).
+    pub fn metadata(mut self, metadata: JsonMap) -> Self {
+        self.req.metadata = Some(metadata);
+        self
+    }
+
+    /// A request id sent as `X-Request-Id`.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.req.request_id = Some(id.into());
+        self
+    }
+}
+
+impl<'a> IntoFuture for CheckLock<'a> {
+    type Output = Result<CheckLockResult>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let CheckLock { client, req } = self;
+        if !client.inner.fail_open {
+            return client.inner.backend.check_lock(req);
+        }
+        Box::pin(async move {
+            let (key, ttl) = (req.key.clone(), req.ttl);
+            match client.inner.backend.check_lock(req).await {
+                Err(e) => match fail_open_reason(&e) {
+                    Some(reason) => Ok(failed_open(key, ttl, reason, &e)),
+                    None => Err(e),
+                },
+                ok => ok,
+            }
+        })
+    }
+}
+
+/// Classifies by error type, never by message text: only outages fail open.
+fn fail_open_reason(e: &Error) -> Option<FailOpenReason> {
+    match e {
+        Error::Timeout(_) => Some(FailOpenReason::Timeout),
+        Error::Transport(_) | Error::Store(_) => Some(FailOpenReason::RequestError),
+        Error::Api { status, .. } if *status >= 500 => Some(FailOpenReason::Api5xx),
+        _ => None,
+    }
+}
+
+fn failed_open(
+    key: String,
+    ttl: Option<Duration>,
+    reason: FailOpenReason,
+    e: &Error,
+) -> CheckLockResult {
+    tracing::warn!(%key, ?reason, error = %e, "check-lock failed open: proceeding without a lock");
+    CheckLockResult {
+        locked: true,
+        duplicate: false,
+        key,
+        ttl: ttl.map_or(0, |t| t.as_secs()),
+        first_seen_at: None,
+        request_id: Some("fail-open".to_owned()),
+        status_code: 0,
+        fail_open: Some(reason),
+    }
+}

@@ -1,0 +1,117 @@
+//! How typed values are stored as results and read back.
+//!
+//! Results travel as JSON objects. A value that serializes to an object is stored as is; any
+//! other value (numbers, strings, arrays, `null`, `()`), and an object whose only key is
+//! `value`, is wrapped as `{"value": ...}`. Decoding unwraps exactly the objects whose only key
+//! is `value`, so every `T: Serialize + DeserializeOwned` round-trips without ambiguity.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{JsonMap, Result};
+
+const WRAP_KEY: &str = "value";
+
+fn is_wrapper(map: &JsonMap) -> bool {
+    map.len() == 1 && map.contains_key(WRAP_KEY)
+}
+
+/// Encodes `value` as the result object stored for a key.
+///
+/// ```
+/// use onceonly_runtime::codec::{decode_result, encode_result};
+/// let stored = encode_result(&42u32).unwrap();
+/// assert_eq!(serde_json::Value::Object(stored.clone()), serde_json::json!({"value": 42}));
+/// assert_eq!(decode_result::<u32>(Some(stored)).unwrap(), 42);
+/// ```
+pub fn encode_result<T: Serialize + ?Sized>(value: &T) -> Result<JsonMap> {
+    match serde_json::to_value(value)? {
+        Value::Object(map) if !is_wrapper(&map) => Ok(map),
+        other => {
+            let mut map = JsonMap::with_capacity(1);
+            map.insert(WRAP_KEY.to_owned(), other);
+            Ok(map)
+        }
+    }
+}
+
+/// Decodes a stored result object into `T`. A missing result decodes as JSON `null`
+/// (so `()` and `Option<_>` work for results stored without a body).
+pub fn decode_result<T: DeserializeOwned>(stored: Option<JsonMap>) -> Result<T> {
+    let value = match stored {
+        None => Value::Null,
+        Some(mut map) if is_wrapper(&map) => map.remove(WRAP_KEY).unwrap_or(Value::Null),
+        Some(map) => Value::Object(map),
+    };
+    Ok(serde_json::from_value(value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
+        let stored = encode_result(&v).unwrap();
+        assert_eq!(decode_result::<T>(Some(stored)).unwrap(), v);
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Receipt {
+        id: String,
+        cents: u64,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct OnlyValue {
+        value: i32,
+    }
+
+    #[test]
+    fn values_round_trip() {
+        round_trip(Receipt {
+            id: "ch_1".into(),
+            cents: 500,
+        });
+        round_trip(OnlyValue { value: 3 });
+        round_trip(7i64);
+        round_trip("sent".to_string());
+        round_trip(vec![1, 2, 3]);
+        round_trip(());
+        round_trip(Option::<u8>::None);
+        round_trip(Some(Receipt {
+            id: "x".into(),
+            cents: 1,
+        }));
+        round_trip(json!({"value": 1}));
+        round_trip(json!(5));
+        round_trip(BTreeMap::from([("value".to_string(), 1)]));
+    }
+
+    #[test]
+    fn objects_are_stored_as_is() {
+        let stored = encode_result(&Receipt {
+            id: "ch_1".into(),
+            cents: 5,
+        })
+        .unwrap();
+        assert_eq!(Value::Object(stored), json!({"id": "ch_1", "cents": 5}));
+        let stored = encode_result(&OnlyValue { value: 3 }).unwrap();
+        assert_eq!(Value::Object(stored), json!({"value": {"value": 3}}));
+    }
+
+    #[test]
+    fn results_written_by_other_sdks_decode() {
+        // The official Python SDK stores a returned string as {"value": "..."}.
+        let stored = json!({"value": "refund_processed"}).as_object().cloned();
+        assert_eq!(decode_result::<String>(stored).unwrap(), "refund_processed");
+        assert_eq!(decode_result::<Option<String>>(None).unwrap(), None);
+        let wrong = json!({"id": 1}).as_object().cloned();
+        assert!(decode_result::<Receipt>(wrong).is_err());
+    }
+}

@@ -1,0 +1,519 @@
+//! The store conformance suite: the engine's guarantees, checked over any [`Store`].
+//!
+//! Every store must pass every case. Cases drive an [`Engine`] with a [`ManualClock`], so
+//! expiry edges are checked to the millisecond without sleeping. Use the macro to get one
+//! `#[tokio::test]` per case:
+//!
+//! ```ignore
+//! onceonly_runtime::store_conformance_tests!(|| async { onceonly_runtime::store::MemoryStore::new() });
+//! ```
+//!
+//! The factory is called once per case and must return an empty store (for a shared server,
+//! a fresh key namespace).
+
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{Engine, EngineConfig};
+use crate::error::{Error, JsonMap};
+use crate::models::{
+    CancelRequest, CheckLockRequest, CompleteRequest, ExtendRequest, FailRequest, LeaseRequest,
+    RunStatus,
+};
+use crate::store::Store;
+use crate::time::ManualClock;
+
+/// Retention used by the suite (shorter than the default, to test it).
+pub const RETENTION: Duration = Duration::from_secs(3600);
+const TTL: Duration = Duration::from_secs(10);
+const MS: Duration = Duration::from_millis(1);
+
+/// An engine over `store` with a manual clock.
+pub fn engine<S: Store>(store: S) -> (Engine<S>, ManualClock) {
+    let clock = ManualClock::default();
+    let config = EngineConfig::default().retention(RETENTION);
+    (
+        Engine::with_config(store, config, Arc::new(clock.clone())),
+        clock,
+    )
+}
+
+fn lock(key: &str, ttl: Duration) -> CheckLockRequest {
+    let mut req = CheckLockRequest::new(key);
+    req.ttl = Some(ttl);
+    req
+}
+
+fn lease(key: &str) -> LeaseRequest {
+    LeaseRequest::new(key).ttl(TTL)
+}
+
+fn result(v: serde_json::Value) -> Option<JsonMap> {
+    v.as_object().cloned()
+}
+
+/// Many concurrent check-locks of one free key: exactly one locks.
+pub async fn lock_claim_race<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.check_lock(lock("race", TTL)).await.unwrap() })
+        })
+        .collect();
+    let mut locked = 0;
+    let mut first_seen = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_ne!(r.locked, r.duplicate);
+        if r.locked {
+            locked += 1;
+            assert!(r.first_seen_at.is_none());
+        } else {
+            first_seen.insert(r.first_seen_at.expect("duplicates carry first_seen_at"));
+        }
+    }
+    assert_eq!(locked, 1, "exactly one caller locks");
+    assert_eq!(
+        first_seen.len(),
+        1,
+        "every duplicate sees the same first_seen_at"
+    );
+}
+
+/// A lock expires exactly at its TTL, and a duplicate does not refresh it.
+pub async fn lock_expiry_edge<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let first = engine.check_lock(lock("edge", TTL)).await.unwrap();
+    assert!(first.locked);
+    clock.advance(TTL / 2);
+    assert!(
+        engine
+            .check_lock(lock("edge", TTL))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    clock.advance(TTL / 2 - MS);
+    let dup = engine.check_lock(lock("edge", TTL)).await.unwrap();
+    assert!(dup.duplicate, "still locked 1 ms before expiry");
+    clock.advance(MS);
+    let again = engine.check_lock(lock("edge", TTL)).await.unwrap();
+    assert!(
+        again.locked,
+        "free exactly at expiry: the duplicate did not refresh the TTL"
+    );
+}
+
+/// Releasing a lock lets the next check-lock in; releasing nothing says so.
+pub async fn lock_release<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    assert!(engine.check_lock(lock("rel", TTL)).await.unwrap().locked);
+    assert!(engine.release_lock("rel").await.unwrap());
+    assert!(!engine.release_lock("rel").await.unwrap());
+    assert!(engine.check_lock(lock("rel", TTL)).await.unwrap().locked);
+    assert!(
+        engine.check_lock(lock("other", TTL)).await.unwrap().locked,
+        "keys are independent"
+    );
+}
+
+/// Many concurrent leases of one key: exactly one acquires; nobody else sees its lease id.
+pub async fn lease_claim_race<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.lease(lease("race")).await.unwrap() })
+        })
+        .collect();
+    let mut acquired = 0;
+    for t in tasks {
+        let l = t.await.unwrap();
+        match l.status {
+            RunStatus::Acquired => {
+                acquired += 1;
+                assert!(l.lease_id.is_some());
+                assert_eq!(l.version, 1);
+            }
+            RunStatus::InProgress => {
+                assert!(
+                    l.lease_id.is_none(),
+                    "the holder's lease id is never shown to others"
+                );
+                assert!(l.ttl_left.is_some_and(|t| t > 0));
+                assert!(l.retry_after_sec.is_some_and(|t| (1..=5).contains(&t)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(acquired, 1);
+}
+
+/// A lease is exclusive until exactly its TTL; then the next lease acquires with a new id.
+pub async fn lease_expiry_edge<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let a = engine.lease(lease("edge")).await.unwrap();
+    clock.advance(TTL - MS);
+    assert_eq!(
+        engine.lease(lease("edge")).await.unwrap().status,
+        RunStatus::InProgress
+    );
+    clock.advance(MS);
+    let st = engine.status("edge").await.unwrap();
+    assert_eq!(
+        (st.status, st.error_code.as_deref(), st.retryable),
+        (RunStatus::Failed, Some("lease_expired"), true)
+    );
+    let b = engine.lease(lease("edge")).await.unwrap();
+    assert_eq!(b.status, RunStatus::Acquired);
+    assert_ne!(b.lease_id, a.lease_id);
+    assert_eq!(b.version, 2);
+    assert_eq!(
+        b.first_seen_at, a.first_seen_at,
+        "first_seen_at survives re-acquisition"
+    );
+}
+
+/// After someone else acquired, the old holder can neither extend, complete, fail nor cancel.
+pub async fn stale_lease_rejected<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let a = engine
+        .lease(lease("stale"))
+        .await
+        .unwrap()
+        .lease_id
+        .unwrap();
+    clock.advance(TTL);
+    let b = engine
+        .lease(lease("stale"))
+        .await
+        .unwrap()
+        .lease_id
+        .unwrap();
+    let lost = |r: crate::Result<_>| matches!(r, Err(Error::LeaseLost { .. }));
+    assert!(lost(
+        engine
+            .extend(ExtendRequest::new("stale", &a, Some(TTL)))
+            .await
+    ));
+    assert!(lost(
+        engine
+            .complete(CompleteRequest::new(
+                "stale",
+                &a,
+                result(serde_json::json!({"v": 1}))
+            ))
+            .await
+    ));
+    assert!(lost(
+        engine.fail(FailRequest::new("stale", &a, "x", false)).await
+    ));
+    assert!(lost(
+        engine.cancel(CancelRequest::new("stale", &a, None)).await
+    ));
+    assert!(lost(
+        engine
+            .complete(CompleteRequest::new("stale", "lease_forged", None))
+            .await
+    ));
+    assert!(lost(
+        engine
+            .complete(CompleteRequest::new("missing", &a, None))
+            .await
+    ));
+    let done = engine
+        .complete(CompleteRequest::new(
+            "stale",
+            &b,
+            result(serde_json::json!({"v": 2})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    let r = engine.result("stale").await.unwrap();
+    assert_eq!(r.result, result(serde_json::json!({"v": 2})));
+}
+
+/// A holder past its TTL may still complete while nobody else acquired.
+pub async fn late_complete_accepted<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let a = engine.lease(lease("late")).await.unwrap().lease_id.unwrap();
+    clock.advance(TTL * 3);
+    let done = engine
+        .complete(CompleteRequest::new(
+            "late",
+            &a,
+            result(serde_json::json!({"ok": true})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(
+        engine.lease(lease("late")).await.unwrap().status,
+        RunStatus::Completed
+    );
+}
+
+/// A completed key replays its result; completing twice with the same lease is a no-op.
+pub async fn completed_replays<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let id = engine.lease(lease("done")).await.unwrap().lease_id.unwrap();
+    let body = result(serde_json::json!({"receipt": "r_1", "cents": 500}));
+    let mut req = CompleteRequest::new("done", &id, body.clone());
+    req.result_hash = Some("h1".into());
+    engine.complete(req.clone()).await.unwrap();
+    engine
+        .complete(req)
+        .await
+        .expect("a retried complete succeeds");
+    let again = engine.lease(lease("done")).await.unwrap();
+    assert_eq!(again.status, RunStatus::Completed);
+    assert_eq!(again.result, body);
+    assert!(again.lease_id.is_none());
+    let st = engine.status("done").await.unwrap();
+    assert_eq!(
+        (st.status, st.result_hash.as_deref()),
+        (RunStatus::Completed, Some("h1"))
+    );
+    assert!(st.done_at.is_some());
+    let r = engine.result("done").await.unwrap();
+    assert!(r.ok);
+    assert_eq!(r.result, body);
+    assert!(matches!(
+        engine
+            .fail(FailRequest::new("done", &id, "late", false))
+            .await,
+        Err(Error::LeaseLost { .. })
+    ));
+}
+
+/// A terminal failure sticks; a retryable one releases the key.
+pub async fn fail_terminal_and_retryable<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let id = engine.lease(lease("term")).await.unwrap().lease_id.unwrap();
+    engine
+        .fail(FailRequest::new("term", &id, "card_declined", false))
+        .await
+        .unwrap();
+    let l = engine.lease(lease("term")).await.unwrap();
+    assert_eq!(
+        (l.status, l.error_code.as_deref(), l.retryable),
+        (RunStatus::Failed, Some("card_declined"), false)
+    );
+
+    let id = engine
+        .lease(lease("retry"))
+        .await
+        .unwrap()
+        .lease_id
+        .unwrap();
+    engine
+        .fail(FailRequest::new("retry", &id, "timeout", true))
+        .await
+        .unwrap();
+    let st = engine.status("retry").await.unwrap();
+    assert_eq!(
+        (st.status, st.error_code.as_deref(), st.retryable),
+        (RunStatus::Failed, Some("timeout"), true)
+    );
+    let again = engine.lease(lease("retry")).await.unwrap();
+    assert_eq!((again.status, again.version), (RunStatus::Acquired, 2));
+}
+
+/// Cancel frees the key at once; the status reads as a retryable `cancelled` failure.
+pub async fn cancel_releases<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let id = engine.lease(lease("c")).await.unwrap().lease_id.unwrap();
+    engine
+        .cancel(CancelRequest::new("c", &id, Some("shutdown".into())))
+        .await
+        .unwrap();
+    engine
+        .cancel(CancelRequest::new("c", &id, None))
+        .await
+        .expect("a retried cancel succeeds");
+    let st = engine.status("c").await.unwrap();
+    assert_eq!(
+        (st.status, st.error_code.as_deref(), st.retryable),
+        (RunStatus::Failed, Some("cancelled"), true)
+    );
+    assert_eq!(
+        engine.lease(lease("c")).await.unwrap().status,
+        RunStatus::Acquired
+    );
+}
+
+/// Extend moves the expiry to now + ttl; without it the lease lapses.
+pub async fn extend_moves_expiry<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let id = engine.lease(lease("ext")).await.unwrap().lease_id.unwrap();
+    clock.advance(Duration::from_secs(8));
+    engine
+        .extend(ExtendRequest::new("ext", &id, Some(TTL)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(8));
+    assert_eq!(
+        engine.lease(lease("ext")).await.unwrap().status,
+        RunStatus::InProgress
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        engine.lease(lease("ext")).await.unwrap().status,
+        RunStatus::Acquired
+    );
+}
+
+/// Finished records stay readable for the retention period, then are gone (and purgeable).
+pub async fn retention<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let id = engine.lease(lease("ret")).await.unwrap().lease_id.unwrap();
+    engine
+        .complete(CompleteRequest::new(
+            "ret",
+            &id,
+            result(serde_json::json!({"a": 1})),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .check_lock(lock("ret-lock", TTL))
+            .await
+            .unwrap()
+            .locked
+    );
+    clock.advance(RETENTION - MS);
+    assert_eq!(
+        engine.status("ret").await.unwrap().status,
+        RunStatus::Completed
+    );
+    clock.advance(MS);
+    assert_eq!(
+        engine.status("ret").await.unwrap().status,
+        RunStatus::NotFound
+    );
+    assert_eq!(engine.result("ret").await.unwrap().result, None);
+    assert!(
+        engine.purge_expired().await.unwrap() >= 2,
+        "the record and the expired lock are purged"
+    );
+    let fresh = engine.lease(lease("ret")).await.unwrap();
+    assert_eq!(fresh.status, RunStatus::Acquired);
+}
+
+/// A key past retention acquires again even before the purge ran, and nothing stale revives.
+pub async fn expired_record_reacquired_before_purge<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let old = engine.lease(lease("r2")).await.unwrap().lease_id.unwrap();
+    engine
+        .fail(FailRequest::new("r2", &old, "boom", false))
+        .await
+        .unwrap();
+    clock.advance(RETENTION);
+    let new = engine.lease(lease("r2")).await.unwrap();
+    assert_eq!(new.status, RunStatus::Acquired);
+    assert!(matches!(
+        engine
+            .complete(CompleteRequest::new("r2", &old, None))
+            .await,
+        Err(Error::LeaseLost { .. })
+    ));
+}
+
+/// A waiter is woken by the completion (a store notification), not by its timeout.
+pub async fn waiter_woken_on_completion<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let id = engine
+        .lease(LeaseRequest::new("w").ttl(Duration::from_secs(120)))
+        .await
+        .unwrap()
+        .lease_id
+        .unwrap();
+    let waiter = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .wait_status("w", Duration::from_secs(60))
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    engine
+        .complete(CompleteRequest::new("w", &id, None))
+        .await
+        .unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter must be woken by the write, long before its 60 s bound")
+        .unwrap();
+    assert_eq!(st.status, RunStatus::Completed);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Bad input is refused with a validation error and leaves nothing behind.
+pub async fn bad_input_rejected<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let long = "k".repeat(257);
+    let mut big = JsonMap::new();
+    big.insert("blob".into(), "x".repeat(3000).into());
+    let invalid = |r: crate::Result<_>| matches!(r, Err(Error::Validation(_)));
+    for key in ["", " ", long.as_str()] {
+        assert!(invalid(engine.check_lock(lock(key, TTL)).await.map(|_| ())));
+        assert!(invalid(engine.lease(lease(key)).await.map(|_| ())));
+        assert!(invalid(engine.status(key).await.map(|_| ())));
+    }
+    for ttl in [
+        Duration::ZERO,
+        Duration::from_millis(500),
+        Duration::from_secs(365 * 24 * 3600),
+    ] {
+        assert!(invalid(engine.check_lock(lock("k", ttl)).await.map(|_| ())));
+        assert!(invalid(
+            engine
+                .lease(LeaseRequest::new("k").ttl(ttl))
+                .await
+                .map(|_| ())
+        ));
+    }
+    let mut req = lock("k", TTL);
+    req.metadata = Some(big.clone());
+    assert!(invalid(engine.check_lock(req).await.map(|_| ())));
+    assert!(invalid(
+        engine.lease(lease("k").metadata(big)).await.map(|_| ())
+    ));
+    // Nothing was stored by the refused calls.
+    assert!(engine.check_lock(lock("k", TTL)).await.unwrap().locked);
+    assert_eq!(
+        engine.lease(lease("k")).await.unwrap().status,
+        RunStatus::Acquired
+    );
+}
+
+/// Generates one `#[tokio::test]` per conformance case for a store factory
+/// (`|| async { store }`).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@cases $make;
+            lock_claim_race, lock_expiry_edge, lock_release, lease_claim_race,
+            lease_expiry_edge, stale_lease_rejected, late_complete_accepted, completed_replays,
+            fail_terminal_and_retryable, cancel_releases, extend_moves_expiry, retention,
+            expired_record_reacquired_before_purge, waiter_woken_on_completion,
+            bad_input_rejected);
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = ($make)().await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}

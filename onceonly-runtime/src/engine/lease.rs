@@ -1,0 +1,264 @@
+//! The lease state machine: acquisition, and the holder's extend / complete / fail / cancel,
+//! each a read followed by a compare-and-swap on the record's revision.
+//!
+//! The lease id is the fencing token: only the latest acquisition's id may change a record.
+//! A holder whose TTL ran out may still finish as long as nobody acquired after it.
+
+use std::sync::Arc;
+
+use super::Engine;
+use super::view::{self, CANCELLED, Phase};
+use crate::error::{Error, Result};
+use crate::models::{
+    AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
+    LeaseRequest, RunStatus,
+};
+use crate::store::{LeaseRecord, LeaseState, Store, Versioned};
+use crate::time::ms;
+use crate::validate;
+
+fn new_lease_id() -> String {
+    format!("lease_{:032x}", rand::random::<u128>())
+}
+
+/// What a holder operation does to the record it is allowed to change.
+enum Change {
+    /// Write this record.
+    Write(LeaseRecord),
+    /// The operation already happened (a retried `complete`, say): answer without writing.
+    AlreadyDone,
+}
+
+impl<S: Store> Engine<S> {
+    async fn read(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
+        self.inner.store.get_record(key).await
+    }
+
+    /// Acquires the lease of `req.key`, or reports the live holder (never its lease id) or the
+    /// stored outcome.
+    pub async fn lease(&self, req: LeaseRequest) -> Result<Lease> {
+        validate::key(&req.key)?;
+        let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
+        validate::ttl("ttl", ttl)?;
+        validate::metadata(req.metadata.as_ref())?;
+        self.ensure_purger();
+
+        loop {
+            let current = self.read(&req.key).await?;
+            let now = self.now_ms();
+            let (expected_rev, previous) = match &current {
+                None => (None, None),
+                Some(v) => match view::live(&v.value, now) {
+                    None => (Some(v.rev), None),
+                    Some(Phase::Free) => (Some(v.rev), Some(&*v.value)),
+                    Some(phase) => return Ok(view::observer(&req.key, &v.value, phase, now)),
+                },
+            };
+            let lease_expires_at_ms = now + ms(ttl);
+            let record = LeaseRecord {
+                state: LeaseState::InProgress,
+                lease_id: new_lease_id(),
+                version: previous.map_or(1, |p| p.version + 1),
+                ttl_ms: ms(ttl),
+                lease_expires_at_ms,
+                first_seen_at_ms: previous.map_or(now, |p| p.first_seen_at_ms),
+                done_at_ms: None,
+                result: None,
+                result_hash: None,
+                error_code: None,
+                error_hash: None,
+                metadata: req.metadata.clone(),
+                purge_at_ms: lease_expires_at_ms + ms(self.inner.config.retention),
+            };
+            let answer = view::holder(&req.key, &record, RunStatus::Acquired);
+            if self
+                .inner
+                .store
+                .put_record(&req.key, expected_rev, record)
+                .await?
+                .is_some()
+            {
+                return Ok(answer);
+            }
+            // Lost the race for this revision: read again and decide again.
+        }
+    }
+
+    /// Moves the holder's expiry to now + `ttl`.
+    pub async fn extend(&self, req: ExtendRequest) -> Result<Lease> {
+        let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
+        validate::ttl("ttl", ttl)?;
+        let retention = ms(self.inner.config.retention);
+        self.change(&req.key, &req.lease_id, |rec, now| match rec.state {
+            LeaseState::InProgress => {
+                let mut next = rec.clone();
+                next.ttl_ms = ms(ttl);
+                next.lease_expires_at_ms = now + ms(ttl);
+                next.purge_at_ms = next.lease_expires_at_ms + retention;
+                Some(Change::Write(next))
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Stores `req.result` and ends the lease. Repeating it with the same lease id is a no-op.
+    pub async fn complete(&self, req: CompleteRequest) -> Result<Lease> {
+        if let Some(result) = &req.result {
+            let len = serde_json::to_vec(result)?.len();
+            let max = self.inner.config.max_result_bytes;
+            if len > max {
+                return Err(Error::Validation(format!(
+                    "result is {len} bytes as JSON; the maximum is {max}"
+                )));
+            }
+        }
+        let retention = ms(self.inner.config.retention);
+        self.change(&req.key, &req.lease_id, |rec, now| match rec.state {
+            LeaseState::InProgress => {
+                let mut next = rec.clone();
+                next.state = LeaseState::Completed;
+                next.done_at_ms = Some(now);
+                next.result = req.result.clone();
+                next.result_hash = req.result_hash.clone();
+                next.purge_at_ms = now + retention;
+                Some(Change::Write(next))
+            }
+            LeaseState::Completed => Some(Change::AlreadyDone),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Stores a failure. Terminal by default; `retryable` releases the key instead.
+    pub async fn fail(&self, req: FailRequest) -> Result<Lease> {
+        validate::short_text("error_code", &req.error_code)?;
+        let target = if req.retryable {
+            LeaseState::Released
+        } else {
+            LeaseState::Failed
+        };
+        self.finish(
+            &req.key,
+            &req.lease_id,
+            target,
+            &req.error_code,
+            req.error_hash.clone(),
+        )
+        .await
+    }
+
+    /// Releases the key without a result; the next `lease` acquires at once.
+    pub async fn cancel(&self, req: CancelRequest) -> Result<Lease> {
+        if let Some(reason) = &req.reason {
+            validate::short_text("reason", reason)?;
+        }
+        self.finish(
+            &req.key,
+            &req.lease_id,
+            LeaseState::Released,
+            CANCELLED,
+            None,
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        key: &str,
+        lease_id: &str,
+        target: LeaseState,
+        error_code: &str,
+        error_hash: Option<String>,
+    ) -> Result<Lease> {
+        let retention = ms(self.inner.config.retention);
+        self.change(key, lease_id, |rec, now| match rec.state {
+            LeaseState::InProgress => {
+                let mut next = rec.clone();
+                next.state = target;
+                next.done_at_ms = Some(now);
+                next.error_code = Some(error_code.to_owned());
+                next.error_hash = error_hash.clone();
+                next.purge_at_ms = now + retention;
+                Some(Change::Write(next))
+            }
+            state if state == target => Some(Change::AlreadyDone),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The fenced read-modify-write shared by every holder operation. `decide` returns `None`
+    /// when the record's state does not allow the operation, which the caller sees as
+    /// `LeaseLost` like a foreign lease id.
+    async fn change(
+        &self,
+        key: &str,
+        lease_id: &str,
+        decide: impl Fn(&LeaseRecord, u64) -> Option<Change>,
+    ) -> Result<Lease> {
+        validate::key(key)?;
+        validate::short_text("lease_id", lease_id)?;
+        let lost = || Error::LeaseLost {
+            key: key.to_owned(),
+        };
+        loop {
+            let current = self.read(key).await?.ok_or_else(lost)?;
+            let now = self.now_ms();
+            let rec = &current.value;
+            if rec.lease_id != lease_id || view::live(rec, now).is_none() {
+                return Err(lost());
+            }
+            let next = match decide(rec, now).ok_or_else(lost)? {
+                Change::AlreadyDone => return Ok(self.holder_answer(key, rec)),
+                Change::Write(next) => next,
+            };
+            let answer = self.holder_answer(key, &next);
+            if self
+                .inner
+                .store
+                .put_record(key, Some(current.rev), next)
+                .await?
+                .is_some()
+            {
+                return Ok(answer);
+            }
+        }
+    }
+
+    fn holder_answer(&self, key: &str, rec: &LeaseRecord) -> Lease {
+        let status = match rec.state {
+            LeaseState::InProgress => RunStatus::Acquired,
+            LeaseState::Completed => RunStatus::Completed,
+            LeaseState::Failed | LeaseState::Released => RunStatus::Failed,
+        };
+        view::holder(key, rec, status)
+    }
+
+    /// Where `key` stands now.
+    pub async fn status(&self, key: &str) -> Result<AiStatus> {
+        validate::key(key)?;
+        let current = self.read(key).await?;
+        let now = self.now_ms();
+        Ok(
+            match current
+                .as_ref()
+                .and_then(|v| Some((&v.value, view::live(&v.value, now)?)))
+            {
+                Some((rec, phase)) => view::status(key, rec, phase, now),
+                None => view::not_found_status(key),
+            },
+        )
+    }
+
+    /// The stored result of `key` (with its status).
+    pub async fn result(&self, key: &str) -> Result<AiResult> {
+        validate::key(key)?;
+        let current = self.read(key).await?;
+        let now = self.now_ms();
+        let live = current
+            .as_ref()
+            .and_then(|v| Some((&*v.value, view::live(&v.value, now)?)));
+        Ok(view::result(key, live, now))
+    }
+}

@@ -1,0 +1,206 @@
+//! The embedded engine: every rule of OnceOnly, written once, over a [`Store`].
+//!
+//! `OnceOnly::memory()` runs it in-process; the server runs the same engine behind HTTP; the
+//! Redis and SQLite stores plug in underneath. Nothing above or below it decides semantics.
+
+mod check_lock;
+mod lease;
+mod purge;
+mod view;
+mod wait;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::backend::{Backend, BoxFuture};
+use crate::error::Result;
+use crate::models::{
+    AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult, CompleteRequest,
+    ExtendRequest, FailRequest, Lease, LeaseRequest,
+};
+use crate::store::{MemoryStore, Store};
+use crate::time::{Clock, SystemClock};
+
+/// Defaults and limits of an [`Engine`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// TTL of a check-lock when the request gives none (default 1 hour).
+    pub default_lock_ttl: Duration,
+    /// TTL of a lease when the request gives none (default 5 minutes).
+    pub default_lease_ttl: Duration,
+    /// How long finished (completed, failed, released) records are kept (default 7 days).
+    pub retention: Duration,
+    /// How often expired entries are physically removed (default 30 seconds).
+    pub purge_interval: Duration,
+    /// Largest result object accepted by `complete`, in bytes of JSON (default 1 MiB).
+    pub max_result_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            default_lock_ttl: Duration::from_secs(3600),
+            default_lease_ttl: Duration::from_secs(300),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            purge_interval: Duration::from_secs(30),
+            max_result_bytes: 1 << 20,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets how long finished records are kept.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets the default check-lock TTL.
+    pub fn default_lock_ttl(mut self, ttl: Duration) -> Self {
+        self.default_lock_ttl = ttl;
+        self
+    }
+
+    /// Sets the default lease TTL.
+    pub fn default_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.default_lease_ttl = ttl;
+        self
+    }
+
+    /// Sets the purge interval.
+    pub fn purge_interval(mut self, every: Duration) -> Self {
+        self.purge_interval = every;
+        self
+    }
+}
+
+/// The OnceOnly engine over a store. Cheap to clone (an `Arc` inside).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+/// use onceonly_runtime::{Engine, models::CheckLockRequest};
+///
+/// let engine = Engine::memory();
+/// assert!(engine.check_lock(CheckLockRequest::new("evt_1")).await?.locked);
+/// assert!(engine.check_lock(CheckLockRequest::new("evt_1")).await?.duplicate);
+/// # Ok(()) }
+/// ```
+pub struct Engine<S: Store = MemoryStore> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.inner.store.name())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Clone for Engine<S> {
+    fn clone(&self) -> Self {
+        Engine {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    purger_started: AtomicBool,
+}
+
+impl Engine<MemoryStore> {
+    /// An engine over a fresh in-process [`MemoryStore`].
+    pub fn memory() -> Self {
+        Engine::new(MemoryStore::new())
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine over `store` with the default configuration and the system clock.
+    pub fn new(store: S) -> Self {
+        Engine::with_config(store, EngineConfig::default(), Arc::new(SystemClock))
+    }
+
+    /// An engine with an explicit configuration and clock.
+    pub fn with_config(store: S, config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                purger_started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+}
+
+impl<S: Store> Backend for Engine<S> {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn check_lock(&self, req: CheckLockRequest) -> BoxFuture<'_, Result<CheckLockResult>> {
+        Box::pin(Engine::check_lock(self, req))
+    }
+
+    fn release_lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Engine::release_lock(self, key))
+    }
+
+    fn lease(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+        Box::pin(Engine::lease(self, req))
+    }
+
+    fn extend(&self, req: ExtendRequest) -> BoxFuture<'_, Result<Lease>> {
+        Box::pin(Engine::extend(self, req))
+    }
+
+    fn complete(&self, req: CompleteRequest) -> BoxFuture<'_, Result<Lease>> {
+        Box::pin(Engine::complete(self, req))
+    }
+
+    fn fail(&self, req: FailRequest) -> BoxFuture<'_, Result<Lease>> {
+        Box::pin(Engine::fail(self, req))
+    }
+
+    fn cancel(&self, req: CancelRequest) -> BoxFuture<'_, Result<Lease>> {
+        Box::pin(Engine::cancel(self, req))
+    }
+
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<AiStatus>> {
+        Box::pin(Engine::status(self, key))
+    }
+
+    fn result<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<AiResult>> {
+        Box::pin(Engine::result(self, key))
+    }
+
+    fn wait_status<'a>(
+        &'a self,
+        key: &'a str,
+        max_wait: Duration,
+    ) -> BoxFuture<'a, Result<AiStatus>> {
+        Box::pin(Engine::wait_status(self, key, max_wait))
+    }
+}

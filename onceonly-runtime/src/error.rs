@@ -1,0 +1,146 @@
+//! The one error type of the runtime.
+
+use std::time::Duration;
+
+/// A JSON object, as found in error details and results.
+pub type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// Everything that can go wrong when talking to OnceOnly, whatever the backend.
+///
+/// The variants follow the classes the official SDKs expose (unauthorized, over limit, rate
+/// limited, validation, generic API error) plus the states of the exactly-once algorithm
+/// (`InProgress`, `LeaseLost`, `PreviouslyFailed`). Sources are kept, never flattened to strings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The API key is missing, invalid or disabled (401, and 403 for key problems).
+    #[error("unauthorized: {detail}")]
+    Unauthorized {
+        /// The server's explanation.
+        detail: String,
+    },
+
+    /// A plan or usage limit was reached (402).
+    #[error("usage limit reached: {detail}")]
+    OverLimit {
+        /// The server's detail object (plan, limit, usage, ...).
+        detail: serde_json::Value,
+    },
+
+    /// Too many requests (429), with the server's `Retry-After` hint when it gave one.
+    #[error("rate limited{}", retry_after.map(|d| format!(", retry after {:.1}s", d.as_secs_f64())).unwrap_or_default())]
+    RateLimited {
+        /// How long the server asked us to wait.
+        retry_after: Option<Duration>,
+    },
+
+    /// The request was rejected before anything happened: bad key, TTL, metadata, arguments.
+    #[error("invalid request: {0}")]
+    Validation(String),
+
+    /// Any other non-success answer from the API.
+    #[error("API error {status}: {detail}")]
+    Api {
+        /// HTTP status code.
+        status: u16,
+        /// The `detail` of the error body (object, string, or null).
+        detail: serde_json::Value,
+    },
+
+    /// A governed call was refused by the agent's policy.
+    #[error("blocked by policy: {reason}")]
+    Blocked {
+        /// The policy reason (`tool_blocked`, `daily_spend_exceeded`, ...).
+        reason: String,
+        /// The decision recorded in the audit log.
+        decision: String,
+    },
+
+    /// Someone else holds the lease for this key and the caller chose not to wait
+    /// (or the wait timed out).
+    #[error("another caller is processing key `{key}`{}", retry_after.map(|d| format!("; retry in {}s", d.as_secs())).unwrap_or_default())]
+    InProgress {
+        /// The contended key.
+        key: String,
+        /// A hint for when to try again.
+        retry_after: Option<Duration>,
+    },
+
+    /// The lease id is no longer the current one for this key: the lease expired and another
+    /// caller acquired the key, or it was cancelled. The work done under it must not be
+    /// considered recorded.
+    #[error("lease lost for key `{key}`: another caller owns it now")]
+    LeaseLost {
+        /// The key whose lease was lost.
+        key: String,
+    },
+
+    /// An earlier execution for this key failed for good (terminal failure).
+    #[error("an earlier execution of key `{key}` failed: {error_code}")]
+    PreviouslyFailed {
+        /// The key.
+        key: String,
+        /// The error code stored by the failed execution.
+        error_code: String,
+    },
+
+    /// The operation did not finish within its deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+
+    /// The request could not be sent or the answer could not be received.
+    #[error("transport error: {0}")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// A value could not be encoded or decoded (a stored result that does not fit the
+    /// requested type, an unparsable answer).
+    #[error("could not encode or decode a value: {0}")]
+    Decode(#[source] serde_json::Error),
+
+    /// The client is misconfigured (missing environment variable, unknown URL scheme).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// The selected backend does not offer this operation (for example `me()` on the embedded
+    /// engine, which has no account).
+    #[error("`{operation}` is not supported by the {backend} backend")]
+    Unsupported {
+        /// The operation that was requested.
+        operation: &'static str,
+        /// The backend's name.
+        backend: &'static str,
+    },
+
+    /// The store behind the engine failed (I/O, connection, corrupted record).
+    #[error("store error: {0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Whether retrying the same call later can succeed: rate limits, transport failures,
+    /// timeouts, 5xx answers, store outages and keys busy elsewhere.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::RateLimited { .. }
+            | Error::Transport(_)
+            | Error::Timeout(_)
+            | Error::InProgress { .. }
+            | Error::Store(_) => true,
+            Error::Api { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn validation(msg: impl Into<String>) -> Self {
+        Error::Validation(msg.into())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Decode(e)
+    }
+}
+
+/// Result alias used throughout the runtime.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,367 @@
+//! `run_fn`: run a local side effect exactly once per key and return its typed value.
+//!
+//! The algorithm: lease → (heartbeat while the future runs) → complete or fail → return.
+//! On conflict it waits for the holder (woken, not polling) or returns `InProgress`; a
+//! completed key replays the stored value; a holder dropped mid-run gives the key back at once.
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::backend::{Backend, BoxFuture};
+use crate::client::OnceOnly;
+use crate::codec::{decode_result, encode_result};
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{
+    CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease, LeaseRequest, RunStatus,
+};
+
+/// Default lease TTL of `run_fn`.
+pub const DEFAULT_RUN_TTL: Duration = Duration::from_secs(300);
+/// Default bound on waiting for another holder.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default error code stored when the function returns `Err`.
+pub const DEFAULT_ERROR_CODE: &str = "fn_error";
+
+/// Options of a `run_fn` call. The builder methods of [`RunFn`] set them; the macros fill them
+/// from their attribute arguments.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunFnOptions {
+    /// Lease TTL: how long the holder may work without a heartbeat (default 300 s).
+    pub ttl: Duration,
+    /// Metadata stored with the run.
+    pub metadata: Option<JsonMap>,
+    /// Wait for a concurrent holder (default) or return [`Error::InProgress`] at once.
+    pub wait_on_conflict: bool,
+    /// Bound on the wait (default 60 s); running out gives [`Error::Timeout`].
+    pub timeout: Duration,
+    /// Error code stored when the function returns `Err` (default `fn_error`).
+    pub error_code: String,
+    /// Make an `Err` fail the key for good (later calls get [`Error::PreviouslyFailed`])
+    /// instead of releasing it for a retry (the default).
+    pub terminal_failures: bool,
+    /// Heartbeat interval (default a third of the TTL).
+    pub heartbeat: Option<Duration>,
+}
+
+impl Default for RunFnOptions {
+    fn default() -> Self {
+        RunFnOptions {
+            ttl: DEFAULT_RUN_TTL,
+            metadata: None,
+            wait_on_conflict: true,
+            timeout: DEFAULT_RUN_TIMEOUT,
+            error_code: DEFAULT_ERROR_CODE.to_owned(),
+            terminal_failures: false,
+            heartbeat: None,
+        }
+    }
+}
+
+/// A `run_fn` call being built; `.await` runs it. Made by [`Ai::run_fn`](crate::ai::Ai::run_fn).
+///
+/// The closure returns a future of `Result<T, E>` with `E: From<onceonly_runtime::Error>`; the
+/// call resolves to the same `Result<T, E>`:
+/// - the first caller runs the closure, its `Ok(T)` is stored and returned;
+/// - later callers, and concurrent callers after waiting, get the stored `T` back without
+///   running the closure (`T` must be `Serialize + DeserializeOwned`, see [`crate::codec`]);
+/// - an `Err` is returned as is and releases the key, so a retry runs again
+///   (`.terminal_failures(true)` stores the failure instead);
+/// - dropping the call while the closure runs (a timeout, a disconnected client) cancels the
+///   lease at once, so the next caller does not wait for the TTL.
+#[must_use = "run_fn does nothing until it is awaited"]
+pub struct RunFn<'a, F> {
+    client: &'a OnceOnly,
+    key: String,
+    f: F,
+    options: RunFnOptions,
+}
+
+impl<'a, F> RunFn<'a, F> {
+    pub(crate) fn new(client: &'a OnceOnly, key: String, f: F) -> Self {
+        RunFn {
+            client,
+            key,
+            f,
+            options: RunFnOptions::default(),
+        }
+    }
+
+    /// Lease TTL (default 300 s); a heartbeat extends it while the closure runs.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.options.ttl = ttl;
+        self
+    }
+
+    /// Metadata stored with the run.
+    pub fn metadata(mut self, metadata: JsonMap) -> Self {
+        self.options.metadata = Some(metadata);
+        self
+    }
+
+    /// Wait for a concurrent holder (default `true`) or return [`Error::InProgress`].
+    pub fn wait_on_conflict(mut self, wait: bool) -> Self {
+        self.options.wait_on_conflict = wait;
+        self
+    }
+
+    /// Bound on waiting for another holder (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// Error code stored when the closure returns `Err` (default `fn_error`).
+    pub fn error_code(mut self, code: impl Into<String>) -> Self {
+        self.options.error_code = code.into();
+        self
+    }
+
+    /// Make failures terminal instead of releasing the key.
+    pub fn terminal_failures(mut self, terminal: bool) -> Self {
+        self.options.terminal_failures = terminal;
+        self
+    }
+
+    /// Heartbeat interval (default a third of the TTL).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.options.heartbeat = Some(every);
+        self
+    }
+
+    /// Replaces all options at once.
+    pub fn options(mut self, options: RunFnOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+impl<'a, F, Fut, T, E> IntoFuture for RunFn<'a, F>
+where
+    F: FnOnce() -> Fut + Send + 'a,
+    Fut: Future<Output = Result<T, E>> + Send + 'a,
+    T: Serialize + DeserializeOwned + Send + 'a,
+    E: From<Error> + Send + 'a,
+{
+    type Output = Result<T, E>;
+    type IntoFuture = BoxFuture<'a, Result<T, E>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(run(self.client, self.key, self.f, self.options))
+    }
+}
+
+/// What acquiring ended with.
+enum Acquired<T> {
+    /// We hold the lease.
+    Lease(Lease),
+    /// The key already has a value.
+    Replay(T),
+}
+
+async fn run<F, Fut, T, E>(client: &OnceOnly, key: String, f: F, opts: RunFnOptions) -> Result<T, E>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+{
+    let lease = match acquire::<T>(client.backend(), &key, &opts).await? {
+        Acquired::Replay(value) => return Ok(value),
+        Acquired::Lease(lease) => lease,
+    };
+    let lease_id = lease.lease_id.ok_or_else(|| Error::Api {
+        status: 200,
+        detail: "acquired lease without lease_id".into(),
+    })?;
+    let mut guard = CancelOnDrop::new(client.shared_backend(), &key, &lease_id);
+
+    let outcome = with_heartbeat(client.backend(), &key, &lease_id, &opts, f()).await;
+    guard.disarm();
+    match outcome {
+        Ok(value) => {
+            let stored = encode_result(&value);
+            let stored = match stored {
+                Ok(stored) => stored,
+                Err(e) => {
+                    release(
+                        client.backend(),
+                        &key,
+                        &lease_id,
+                        "result_not_serializable",
+                        true,
+                    )
+                    .await;
+                    return Err(e.into());
+                }
+            };
+            // A failed `complete` is returned, not hidden. The lease is left to expire rather
+            // than released: the side effect did happen, so an immediate re-run is worse.
+            client
+                .backend()
+                .complete(CompleteRequest::new(&key, &lease_id, Some(stored)))
+                .await?;
+            Ok(value)
+        }
+        Err(user_error) => {
+            let retryable = !opts.terminal_failures;
+            release(
+                client.backend(),
+                &key,
+                &lease_id,
+                &opts.error_code,
+                retryable,
+            )
+            .await;
+            Err(user_error)
+        }
+    }
+}
+
+/// Leases the key, waiting out other holders if asked to.
+async fn acquire<T: DeserializeOwned>(
+    backend: &dyn Backend,
+    key: &str,
+    opts: &RunFnOptions,
+) -> Result<Acquired<T>> {
+    let deadline = Instant::now() + opts.timeout;
+    loop {
+        let mut req = LeaseRequest::new(key).ttl(opts.ttl);
+        req.metadata = opts.metadata.clone();
+        let lease = backend.lease(req).await?;
+        match lease.status {
+            RunStatus::Acquired => return Ok(Acquired::Lease(lease)),
+            RunStatus::Completed => return Ok(Acquired::Replay(decode_result(lease.result)?)),
+            RunStatus::Failed if !lease.retryable => {
+                return Err(Error::PreviouslyFailed {
+                    key: key.to_owned(),
+                    error_code: lease.error_code.unwrap_or_default(),
+                });
+            }
+            RunStatus::Blocked => {
+                return Err(Error::Blocked {
+                    reason: lease.error_code.unwrap_or_default(),
+                    decision: "blocked".to_owned(),
+                });
+            }
+            // Someone holds it (or just released it): wait, then ask again.
+            _ => {}
+        }
+        let retry_after = lease.retry_after_sec.map(Duration::from_secs);
+        if !opts.wait_on_conflict {
+            return Err(Error::InProgress {
+                key: key.to_owned(),
+                retry_after,
+            });
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout(opts.timeout));
+        }
+        if lease.status == RunStatus::Failed {
+            // Released but not acquired by us: a remote backend lagging; ask again shortly.
+            tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+        } else {
+            backend.wait_status(key, left).await?;
+        }
+    }
+}
+
+/// Runs `work` while extending the lease every `heartbeat` (default ttl/3). Heartbeat errors
+/// are logged, not fatal: whether the work counts is decided by `complete`.
+async fn with_heartbeat<Fut: Future>(
+    backend: &dyn Backend,
+    key: &str,
+    lease_id: &str,
+    opts: &RunFnOptions,
+    work: Fut,
+) -> Fut::Output {
+    let every = opts
+        .heartbeat
+        .unwrap_or(opts.ttl / 3)
+        .max(Duration::from_millis(100));
+    let heartbeat = async {
+        let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            let req = ExtendRequest::new(key, lease_id, Some(opts.ttl));
+            match backend.extend(req).await {
+                Ok(_) => {}
+                Err(e @ Error::LeaseLost { .. }) => {
+                    tracing::warn!(%key, error = %e, "heartbeat stopped: the lease was lost");
+                    std::future::pending::<()>().await;
+                }
+                Err(e) => tracing::warn!(%key, error = %e, "heartbeat failed; will retry"),
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        out = work => out,
+        () = heartbeat => unreachable!("the heartbeat never finishes"),
+    }
+}
+
+/// Records a failure; a failure to record it is logged, since the caller's own error is the
+/// one to return.
+async fn release(backend: &dyn Backend, key: &str, lease_id: &str, code: &str, retryable: bool) {
+    if let Err(e) = backend
+        .fail(FailRequest::new(key, lease_id, code, retryable))
+        .await
+    {
+        tracing::warn!(%key, error = %e, "could not record the failure; the lease will expire");
+    }
+}
+
+/// Cancels the lease if the run is dropped before it finished.
+struct CancelOnDrop {
+    armed: Option<(Arc<dyn Backend>, CancelRequest)>,
+}
+
+impl CancelOnDrop {
+    fn new(backend: Arc<dyn Backend>, key: &str, lease_id: &str) -> Self {
+        let req = CancelRequest::new(key, lease_id, Some("dropped".to_owned()));
+        CancelOnDrop {
+            armed: Some((backend, req)),
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some((backend, req)) = self.armed.take() else {
+            return;
+        };
+        let key = req.key.clone();
+        let mut cancel: BoxFuture<'static, ()> = Box::pin(async move {
+            if let Err(e) = backend.cancel(req).await {
+                tracing::warn!(key = %key, error = %e, "could not cancel a dropped run's lease");
+            }
+        });
+        // The embedded engine finishes at the first poll, so the key is free before `drop`
+        // returns; a remote backend's request continues on the runtime.
+        if cancel
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            == Poll::Ready(())
+        {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(cancel);
+            }
+            Err(_) => tracing::warn!("run dropped outside a tokio runtime; its lease will expire"),
+        }
+    }
+}

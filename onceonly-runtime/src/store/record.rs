@@ -1,0 +1,67 @@
+use serde::{Deserialize, Serialize};
+
+use crate::error::JsonMap;
+
+/// A live check-lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockEntry {
+    /// When the lock was taken (unix ms).
+    pub first_seen_at_ms: u64,
+    /// When it stops counting (unix ms).
+    pub expires_at_ms: u64,
+    /// Metadata given by the caller that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JsonMap>,
+}
+
+/// Where a lease record stands. Expiry is not a state: an `InProgress` record whose
+/// `lease_expires_at_ms` is past is free, and the engine reads it that way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseState {
+    /// A holder is working under `lease_id`.
+    InProgress,
+    /// A result is stored.
+    Completed,
+    /// A terminal failure is stored.
+    Failed,
+    /// The holder gave the key back (cancel, or a retryable failure): the next lease acquires.
+    Released,
+}
+
+/// Everything the engine keeps about one lease key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// The state.
+    pub state: LeaseState,
+    /// The fencing token of the latest acquisition.
+    pub lease_id: String,
+    /// How many times the key was acquired.
+    pub version: u64,
+    /// The TTL of the latest acquisition or extension, in ms.
+    pub ttl_ms: u64,
+    /// When the current lease stops being exclusive (unix ms).
+    pub lease_expires_at_ms: u64,
+    /// When the key was first acquired (unix ms).
+    pub first_seen_at_ms: u64,
+    /// When the key reached `Completed`, `Failed` or `Released` (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at_ms: Option<u64>,
+    /// The stored result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<JsonMap>,
+    /// The digest given with the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_hash: Option<String>,
+    /// The failure (or release) code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The digest given with the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_hash: Option<String>,
+    /// Metadata of the latest acquisition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JsonMap>,
+    /// When the store may delete the record (unix ms).
+    pub purge_at_ms: u64,
+}

@@ -1,0 +1,120 @@
+//! Input checks shared by every backend and the server. Each returns `Error::Validation`
+//! with a message that names the field and the rule.
+
+use std::time::Duration;
+
+use crate::error::{Error, JsonMap, Result};
+
+/// Longest accepted key, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Largest accepted metadata object, in bytes of compact JSON.
+pub const MAX_METADATA_BYTES: usize = 2048;
+/// Shortest accepted TTL.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
+/// Longest accepted TTL (the longest any hosted plan allows).
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest accepted error code or cancel reason, in bytes.
+pub const MAX_CODE_BYTES: usize = 256;
+
+/// A key is 1 to 256 bytes, not blank, without control characters.
+pub fn key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::validation("key must not be empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::validation(format!(
+            "key is {} bytes long; the maximum is {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    if key.trim().is_empty() {
+        return Err(Error::validation("key must not be blank"));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(Error::validation("key must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A TTL is between 1 second and 30 days.
+pub fn ttl(field: &str, ttl: Duration) -> Result<()> {
+    if ttl < MIN_TTL {
+        return Err(Error::validation(format!(
+            "{field} must be at least {}s (got {}ms)",
+            MIN_TTL.as_secs(),
+            ttl.as_millis()
+        )));
+    }
+    if ttl > MAX_TTL {
+        return Err(Error::validation(format!(
+            "{field} must be at most {}s (30 days), got {}s",
+            MAX_TTL.as_secs(),
+            ttl.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// Metadata serializes to at most 2,048 bytes.
+pub fn metadata(metadata: Option<&JsonMap>) -> Result<()> {
+    let Some(m) = metadata else { return Ok(()) };
+    let len = serde_json::to_vec(m).map_err(Error::Decode)?.len();
+    if len > MAX_METADATA_BYTES {
+        return Err(Error::validation(format!(
+            "metadata is {len} bytes as JSON; the maximum is {MAX_METADATA_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Lease ids, error codes and reasons: not empty, at most 256 bytes.
+pub fn short_text(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::validation(format!("{field} must not be empty")));
+    }
+    if value.len() > MAX_CODE_BYTES {
+        return Err(Error::validation(format!(
+            "{field} is {} bytes long; the maximum is {MAX_CODE_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(key("stripe:evt_1").is_ok());
+        assert!(key(&"k".repeat(256)).is_ok());
+        for bad in ["", "   ", "a\nb", "\0"] {
+            assert!(matches!(key(bad), Err(Error::Validation(_))), "{bad:?}");
+        }
+        let e = key(&"k".repeat(257)).unwrap_err().to_string();
+        assert!(e.contains("257 bytes"), "{e}");
+        // multi-byte characters count in bytes
+        assert!(key(&"é".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn ttls() {
+        assert!(ttl("ttl", Duration::from_secs(1)).is_ok());
+        assert!(ttl("ttl", MAX_TTL).is_ok());
+        assert!(ttl("ttl", Duration::ZERO).is_err());
+        assert!(ttl("ttl", Duration::from_millis(999)).is_err());
+        assert!(ttl("ttl", MAX_TTL + Duration::from_secs(1)).is_err());
+        assert!(ttl("ttl", Duration::MAX).is_err());
+    }
+
+    #[test]
+    fn metadata_size() {
+        let mut m = JsonMap::new();
+        m.insert("a".into(), "x".repeat(2000).into());
+        assert!(metadata(Some(&m)).is_ok());
+        m.insert("b".into(), "x".repeat(100).into());
+        let e = metadata(Some(&m)).unwrap_err().to_string();
+        assert!(e.contains("2048"), "{e}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Self-hostable OnceOnly API server (arrives with the HTTP API work).

@@ -1,0 +1,1 @@
+//! Tower layer for OnceOnly (arrives with the webhook deduplication work).
