@@ -5,11 +5,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, JsonMap, Result};
 use crate::models::{
     AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult, CompleteRequest,
-    ExtendRequest, FailRequest, Lease, LeaseRequest,
+    ExtendRequest, FailRequest, Lease, LeaseRequest, RunEvent, RunTimeline, Usage, UsageAll,
+    UsageKind,
 };
+
+fn unsupported<'a, T: Send + 'a>(
+    backend: &'static str,
+    operation: &'static str,
+) -> BoxFuture<'a, Result<T>> {
+    Box::pin(async move { Err(Error::Unsupported { operation, backend }) })
+}
 
 /// A boxed, `Send` future, the return type of every [`Backend`] method.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -60,4 +68,62 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         key: &'a str,
         max_wait: Duration,
     ) -> BoxFuture<'a, Result<AiStatus>>;
+
+    /// Key-mode `POST /ai/run`: starts a background run for `req.key`, or attaches to the
+    /// existing one (same answer shape as [`Backend::lease`]).
+    fn run(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+        let _ = req;
+        unsupported(self.name(), "ai.run")
+    }
+
+    /// `GET /me`: the account behind the API key.
+    fn me(&self) -> BoxFuture<'_, Result<JsonMap>> {
+        unsupported(self.name(), "me")
+    }
+
+    /// `POST /me/notifications`: notification preferences (only the given ones change).
+    fn update_notifications(&self, prefs: JsonMap) -> BoxFuture<'_, Result<JsonMap>> {
+        let _ = prefs;
+        unsupported(self.name(), "update_notifications")
+    }
+
+    /// `GET /usage?kind=`: this month's usage of one bucket.
+    fn usage(&self, kind: UsageKind) -> BoxFuture<'_, Result<Usage>> {
+        let _ = kind;
+        unsupported(self.name(), "usage")
+    }
+
+    /// `GET /usage/all`: this month's usage of both buckets.
+    fn usage_all(&self) -> BoxFuture<'_, Result<UsageAll>> {
+        unsupported(self.name(), "usage_all")
+    }
+
+    /// `GET /events`: recent account-level events, newest first.
+    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<JsonMap>> {
+        let _ = (limit, offset);
+        unsupported(self.name(), "events")
+    }
+
+    /// `POST /events`: appends an event to a run's timeline.
+    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<JsonMap>> {
+        let _ = event;
+        unsupported(self.name(), "post_event")
+    }
+
+    /// `GET /runs/{run_id}`: a run's timeline, oldest first.
+    fn run_timeline<'a>(
+        &'a self,
+        run_id: &'a str,
+        limit: u32,
+        offset: u32,
+    ) -> BoxFuture<'a, Result<RunTimeline>> {
+        let _ = (run_id, limit, offset);
+        unsupported(self.name(), "get_run_timeline")
+    }
+
+    /// `GET /metrics?from_day=&to_day=`: daily account metrics (`YYYY-MM-DD`, inclusive).
+    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<JsonMap>> {
+        let _ = (from_day, to_day);
+        unsupported(self.name(), "metrics")
+    }
 }

@@ -47,6 +47,8 @@ pub mod engine;
 mod error;
 mod global;
 pub mod key;
+#[cfg(feature = "macros")]
+mod macro_support;
 pub mod models;
 pub mod run_fn;
 pub mod store;
@@ -77,4 +79,7 @@ pub mod __private {
     pub use serde_json;
 
     pub use crate::key::canonical_hash;
+    #[cfg(feature = "macros")]
+    #[allow(unused_imports, unreachable_pub)]
+    pub use crate::macro_support::*;
 }

@@ -1,0 +1,2 @@
+//! Helpers for the code `#[idempotent]` and `#[idempotent_ai]` generate (re-exported in
+//! `__private`).
