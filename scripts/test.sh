@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: every Rust test and doc test of the workspace, then the official
+# Python SDK driven against onceonly-server. Installs what it needs; safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo test (workspace: unit, integration, UI and doc tests)"
+cargo test --workspace --locked
+
+echo "== official Python SDK against onceonly-server"
+bash tests/python/run.sh
