@@ -43,7 +43,8 @@ async fn main() -> Result<(), Error> {
         if lock.should_proceed() {
             println!("   delivery {delivery}: locked, processing the event");
         } else {
-            println!("   delivery {delivery}: duplicate (first seen {:?}), skipped", lock.first_seen_at);
+            let first_seen = lock.first_seen_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+            println!("   delivery {delivery}: duplicate (first seen {first_seen}), skipped");
         }
     }
 
