@@ -18,7 +18,7 @@ use crate::client::OnceOnly;
 use crate::codec::{decode_result, encode_result};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{
-    CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease, LeaseRequest, RunStatus,
+    CancelRequest, CompleteRequest, ExtendRequest, FailRequest, LeaseRequest, RunStatus,
 };
 
 /// Default lease TTL of `run_fn`.
@@ -159,8 +159,8 @@ where
 
 /// What acquiring ended with.
 enum Acquired<T> {
-    /// We hold the lease.
-    Lease(Lease),
+    /// We hold the lease with this id.
+    Lease(String),
     /// The key already has a value.
     Replay(T),
 }
@@ -172,14 +172,10 @@ where
     T: Serialize + DeserializeOwned,
     E: From<Error>,
 {
-    let lease = match acquire::<T>(client.backend(), &key, &opts).await? {
+    let lease_id = match acquire::<T>(client.backend(), &key, &opts).await? {
         Acquired::Replay(value) => return Ok(value),
-        Acquired::Lease(lease) => lease,
+        Acquired::Lease(lease_id) => lease_id,
     };
-    let lease_id = lease.lease_id.ok_or_else(|| Error::Api {
-        status: 200,
-        detail: "acquired lease without lease_id".into(),
-    })?;
     let mut guard = CancelOnDrop::new(client.shared_backend(), &key, &lease_id);
 
     let outcome = with_heartbeat(client.backend(), &key, &lease_id, &opts, f()).await;
@@ -236,7 +232,15 @@ async fn acquire<T: DeserializeOwned>(
         req.metadata = opts.metadata.clone();
         let lease = backend.lease(req).await?;
         match lease.status {
-            RunStatus::Acquired => return Ok(Acquired::Lease(lease)),
+            RunStatus::Acquired => {
+                return match lease.lease_id {
+                    Some(id) => Ok(Acquired::Lease(id)),
+                    None => Err(Error::Api {
+                        status: 200,
+                        detail: "the backend acquired a lease but sent no lease_id".into(),
+                    }),
+                };
+            }
             RunStatus::Completed => return Ok(Acquired::Replay(decode_result(lease.result)?)),
             RunStatus::Failed if !lease.retryable => {
                 return Err(Error::PreviouslyFailed {
