@@ -49,12 +49,8 @@ async fn the_purge_loop_ends_with_the_engine() {
         Arc::new(ManualClock::default()),
     );
     engine.check_lock(CheckLockRequest::new("k")).await.unwrap();
-    let weak_probe = Arc::new(());
-    let alive = Arc::downgrade(&weak_probe);
     drop(engine);
-    drop(weak_probe);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(alive.upgrade().is_none());
     // The runtime has no task left but ours: a loop still holding the engine would keep one.
     assert_eq!(
         tokio::runtime::Handle::current()
