@@ -1,21 +1,28 @@
-//! Attribute macros of OnceOnly. Use them through `onceonly_runtime`.
+//! The `#[idempotent]` and `#[idempotent_ai]` attribute macros of OnceOnly.
+//!
+//! Use them through `onceonly_runtime`, which re-exports both (feature `macros`, on by
+//! default) and provides what the generated code calls.
+#![doc = include_str!("../docs/crate.md")]
+
+mod attr;
+mod expand;
+mod key;
+
+#[cfg(test)]
+mod snapshots;
 
 use proc_macro::TokenStream;
 
-/// Runs an async fn exactly once per argument set (work in progress).
+use crate::attr::Kind;
+
+#[doc = include_str!("../docs/idempotent.md")]
 #[proc_macro_attribute]
-pub fn idempotent(_args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut out: TokenStream =
-        quote::quote!(compile_error!("#[idempotent] is not implemented yet");).into();
-    out.extend(item);
-    out
+pub fn idempotent(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::Idempotent, args.into(), item.into()).into()
 }
 
-/// Runs an async fn exactly once per key expression (work in progress).
+#[doc = include_str!("../docs/idempotent_ai.md")]
 #[proc_macro_attribute]
-pub fn idempotent_ai(_args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut out: TokenStream =
-        quote::quote!(compile_error!("#[idempotent_ai] is not implemented yet");).into();
-    out.extend(item);
-    out
+pub fn idempotent_ai(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::IdempotentAi, args.into(), item.into()).into()
 }
