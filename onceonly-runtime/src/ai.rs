@@ -154,3 +154,191 @@ impl<'a> IntoFuture for Wait<'a> {
         })
     }
 }
+
+/// How often [`Ai::run_and_wait`] extends the lease that `run` returned, by default.
+pub const DEFAULT_EXTEND_EVERY: Duration = Duration::from_secs(30);
+
+impl<'a> Ai<'a> {
+    /// Starts a background run for `key`, or attaches to the existing one: key-mode
+    /// `POST /ai/run` (options `.ttl(..)`, `.metadata(..)`, `.run_id(..)`). Same answer as
+    /// [`lease`](Ai::lease): `acquired` for the caller that started it, the holder's state
+    /// otherwise. Who executes the run is up to the server.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+    /// use std::time::Duration;
+    /// let client = onceonly_runtime::OnceOnly::new("once_live_...");
+    /// let run = client.ai().run("report:2026-04")
+    ///     .ttl(Duration::from_secs(600))
+    ///     .run_id("monthly-reports")
+    ///     .await?;
+    /// println!("{:?}", run.status);
+    /// # Ok(()) }
+    /// ```
+    pub fn run(self, key: impl Into<String>) -> AiRun<'a> {
+        AiRun {
+            client: self.client,
+            req: LeaseRequest::new(key),
+            run_id: None,
+        }
+    }
+
+    /// [`run`](Ai::run), then [`wait`](Ai::wait) for the outcome (options of both, plus
+    /// `.extend_every(..)`). While it waits, the lease `run` returned (if this call acquired
+    /// one) is extended every 30 s, as the official SDKs do.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+    /// use std::time::Duration;
+    /// let client = onceonly_runtime::OnceOnly::new("once_live_...");
+    /// let job = client.ai().run_and_wait("report:2026-04")
+    ///     .timeout(Duration::from_secs(120))
+    ///     .await?;
+    /// println!("{:?} {:?}", job.status, job.result);
+    /// # Ok(()) }
+    /// ```
+    pub fn run_and_wait(self, key: impl Into<String>) -> RunAndWait<'a> {
+        RunAndWait {
+            run: self.run(key),
+            timeout: DEFAULT_WAIT_TIMEOUT,
+            extend_every: DEFAULT_EXTEND_EVERY,
+        }
+    }
+}
+
+/// A key-mode `ai().run()` being built; `.await` sends it.
+#[derive(Debug)]
+#[must_use = "a run does nothing until it is awaited"]
+pub struct AiRun<'a> {
+    client: &'a OnceOnly,
+    req: LeaseRequest,
+    run_id: Option<String>,
+}
+
+impl AiRun<'_> {
+    /// The lease TTL of the run.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.req.ttl = Some(ttl);
+        self
+    }
+
+    /// Metadata of the run (`agent_id`, `actions`, ... for the hosted worker).
+    pub fn metadata(mut self, metadata: crate::error::JsonMap) -> Self {
+        self.req.metadata = Some(metadata);
+        self
+    }
+
+    /// The run id its timeline events are filed under (sent as `metadata.run_id`, replacing
+    /// any given there). Trimmed; a blank id is an error. Without it the server uses the key.
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    fn into_request(self) -> Result<LeaseRequest> {
+        let mut req = self.req;
+        if let Some(run_id) = self.run_id {
+            let run_id = run_id.trim();
+            if run_id.is_empty() {
+                return Err(Error::validation("run_id must not be empty"));
+            }
+            req.metadata
+                .get_or_insert_with(Default::default)
+                .insert("run_id".to_owned(), run_id.into());
+        }
+        Ok(req)
+    }
+}
+
+impl<'a> IntoFuture for AiRun<'a> {
+    type Output = Result<crate::models::Lease>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let client = self.client;
+        match self.into_request() {
+            Ok(req) => client.backend().run(req),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+/// An `ai().run_and_wait()` being built; `.await` runs it.
+#[derive(Debug)]
+#[must_use = "a run does nothing until it is awaited"]
+pub struct RunAndWait<'a> {
+    run: AiRun<'a>,
+    timeout: Duration,
+    extend_every: Duration,
+}
+
+impl RunAndWait<'_> {
+    /// The lease TTL of the run.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.run = self.run.ttl(ttl);
+        self
+    }
+
+    /// Metadata of the run.
+    pub fn metadata(mut self, metadata: crate::error::JsonMap) -> Self {
+        self.run = self.run.metadata(metadata);
+        self
+    }
+
+    /// The run id (see [`AiRun::run_id`]).
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run = self.run.run_id(run_id);
+        self
+    }
+
+    /// How long to wait for the outcome (default 60 s); running out is [`Error::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How often the acquired lease is extended while waiting (default 30 s).
+    pub fn extend_every(mut self, every: Duration) -> Self {
+        self.extend_every = every;
+        self
+    }
+}
+
+impl<'a> IntoFuture for RunAndWait<'a> {
+    type Output = Result<AiResult>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let RunAndWait {
+                run,
+                timeout,
+                extend_every,
+            } = self;
+            let client = run.client;
+            let ttl = run.req.ttl;
+            let key = run.req.key.clone();
+            let lease = run.await?;
+            let wait = client.ai().wait(key.clone()).timeout(timeout).into_future();
+            let Some(lease_id) = lease.lease_id.filter(|_| !lease.status.is_terminal()) else {
+                return wait.await;
+            };
+            let every = extend_every.max(Duration::from_secs(1));
+            let heartbeat = async {
+                let start = tokio::time::Instant::now() + every;
+                let mut tick = tokio::time::interval_at(start, every);
+                loop {
+                    tick.tick().await;
+                    let req = ExtendRequest::new(key.as_str(), lease_id.as_str(), ttl);
+                    if let Err(e) = client.backend().extend(req).await {
+                        tracing::debug!(key = %key, error = %e, "run_and_wait: extend failed");
+                    }
+                }
+            };
+            tokio::select! {
+                out = wait => out,
+                () = heartbeat => unreachable!("the heartbeat never finishes"),
+            }
+        })
+    }
+}

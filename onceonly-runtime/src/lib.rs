@@ -37,6 +37,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod account;
 pub mod ai;
 mod backend;
 mod call;
@@ -46,6 +47,8 @@ mod config;
 pub mod engine;
 mod error;
 mod global;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod key;
 #[cfg(feature = "macros")]
 mod macro_support;

@@ -1,0 +1,260 @@
+//! Account-level calls: who am I, usage, events, run timelines, metrics, notifications.
+//!
+//! These are thin typed front-ends to the [`Backend`](crate::Backend): the HTTP API answers
+//! all of them (the hosted API and `onceonly-server` alike); a backend without accounts, such
+//! as the embedded engine before it grows them, answers [`Error::Unsupported`].
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+//! use onceonly_runtime::OnceOnly;
+//! use onceonly_runtime::models::{RunEvent, UsageKind};
+//!
+//! let client = OnceOnly::new("once_live_...");
+//! let me = client.me().await?;
+//! let ai = client.usage().kind(UsageKind::Ai).await?;
+//! println!("plan {}: {} of {:?} AI runs this month", ai.plan, ai.usage, ai.limit);
+//!
+//! client.post_event(RunEvent {
+//!     run_id: "run_support_001".into(),
+//!     kind: "note".into(),
+//!     message: Some("escalated to a human".into()),
+//!     ..RunEvent::default()
+//! }).await?;
+//! let timeline = client.get_run_timeline("run_support_001").limit(50).await?;
+//! for event in &timeline.events {
+//!     println!("{:?} {} {:?}", event.ts, event.kind, event.message);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::future::IntoFuture;
+
+use crate::backend::BoxFuture;
+use crate::client::OnceOnly;
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{RunEvent, RunTimeline, Usage, UsageAll, UsageKind};
+
+/// Default page size of [`OnceOnly::events`].
+pub const DEFAULT_EVENTS_LIMIT: u32 = 50;
+/// Default page size of [`OnceOnly::get_run_timeline`].
+pub const DEFAULT_TIMELINE_LIMIT: u32 = 200;
+
+fn non_blank(field: &str, value: String) -> Result<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(Error::Validation(format!("{field} must not be empty")));
+    }
+    Ok(if trimmed.len() == value.len() {
+        value
+    } else {
+        trimmed.to_owned()
+    })
+}
+
+impl OnceOnly {
+    /// The account behind the API key (`GET /me`): plan, key preview, totals.
+    pub async fn me(&self) -> Result<JsonMap> {
+        self.backend().me().await
+    }
+
+    /// Changes notification preferences (`POST /me/notifications`); only the preferences set
+    /// on the builder are sent, and at least one must be.
+    pub fn update_notifications(&self) -> UpdateNotifications<'_> {
+        UpdateNotifications {
+            client: self,
+            prefs: JsonMap::new(),
+        }
+    }
+
+    /// This month's usage of one bucket (`GET /usage`; option `.kind(..)`, default
+    /// [`UsageKind::Make`], the check-lock bucket).
+    pub fn usage(&self) -> GetUsage<'_> {
+        GetUsage {
+            client: self,
+            kind: UsageKind::default(),
+        }
+    }
+
+    /// This month's usage of both buckets (`GET /usage/all`).
+    pub async fn usage_all(&self) -> Result<UsageAll> {
+        self.backend().usage_all().await
+    }
+
+    /// Recent account-level events, newest first (`GET /events`; options `.limit(..)`,
+    /// default 50, and `.offset(..)`).
+    pub fn events(&self) -> GetEvents<'_> {
+        GetEvents {
+            client: self,
+            limit: DEFAULT_EVENTS_LIMIT,
+            offset: 0,
+        }
+    }
+
+    /// Appends an event to a run's timeline (`POST /events`). `run_id` and `kind` are trimmed
+    /// and must not be blank; extra members are sent at the top level and win over the named
+    /// fields.
+    pub async fn post_event(&self, mut event: RunEvent) -> Result<JsonMap> {
+        event.run_id = non_blank("run_id", event.run_id)?;
+        event.kind = non_blank("type", event.kind)?;
+        self.backend().post_event(event).await
+    }
+
+    /// A run's timeline, oldest first (`GET /runs/{run_id}`; options `.limit(..)`, default
+    /// 200, and `.offset(..)`). The run id is trimmed and must not be blank.
+    pub fn get_run_timeline(&self, run_id: impl Into<String>) -> GetRunTimeline<'_> {
+        GetRunTimeline {
+            client: self,
+            run_id: run_id.into(),
+            limit: DEFAULT_TIMELINE_LIMIT,
+            offset: 0,
+        }
+    }
+
+    /// Daily account metrics between two days, inclusive (`GET /metrics`, days as
+    /// `YYYY-MM-DD`).
+    pub async fn metrics(&self, from_day: &str, to_day: &str) -> Result<JsonMap> {
+        self.backend().metrics(from_day, to_day).await
+    }
+}
+
+/// A `POST /me/notifications` being built; `.await` sends it.
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct UpdateNotifications<'a> {
+    client: &'a OnceOnly,
+    prefs: JsonMap,
+}
+
+impl UpdateNotifications<'_> {
+    fn set(mut self, name: &str, on: bool) -> Self {
+        self.prefs.insert(name.to_owned(), on.into());
+        self
+    }
+
+    /// E-mail notifications in general.
+    pub fn email_notifications_enabled(self, on: bool) -> Self {
+        self.set("email_notifications_enabled", on)
+    }
+
+    /// Notifications when a registered tool fails.
+    pub fn tool_error_notifications_enabled(self, on: bool) -> Self {
+        self.set("tool_error_notifications_enabled", on)
+    }
+
+    /// Notifications when a run fails.
+    pub fn run_failure_notifications_enabled(self, on: bool) -> Self {
+        self.set("run_failure_notifications_enabled", on)
+    }
+}
+
+impl<'a> IntoFuture for UpdateNotifications<'a> {
+    type Output = Result<JsonMap>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        if self.prefs.is_empty() {
+            return Box::pin(async {
+                Err(Error::Validation(
+                    "update_notifications requires at least one preference".into(),
+                ))
+            });
+        }
+        self.client.backend().update_notifications(self.prefs)
+    }
+}
+
+/// A `GET /usage` being built; `.await` sends it.
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct GetUsage<'a> {
+    client: &'a OnceOnly,
+    kind: UsageKind,
+}
+
+impl GetUsage<'_> {
+    /// Which bucket: check-locks ([`UsageKind::Make`]) or leases and runs ([`UsageKind::Ai`]).
+    pub fn kind(mut self, kind: UsageKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+impl<'a> IntoFuture for GetUsage<'a> {
+    type Output = Result<Usage>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.client.backend().usage(self.kind)
+    }
+}
+
+/// A `GET /events` being built; `.await` sends it.
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct GetEvents<'a> {
+    client: &'a OnceOnly,
+    limit: u32,
+    offset: u32,
+}
+
+impl GetEvents<'_> {
+    /// Page size (default 50).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Events to skip (default 0).
+    pub fn offset(mut self, offset: u32) -> Self {
+        self.offset = offset;
+        self
+    }
+}
+
+impl<'a> IntoFuture for GetEvents<'a> {
+    type Output = Result<JsonMap>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.client.backend().events(self.limit, self.offset)
+    }
+}
+
+/// A `GET /runs/{run_id}` being built; `.await` sends it.
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct GetRunTimeline<'a> {
+    client: &'a OnceOnly,
+    run_id: String,
+    limit: u32,
+    offset: u32,
+}
+
+impl GetRunTimeline<'_> {
+    /// Page size (default 200).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Events to skip (default 0).
+    pub fn offset(mut self, offset: u32) -> Self {
+        self.offset = offset;
+        self
+    }
+}
+
+impl<'a> IntoFuture for GetRunTimeline<'a> {
+    type Output = Result<RunTimeline>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let run_id = non_blank("run_id", self.run_id)?;
+            self.client
+                .backend()
+                .run_timeline(&run_id, self.limit, self.offset)
+                .await
+        })
+    }
+}

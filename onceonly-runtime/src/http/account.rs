@@ -1,0 +1,91 @@
+//! Core endpoints (PROTOCOL §5.1): account, usage, events, run timelines, metrics.
+
+use serde_json::Value;
+
+use super::transport::{Request, Transport};
+use super::wire::{self, call, call_map};
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{RunEvent, RunTimeline, Usage, UsageAll, UsageKind};
+
+pub(crate) async fn me(t: &Transport) -> Result<JsonMap> {
+    call_map(t, Request::get(&["me"])).await
+}
+
+pub(crate) async fn update_notifications(t: &Transport, prefs: JsonMap) -> Result<JsonMap> {
+    call_map(t, Request::post(&["me", "notifications"], &prefs)?).await
+}
+
+pub(crate) async fn usage(t: &Transport, kind: UsageKind) -> Result<Usage> {
+    let kind = match kind {
+        UsageKind::Make => "make",
+        UsageKind::Ai => "ai",
+    };
+    call(t, Request::get(&["usage"]).query("kind", kind)).await
+}
+
+pub(crate) async fn usage_all(t: &Transport) -> Result<UsageAll> {
+    let mut map = call_map(t, Request::get(&["usage", "all"])).await?;
+    for bucket in ["make", "ai"] {
+        if let Some(Value::Object(b)) = map.get_mut(bucket) {
+            wire::tidy(b);
+        }
+    }
+    wire::decode(map)
+}
+
+pub(crate) async fn events(t: &Transport, limit: u32, offset: u32) -> Result<JsonMap> {
+    let req = Request::get(&["events"])
+        .query("limit", limit)
+        .query("offset", offset);
+    call_map(t, req).await
+}
+
+pub(crate) async fn post_event(t: &Transport, event: RunEvent) -> Result<JsonMap> {
+    // Through a `Value` so that extra members replace named ones instead of repeating them.
+    let body = serde_json::to_value(&event)?;
+    call_map(t, Request::post(&["events"], &body)?).await
+}
+
+/// A run id as a single path segment. `.` and `..` would be read as path navigation by every
+/// URL parser on the way, so they are refused before sending.
+pub(crate) fn path_id<'a>(field: &str, id: &'a str) -> Result<&'a str> {
+    match id {
+        "" => Err(Error::Validation(format!("{field} must not be empty"))),
+        "." | ".." => Err(Error::Validation(format!(
+            "{field} `{id}` cannot be used in a URL path"
+        ))),
+        id => Ok(id),
+    }
+}
+
+pub(crate) async fn run_timeline(
+    t: &Transport,
+    run_id: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<RunTimeline> {
+    let req = Request::get(&["runs", path_id("run_id", run_id)?])
+        .query("limit", limit)
+        .query("offset", offset);
+    let mut map = call_map(t, req).await?;
+    if !map.contains_key("run_id") {
+        map.insert("run_id".into(), run_id.into());
+    }
+    // Timeline items need not repeat their run id.
+    let run_id = map.get("run_id").cloned().unwrap_or(Value::Null);
+    if let Some(Value::Array(events)) = map.get_mut("events") {
+        events.retain(Value::is_object);
+        for event in events.iter_mut().filter_map(Value::as_object_mut) {
+            event.retain(|_, v| !v.is_null());
+            event.entry("run_id").or_insert_with(|| run_id.clone());
+        }
+    }
+    wire::decode(map)
+}
+
+pub(crate) async fn metrics(t: &Transport, from_day: &str, to_day: &str) -> Result<JsonMap> {
+    let req = Request::get(&["metrics"])
+        .query("from_day", from_day)
+        .query("to_day", to_day);
+    call_map(t, req).await
+}

@@ -1,0 +1,174 @@
+//! The AI run and lease endpoints (PROTOCOL §5.3, §5.4), and waiting over HTTP.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::transport::{Request, Transport};
+use super::wire::{self, KeyBody, call, secs};
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{
+    AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
+    LeaseRequest,
+};
+
+/// Shortest pause between two status polls when the server does not long-poll.
+const MIN_POLL: Duration = Duration::from_millis(500);
+/// Longest pause between two status polls.
+const MAX_POLL: Duration = Duration::from_secs(5);
+/// Longest single long poll asked of the server; longer waits are several polls.
+const MAX_LONG_POLL: Duration = Duration::from_secs(20);
+
+/// `POST /ai/lease` and key-mode `POST /ai/run` (same body, same answer).
+pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Result<Lease> {
+    let body = KeyBody {
+        key: &req.key,
+        ttl: req.ttl.map(secs),
+        metadata: req.metadata.as_ref(),
+    };
+    call(t, Request::post(path, &body)?).await
+}
+
+/// A stale lease id: 409 `{"detail": {"error": "lease_lost"}}`.
+fn lease_lost(key: &str) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Api {
+            status: 409,
+            ref detail,
+        } if detail.get("error").and_then(Value::as_str) == Some("lease_lost") => {
+            Error::LeaseLost {
+                key: key.to_owned(),
+            }
+        }
+        e => e,
+    }
+}
+
+async fn holder_call(
+    t: &Transport,
+    path: &[&str],
+    key: &str,
+    body: &impl Serialize,
+) -> Result<Lease> {
+    call(t, Request::post(path, body)?)
+        .await
+        .map_err(lease_lost(key))
+}
+
+#[derive(Serialize)]
+struct ExtendBody<'a> {
+    key: &'a str,
+    lease_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
+}
+
+pub(crate) async fn extend(t: &Transport, req: ExtendRequest) -> Result<Lease> {
+    let body = ExtendBody {
+        key: &req.key,
+        lease_id: &req.lease_id,
+        ttl: req.ttl.map(secs),
+    };
+    holder_call(t, &["ai", "extend"], &req.key, &body).await
+}
+
+#[derive(Serialize)]
+struct CompleteBody<'a> {
+    key: &'a str,
+    lease_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_hash: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a JsonMap>,
+}
+
+pub(crate) async fn complete(t: &Transport, req: CompleteRequest) -> Result<Lease> {
+    let body = CompleteBody {
+        key: &req.key,
+        lease_id: &req.lease_id,
+        result_hash: req.result_hash.as_deref(),
+        result: req.result.as_ref(),
+    };
+    holder_call(t, &["ai", "complete"], &req.key, &body).await
+}
+
+#[derive(Serialize)]
+struct FailBody<'a> {
+    key: &'a str,
+    lease_id: &'a str,
+    error_code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_hash: Option<&'a str>,
+    /// Extension: sent only when true, so the hosted API sees exactly what official SDKs send.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    retryable: bool,
+}
+
+pub(crate) async fn fail(t: &Transport, req: FailRequest) -> Result<Lease> {
+    let body = FailBody {
+        key: &req.key,
+        lease_id: &req.lease_id,
+        error_code: &req.error_code,
+        error_hash: req.error_hash.as_deref(),
+        retryable: req.retryable,
+    };
+    holder_call(t, &["ai", "fail"], &req.key, &body).await
+}
+
+#[derive(Serialize)]
+struct CancelBody<'a> {
+    key: &'a str,
+    lease_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+pub(crate) async fn cancel(t: &Transport, req: CancelRequest) -> Result<Lease> {
+    let body = CancelBody {
+        key: &req.key,
+        lease_id: &req.lease_id,
+        reason: req.reason.as_deref().filter(|r| !r.is_empty()),
+    };
+    holder_call(t, &["ai", "cancel"], &req.key, &body).await
+}
+
+pub(crate) async fn status(t: &Transport, key: &str) -> Result<AiStatus> {
+    call(t, Request::get(&["ai", "status"]).query("key", key)).await
+}
+
+pub(crate) async fn result(t: &Transport, key: &str) -> Result<AiResult> {
+    // `result` must be an object; anything else is dropped, as the official SDKs do.
+    let mut map = wire::call_map(t, Request::get(&["ai", "result"]).query("key", key)).await?;
+    if map.get("result").is_some_and(|r| !r.is_object()) {
+        map.remove("result");
+    }
+    wire::decode(map)
+}
+
+/// Long-polls `GET /ai/status?key=..&wait_ms=..` until the key settles (completed, failed,
+/// released) or `max_wait` has passed. Against a server that answers at once, consecutive
+/// polls start at least the `retry_after_sec` hint apart (clamped to [0.5 s, 5 s]).
+pub(crate) async fn wait_status(t: &Transport, key: &str, max_wait: Duration) -> Result<AiStatus> {
+    let deadline = Instant::now() + max_wait;
+    loop {
+        let started = Instant::now();
+        let wait = deadline
+            .saturating_duration_since(started)
+            .min(MAX_LONG_POLL);
+        let mut req = Request::get(&["ai", "status"]).query("key", key);
+        if !wait.is_zero() {
+            req = req.query("wait_ms", wait.as_millis()).extra_timeout(wait);
+        }
+        let status: AiStatus = call(t, req).await?;
+        if status.status.is_terminal() || Instant::now() >= deadline {
+            return Ok(status);
+        }
+        let hint = status
+            .retry_after_sec
+            .map_or(MIN_POLL, Duration::from_secs)
+            .clamp(MIN_POLL, MAX_POLL);
+        tokio::time::sleep_until((started + hint).min(deadline)).await;
+    }
+}

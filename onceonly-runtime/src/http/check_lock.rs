@@ -1,0 +1,157 @@
+//! `POST /check-lock` and its own answer parsing (PROTOCOL §5.2), and the release extension.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+
+use super::errors::{self, parse_json, truthy};
+use super::transport::{Request, Response, Transport};
+use super::wire::{self, KeyBody, secs};
+use crate::error::{Error, Result};
+use crate::models::{CheckLockRequest, CheckLockResult};
+
+pub(crate) async fn check_lock(t: &Transport, req: CheckLockRequest) -> Result<CheckLockResult> {
+    let body = KeyBody {
+        key: &req.key,
+        ttl: req.ttl.map(secs),
+        metadata: req.metadata.as_ref(),
+    };
+    let request = Request::post(&["check-lock"], &body)?.request_id(req.request_id.clone());
+    let resp = t.send(request).await?;
+    parse(&req, &resp, t)
+}
+
+fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<CheckLockResult> {
+    let request_id = header(resp, "x-request-id");
+    let requested_ttl = req.ttl.map_or(0, secs);
+    if resp.status == 409 {
+        // Duplicate mode: {"detail": {"error": "Duplicate blocked", "first_seen_at": ".."}}.
+        let detail = errors::detail(parse_json(&resp.body));
+        return Ok(CheckLockResult {
+            locked: false,
+            duplicate: true,
+            key: req.key.clone(),
+            ttl: requested_ttl,
+            first_seen_at: detail
+                .as_ref()
+                .and_then(|d| d.get("first_seen_at"))
+                .and_then(timestamp),
+            request_id,
+            status_code: 409,
+            fail_open: None,
+        });
+    }
+    if !resp.is_success() {
+        return Err(errors::check_lock_status_error(
+            resp.status,
+            &resp.headers,
+            &resp.body,
+            t.scrub(),
+        ));
+    }
+    let body = errors::success_map(&resp.body);
+    let said = |s: Option<String>| {
+        s.map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| s == "locked" || s == "duplicate")
+    };
+    let status = said(
+        body.get("status")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    )
+    .or_else(|| said(header(resp, "x-onceonly-status")));
+    let locked = match status.as_deref() {
+        Some(s) => s == "locked",
+        // No status anywhere: `success` decides, and its absence reads as a duplicate.
+        None => body.get("success").is_some_and(truthy),
+    };
+    Ok(CheckLockResult {
+        locked,
+        duplicate: !locked,
+        key: body
+            .get("key")
+            .and_then(Value::as_str)
+            .map_or_else(|| req.key.clone(), str::to_owned),
+        ttl: body
+            .get("ttl")
+            .and_then(Value::as_f64)
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map_or(requested_ttl, |t| t.round() as u64),
+        first_seen_at: body.get("first_seen_at").and_then(timestamp),
+        request_id,
+        status_code: resp.status,
+        fail_open: None,
+    })
+}
+
+/// An RFC 3339 timestamp, a naive ISO one (read as UTC), or Unix seconds.
+fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::String(s) => {
+            let s = s.trim();
+            DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&Utc))
+                .ok()
+                .or_else(|| {
+                    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                        .ok()
+                        .map(|n| n.and_utc())
+                })
+        }
+        Value::Number(n) => {
+            let secs = n.as_f64()?;
+            DateTime::from_timestamp_millis((secs * 1000.0) as i64)
+        }
+        _ => None,
+    }
+}
+
+/// `POST /check-lock/release {"key"}` (extension), answering `{"released": bool}`.
+pub(crate) async fn release_lock(t: &Transport, key: &str) -> Result<bool> {
+    let body = KeyBody {
+        key,
+        ttl: None,
+        metadata: None,
+    };
+    let resp = t
+        .send(Request::post(&["check-lock", "release"], &body)?)
+        .await?;
+    // The route answers 200 with `released: false` for a key without a lock, so a 404 or
+    // 405 means the server does not have the route at all.
+    if resp.status == 404 || resp.status == 405 {
+        return Err(Error::Unsupported {
+            operation: "release_lock",
+            backend: "http",
+        });
+    }
+    let map = wire::read_map(&resp, t.scrub())?;
+    Ok(map.get("released").is_some_and(truthy))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let want = DateTime::parse_from_rfc3339("2025-01-15T10:30:00Z").unwrap();
+        for v in [
+            json!("2025-01-15T10:30:00Z"),
+            json!("2025-01-15T10:30:00+00:00"),
+            json!("2025-01-15T10:30:00"),
+            json!(1736937000),
+        ] {
+            assert_eq!(timestamp(&v), Some(want.with_timezone(&Utc)), "{v}");
+        }
+        assert_eq!(timestamp(&json!("yesterday")), None);
+        assert_eq!(timestamp(&json!(null)), None);
+    }
+}

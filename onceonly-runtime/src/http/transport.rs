@@ -1,0 +1,226 @@
+//! One connection pool, the headers every request carries (PROTOCOL §1.2), URL building
+//! (§1.1, §1.3) and the retry loop (§3, with jitter and a capped `Retry-After`).
+
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use reqwest::{Method, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use super::RetryPolicy;
+use super::errors::{self, Scrub};
+use crate::error::{Error, Result};
+
+/// Answers worth another attempt (§3).
+const RETRYABLE: [u16; 5] = [429, 500, 502, 503, 504];
+
+/// A request before it is sent: path segments (each percent-encoded on its own), query pairs
+/// and an optional JSON body.
+pub(crate) struct Request {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    request_id: Option<String>,
+    extra_timeout: Duration,
+}
+
+impl Request {
+    fn new(method: Method, segments: &[&str]) -> Self {
+        Request {
+            method,
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+            body: None,
+            request_id: None,
+            extra_timeout: Duration::ZERO,
+        }
+    }
+
+    /// `GET <base>/<segments...>`.
+    pub(crate) fn get(segments: &[&str]) -> Self {
+        Request::new(Method::GET, segments)
+    }
+
+    /// `POST <base>/<segments...>` with `body` as JSON.
+    pub(crate) fn post(segments: &[&str], body: &impl Serialize) -> Result<Self> {
+        let mut req = Request::new(Method::POST, segments);
+        req.body = Some(serde_json::to_vec(body)?);
+        Ok(req)
+    }
+
+    /// Adds a query parameter.
+    pub(crate) fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    /// Sends `X-Request-Id` when `id` is non-empty.
+    pub(crate) fn request_id(mut self, id: Option<String>) -> Self {
+        self.request_id = id.filter(|id| !id.is_empty());
+        self
+    }
+
+    /// Lets this request run `extra` longer than the client's timeout (long polls).
+    pub(crate) fn extra_timeout(mut self, extra: Duration) -> Self {
+        self.extra_timeout = extra;
+        self
+    }
+}
+
+/// A received answer, whatever its status.
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Everything shared by the requests of one backend.
+pub(crate) struct Transport {
+    client: reqwest::Client,
+    base: Url,
+    api_key: SecretString,
+    headers: HeaderMap,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        base: Url,
+        api_key: SecretString,
+        user_agent: &str,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self> {
+        let mut auth = HeaderValue::try_from(format!("Bearer {}", api_key.expose_secret()))
+            .map_err(|_| {
+                Error::Config("the API key contains characters not allowed in a header".into())
+            })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::try_from(user_agent)
+                .map_err(|_| Error::Config(format!("invalid user agent `{user_agent}`")))?,
+        );
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))?;
+        Ok(Transport {
+            client,
+            base,
+            api_key,
+            headers,
+            timeout,
+            retry,
+        })
+    }
+
+    pub(crate) fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// What must never appear in text copied from responses.
+    pub(crate) fn scrub(&self) -> Scrub<'_> {
+        Scrub(self.api_key.expose_secret())
+    }
+
+    fn url(&self, req: &Request) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(&req.segments);
+        }
+        if !req.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in &req.query {
+                pairs.append_pair(name, value);
+            }
+        }
+        url
+    }
+
+    /// Sends `req`, retrying 429, 500, 502, 503, 504, timeouts and transport errors while the
+    /// budget lasts. Returns the last answer whatever its status; errors only when no answer
+    /// was received.
+    pub(crate) async fn send(&self, req: Request) -> Result<Response> {
+        let url = self.url(&req);
+        let timeout = self.timeout + req.extra_timeout;
+        let mut attempt: u32 = 0;
+        loop {
+            let delay = match self.attempt(&req, url.clone(), timeout).await {
+                Ok(resp) if !RETRYABLE.contains(&resp.status) => return Ok(resp),
+                Ok(resp) if attempt >= self.retry.max_retries => return Ok(resp),
+                Err(e) if attempt >= self.retry.max_retries => return Err(e),
+                Ok(resp) => {
+                    let delay = self
+                        .retry
+                        .delay(attempt, errors::retry_after(&resp.headers));
+                    tracing::debug!(
+                        method = %req.method, path = url.path(), status = resp.status,
+                        attempt, ?delay, "retrying"
+                    );
+                    delay
+                }
+                Err(e) => {
+                    let delay = self.retry.delay(attempt, None);
+                    tracing::debug!(
+                        method = %req.method, path = url.path(), error = %e,
+                        attempt, ?delay, "retrying"
+                    );
+                    delay
+                }
+            };
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(&self, req: &Request, url: Url, timeout: Duration) -> Result<Response> {
+        let mut builder = self
+            .client
+            .request(req.method.clone(), url)
+            .headers(self.headers.clone())
+            .timeout(timeout);
+        if let Some(id) = &req.request_id {
+            builder = builder.header("X-Request-Id", id);
+        }
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
+        }
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| errors::transport_error(e, timeout))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| errors::transport_error(e, timeout))?;
+        Ok(Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        })
+    }
+}

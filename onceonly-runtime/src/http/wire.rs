@@ -1,0 +1,131 @@
+//! Request bodies as the wire wants them (absent optionals omitted), and the tolerant reading
+//! of answers into the typed models.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::errors::{self, Scrub};
+use super::transport::{Request, Response, Transport};
+use crate::error::{Error, JsonMap, Result};
+
+/// Whole seconds, rounded up (a 1.5 s TTL is sent as 2, never as 1 or 0).
+pub(crate) fn secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `{"key", "ttl"?, "metadata"?}`: check-lock, lease and key-mode run.
+#[derive(Serialize)]
+pub(crate) struct KeyBody<'a> {
+    pub(crate) key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ttl: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) metadata: Option<&'a JsonMap>,
+}
+
+/// Sends `req` and reads a 2xx answer as a map (§1.4), anything else as an error (§2).
+pub(crate) async fn call_map(t: &Transport, req: Request) -> Result<JsonMap> {
+    let resp = t.send(req).await?;
+    read_map(&resp, t.scrub())
+}
+
+/// Sends `req` and reads a 2xx answer into `T`.
+pub(crate) async fn call<T: DeserializeOwned>(t: &Transport, req: Request) -> Result<T> {
+    decode(call_map(t, req).await?)
+}
+
+pub(crate) fn read_map(resp: &Response, scrub: Scrub<'_>) -> Result<JsonMap> {
+    if resp.is_success() {
+        Ok(errors::success_map(&resp.body))
+    } else {
+        Err(errors::status_error(
+            resp.status,
+            &resp.headers,
+            &resp.body,
+            scrub,
+        ))
+    }
+}
+
+/// Reads an answer map into a model. `null` members count as absent, and `status` is read
+/// case-insensitively, as the official SDKs do; a member of the wrong type is a
+/// [`Error::Decode`], not a silent default.
+pub(crate) fn decode<T: DeserializeOwned>(mut map: JsonMap) -> Result<T> {
+    tidy(&mut map);
+    serde_json::from_value(Value::Object(map)).map_err(Error::Decode)
+}
+
+/// Members the models read as whole non-negative numbers.
+const WHOLE_NUMBERS: [&str; 7] = [
+    "ttl",
+    "ttl_left",
+    "retry_after_sec",
+    "version",
+    "charged",
+    "usage",
+    "limit",
+];
+
+pub(crate) fn tidy(map: &mut JsonMap) {
+    map.retain(|_, v| !v.is_null());
+    if let Some(Value::String(s)) = map.get_mut("status") {
+        *s = s.trim().to_ascii_lowercase();
+    }
+    // A server may send `retry_after_sec: 0.5` or `ttl_left: 12.3`: round up, not fail.
+    for name in WHOLE_NUMBERS {
+        let fraction = match map.get(name) {
+            Some(Value::Number(n)) if n.as_u64().is_none() => n.as_f64(),
+            _ => continue,
+        };
+        match fraction {
+            Some(f) if f.is_finite() && f >= 0.0 => {
+                map.insert(name.to_owned(), Value::from(f.ceil() as u64));
+            }
+            _ => {
+                map.remove(name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(secs(Duration::from_secs(60)), 60);
+        assert_eq!(secs(Duration::from_millis(1500)), 2);
+        assert_eq!(secs(Duration::from_millis(1)), 1);
+        assert_eq!(secs(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn answers_are_read_tolerantly() {
+        let map = serde_json::json!({
+            "status": " Completed ", "key": "k", "version": null, "retry_after_sec": 0.5,
+            "ttl_left": -1.5, "ttl": -3, "ok": true
+        });
+        let Value::Object(mut map) = map else {
+            unreachable!()
+        };
+        tidy(&mut map);
+        assert_eq!(
+            Value::Object(map),
+            serde_json::json!({"status": "completed", "key": "k", "retry_after_sec": 1, "ok": true})
+        );
+    }
+
+    #[test]
+    fn bodies_omit_absent_optionals() {
+        let body = KeyBody {
+            key: "k",
+            ttl: None,
+            metadata: None,
+        };
+        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"key":"k"}"#);
+    }
+}
