@@ -1,1 +1,114 @@
-//! Tower layer for OnceOnly (arrives with the webhook deduplication work).
+//! # OnceOnly for tower and axum
+//!
+//! Webhook senders deliver at least once: Stripe, GitHub and every Standard Webhooks sender
+//! retry on timeouts and errors, sometimes for days, and sometimes deliver the same event twice
+//! at the same moment. [`OnceOnlyLayer`] makes a route process each event once, across retries,
+//! concurrent deliveries and replicas, without losing an event whose first delivery failed.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//!
+//! use axum::{Router, body::Body, http::Request, routing::post};
+//! use onceonly_runtime::OnceOnly;
+//! use onceonly_tower::OnceOnlyLayer;
+//! use tower::ServiceExt;
+//!
+//! let runs = Arc::new(AtomicUsize::new(0));
+//! let counter = runs.clone();
+//! let app = Router::new()
+//!     .route("/webhooks/stripe", post(move || async move {
+//!         counter.fetch_add(1, Ordering::SeqCst); // charge, email, ... once per event
+//!         "ok"
+//!     }))
+//!     // Stripe puts the event id in the body: {"id": "evt_...", ...}
+//!     .layer(OnceOnlyLayer::new(OnceOnly::memory()).json_pointer("/id"));
+//!
+//! let delivery = || Request::post("/webhooks/stripe").body(Body::from(r#"{"id":"evt_1"}"#)).unwrap();
+//! let first = app.clone().oneshot(delivery()).await.unwrap();
+//! let again = app.clone().oneshot(delivery()).await.unwrap();
+//! assert_eq!(first.status(), 200);
+//! assert_eq!(again.headers()["x-onceonly-status"], "duplicate");
+//! assert_eq!(runs.load(Ordering::SeqCst), 1);
+//! # }
+//! ```
+//!
+//! ## Keys
+//!
+//! The layer looks for the delivery's id in the configured [`KeySource`]s, in order:
+//! `Idempotency-Key`, Standard Webhooks' `webhook-id`, `svix-id`, GitHub's `X-GitHub-Hook-ID` +
+//! `X-GitHub-Delivery` by default; add a JSON pointer into the body
+//! ([`json_pointer("/id")`](OnceOnlyLayer::json_pointer) for Stripe) or your own
+//! [`KeyExtractor`]. Keys are namespaced by method and route (axum's matched route template
+//! when there is one, else the path), so the same id on two routes does not collide.
+//!
+//! A request without a key passes through untouched, at the cost of a few header lookups, or
+//! gets `400` with [`require_key(true)`](OnceOnlyLayer::require_key). Only `POST` is handled
+//! unless [`methods`](OnceOnlyLayer::methods) says otherwise. Bodies the layer reads are limited
+//! to [`max_body_bytes`](OnceOnlyLayer::max_body_bytes) (`413` beyond).
+//!
+//! ## Modes
+//!
+//! - [`Mode::CheckLock`] (default): one round trip per request. The first delivery runs the
+//!   handler; duplicates get `200` with `X-OnceOnly-Status: duplicate` and a small JSON body,
+//!   without reaching the handler. A `5xx` answer, a handler error, or a request dropped before
+//!   the handler answered (the sender hung up) releases the key, so the sender's retry is
+//!   processed. Other answers (2xx, 3xx, 4xx) keep it.
+//! - [`Mode::Replay`]: for APIs whose clients read the answer (IETF `Idempotency-Key`, Stripe's
+//!   semantics). The first request holds a lease while the handler runs; its response (status,
+//!   an allow-list of headers, the body up to
+//!   [`max_response_bytes`](OnceOnlyLayer::max_response_bytes)) is stored, and later requests
+//!   with the key get it back byte for byte with `Idempotency-Replayed: true`. A request that
+//!   arrives while the first still runs gets `409` with `Retry-After`; the same key with a
+//!   different body (SHA-256 fingerprint) gets `422`. Which statuses are stored is decided by
+//!   [`is_stored`]: everything but `5xx` and the "try later" `408`/`409`/`425`/`429`, which
+//!   release the key like a failed handler or a dropped request does. The body fingerprint is
+//!   compared once a response is stored; while the first request runs, any duplicate gets `409`.
+//!
+//! ## Outages
+//!
+//! When the backend cannot be reached (transport error, timeout, store failure, 5xx), the layer
+//! follows [`fail_open`](OnceOnlyLayer::fail_open) (run the handler without deduplication and
+//! log a `tracing` warning) or [`fail_closed`](OnceOnlyLayer::fail_closed) (`503` with
+//! `Retry-After`). The default is the client's own setting. A backend that refuses (unauthorized,
+//! over a plan limit, rate limited) always gets `503`: refusals never bypass deduplication.
+//! Every answer of the layer is an HTTP response with a JSON `{"detail": ...}` or the small
+//! duplicate body; the service's error type is the inner service's.
+//!
+//! The hosted API has no way to release a check-lock, so on it a failed first delivery keeps
+//! its key until the TTL ends; [`Mode::Replay`] releases through leases and works everywhere.
+//!
+//! ## Plain tower
+//!
+//! The layer fits `Router::layer`, `Router::route_layer`, `MethodRouter::layer` and any tower
+//! service over `http::Request<B>` with `B: http_body::Body<Data = Bytes>`. The inner service is
+//! called with `Request<`[`RequestBody<B>`]`>` (the original body, or the bytes the layer read)
+//! and the response body becomes [`ResponseBody`].
+//!
+//! ## Signed tool calls
+//!
+//! [`signature`] verifies `X-OnceOnly-Signature` on tool endpoints that OnceOnly calls, as a
+//! layer or as axum extractors, and holds the signing primitive itself.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod body;
+mod buffer;
+mod dedup;
+mod response;
+pub mod signature;
+
+pub use body::{BoxError, RequestBody, ResponseBody};
+pub use dedup::{
+    DEFAULT_LEASE_TTL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TTL,
+    IDEMPOTENCY_REPLAYED, KeyExtractor, KeyRequest, KeySource, Mode, ONCEONLY_STATUS,
+    OnceOnlyLayer, OnceOnlyService, ResponseFuture, is_stored,
+};
+
+/// Header names the layer reads keys from.
+pub mod headers {
+    pub use crate::dedup::key::{
+        GITHUB_DELIVERY, GITHUB_HOOK_ID, IDEMPOTENCY_KEY, SVIX_ID, WEBHOOK_ID,
+    };
+}

@@ -1,0 +1,403 @@
+//! [`Mode::Replay`](super::Mode::Replay): a lease per request, the response stored and
+//! replayed.
+//!
+//! The first request with a key acquires the lease and runs the handler under a heartbeat.
+//! Its response is stored when it is final ([`is_stored`]); a 5xx, a transient 4xx, a failed
+//! handler or a dropped request gives the key back instead. Later requests with the key get
+//! the stored response, unless their body differs (`422`) or the first is still running
+//! (`409` with `Retry-After`).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::Body;
+use onceonly_runtime::models::{CompleteRequest, ExtendRequest, Lease, LeaseRequest, RunStatus};
+use onceonly_runtime::{Error, JsonMap, OnceOnly};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tower_service::Service;
+
+use super::guard::LeaseGuard;
+use super::key::FoundKey;
+use super::layer::Config;
+use super::service::passthrough;
+use super::{IDEMPOTENCY_REPLAYED, ONCEONLY_STATUS, backend_failure};
+use crate::body::{BoxError, ResponseBody};
+use crate::buffer::{self, Collected};
+use crate::response;
+
+/// Marks what this layer stores, so a result written by something else is never replayed.
+const FORMAT: &str = "onceonly-tower/response@1";
+
+/// Whether a response with `status` is stored and replayed.
+///
+/// Stored: every 2xx, 3xx and 4xx answer, because repeating the same request would get the same
+/// answer (IETF and Stripe semantics). Not stored, the key is released instead: 5xx, and the
+/// 4xx that mean "try again later" — `408 Request Timeout`, `409 Conflict`, `425 Too Early`,
+/// `429 Too Many Requests`.
+pub fn is_stored(status: StatusCode) -> bool {
+    !(status.is_server_error()
+        || status.is_informational()
+        || matches!(status.as_u16(), 408 | 409 | 425 | 429))
+}
+
+/// A stored response, as the lease result object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    format: String,
+    /// SHA-256 of the request body, hex.
+    fingerprint: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Base64 of the body; `None` when it was larger than the cap.
+    body: Option<String>,
+    body_len: u64,
+}
+
+impl Stored {
+    fn into_result(self) -> JsonMap {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => JsonMap::new(),
+        }
+    }
+
+    fn from_result(result: Option<JsonMap>) -> Option<Stored> {
+        let stored: Stored = serde_json::from_value(serde_json::Value::Object(result?)).ok()?;
+        (stored.format == FORMAT).then_some(stored)
+    }
+}
+
+fn fingerprint(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+pub(crate) async fn run<S, B, ResBody>(
+    config: &Config,
+    inner: S,
+    req: Request<B>,
+    key: String,
+    found: FoundKey,
+    body: &Bytes,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let fingerprint = fingerprint(body);
+    let mut metadata = JsonMap::new();
+    metadata.insert("fingerprint".into(), fingerprint.clone().into());
+    let lease_req = LeaseRequest::new(key.as_str())
+        .ttl(config.lease_ttl)
+        .metadata(metadata);
+    let lease = match config.client.backend().lease(lease_req).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            return match backend_failure(config, &key, &e) {
+                Some(answer) => Ok(answer),
+                None => passthrough(inner, req).await,
+            };
+        }
+    };
+    match (lease.status, lease.lease_id.as_deref()) {
+        (RunStatus::Acquired, Some(lease_id)) => {
+            let lease_id = lease_id.to_owned();
+            let guard = LeaseGuard::new(&config.client, &key, &lease_id);
+            let holder = Holder {
+                client: &config.client,
+                key: &key,
+                lease_id: &lease_id,
+                ttl: config.lease_ttl,
+            };
+            first(config, holder, guard, inner, req, fingerprint).await
+        }
+        (RunStatus::Completed, _) => Ok(replay(config, lease.result, &fingerprint, &found)),
+        _ => Ok(conflict(&lease, &found)),
+    }
+}
+
+/// A response body: read for storage, or left alone.
+enum Answer<B> {
+    Read(Collected<B>),
+    Unread(B),
+}
+
+/// The lease this request holds.
+#[derive(Clone, Copy)]
+struct Holder<'a> {
+    client: &'a OnceOnly,
+    key: &'a str,
+    lease_id: &'a str,
+    ttl: Duration,
+}
+
+/// Runs the handler for the first request with the key, and stores or releases.
+async fn first<S, B, ResBody>(
+    config: &Config,
+    holder: Holder<'_>,
+    guard: LeaseGuard,
+    mut inner: S,
+    req: Request<B>,
+    fingerprint: String,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let cap = config.max_response_bytes;
+    let work = async {
+        let res = inner.call(req).await?;
+        let stored = is_stored(res.status());
+        let (parts, body) = res.into_parts();
+        let body = if stored {
+            Answer::Read(buffer::read_response(body, cap).await)
+        } else {
+            Answer::Unread(body)
+        };
+        Ok((parts, body))
+    };
+    let (parts, body) = match with_heartbeat(holder, work).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            guard.release("handler_error").await;
+            return Err(e);
+        }
+    };
+    let stored_headers = |headers: &HeaderMap| -> Vec<(String, String)> {
+        config
+            .replay_headers
+            .iter()
+            .flat_map(|name| {
+                headers.get_all(name).iter().filter_map(move |v| {
+                    Some((name.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                })
+            })
+            .collect()
+    };
+    let collected = match body {
+        Answer::Read(collected) => collected,
+        Answer::Unread(body) => {
+            let code = if parts.status.is_server_error() {
+                "http_5xx"
+            } else {
+                "http_retry_later"
+            };
+            guard.release(code).await;
+            return Ok(Response::from_parts(parts, ResponseBody::inner(body)));
+        }
+    };
+    match collected {
+        Collected::Failed(e) => {
+            guard.release("response_body_error").await;
+            Ok(Response::from_parts(parts, ResponseBody::failed(e)))
+        }
+        Collected::Complete { data, trailers } => {
+            let stored = Stored {
+                format: FORMAT.to_owned(),
+                fingerprint,
+                status: parts.status.as_u16(),
+                headers: stored_headers(&parts.headers),
+                body: Some(BASE64.encode(&data)),
+                body_len: data.len() as u64,
+            };
+            store(holder, guard, stored).await;
+            Ok(Response::from_parts(
+                parts,
+                ResponseBody::full_with_trailers(data, trailers),
+            ))
+        }
+        Collected::Overflow { prefix, rest } => {
+            let stored = Stored {
+                format: FORMAT.to_owned(),
+                fingerprint,
+                status: parts.status.as_u16(),
+                headers: stored_headers(&parts.headers),
+                body: None,
+                body_len: parts
+                    .headers
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(0),
+            };
+            store(holder, guard, stored).await;
+            Ok(Response::from_parts(
+                parts,
+                ResponseBody::resumed(prefix, rest),
+            ))
+        }
+    }
+}
+
+/// Completes the lease with the stored response. A result the backend refuses as too large is
+/// stored without its body; any other failure is logged and the lease left to expire (the
+/// handler did run, so an immediate re-run would be worse).
+async fn store(holder: Holder<'_>, guard: LeaseGuard, mut stored: Stored) {
+    let backend = holder.client.backend();
+    let complete = |result: JsonMap| {
+        backend.complete(CompleteRequest::new(holder.key, holder.lease_id, Some(result)))
+    };
+    let mut outcome = complete(stored.clone().into_result()).await;
+    if let Err(Error::Validation(reason)) = &outcome
+        && stored.body.is_some()
+    {
+        tracing::warn!(key = %holder.key, %reason, "stored response refused; storing it without its body");
+        stored.body = None;
+        outcome = complete(stored.into_result()).await;
+    }
+    match outcome {
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            key = %holder.key, error = %e,
+            "could not store the response; duplicates get 409 until the lease expires, then run again"
+        ),
+    }
+    guard.disarm();
+}
+
+/// Runs `work` while extending the lease every third of its TTL. A lost lease stops the
+/// heartbeat (completion will report it); other failures are logged and retried.
+async fn with_heartbeat<F: Future>(holder: Holder<'_>, work: F) -> F::Output {
+    let every = (holder.ttl / 3).max(Duration::from_millis(100));
+    let heartbeat = async {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            let req = ExtendRequest::new(holder.key, holder.lease_id, Some(holder.ttl));
+            match holder.client.backend().extend(req).await {
+                Ok(_) => {}
+                Err(e @ Error::LeaseLost { .. }) => {
+                    tracing::warn!(key = %holder.key, error = %e, "heartbeat stopped: the lease was lost");
+                    std::future::pending::<()>().await;
+                }
+                Err(e) => tracing::warn!(key = %holder.key, error = %e, "heartbeat failed; will retry"),
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        out = work => out,
+        () = heartbeat => unreachable!("the heartbeat never finishes"),
+    }
+}
+
+/// The stored response again, or `422` when the body differs.
+fn replay<B>(
+    config: &Config,
+    result: Option<JsonMap>,
+    fingerprint: &str,
+    found: &FoundKey,
+) -> Response<ResponseBody<B>> {
+    let Some(stored) = Stored::from_result(result) else {
+        return response::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "idempotency key `{}` was already used for a different kind of request",
+                found.id_lossy()
+            ),
+        );
+    };
+    if stored.fingerprint != fingerprint {
+        return response::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "idempotency key `{}` was already used with a different request body",
+                found.id_lossy()
+            ),
+        );
+    }
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut res = match stored.body.as_deref().map(|b| BASE64.decode(b)) {
+        Some(Ok(body)) => {
+            let mut res = Response::new(ResponseBody::full(Bytes::from(body)));
+            *res.status_mut() = status;
+            for (name, value) in &stored.headers {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    res.headers_mut().append(name, value);
+                }
+            }
+            res
+        }
+        _ => response::json(
+            status,
+            &json!({
+                "status": "replayed",
+                "key": found.id_lossy(),
+                "detail": format!(
+                    "the original response body was larger than {} bytes and was not stored",
+                    config.max_response_bytes
+                ),
+            }),
+        ),
+    };
+    res.headers_mut()
+        .insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
+    res.headers_mut()
+        .insert(ONCEONLY_STATUS, HeaderValue::from_static("replayed"));
+    res
+}
+
+/// `409` with `Retry-After`: the first request is still running (or just gave the key back).
+fn conflict<B>(lease: &Lease, found: &FoundKey) -> Response<ResponseBody<B>> {
+    let id = found.id_lossy();
+    let (detail, retry) = match lease.status {
+        RunStatus::Failed if !lease.retryable => (
+            format!(
+                "an earlier request with idempotency key `{id}` failed for good ({})",
+                lease.error_code.as_deref().unwrap_or("unknown")
+            ),
+            None,
+        ),
+        _ => (
+            format!("a request with idempotency key `{id}` is being processed; retry later"),
+            Some(lease.retry_after_sec.unwrap_or(1)),
+        ),
+    };
+    let mut res = response::detail(StatusCode::CONFLICT, detail);
+    if let Some(secs) = retry {
+        res = response::retry_after(res, secs);
+    }
+    res.headers_mut()
+        .insert(ONCEONLY_STATUS, HeaderValue::from_static("in_progress"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_statuses() {
+        for ok in [200, 201, 204, 301, 400, 404, 410, 422] {
+            assert!(is_stored(StatusCode::from_u16(ok).unwrap()), "{ok}");
+        }
+        for not in [408, 409, 425, 429, 500, 502, 503] {
+            assert!(!is_stored(StatusCode::from_u16(not).unwrap()), "{not}");
+        }
+    }
+
+    #[test]
+    fn stored_responses_round_trip_and_reject_foreign_results() {
+        let stored = Stored {
+            format: FORMAT.into(),
+            fingerprint: fingerprint(b"{}"),
+            status: 201,
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body: Some(BASE64.encode([0u8, 159, 146, 150, 255])),
+            body_len: 5,
+        };
+        let back = Stored::from_result(Some(stored.into_result())).unwrap();
+        assert_eq!(BASE64.decode(back.body.unwrap()).unwrap(), [0, 159, 146, 150, 255]);
+        let foreign = json!({"value": "sent"}).as_object().cloned();
+        assert!(Stored::from_result(foreign).is_none());
+    }
+}

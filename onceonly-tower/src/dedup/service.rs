@@ -1,0 +1,194 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::key::{self, Extraction, FoundKey, KeyRequest};
+use super::layer::{Config, Mode};
+use super::{check_lock, replay};
+use crate::body::{BoxError, RequestBody, ResponseBody};
+use crate::buffer::{self, ReadError};
+use crate::response;
+
+/// The service made by [`OnceOnlyLayer`](super::OnceOnlyLayer). See the [crate docs](crate).
+///
+/// It calls the inner service with `Request<RequestBody<B>>` and answers
+/// `Response<ResponseBody<_>>`; its error is the inner service's error. Conflicts, mismatches
+/// and outages are HTTP responses, never errors.
+#[derive(Clone)]
+pub struct OnceOnlyService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for OnceOnlyService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnceOnlyService")
+            .field("inner", &self.inner)
+            .field("mode", &self.config.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> OnceOnlyService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        OnceOnlyService { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The answer to a handled request without a key when keys are required.
+pub(crate) fn missing_key<B>(config: &Config) -> Response<ResponseBody<B>> {
+    let names: Vec<String> = config.sources.iter().map(|s| format!("{s:?}")).collect();
+    response::detail(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "this endpoint requires an idempotency key; none of the configured sources matched: {}",
+            names.join(", ")
+        ),
+    )
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OnceOnlyService<S>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if !self.config.handles(req.method()) {
+            return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::inner)));
+        }
+        let extraction = key::extract(
+            &self.config.sources,
+            &KeyRequest {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                extensions: req.extensions(),
+                body: None,
+            },
+        );
+        if let Extraction::Missing = extraction {
+            if self.config.require_key {
+                return ResponseFuture::ready(missing_key(&self.config));
+            }
+            return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::inner)));
+        }
+        // The ready service goes into the future; a fresh clone stays behind for the next call.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::guarded(Box::pin(guarded(
+            Arc::clone(&self.config),
+            inner,
+            req,
+            extraction,
+        )))
+    }
+}
+
+/// The steps of a request that has a key, or needs its body read to find one.
+async fn guarded<S, ReqBody, ResBody>(
+    config: Arc<Config>,
+    inner: S,
+    req: Request<ReqBody>,
+    extraction: Extraction,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    ReqBody: Body<Data = Bytes>,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let needs_body = matches!(extraction, Extraction::NeedBody) || config.mode == Mode::Replay;
+    let (body, bytes) = if needs_body {
+        match buffer::read_request(&parts.headers, body, config.max_body_bytes).await {
+            Ok(bytes) => (RequestBody::buffered(bytes.clone()), Some(bytes)),
+            Err(ReadError::TooLarge) => return Ok(response::too_large(config.max_body_bytes)),
+            Err(ReadError::Failed(e)) => return Ok(response::unreadable(&e)),
+        }
+    } else {
+        (RequestBody::inner(body), None)
+    };
+    let found: Option<FoundKey> = match extraction {
+        Extraction::Found(found) => Some(found),
+        _ => match key::extract(
+            &config.sources,
+            &KeyRequest {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+                extensions: &parts.extensions,
+                body: bytes.as_deref(),
+            },
+        ) {
+            Extraction::Found(found) => Some(found),
+            _ => None,
+        },
+    };
+    let req = Request::from_parts(parts, body);
+    let Some(found) = found else {
+        if config.require_key {
+            return Ok(missing_key(&config));
+        }
+        return passthrough(inner, req).await;
+    };
+    let key = key::namespaced(
+        req.method(),
+        key::route(req.uri(), req.extensions()),
+        &found,
+    );
+    match config.mode {
+        Mode::CheckLock => check_lock::run(&config, inner, req, key, found).await,
+        Mode::Replay => {
+            let bytes = bytes.unwrap_or_default();
+            replay::run(&config, inner, req, key, found, &bytes).await
+        }
+    }
+}
+
+/// Calls the inner service and passes its response on untouched.
+pub(crate) async fn passthrough<S, B, ResBody>(
+    mut inner: S,
+    req: Request<B>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    Ok(inner.call(req).await?.map(ResponseBody::inner))
+}

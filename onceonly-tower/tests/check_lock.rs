@@ -1,0 +1,402 @@
+//! Mode::CheckLock over real TCP: axum (or hyper) serving, reqwest delivering, the embedded
+//! engine deduplicating.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use common::{Runs, client, header, serve, within};
+use onceonly_runtime::OnceOnly;
+use onceonly_tower::{KeyRequest, KeySource, OnceOnlyLayer};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
+
+fn stripe_layer(client: OnceOnly) -> OnceOnlyLayer {
+    OnceOnlyLayer::new(client).json_pointer("/id")
+}
+
+fn event(id: &str) -> String {
+    json!({"id": id, "object": "event", "type": "charge.succeeded"}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_deliveries_run_the_handler_once() {
+    let runs = Runs::default();
+    // The handler holds the first delivery until the test has seen 99 duplicates, so every
+    // duplicate was answered while the first delivery was still being processed.
+    let gate = Arc::new(Semaphore::new(0));
+    let app = Router::new()
+        .route(
+            "/webhooks/stripe",
+            post({
+                let (runs, gate) = (runs.clone(), gate.clone());
+                move || async move {
+                    runs.hit();
+                    gate.acquire().await.unwrap().forget();
+                    "processed"
+                }
+            }),
+        )
+        .layer(stripe_layer(OnceOnly::memory()));
+    let base = serve(app).await;
+    let http = client();
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for _ in 0..100 {
+        let (http, url, tx) = (http.clone(), format!("{base}/webhooks/stripe"), tx.clone());
+        tokio::spawn(async move {
+            let res = http.post(url).body(event("evt_100")).send().await.unwrap();
+            let status = res.status();
+            let marker = header(&res, "x-onceonly-status");
+            let body = res.text().await.unwrap();
+            tx.send((status, marker, body)).unwrap();
+        });
+    }
+    drop(tx);
+    let mut duplicates = 0;
+    while duplicates < 99 {
+        let (status, marker, body) = within("99 duplicates answered", rx.recv()).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(marker.as_deref(), Some("duplicate"), "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["status"], "duplicate");
+        assert_eq!(body["key"], "evt_100");
+        duplicates += 1;
+    }
+    gate.add_permits(1);
+    let (status, marker, body) = within("the first delivery", rx.recv()).await.unwrap();
+    assert_eq!((status, marker, body.as_str()), (StatusCode::OK, None, "processed"));
+    assert!(rx.recv().await.is_none());
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_answered_500_is_processed_again_on_retry() {
+    let runs = Runs::default();
+    let app = Router::new()
+        .route(
+            "/webhooks/stripe",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    if runs.hit() == 0 {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "database down")
+                    } else {
+                        (StatusCode::OK, "processed")
+                    }
+                }
+            }),
+        )
+        .layer(stripe_layer(OnceOnly::memory()));
+    let base = serve(app).await;
+    let http = client();
+    let deliver = || {
+        http.post(format!("{base}/webhooks/stripe"))
+            .body(event("evt_retry"))
+            .send()
+    };
+
+    let failed = deliver().await.unwrap();
+    assert_eq!(failed.status(), 500);
+    assert_eq!(failed.text().await.unwrap(), "database down");
+    let retried = deliver().await.unwrap();
+    assert_eq!(retried.status(), 200);
+    assert_eq!(header(&retried, "x-onceonly-status"), None);
+    let again = deliver().await.unwrap();
+    assert_eq!(header(&again, "x-onceonly-status").as_deref(), Some("duplicate"));
+    assert_eq!(runs.get(), 2);
+}
+
+#[tokio::test]
+async fn a_dropped_delivery_releases_the_key() {
+    let runs = Runs::default();
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/hooks",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    if runs.hit() == 0 {
+                        started_tx.send(()).unwrap();
+                        // Never answers: the sender gives up and hangs up.
+                        std::future::pending::<()>().await;
+                    }
+                    "processed"
+                }
+            }),
+        )
+        .layer(OnceOnlyLayer::new(OnceOnly::memory()));
+    let base = serve(app).await;
+    let http = client();
+    let url = format!("{base}/hooks");
+
+    let hung = tokio::spawn({
+        let (http, url) = (http.clone(), url.clone());
+        async move { http.post(url).header("webhook-id", "msg_drop").send().await }
+    });
+    within("the first delivery to start", started.recv()).await.unwrap();
+    hung.abort();
+
+    // The server notices the closed connection and drops the request future; the key is then
+    // released. Until it has, the retry may still be answered as a duplicate.
+    let mut attempts = 0;
+    let answer = loop {
+        let res = http.post(&url).header("webhook-id", "msg_drop").send().await.unwrap();
+        if header(&res, "x-onceonly-status").is_none() {
+            break res;
+        }
+        attempts += 1;
+        assert!(attempts < 200, "the dropped delivery never released its key");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(answer.text().await.unwrap(), "processed");
+    assert_eq!(runs.get(), 2);
+}
+
+#[tokio::test]
+async fn the_same_id_on_two_routes_does_not_collide() {
+    let (a, b) = (Runs::default(), Runs::default());
+    let app = Router::new()
+        .route("/webhooks/a", post({
+            let a = a.clone();
+            move || async move { a.hit(); "a" }
+        }))
+        .route("/webhooks/{provider}", post({
+            let b = b.clone();
+            move || async move { b.hit(); "b" }
+        }))
+        .layer(OnceOnlyLayer::new(OnceOnly::memory()));
+    let base = serve(app).await;
+    let http = client();
+    for path in ["a", "b", "a", "c"] {
+        let res = http
+            .post(format!("{base}/webhooks/{path}"))
+            .header("idempotency-key", "same-id")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // "/webhooks/b" and "/webhooks/c" share the route template "/webhooks/{provider}".
+    assert_eq!((a.get(), b.get()), (1, 1));
+}
+
+#[tokio::test]
+async fn requests_without_a_key_pass_through() {
+    let runs = Runs::default();
+    let app = Router::new()
+        .route(
+            "/hooks",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "ran"
+                }
+            })
+            .put({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "ran"
+                }
+            }),
+        )
+        .layer(OnceOnlyLayer::new(OnceOnly::memory()));
+    let base = serve(app).await;
+    let http = client();
+    for _ in 0..2 {
+        let res = http.post(format!("{base}/hooks")).body("{}").send().await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "ran");
+        // PUT is not a handled method by default, so even a key passes through.
+        let res = http
+            .put(format!("{base}/hooks"))
+            .header("idempotency-key", "k")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.text().await.unwrap(), "ran");
+    }
+    assert_eq!(runs.get(), 4);
+}
+
+#[tokio::test]
+async fn require_key_answers_400_with_a_json_detail() {
+    let runs = Runs::default();
+    let app = Router::new()
+        .route("/hooks", post({
+            let runs = runs.clone();
+            move || async move { runs.hit(); "ran" }
+        }))
+        .layer(stripe_layer(OnceOnly::memory()).require_key(true));
+    let base = serve(app).await;
+    let http = client();
+    for body in ["{}", "not json", r#"{"id": {"nested": true}}"#] {
+        let res = http.post(format!("{base}/hooks")).body(body).send().await.unwrap();
+        assert_eq!(res.status(), 400);
+        assert_eq!(header(&res, "content-type").as_deref(), Some("application/json"));
+        let detail: Value = res.json().await.unwrap();
+        let detail = detail["detail"].as_str().unwrap();
+        assert!(detail.contains("idempotency key"), "{detail}");
+    }
+    let res = http
+        .post(format!("{base}/hooks"))
+        .body(event("evt_ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413() {
+    let runs = Runs::default();
+    let app = Router::new()
+        .route("/hooks", post({
+            let runs = runs.clone();
+            move || async move { runs.hit(); "ran" }
+        }))
+        .layer(stripe_layer(OnceOnly::memory()).max_body_bytes(64));
+    let base = serve(app).await;
+    let http = client();
+    let big = json!({"id": "evt_big", "pad": "x".repeat(100)}).to_string();
+    let res = http.post(format!("{base}/hooks")).body(big).send().await.unwrap();
+    assert_eq!(res.status(), 413);
+    let detail: Value = res.json().await.unwrap();
+    assert!(detail["detail"].as_str().unwrap().contains("64 bytes"));
+    // Without a Content-Length the limit is enforced while reading.
+    let chunks: Vec<Result<String, std::io::Error>> =
+        vec![Ok(r#"{"id":"evt_stream","pad":""#.into()), Ok("y".repeat(100)), Ok(r#""}"#.into())];
+    let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let res = http.post(format!("{base}/hooks")).body(streamed).send().await.unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(runs.get(), 0);
+}
+
+#[tokio::test]
+async fn every_default_key_source_deduplicates() {
+    let runs = Runs::default();
+    let app = Router::new()
+        .route("/hooks", post({
+            let runs = runs.clone();
+            move || async move { runs.hit(); "ran" }
+        }))
+        .layer(OnceOnlyLayer::new(OnceOnly::memory()));
+    let base = serve(app).await;
+    let http = client();
+    let deliveries: [&[(&str, &str)]; 4] = [
+        &[("idempotency-key", "k1")],
+        &[("webhook-id", "msg_1")],
+        &[("svix-id", "msg_1")],
+        &[("x-github-hook-id", "42"), ("x-github-delivery", "72d3162e")],
+    ];
+    for headers in deliveries {
+        for attempt in 0..2 {
+            let mut req = http.post(format!("{base}/hooks"));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let res = req.send().await.unwrap();
+            let expected = (attempt == 1).then(|| "duplicate".to_owned());
+            assert_eq!(header(&res, "x-onceonly-status"), expected, "{headers:?}");
+        }
+    }
+    assert_eq!(runs.get(), 4);
+}
+
+#[tokio::test]
+async fn a_custom_extractor_and_route_layer() {
+    let runs = Runs::default();
+    let extractor = |req: &KeyRequest<'_>| {
+        let body: Value = serde_json::from_slice(req.body?).ok()?;
+        Some(format!("{}:{}", body["shop"].as_str()?, body["order"].as_u64()?))
+    };
+    let app = Router::new()
+        .route("/orders", post({
+            let runs = runs.clone();
+            move || async move { runs.hit(); "ran" }
+        }))
+        .route_layer(
+            OnceOnlyLayer::new(OnceOnly::memory()).key_sources([KeySource::custom(extractor)]),
+        );
+    let base = serve(app).await;
+    let http = client();
+    for body in [
+        r#"{"shop":"s1","order":7}"#,
+        r#"{"order":7,"shop":"s1","note":"resent"}"#,
+        r#"{"shop":"s2","order":7}"#,
+    ] {
+        let res = http.post(format!("{base}/orders")).body(body).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(runs.get(), 2);
+    // route_layer does not touch unmatched paths.
+    let res = http.post(format!("{base}/nowhere")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+/// A plain tower service (no axum routing) served by hyper: an `Err` from the service
+/// releases the key, and the body read for the key reaches the service intact.
+#[tokio::test]
+async fn plain_tower_service_errors_release_the_key() {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use onceonly_tower::RequestBody;
+    use tower::ServiceBuilder;
+
+    #[derive(Debug)]
+    struct Boom;
+    impl std::fmt::Display for Boom {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("boom")
+        }
+    }
+    impl std::error::Error for Boom {}
+
+    let runs = Runs::default();
+    let service = ServiceBuilder::new()
+        .layer(stripe_layer(OnceOnly::memory()))
+        .service_fn({
+            let runs = runs.clone();
+            move |req: http::Request<RequestBody<hyper::body::Incoming>>| {
+                let runs = runs.clone();
+                async move {
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    if runs.hit() == 0 {
+                        return Err(Boom);
+                    }
+                    Ok::<_, Boom>(http::Response::new(http_body_util::Full::new(body)))
+                }
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let svc = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let http = client();
+    let body = event("evt_plain");
+    // An Err from the service makes hyper drop the connection: the client sees an error.
+    assert!(http.post(&base).body(body.clone()).send().await.is_err());
+    let res = http.post(&base).body(body.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), body);
+    let res = http.post(&base).body(body).send().await.unwrap();
+    assert_eq!(header(&res, "x-onceonly-status").as_deref(), Some("duplicate"));
+    assert_eq!(runs.get(), 2);
+}
