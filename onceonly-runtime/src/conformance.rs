@@ -16,13 +16,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Account, Engine, EngineConfig, Plan};
 use crate::error::{Error, JsonMap};
 use crate::models::{
     CancelRequest, CheckLockRequest, CompleteRequest, ExtendRequest, FailRequest, LeaseRequest,
-    RunStatus,
+    RunEvent, RunStatus, UsageKind,
 };
-use crate::store::Store;
+use crate::store::{CounterAdd, Store};
 use crate::time::ManualClock;
 
 /// Retention used by the suite (shorter than the default, to test it).
@@ -495,6 +495,330 @@ pub async fn bad_input_rejected<S: Store>(store: S) {
     );
 }
 
+/// Concurrent adds never take a counter past its limit; refusals change nothing.
+pub async fn counter_limit_race<S: Store>(store: S) {
+    let store = Arc::new(store);
+    let (now, expires) = (1_000, 10_000);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .add_counter("c/race", 1, Some(10), now, expires)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut added = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            CounterAdd::Added(v) => added.push(v),
+            CounterAdd::Refused(v) => assert_eq!(v, 10, "refused only at the limit"),
+        }
+    }
+    added.sort_unstable();
+    assert_eq!(
+        added,
+        (1..=10).collect::<Vec<_>>(),
+        "each value is reached once"
+    );
+    assert_eq!(store.get_counter("c/race", now).await.unwrap(), 10);
+    assert_eq!(
+        store
+            .add_counter("c/race", 5, None, now, expires)
+            .await
+            .unwrap(),
+        CounterAdd::Added(15),
+        "no limit, no refusal"
+    );
+}
+
+/// A counter reads 0 once its window ended, and the next add opens a new window; negative
+/// deltas stop at 0.
+pub async fn counter_window<S: Store>(store: S) {
+    assert_eq!(store.get_counter("c/w", 0).await.unwrap(), 0);
+    assert_eq!(
+        store.add_counter("c/w", 3, None, 100, 1_000).await.unwrap(),
+        CounterAdd::Added(3)
+    );
+    assert_eq!(
+        store.add_counter("c/w", 2, None, 200, 5_000).await.unwrap(),
+        CounterAdd::Added(5),
+        "a live counter keeps its window"
+    );
+    assert_eq!(store.get_counter("c/w", 999).await.unwrap(), 5);
+    assert_eq!(
+        store.get_counter("c/w", 1_000).await.unwrap(),
+        0,
+        "window over"
+    );
+    assert_eq!(
+        store
+            .add_counter("c/w", 1, Some(1), 1_000, 2_000)
+            .await
+            .unwrap(),
+        CounterAdd::Added(1),
+        "the old value does not count in the new window"
+    );
+    assert_eq!(
+        store
+            .add_counter("c/w", -4, Some(0), 1_500, 2_000)
+            .await
+            .unwrap(),
+        CounterAdd::Added(0),
+        "negative deltas are never refused and stop at 0"
+    );
+    assert_eq!(store.get_counter("c/other", 1_500).await.unwrap(), 0);
+    assert!(store.purge_expired(2_000).await.unwrap() >= 1);
+    assert_eq!(store.get_counter("c/w", 1_500).await.unwrap(), 0, "purged");
+}
+
+/// Logs keep the newest `cap` entries with increasing sequence numbers, page from either
+/// end, and expire.
+pub async fn log_cap_and_pages<S: Store>(store: S) {
+    let entry = |i: u64| {
+        let mut m = JsonMap::new();
+        m.insert("i".into(), i.into());
+        m
+    };
+    for i in 1..=5 {
+        let seq = store
+            .append_log("l/a", entry(i), 3, 100, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(seq, i);
+    }
+    let seqs = |p: crate::store::LogPage| p.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let newest = store.read_log("l/a", true, 0, 10, 100).await.unwrap();
+    assert_eq!(newest.total, 3, "capped at 3");
+    assert_eq!(newest.entries[0].value.get("i"), Some(&5.into()));
+    assert_eq!(seqs(newest), [5, 4, 3]);
+    assert_eq!(
+        seqs(store.read_log("l/a", false, 1, 1, 100).await.unwrap()),
+        [4]
+    );
+    assert_eq!(
+        seqs(store.read_log("l/a", false, 5, 10, 100).await.unwrap()),
+        Vec::<u64>::new()
+    );
+    let empty = store.read_log("l/none", true, 0, 10, 100).await.unwrap();
+    assert_eq!((empty.total, empty.entries.len()), (0, 0));
+    let expired = store.read_log("l/a", true, 0, 10, 1_000).await.unwrap();
+    assert_eq!(expired.total, 0, "an expired log reads empty");
+    let seq = store
+        .append_log("l/a", entry(6), 3, 1_000, 2_000)
+        .await
+        .unwrap();
+    let fresh = store.read_log("l/a", true, 0, 10, 1_000).await.unwrap();
+    assert_eq!(fresh.total, 1, "an append after expiry starts afresh");
+    assert_eq!(fresh.entries[0].seq, seq);
+    assert!(seq > 5, "sequence numbers are not reused");
+}
+
+/// Two tenants of one store never see, wait on or release each other's keys and events.
+pub async fn tenant_isolation<S: Store>(store: S) {
+    let (root, _) = engine(store);
+    let a = root
+        .tenant(Account::tenant("a", Plan::unlimited()))
+        .unwrap();
+    let b = root
+        .tenant(Account::tenant("b", Plan::unlimited()))
+        .unwrap();
+    assert!(a.check_lock(lock("k", TTL)).await.unwrap().locked);
+    assert!(
+        !b.release_lock("k").await.unwrap(),
+        "b cannot release a's lock"
+    );
+    assert!(a.check_lock(lock("k", TTL)).await.unwrap().duplicate);
+    assert!(b.check_lock(lock("k", TTL)).await.unwrap().locked);
+    let la = a.lease(lease("job")).await.unwrap();
+    assert_eq!(la.status, RunStatus::Acquired);
+    assert_eq!(
+        b.status("job").await.unwrap().status,
+        RunStatus::NotFound,
+        "b does not see a's lease"
+    );
+    let id = la.lease_id.unwrap();
+    assert!(matches!(
+        b.complete(CompleteRequest::new("job", &id, None)).await,
+        Err(Error::LeaseLost { .. })
+    ));
+    assert_eq!(
+        b.lease(lease("job")).await.unwrap().status,
+        RunStatus::Acquired
+    );
+    a.post_event(RunEvent {
+        run_id: "r1".into(),
+        kind: "note".into(),
+        ..RunEvent::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.run_timeline("r1", 10, 0).await.unwrap().total, 1);
+    assert_eq!(b.run_timeline("r1", 10, 0).await.unwrap().total, 0);
+    assert_eq!(b.usage(UsageKind::Make).await.unwrap().usage, 1);
+    assert_eq!(a.usage(UsageKind::Make).await.unwrap().usage, 2);
+    assert!(
+        root.tenant(Account::tenant("../x", Plan::unlimited()))
+            .is_err()
+    );
+}
+
+/// A plan's monthly limits hold under concurrency; refusals are counted and leave nothing
+/// behind; answers that acquire nothing are free.
+pub async fn plan_limits<S: Store>(store: S) {
+    let (root, clock) = engine(store);
+    let plan = Plan::new("free").make_limit(3).ai_limit(2);
+    let t = root.tenant(Account::tenant("free", plan)).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let t = t.clone();
+            tokio::spawn(async move { t.check_lock(lock(&format!("k{i}"), TTL)).await })
+        })
+        .collect();
+    let (mut ok, mut over) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::OverLimit { detail }) => {
+                over += 1;
+                assert_eq!(detail["error"], "payment_required");
+                assert_eq!(detail["plan"], "free");
+                assert_eq!(detail["limit"], 3);
+                assert_eq!(detail["usage"], 3);
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((ok, over), (3, 13));
+    let make = t.usage(UsageKind::Make).await.unwrap();
+    assert_eq!(
+        (
+            make.usage,
+            make.limit,
+            make.blocked_total_month,
+            make.requests_total_month
+        ),
+        (3, Some(3), 13, 16)
+    );
+
+    let first = t.lease(lease("j1")).await.unwrap();
+    assert_eq!(
+        (first.charged, first.usage, first.limit),
+        (Some(1), Some(1), Some(2))
+    );
+    let busy = t.lease(lease("j1")).await.unwrap();
+    assert_eq!(busy.status, RunStatus::InProgress);
+    assert_eq!(
+        (busy.charged, busy.usage),
+        (Some(0), Some(1)),
+        "polling is free"
+    );
+    assert_eq!(
+        t.lease(lease("j2")).await.unwrap().status,
+        RunStatus::Acquired
+    );
+    assert!(matches!(
+        t.lease(lease("j3")).await,
+        Err(Error::OverLimit { .. })
+    ));
+    assert_eq!(
+        t.status("j3").await.unwrap().status,
+        RunStatus::NotFound,
+        "a refused lease leaves nothing behind"
+    );
+    let all = t.usage_all().await.unwrap();
+    assert_eq!(
+        (
+            all.ai.usage,
+            all.ai.polling_total_month,
+            all.ai.blocked_total_month
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(all.ai.requests_total_month, 4);
+    let events = t.events(10, 0).await.unwrap();
+    assert_eq!(events["data"][0]["type"], "limit_reached");
+
+    // Next month the counters start again.
+    clock.advance(Duration::from_secs(32 * 24 * 3600));
+    assert!(t.check_lock(lock("k-next", TTL)).await.unwrap().locked);
+    assert_eq!(t.usage(UsageKind::Make).await.unwrap().usage, 1);
+}
+
+/// The engine writes `run_started` and `run_finished`; posted events join the same
+/// timeline, oldest first; the account log lists them newest first.
+pub async fn run_timeline_events<S: Store>(store: S) {
+    let (engine, _) = engine(store);
+    let mut md = JsonMap::new();
+    md.insert("run_id".into(), "run-1".into());
+    md.insert("agent_id".into(), "bot".into());
+    let l = engine.lease(lease("job").metadata(md)).await.unwrap();
+    engine
+        .post_event(RunEvent {
+            run_id: " run-1 ".into(),
+            kind: "tool_call".into(),
+            tool: Some("send_email".into()),
+            ..RunEvent::default()
+        })
+        .await
+        .unwrap();
+    let mut req = CompleteRequest::new(
+        "job",
+        l.lease_id.unwrap(),
+        result(serde_json::json!({"ok": 1})),
+    );
+    req.result_hash = Some("h".into());
+    engine.complete(req.clone()).await.unwrap();
+    engine.complete(req).await.unwrap();
+    let t = engine.run_timeline("run-1", 100, 0).await.unwrap();
+    let kinds: Vec<_> = t.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["run_started", "tool_call", "run_finished"],
+        "a retried complete writes no second run_finished"
+    );
+    assert_eq!(t.total, 3);
+    assert_eq!(t.events[0].agent_id.as_deref(), Some("bot"));
+    assert_eq!(t.events[2].status.as_deref(), Some("completed"));
+    assert!(t.events.iter().all(|e| e.id.is_some() && e.ts.is_some()));
+    assert_eq!(
+        engine.run_timeline("run-1", 1, 1).await.unwrap().events[0].kind,
+        "tool_call"
+    );
+
+    // Key-mode runs default their run id to the key; cancel reads as cancelled.
+    let run = engine.run(lease("report:1")).await.unwrap();
+    engine
+        .cancel(CancelRequest::new("report:1", run.lease_id.unwrap(), None))
+        .await
+        .unwrap();
+    let t = engine.run_timeline("report:1", 100, 0).await.unwrap();
+    assert_eq!(t.events.len(), 2);
+    assert_eq!(t.events[1].status.as_deref(), Some("cancelled"));
+
+    let recent = engine.events(2, 0).await.unwrap();
+    assert_eq!(recent["total"], 5);
+    assert_eq!(recent["data"][0]["type"], "run_finished");
+    assert_eq!(recent["data"][0]["run_id"], "report:1");
+    let runs = engine.runs(10, 0, None).await.unwrap();
+    assert_eq!(runs["total"], 2);
+    assert_eq!(runs["items"][0]["run_id"], "report:1");
+    assert_eq!(runs["items"][1]["events_count"], 3);
+    assert_eq!(engine.runs(10, 0, Some("run-")).await.unwrap()["total"], 1);
+    for bad in ["", "  "] {
+        assert!(matches!(
+            engine.run_timeline(bad, 10, 0).await,
+            Err(Error::Validation(_))
+        ));
+    }
+    assert!(matches!(
+        engine.run_timeline("run-1", 0, 0).await,
+        Err(Error::Validation(_))
+    ));
+}
+
 /// Generates one `#[tokio::test]` per conformance case for a store factory
 /// (`|| async { store }`).
 #[macro_export]
@@ -505,7 +829,8 @@ macro_rules! store_conformance_tests {
             lease_expiry_edge, stale_lease_rejected, late_complete_accepted, completed_replays,
             fail_terminal_and_retryable, cancel_releases, extend_moves_expiry, retention,
             expired_record_reacquired_before_purge, waiter_woken_on_completion,
-            bad_input_rejected);
+            bad_input_rejected, counter_limit_race, counter_window, log_cap_and_pages,
+            tenant_isolation, plan_limits, run_timeline_events);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -10,6 +10,8 @@ use crate::validate;
 impl<S: Store> Engine<S> {
     /// Locks `req.key` for `req.ttl` (default [`EngineConfig::default_lock_ttl`]) unless a live
     /// lock exists, in which case the answer is a duplicate with the original `first_seen_at`.
+    /// Each answered call counts against the `make` bucket of the account's plan; at the
+    /// plan's monthly limit the call is refused with [`Error::OverLimit`](crate::Error::OverLimit).
     ///
     /// [`EngineConfig::default_lock_ttl`]: super::EngineConfig::default_lock_ttl
     pub async fn check_lock(&self, req: CheckLockRequest) -> Result<CheckLockResult> {
@@ -18,6 +20,7 @@ impl<S: Store> Engine<S> {
         validate::ttl("ttl", ttl)?;
         validate::metadata(req.metadata.as_ref())?;
         self.ensure_purger();
+        self.charge(crate::models::UsageKind::Make).await?;
 
         let now = self.now_ms();
         let claim = self

@@ -34,9 +34,9 @@ impl<S: Store> Engine<S> {
         self.inner.store.get_record(key).await
     }
 
-    /// Acquires the lease of `req.key`, or reports the live holder (never its lease id) or the
-    /// stored outcome.
-    pub async fn lease(&self, req: LeaseRequest) -> Result<Lease> {
+    /// The state machine's acquisition: acquires the lease of `req.key`, or reports the live
+    /// holder (never its lease id) or the stored outcome. [`Engine::lease`] adds accounting.
+    pub(super) async fn acquire(&self, req: LeaseRequest) -> Result<Lease> {
         validate::key(&req.key)?;
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
         validate::ttl("ttl", ttl)?;
@@ -214,6 +214,7 @@ impl<S: Store> Engine<S> {
                 Change::Write(next) => next,
             };
             let answer = self.holder_answer(key, &next);
+            let finished = super::events::finished_event(key, &next);
             if self
                 .inner
                 .store
@@ -221,6 +222,7 @@ impl<S: Store> Engine<S> {
                 .await?
                 .is_some()
             {
+                self.record_run_event(finished).await;
                 return Ok(answer);
             }
         }

@@ -2,22 +2,38 @@
 //!
 //! `OnceOnly::memory()` runs it in-process; the server runs the same engine behind HTTP; the
 //! Redis and SQLite stores plug in underneath. Nothing above or below it decides semantics.
+//!
+//! An engine serves one [`Account`]: a plan whose monthly limits it enforces, usage counters,
+//! and run timelines. [`Engine::tenant`] gives each account of a shared store its own engine
+//! (the server makes one per API key).
 
 mod check_lock;
+mod events;
 mod lease;
 mod purge;
+mod run;
+mod tenant;
+mod usage;
 mod view;
 mod wait;
+
+pub use events::{
+    MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_EVENTS_PAGE, MAX_RECENT_EVENTS, MAX_RUN_EVENTS,
+    MAX_RUN_ID_BYTES, MAX_TIMELINE_PAGE, NOTIFICATION_PREFS, validate_run_id,
+};
+pub use tenant::{Account, MAX_TENANT_ID_BYTES, Plan, TenantEngine, TenantStore};
+pub use usage::MAX_METRICS_DAYS;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::backend::{Backend, BoxFuture};
-use crate::error::Result;
+use crate::error::{JsonMap, Result};
 use crate::models::{
     AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult, CompleteRequest,
-    ExtendRequest, FailRequest, Lease, LeaseRequest,
+    ExtendRequest, FailRequest, Lease, LeaseRequest, RunEvent, RunTimeline, Usage, UsageAll,
+    UsageKind,
 };
 use crate::store::{MemoryStore, Store};
 use crate::time::{Clock, SystemClock};
@@ -113,6 +129,7 @@ struct Inner<S> {
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     purger_started: AtomicBool,
+    account: Account,
 }
 
 impl Engine<MemoryStore> {
@@ -136,6 +153,7 @@ impl<S: Store> Engine<S> {
                 clock,
                 config,
                 purger_started: AtomicBool::new(false),
+                account: Account::default(),
             }),
         }
     }
@@ -202,5 +220,46 @@ impl<S: Store> Backend for Engine<S> {
         max_wait: Duration,
     ) -> BoxFuture<'a, Result<AiStatus>> {
         Box::pin(Engine::wait_status(self, key, max_wait))
+    }
+
+    fn run(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+        Box::pin(Engine::run(self, req))
+    }
+
+    fn me(&self) -> BoxFuture<'_, Result<JsonMap>> {
+        Box::pin(Engine::me(self))
+    }
+
+    fn update_notifications(&self, prefs: JsonMap) -> BoxFuture<'_, Result<JsonMap>> {
+        Box::pin(Engine::update_notifications(self, prefs))
+    }
+
+    fn usage(&self, kind: UsageKind) -> BoxFuture<'_, Result<Usage>> {
+        Box::pin(Engine::usage(self, kind))
+    }
+
+    fn usage_all(&self) -> BoxFuture<'_, Result<UsageAll>> {
+        Box::pin(Engine::usage_all(self))
+    }
+
+    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<JsonMap>> {
+        Box::pin(Engine::events(self, limit, offset))
+    }
+
+    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<JsonMap>> {
+        Box::pin(Engine::post_event(self, event))
+    }
+
+    fn run_timeline<'a>(
+        &'a self,
+        run_id: &'a str,
+        limit: u32,
+        offset: u32,
+    ) -> BoxFuture<'a, Result<RunTimeline>> {
+        Box::pin(Engine::run_timeline(self, run_id, limit, offset))
+    }
+
+    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<JsonMap>> {
+        Box::pin(Engine::metrics(self, from_day, to_day))
     }
 }

@@ -1,11 +1,14 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{LeaseRecord, LockClaim, LockEntry, Notifier, Store, Subscription, Versioned};
+use super::{
+    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier, Store,
+    Subscription, Versioned,
+};
 use crate::error::{JsonMap, Result};
 
-/// An in-process store: two hash maps behind mutexes, and a [`Notifier`] for waiters.
+/// An in-process store: hash maps behind mutexes, and a [`Notifier`] for waiters.
 ///
 /// Every primitive runs under one short, never-awaited lock, which makes it atomic. Nothing
 /// survives the process; use the Redis or SQLite store for that.
@@ -17,6 +20,21 @@ pub struct MemoryStore {
     /// created again never reuses a revision a slow writer might still expect (no ABA).
     last_rev: AtomicU64,
     notifier: Notifier,
+    counters: Mutex<HashMap<String, Counter>>,
+    logs: Mutex<HashMap<String, Log>>,
+}
+
+#[derive(Debug)]
+struct Counter {
+    value: u64,
+    expires_at_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    entries: VecDeque<LogEntry>,
+    last_seq: u64,
+    expires_at_ms: u64,
 }
 
 impl MemoryStore {
@@ -127,7 +145,123 @@ impl Store for MemoryStore {
             records.retain(|_, r| r.value.purge_at_ms > now_ms);
             purged += before - records.len();
         }
+        {
+            let mut counters = lock(&self.counters);
+            let before = counters.len();
+            counters.retain(|_, c| c.expires_at_ms > now_ms);
+            purged += before - counters.len();
+        }
+        {
+            let mut logs = lock(&self.logs);
+            let before = logs.len();
+            logs.retain(|_, l| l.expires_at_ms > now_ms);
+            purged += before - logs.len();
+        }
         self.notifier.prune();
         Ok(purged)
+    }
+
+    async fn add_counter(
+        &self,
+        key: &str,
+        delta: i64,
+        limit: Option<u64>,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<CounterAdd> {
+        let mut counters = lock(&self.counters);
+        let counter = match counters.get_mut(key) {
+            Some(c) => c,
+            None => counters.entry(key.to_owned()).or_insert(Counter {
+                value: 0,
+                expires_at_ms,
+            }),
+        };
+        if counter.expires_at_ms <= now_ms {
+            *counter = Counter {
+                value: 0,
+                expires_at_ms,
+            };
+        }
+        let next = if delta >= 0 {
+            let next = counter.value.saturating_add(delta.unsigned_abs());
+            if limit.is_some_and(|limit| next > limit) {
+                return Ok(CounterAdd::Refused(counter.value));
+            }
+            next
+        } else {
+            counter.value.saturating_sub(delta.unsigned_abs())
+        };
+        counter.value = next;
+        Ok(CounterAdd::Added(next))
+    }
+
+    async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
+        Ok(lock(&self.counters)
+            .get(key)
+            .filter(|c| c.expires_at_ms > now_ms)
+            .map_or(0, |c| c.value))
+    }
+
+    async fn append_log(
+        &self,
+        key: &str,
+        value: JsonMap,
+        cap: usize,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<u64> {
+        let mut logs = lock(&self.logs);
+        let log = match logs.get_mut(key) {
+            Some(l) => l,
+            None => logs.entry(key.to_owned()).or_default(),
+        };
+        if log.expires_at_ms <= now_ms {
+            log.entries.clear();
+        }
+        log.last_seq += 1;
+        log.expires_at_ms = expires_at_ms;
+        log.entries.push_back(LogEntry {
+            seq: log.last_seq,
+            value: Arc::new(value),
+        });
+        while log.entries.len() > cap {
+            log.entries.pop_front();
+        }
+        Ok(log.last_seq)
+    }
+
+    async fn read_log(
+        &self,
+        key: &str,
+        newest_first: bool,
+        offset: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<LogPage> {
+        let logs = lock(&self.logs);
+        let Some(log) = logs.get(key).filter(|l| l.expires_at_ms > now_ms) else {
+            return Ok(LogPage::default());
+        };
+        let entries = if newest_first {
+            log.entries
+                .iter()
+                .rev()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect()
+        } else {
+            log.entries
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect()
+        };
+        Ok(LogPage {
+            total: log.entries.len() as u64,
+            entries,
+        })
     }
 }

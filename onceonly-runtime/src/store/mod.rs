@@ -5,6 +5,10 @@
 //! deadline is a unix-millisecond value computed by the engine's clock, and every write of a
 //! lease record wakes the subscribers of that key. A new store passes the shared conformance
 //! suite (`onceonly_runtime::conformance`, feature `testing`) before it is trusted.
+//!
+//! Besides locks and lease records, two generic primitives carry accounting and timelines:
+//! windowed counters ([`Store::add_counter`], never passing a limit under concurrency) and
+//! capped append-only logs ([`Store::append_log`]). The engine decides what they count and log.
 
 mod memory;
 mod notify;
@@ -35,6 +39,34 @@ pub struct Versioned<T> {
     pub rev: u64,
     /// The stored value.
     pub value: T,
+}
+
+/// The outcome of [`Store::add_counter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterAdd {
+    /// The delta was applied; the counter's new value.
+    Added(u64),
+    /// Applying the delta would have passed the limit; nothing changed. The counter's value.
+    Refused(u64),
+}
+
+/// One entry of a capped log, with its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    /// Assigned by [`Store::append_log`]: increasing within a log, never reused while the log
+    /// lives (trimming old entries does not reset it).
+    pub seq: u64,
+    /// The appended object.
+    pub value: Arc<JsonMap>,
+}
+
+/// A page of a capped log: [`Store::read_log`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogPage {
+    /// How many entries the log holds now (at most its cap).
+    pub total: u64,
+    /// The requested page.
+    pub entries: Vec<LogEntry>,
 }
 
 /// Atomic primitives the engine is built on.
@@ -79,7 +111,48 @@ pub trait Store: Send + Sync + 'static {
     /// never missed by the returned subscription.
     fn subscribe(&self, key: &str) -> impl Future<Output = Result<Subscription>> + Send;
 
-    /// Physically removes locks with `expires_at_ms <= now_ms` and records with
-    /// `purge_at_ms <= now_ms`. Returns how many entries went away.
+    /// Physically removes locks with `expires_at_ms <= now_ms`, records with
+    /// `purge_at_ms <= now_ms`, and expired counters and logs. Returns how many entries went away.
     fn purge_expired(&self, now_ms: u64) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Windowed counter: adds `delta` to the counter `key` unless the sum would exceed `limit`
+    /// (then nothing changes and the answer is [`CounterAdd::Refused`]). A counter whose
+    /// `expires_at_ms <= now_ms` counts as 0 and the add opens a new window ending at
+    /// `expires_at_ms`; a live counter keeps its window. A negative `delta` is never refused
+    /// and stops at 0. Concurrent adds never take a counter past its limit.
+    fn add_counter(
+        &self,
+        key: &str,
+        delta: i64,
+        limit: Option<u64>,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> impl Future<Output = Result<CounterAdd>> + Send;
+
+    /// The value of a counter: 0 when it is absent or its window ended.
+    fn get_counter(&self, key: &str, now_ms: u64) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Capped append-only log: appends `value` to the log `key` and returns its sequence
+    /// number. When the log then holds more than `cap` entries, the oldest go away. The log
+    /// lives until `expires_at_ms` (each append sets it); an expired log reads empty and the
+    /// next append starts it afresh.
+    fn append_log(
+        &self,
+        key: &str,
+        value: JsonMap,
+        cap: usize,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// A page of the log `key`: skips `offset` entries from the newest end (`newest_first`) or
+    /// the oldest end, then returns at most `limit` entries in that order.
+    fn read_log(
+        &self,
+        key: &str,
+        newest_first: bool,
+        offset: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<LogPage>> + Send;
 }

@@ -1,0 +1,349 @@
+//! Run timelines and the account's recent events, kept in capped append-only logs.
+//!
+//! Every event goes to two logs: the account's recent events (`GET /events`, newest first)
+//! and its run's timeline (`GET /runs/{run_id}`, oldest first). An event's id is its sequence
+//! number in the account log. Callers post events (`POST /events`); the engine writes
+//! `run_started` when a lease or run carrying `metadata.run_id` acquires (a key-mode run
+//! defaults its run id to the key) and `run_finished` when that lease completes, fails or is
+//! cancelled. Logs are capped (oldest entries go first) and expire after the engine's
+//! retention without new events.
+
+use serde_json::json;
+
+use super::Engine;
+use super::usage::object;
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{RunEvent, RunTimeline};
+use crate::store::{LeaseRecord, LeaseState, Store};
+use crate::time::ms;
+
+/// Most events kept per run timeline.
+pub const MAX_RUN_EVENTS: usize = 10_000;
+/// Most events kept in an account's recent-events log (also the window `runs` looks at).
+pub const MAX_RECENT_EVENTS: usize = 10_000;
+/// Largest accepted event, in bytes of JSON.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+/// Longest accepted run id, in bytes.
+pub const MAX_RUN_ID_BYTES: usize = 256;
+/// Longest accepted event type, in bytes.
+pub const MAX_EVENT_TYPE_BYTES: usize = 64;
+/// Largest page of `events` and `runs`.
+pub const MAX_EVENTS_PAGE: u32 = 500;
+/// Largest page of a run timeline.
+pub const MAX_TIMELINE_PAGE: u32 = 2000;
+
+const EVENTS_LOG: &str = "events";
+const PREFS_LOG: &str = "prefs";
+const PREFS_KEEP_MS: u64 = 10 * 365 * 86_400_000;
+/// The notification preferences `update_notifications` accepts (all default to `true`).
+pub const NOTIFICATION_PREFS: [&str; 3] = [
+    "email_notifications_enabled",
+    "tool_error_notifications_enabled",
+    "run_failure_notifications_enabled",
+];
+
+fn run_log(run_id: &str) -> String {
+    format!("run/{run_id}")
+}
+
+fn text_field<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(Error::Validation(format!("{field} must not be empty")));
+    }
+    if v.len() > max {
+        return Err(Error::Validation(format!(
+            "{field} is {} bytes long; the maximum is {max}",
+            v.len()
+        )));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Error::Validation(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(v)
+}
+
+/// Checks a run id as `GET /runs/{run_id}` and `POST /events` take it: trimmed, 1 to 256 bytes,
+/// no control characters. Returns the trimmed id.
+pub fn validate_run_id(run_id: &str) -> Result<&str> {
+    text_field("run_id", run_id, MAX_RUN_ID_BYTES)
+}
+
+fn page(field: &str, limit: u32, max: u32) -> Result<usize> {
+    if limit == 0 || limit > max {
+        return Err(Error::Validation(format!(
+            "{field} must be between 1 and {max}, got {limit}"
+        )));
+    }
+    Ok(limit as usize)
+}
+
+/// The run id a lease's metadata names, if it names a usable one.
+pub(super) fn run_id_of(metadata: Option<&JsonMap>) -> Option<String> {
+    let id = match metadata?.get("run_id")? {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    validate_run_id(&id).ok().map(str::to_owned)
+}
+
+fn string_of(metadata: Option<&JsonMap>, field: &str) -> Option<String> {
+    metadata?.get(field)?.as_str().map(str::to_owned)
+}
+
+/// The `run_finished` event of a record that just reached a terminal or released state.
+pub(super) fn finished_event(key: &str, rec: &LeaseRecord) -> Option<RunEvent> {
+    let status = match rec.state {
+        LeaseState::InProgress => return None,
+        LeaseState::Completed => "completed",
+        LeaseState::Failed => "failed",
+        LeaseState::Released if rec.error_code.as_deref() == Some(super::view::CANCELLED) => {
+            "cancelled"
+        }
+        LeaseState::Released => "failed",
+    };
+    let run_id = run_id_of(rec.metadata.as_ref())?;
+    let mut data = JsonMap::new();
+    data.insert("key".into(), key.into());
+    data.insert("version".into(), rec.version.into());
+    if let Some(code) = &rec.error_code {
+        data.insert("error_code".into(), code.clone().into());
+    }
+    if rec.state == LeaseState::Released {
+        data.insert("retryable".into(), true.into());
+    }
+    if let Some(hash) = &rec.result_hash {
+        data.insert("result_hash".into(), hash.clone().into());
+    }
+    Some(RunEvent {
+        run_id,
+        kind: "run_finished".into(),
+        ts: rec.done_at_ms.map(|t| (t / 1000) as i64),
+        status: Some(status.into()),
+        agent_id: string_of(rec.metadata.as_ref(), "agent_id"),
+        data: Some(data),
+        ..RunEvent::default()
+    })
+}
+
+/// The `run_started` event of an acquisition.
+pub(super) fn started_event(
+    key: &str,
+    version: u64,
+    metadata: Option<&JsonMap>,
+) -> Option<RunEvent> {
+    let run_id = run_id_of(metadata)?;
+    let mut data = JsonMap::new();
+    data.insert("key".into(), key.into());
+    data.insert("version".into(), version.into());
+    Some(RunEvent {
+        run_id,
+        kind: "run_started".into(),
+        status: Some("in_progress".into()),
+        agent_id: string_of(metadata, "agent_id"),
+        data: Some(data),
+        ..RunEvent::default()
+    })
+}
+
+impl<S: Store> Engine<S> {
+    fn log_expiry(&self, now: u64) -> u64 {
+        now.saturating_add(ms(self.inner.config.retention))
+    }
+
+    /// Appends a validated event to the account log and its run's timeline; returns its id.
+    async fn append_event(&self, mut event: RunEvent) -> Result<u64> {
+        let now = self.now_ms();
+        event.id = None;
+        event.ts.get_or_insert((now / 1000) as i64);
+        let mut map = object(serde_json::to_value(&event)?);
+        let expiry = self.log_expiry(now);
+        let store = &self.inner.store;
+        let id = store
+            .append_log(EVENTS_LOG, map.clone(), MAX_RECENT_EVENTS, now, expiry)
+            .await?;
+        map.insert("id".into(), id.into());
+        store
+            .append_log(&run_log(&event.run_id), map, MAX_RUN_EVENTS, now, expiry)
+            .await?;
+        Ok(id)
+    }
+
+    /// Writes an event the engine generated. Failing to write it never fails the operation
+    /// that caused it; it is logged instead.
+    pub(super) async fn record_run_event(&self, event: Option<RunEvent>) {
+        let Some(event) = event else { return };
+        if let Err(e) = self.append_event(event).await {
+            tracing::warn!(error = %e, "could not write a run timeline event");
+        }
+    }
+
+    /// Logs an account-level event (no run), best effort.
+    pub(super) async fn log_account_event(&self, mut event: JsonMap) {
+        let now = self.now_ms();
+        event
+            .entry("ts")
+            .or_insert_with(|| ((now / 1000) as i64).into());
+        let expiry = self.log_expiry(now);
+        if let Err(e) = self
+            .inner
+            .store
+            .append_log(EVENTS_LOG, event, MAX_RECENT_EVENTS, now, expiry)
+            .await
+        {
+            tracing::warn!(error = %e, "could not write an account event");
+        }
+    }
+
+    /// Appends `event` to its run's timeline (`POST /events`). `run_id` and `type` are
+    /// trimmed and must not be blank; `ts` defaults to now (unix seconds); extra fields are
+    /// kept verbatim; the whole event is at most 16 KiB of JSON. Answers
+    /// `{"ok": true, "event_id", "run_id"}`.
+    pub async fn post_event(&self, mut event: RunEvent) -> Result<JsonMap> {
+        event.run_id = validate_run_id(&event.run_id)?.to_owned();
+        event.kind = text_field("type", &event.kind, MAX_EVENT_TYPE_BYTES)?.to_owned();
+        let len = serde_json::to_vec(&event)?.len();
+        if len > MAX_EVENT_BYTES {
+            return Err(Error::Validation(format!(
+                "the event is {len} bytes as JSON; the maximum is {MAX_EVENT_BYTES}"
+            )));
+        }
+        let run_id = event.run_id.clone();
+        let id = self.append_event(event).await?;
+        Ok(object(
+            json!({"ok": true, "event_id": id, "run_id": run_id}),
+        ))
+    }
+
+    /// The account's recent events, newest first (`GET /events`): run events and
+    /// `limit_reached` refusals. `limit` is 1 to 500. Answers
+    /// `{"data": [...], "total", "limit", "offset"}`.
+    pub async fn events(&self, limit: u32, offset: u32) -> Result<JsonMap> {
+        let n = page("limit", limit, MAX_EVENTS_PAGE)?;
+        let log = self
+            .inner
+            .store
+            .read_log(EVENTS_LOG, true, offset as usize, n, self.now_ms())
+            .await?;
+        let data: Vec<serde_json::Value> = log
+            .entries
+            .into_iter()
+            .map(|e| {
+                let mut m = (*e.value).clone();
+                m.insert("id".into(), e.seq.into());
+                serde_json::Value::Object(m)
+            })
+            .collect();
+        Ok(object(json!({
+            "data": data,
+            "total": log.total,
+            "limit": limit,
+            "offset": offset,
+        })))
+    }
+
+    /// A run's timeline, oldest first (`GET /runs/{run_id}`); `limit` is 1 to 2000. An unknown
+    /// run has an empty timeline.
+    pub async fn run_timeline(&self, run_id: &str, limit: u32, offset: u32) -> Result<RunTimeline> {
+        let run_id = validate_run_id(run_id)?;
+        let n = page("limit", limit, MAX_TIMELINE_PAGE)?;
+        let log = self
+            .inner
+            .store
+            .read_log(&run_log(run_id), false, offset as usize, n, self.now_ms())
+            .await?;
+        let events = log
+            .entries
+            .into_iter()
+            .map(|e| serde_json::from_value((*e.value).clone().into()))
+            .collect::<Result<Vec<RunEvent>, _>>()?;
+        Ok(RunTimeline {
+            run_id: run_id.to_owned(),
+            total: log.total,
+            events,
+        })
+    }
+
+    /// Runs with recent events, most recently active first (`GET /runs`): `{"total",
+    /// "items": [{"run_id", "last_ts", "last_type", "last_status", "events_count"}]}`.
+    /// `q` keeps run ids starting with it. Only runs among the account's last
+    /// [`MAX_RECENT_EVENTS`] events are listed.
+    pub async fn runs(&self, limit: u32, offset: u32, q: Option<&str>) -> Result<JsonMap> {
+        let n = page("limit", limit, MAX_EVENTS_PAGE)?;
+        let now = self.now_ms();
+        let store = &self.inner.store;
+        let log = store
+            .read_log(EVENTS_LOG, true, 0, MAX_RECENT_EVENTS, now)
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut latest = Vec::new();
+        for entry in &log.entries {
+            let Some(run_id) = entry.value.get("run_id").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if q.is_some_and(|q| !run_id.starts_with(q)) || !seen.insert(run_id.to_owned()) {
+                continue;
+            }
+            latest.push(entry.value.clone());
+        }
+        let mut items = Vec::new();
+        for last in latest.iter().skip(offset as usize).take(n) {
+            let run_id = last
+                .get("run_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let count = store
+                .read_log(&run_log(run_id), true, 0, 0, now)
+                .await?
+                .total;
+            items.push(json!({
+                "run_id": run_id,
+                "last_ts": last.get("ts"),
+                "last_type": last.get("type"),
+                "last_status": last.get("status"),
+                "events_count": count,
+            }));
+        }
+        Ok(object(json!({"total": latest.len(), "items": items})))
+    }
+
+    /// Updates notification preferences (`POST /me/notifications`): only the given ones
+    /// change; answers all three. This engine sends no notifications; it keeps the choices.
+    pub async fn update_notifications(&self, prefs: JsonMap) -> Result<JsonMap> {
+        if prefs.is_empty() {
+            return Err(Error::Validation(format!(
+                "give at least one of {}",
+                NOTIFICATION_PREFS.join(", ")
+            )));
+        }
+        for (k, v) in &prefs {
+            if !NOTIFICATION_PREFS.contains(&k.as_str()) {
+                return Err(Error::Validation(format!(
+                    "unknown preference `{k}`; expected {}",
+                    NOTIFICATION_PREFS.join(", ")
+                )));
+            }
+            if !v.is_boolean() {
+                return Err(Error::Validation(format!("{k} must be true or false")));
+            }
+        }
+        let now = self.now_ms();
+        let store = &self.inner.store;
+        let current = store.read_log(PREFS_LOG, true, 0, 1, now).await?;
+        let mut merged: JsonMap = NOTIFICATION_PREFS
+            .iter()
+            .map(|k| ((*k).to_owned(), true.into()))
+            .collect();
+        if let Some(prev) = current.entries.first() {
+            merged.extend(prev.value.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        merged.extend(prefs);
+        store
+            .append_log(PREFS_LOG, merged.clone(), 1, now, now + PREFS_KEEP_MS)
+            .await?;
+        Ok(merged)
+    }
+}

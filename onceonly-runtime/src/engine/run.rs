@@ -1,0 +1,91 @@
+//! The accounted entry points of the lease API: [`Engine::lease`] and key-mode
+//! [`Engine::run`]. They wrap the lease state machine with usage accounting and the
+//! `run_started` timeline event.
+
+use super::Engine;
+use super::events::{run_id_of, started_event};
+use crate::error::{JsonMap, Result};
+use crate::models::{Lease, LeaseRequest, RunStatus, UsageKind};
+use crate::store::Store;
+use crate::validate;
+
+impl<S: Store> Engine<S> {
+    /// Acquires the lease of `req.key`, or reports the live holder (never its lease id) or the
+    /// stored outcome.
+    ///
+    /// Acquisitions count against the `ai` bucket of the account's plan; answers that acquire
+    /// nothing are free (counted as polling). At the plan's monthly limit the call is refused
+    /// with [`Error::OverLimit`](crate::Error::OverLimit) before anything changes. When
+    /// `metadata.run_id` is set, an acquisition writes `run_started` to that run's timeline,
+    /// and the end of the lease writes `run_finished`.
+    pub async fn lease(&self, req: LeaseRequest) -> Result<Lease> {
+        check(&req)?;
+        self.accounted_lease(req).await
+    }
+
+    /// Key-mode `ai.run`: starts a run for `req.key` or attaches to the existing one. The
+    /// answer has the shape of [`Engine::lease`], whose rules it follows; the run id defaults
+    /// to the key (it is stored as `metadata.run_id`, which counts toward the metadata size
+    /// limit), so every run has a timeline.
+    ///
+    /// Who executes the run is not decided here: the run stays `in_progress` until the holder
+    /// of the returned lease id completes, fails or cancels it, or its lease expires.
+    pub async fn run(&self, mut req: LeaseRequest) -> Result<Lease> {
+        check(&req)?;
+        let key = req.key.clone();
+        req.metadata
+            .get_or_insert_with(JsonMap::new)
+            .entry("run_id")
+            .or_insert(key.into());
+        self.accounted_lease(req).await
+    }
+
+    async fn accounted_lease(&self, req: LeaseRequest) -> Result<Lease> {
+        let kind = UsageKind::Ai;
+        let started = run_id_of(req.metadata.as_ref())
+            .is_some()
+            .then(|| (req.key.clone(), req.metadata.clone()));
+        // With a limit, reserve the unit first so concurrent acquisitions never pass it.
+        let reserved = match self.inner.account.plan.limit(kind) {
+            Some(_) => Some(self.charge(kind).await?),
+            None => None,
+        };
+        let mut answer = match self.acquire(req).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                if let Some((w, _)) = &reserved {
+                    self.refund(w, kind).await?;
+                }
+                return Err(e);
+            }
+        };
+        let acquired = answer.status == RunStatus::Acquired;
+        let charge = if acquired {
+            match reserved {
+                Some((_, charge)) => charge,
+                None => self.charge(kind).await?.1,
+            }
+        } else {
+            if let Some((w, _)) = &reserved {
+                self.refund(w, kind).await?;
+            }
+            self.count_polling(kind).await?
+        };
+        answer.charged = Some(u64::from(acquired));
+        answer.usage = Some(charge.usage);
+        answer.limit = charge.limit;
+        if acquired && let Some((key, metadata)) = started {
+            self.record_run_event(started_event(&key, answer.version, metadata.as_ref()))
+                .await;
+        }
+        Ok(answer)
+    }
+}
+
+fn check(req: &LeaseRequest) -> Result<()> {
+    validate::key(&req.key)?;
+    if let Some(ttl) = req.ttl {
+        validate::ttl("ttl", ttl)?;
+    }
+    validate::metadata(req.metadata.as_ref())
+}

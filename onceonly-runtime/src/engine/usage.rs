@@ -1,0 +1,371 @@
+//! Usage accounting: per account, per UTC month and day, for the `make` (check-lock) and `ai`
+//! (lease and run) buckets, enforced against the account's [`Plan`](super::Plan).
+//!
+//! Three counters per bucket and window: `usage` (what the plan limits: every answered
+//! check-lock; only *acquired* leases and runs), `blocked` (refused at the limit) and
+//! `polling` (lease and run answers that acquired nothing, which are free). Totals derive from
+//! them: requests = usage + blocked + polling, charged = usage. The monthly `usage` counter is
+//! the one checked against the limit, atomically in the store, so concurrent requests never
+//! take it past the limit.
+
+use chrono::{Datelike, NaiveDate};
+use serde_json::json;
+
+use super::Engine;
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{Usage, UsageAll, UsageBucket, UsageKind};
+use crate::store::{CounterAdd, Store};
+use crate::time::datetime_from_ms;
+
+const DAY_MS: u64 = 86_400_000;
+/// How long counters stay readable after their window ends (about three months).
+const KEEP_AFTER_WINDOW_MS: u64 = 100 * DAY_MS;
+/// Longest range of days one `metrics` call covers.
+pub const MAX_METRICS_DAYS: i64 = 93;
+
+const USAGE: &str = "usage";
+const BLOCKED: &str = "blocked";
+const POLLING: &str = "polling";
+
+/// The map inside a JSON object value (an empty map for anything else).
+pub(super) fn object(v: serde_json::Value) -> JsonMap {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => JsonMap::new(),
+    }
+}
+
+pub(super) fn kind_name(kind: UsageKind) -> &'static str {
+    match kind {
+        UsageKind::Make => "make",
+        UsageKind::Ai => "ai",
+    }
+}
+
+/// The UTC month and day a request falls in.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    year: i32,
+    month: u32,
+    day: u32,
+    month_end_ms: u64,
+    day_end_ms: u64,
+}
+
+impl Window {
+    pub(super) fn at(now_ms: u64) -> Window {
+        let dt = datetime_from_ms(now_ms);
+        let (year, month) = (dt.year(), dt.month());
+        let next_month = if month == 12 {
+            NaiveDate::from_ymd_opt(year + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(year, month + 1, 1)
+        };
+        let month_end_ms = next_month
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(u64::MAX, |d| d.and_utc().timestamp_millis() as u64);
+        Window {
+            year,
+            month,
+            day: dt.day(),
+            month_end_ms,
+            day_end_ms: (now_ms / DAY_MS + 1) * DAY_MS,
+        }
+    }
+
+    fn of_day(day: NaiveDate) -> Window {
+        let start = day
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |d| d.and_utc().timestamp_millis().max(0) as u64);
+        Window::at(start)
+    }
+
+    pub(super) fn month_label(&self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+
+    fn day_label(&self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+
+    fn month_key(&self, kind: UsageKind, field: &str) -> String {
+        format!(
+            "u/{}/{:04}-{:02}/{field}",
+            kind_name(kind),
+            self.year,
+            self.month
+        )
+    }
+
+    fn day_key(&self, kind: UsageKind, field: &str) -> String {
+        format!(
+            "u/{}/{:04}-{:02}-{:02}/{field}",
+            kind_name(kind),
+            self.year,
+            self.month,
+            self.day
+        )
+    }
+
+    fn month_expiry(&self) -> u64 {
+        self.month_end_ms.saturating_add(KEEP_AFTER_WINDOW_MS)
+    }
+
+    fn day_expiry(&self) -> u64 {
+        self.day_end_ms.saturating_add(KEEP_AFTER_WINDOW_MS)
+    }
+
+    fn period_bounds(&self) -> (String, String) {
+        let start = NaiveDate::from_ymd_opt(self.year, self.month, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc().timestamp_millis() as u64)
+            .unwrap_or_default();
+        (
+            crate::time::rfc3339_from_ms(start),
+            crate::time::rfc3339_from_ms(self.month_end_ms),
+        )
+    }
+}
+
+/// What a charged request reports back (`charged`, `usage`, `limit` on lease answers).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Charge {
+    pub(super) usage: u64,
+    pub(super) limit: Option<u64>,
+}
+
+impl<S: Store> Engine<S> {
+    async fn bump(&self, w: &Window, kind: UsageKind, field: &str, delta: i64) -> Result<()> {
+        let now = self.now_ms();
+        let store = &self.inner.store;
+        store
+            .add_counter(
+                &w.month_key(kind, field),
+                delta,
+                None,
+                now,
+                w.month_expiry(),
+            )
+            .await?;
+        store
+            .add_counter(&w.day_key(kind, field), delta, None, now, w.day_expiry())
+            .await?;
+        Ok(())
+    }
+
+    /// Counts one unit of `kind` against the plan. At the limit nothing is counted but a
+    /// blocked request, a `limit_reached` event is logged, and the answer is
+    /// [`Error::OverLimit`] with the body the hosted API documents for 402.
+    pub(super) async fn charge(&self, kind: UsageKind) -> Result<(Window, Charge)> {
+        let now = self.now_ms();
+        let w = Window::at(now);
+        let limit = self.inner.account.plan.limit(kind);
+        let added = self
+            .inner
+            .store
+            .add_counter(&w.month_key(kind, USAGE), 1, limit, now, w.month_expiry())
+            .await?;
+        match added {
+            CounterAdd::Added(usage) => {
+                self.inner
+                    .store
+                    .add_counter(&w.day_key(kind, USAGE), 1, None, now, w.day_expiry())
+                    .await?;
+                Ok((w, Charge { usage, limit }))
+            }
+            CounterAdd::Refused(usage) => {
+                self.bump(&w, kind, BLOCKED, 1).await?;
+                let detail = self.over_limit_detail(&w, kind, usage, limit.unwrap_or(usage));
+                self.log_account_event(detail.clone()).await;
+                Err(Error::OverLimit {
+                    detail: serde_json::Value::Object(detail),
+                })
+            }
+        }
+    }
+
+    /// Gives back a unit taken by [`Engine::charge`] for work that was not done.
+    pub(super) async fn refund(&self, w: &Window, kind: UsageKind) -> Result<()> {
+        self.bump(w, kind, USAGE, -1).await
+    }
+
+    /// Counts a free (non-acquiring) lease or run answer and reads the bucket's usage.
+    pub(super) async fn count_polling(&self, kind: UsageKind) -> Result<Charge> {
+        let now = self.now_ms();
+        let w = Window::at(now);
+        self.bump(&w, kind, POLLING, 1).await?;
+        let usage = self
+            .inner
+            .store
+            .get_counter(&w.month_key(kind, USAGE), now)
+            .await?;
+        Ok(Charge {
+            usage,
+            limit: self.inner.account.plan.limit(kind),
+        })
+    }
+
+    fn over_limit_detail(&self, w: &Window, kind: UsageKind, usage: u64, limit: u64) -> JsonMap {
+        let plan = &self.inner.account.plan.name;
+        let kind = kind_name(kind);
+        let mut m = JsonMap::new();
+        m.insert("error".into(), "payment_required".into());
+        m.insert("highlights".into(), "Plan limit reached".into());
+        m.insert(
+            "message".into(),
+            format!("the {plan} plan allows {limit} `{kind}` requests per month").into(),
+        );
+        m.insert("type".into(), "limit_reached".into());
+        m.insert("plan".into(), plan.clone().into());
+        m.insert("kind".into(), kind.into());
+        m.insert("month".into(), w.month_label().into());
+        m.insert("limit".into(), limit.into());
+        m.insert("usage".into(), usage.into());
+        m.insert("upgrade_url".into(), "".into());
+        m
+    }
+
+    async fn bucket(&self, w: &Window, kind: UsageKind, now: u64) -> Result<UsageBucket> {
+        let store = &self.inner.store;
+        let usage = store.get_counter(&w.month_key(kind, USAGE), now).await?;
+        let blocked = store.get_counter(&w.month_key(kind, BLOCKED), now).await?;
+        let polling = store.get_counter(&w.month_key(kind, POLLING), now).await?;
+        Ok(UsageBucket {
+            usage,
+            limit: self.inner.account.plan.limit(kind),
+            requests_total_month: usage + blocked + polling,
+            blocked_total_month: blocked,
+            charged_total_month: usage,
+            polling_total_month: polling,
+        })
+    }
+
+    /// This month's usage of one bucket (`GET /usage?kind=`).
+    pub async fn usage(&self, kind: UsageKind) -> Result<Usage> {
+        let now = self.now_ms();
+        let w = Window::at(now);
+        let b = self.bucket(&w, kind, now).await?;
+        Ok(Usage {
+            plan: self.inner.account.plan.name.clone(),
+            month: w.month_label(),
+            usage: b.usage,
+            limit: b.limit,
+            requests_total_month: b.requests_total_month,
+            blocked_total_month: b.blocked_total_month,
+        })
+    }
+
+    /// This month's usage of both buckets (`GET /usage/all`).
+    pub async fn usage_all(&self) -> Result<UsageAll> {
+        let now = self.now_ms();
+        let w = Window::at(now);
+        Ok(UsageAll {
+            plan: self.inner.account.plan.name.clone(),
+            month: w.month_label(),
+            make: self.bucket(&w, UsageKind::Make, now).await?,
+            ai: self.bucket(&w, UsageKind::Ai, now).await?,
+        })
+    }
+
+    /// The account (`GET /me`): plan, limits, this month's period and usage.
+    pub async fn me(&self) -> Result<JsonMap> {
+        let now = self.now_ms();
+        let w = Window::at(now);
+        let account = &self.inner.account;
+        let make = self.bucket(&w, UsageKind::Make, now).await?;
+        let ai = self.bucket(&w, UsageKind::Ai, now).await?;
+        let (start, end) = w.period_bounds();
+        Ok(object(json!({
+            "plan": account.plan.name,
+            "is_active": true,
+            "tenant_id": account.tenant_id,
+            "key_preview": account.key_preview,
+            "limits": {"make": account.plan.make_limit, "ai": account.plan.ai_limit},
+            "month": w.month_label(),
+            "current_period_start": start,
+            "current_period_end": end,
+            "requests_total_month": make.requests_total_month + ai.requests_total_month,
+            "blocked_total_month": make.blocked_total_month + ai.blocked_total_month,
+        })))
+    }
+
+    /// Daily usage between two UTC days, inclusive (`GET /metrics?from_day=&to_day=`, days
+    /// as `YYYY-MM-DD`, at most 93 days).
+    pub async fn metrics(&self, from_day: &str, to_day: &str) -> Result<JsonMap> {
+        let parse = |field: &str, v: &str| {
+            NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
+                Error::Validation(format!("{field} must be a date as YYYY-MM-DD, got {v:?}"))
+            })
+        };
+        let from = parse("from_day", from_day)?;
+        let to = parse("to_day", to_day)?;
+        let span = (to - from).num_days();
+        if span < 0 {
+            return Err(Error::Validation(
+                "to_day must not be before from_day".into(),
+            ));
+        }
+        if span >= MAX_METRICS_DAYS {
+            return Err(Error::Validation(format!(
+                "a metrics range covers at most {MAX_METRICS_DAYS} days"
+            )));
+        }
+        let now = self.now_ms();
+        let store = &self.inner.store;
+        let mut days = Vec::new();
+        let mut totals = [0u64; 5];
+        for day in from.iter_days().take(span as usize + 1) {
+            let w = Window::of_day(day);
+            let mut v = [0u64; 5];
+            for (i, (kind, field)) in [
+                (UsageKind::Make, USAGE),
+                (UsageKind::Make, BLOCKED),
+                (UsageKind::Ai, USAGE),
+                (UsageKind::Ai, BLOCKED),
+                (UsageKind::Ai, POLLING),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                v[i] = store.get_counter(&w.day_key(kind, field), now).await?;
+                totals[i] += v[i];
+            }
+            days.push(json!({
+                "day": w.day_label(),
+                "make": {"usage": v[0], "blocked": v[1]},
+                "ai": {"usage": v[2], "blocked": v[3], "polling": v[4]},
+            }));
+        }
+        Ok(object(json!({
+            "from_day": from.format("%Y-%m-%d").to_string(),
+            "to_day": to.format("%Y-%m-%d").to_string(),
+            "days": days,
+            "totals": {
+                "make": {"usage": totals[0], "blocked": totals[1]},
+                "ai": {"usage": totals[2], "blocked": totals[3], "polling": totals[4]},
+            },
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_follow_utc_months_and_days() {
+        // 2026-12-31T23:59:59.999Z
+        let w = Window::at(1_798_761_599_999);
+        assert_eq!(w.month_label(), "2026-12");
+        assert_eq!(w.day_label(), "2026-12-31");
+        assert_eq!(w.month_end_ms, 1_798_761_600_000);
+        assert_eq!(w.day_end_ms, 1_798_761_600_000);
+        let next = Window::at(1_798_761_600_000);
+        assert_eq!(next.month_label(), "2027-01");
+        assert_eq!(next.month_key(UsageKind::Ai, USAGE), "u/ai/2027-01/usage");
+        assert_eq!(
+            next.day_key(UsageKind::Make, BLOCKED),
+            "u/make/2027-01-01/blocked"
+        );
+    }
+}
