@@ -1,0 +1,410 @@
+//! One behaviour suite, two backends: every case runs against the embedded engine
+//! (`OnceOnly::memory()`) and against the HTTP backend talking to a real `onceonly-server`
+//! on loopback. The semantics are written once, in the engine; this suite proves the HTTP
+//! translation (client and server) keeps every one of them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use onceonly_runtime::models::RunStatus;
+use onceonly_runtime::{Error, OnceOnly};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Receipt {
+    charge_id: String,
+    cents: u64,
+}
+
+fn receipt(id: &str) -> Receipt {
+    Receipt {
+        charge_id: id.to_owned(),
+        cents: 500,
+    }
+}
+
+/// The cases, each a plain async function over a client.
+mod cases {
+    use super::*;
+
+    pub(super) async fn check_lock_locks_then_reports_duplicates(client: OnceOnly) {
+        let first = client
+            .check_lock("stripe:evt_1")
+            .ttl(Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(first.should_proceed(), "{first:?}");
+        assert_eq!(first.first_seen_at, None);
+        assert_eq!(first.fail_open, None);
+        let again = client.check_lock("stripe:evt_1").await.unwrap();
+        assert!(again.is_duplicate() && !again.locked, "{again:?}");
+        assert!(again.first_seen_at.is_some());
+        let other = client.check_lock("stripe:evt_2").await.unwrap();
+        assert!(other.should_proceed());
+    }
+
+    pub(super) async fn release_lock_lets_the_key_lock_again(client: OnceOnly) {
+        assert!(client.check_lock("evt").await.unwrap().locked);
+        assert!(client.release_lock("evt").await.unwrap());
+        assert!(!client.release_lock("evt").await.unwrap());
+        assert!(!client.release_lock("never-locked").await.unwrap());
+        assert!(client.check_lock("evt").await.unwrap().should_proceed());
+    }
+
+    pub(super) async fn bad_input_is_a_validation_error(client: OnceOnly) {
+        for e in [
+            client.check_lock("").await.unwrap_err(),
+            client.check_lock("k".repeat(257)).await.unwrap_err(),
+            client.ai().lease("").await.unwrap_err(),
+            client
+                .ai()
+                .lease("k")
+                .ttl(Duration::ZERO)
+                .await
+                .unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::Validation(_)), "{e:?}");
+        }
+    }
+
+    pub(super) async fn run_fn_replays_the_typed_value(client: OnceOnly) {
+        let calls = AtomicUsize::new(0);
+        let charge = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(receipt("ch_1"))
+        };
+        let first: Receipt = client.ai().run_fn("charge:o1", charge).await.unwrap();
+        let again: Receipt = client.ai().run_fn("charge:o1", charge).await.unwrap();
+        assert_eq!(first, receipt("ch_1"));
+        assert_eq!(again, first);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Non-object values round-trip too.
+        let n: u32 = client
+            .ai()
+            .run_fn("count", || async { Ok::<_, Error>(7u32) })
+            .await
+            .unwrap();
+        let m: u32 = client
+            .ai()
+            .run_fn("count", || async { Ok::<_, Error>(8u32) })
+            .await
+            .unwrap();
+        assert_eq!((n, m), (7, 7));
+        let status = client.ai().status("charge:o1").await.unwrap();
+        assert_eq!(status.status, RunStatus::Completed);
+        let stored = client.ai().result("charge:o1").await.unwrap();
+        assert_eq!(
+            stored.result.unwrap()["charge_id"],
+            serde_json::json!("ch_1")
+        );
+    }
+
+    pub(super) async fn concurrent_callers_run_the_closure_once(client: OnceOnly) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (client, runs) = (client.clone(), Arc::clone(&runs));
+                tokio::spawn(async move {
+                    client
+                        .ai()
+                        .run_fn("charge:concurrent", || async move {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            Ok::<_, Error>(receipt(&format!("ch_{i}")))
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut values = Vec::new();
+        for t in tasks {
+            values.push(t.await.unwrap());
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
+    }
+
+    pub(super) async fn a_dropped_holder_releases_the_key(client: OnceOnly) {
+        let (started_tx, started_rx) = oneshot::channel();
+        let holder = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .ai()
+                    .run_fn("email:u1", || async move {
+                        let _ = started_tx.send(());
+                        std::future::pending::<Result<Receipt, Error>>().await
+                    })
+                    .ttl(Duration::from_secs(300))
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        holder.abort();
+        let _ = holder.await;
+        // The lease lives 300 s; only the cancel-on-drop frees the key within the 30 s bound.
+        let value: Receipt = client
+            .ai()
+            .run_fn("email:u1", || async { Ok::<_, Error>(receipt("second")) })
+            .timeout(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(value, receipt("second"));
+    }
+
+    pub(super) async fn a_user_error_releases_the_key(client: OnceOnly) {
+        let e = client
+            .ai()
+            .run_fn("charge:o2", || async {
+                Err::<Receipt, _>(Error::Validation("card declined".into()))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Validation(ref m) if m == "card declined"),
+            "{e:?}"
+        );
+        let status = client.ai().status("charge:o2").await.unwrap();
+        assert_eq!(status.status, RunStatus::Failed);
+        assert!(status.retryable);
+        let calls = AtomicUsize::new(0);
+        let value: Receipt = client
+            .ai()
+            .run_fn("charge:o2", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Error>(receipt("retry"))
+            })
+            .wait_on_conflict(false)
+            .await
+            .unwrap();
+        assert_eq!((value, calls.load(Ordering::SeqCst)), (receipt("retry"), 1));
+    }
+
+    pub(super) async fn terminal_failures_are_remembered(client: OnceOnly) {
+        let _ = client
+            .ai()
+            .run_fn("charge:o3", || async {
+                Err::<Receipt, _>(Error::Validation("fraud".into()))
+            })
+            .terminal_failures(true)
+            .error_code("fraud_suspected")
+            .await
+            .unwrap_err();
+        let e = client
+            .ai()
+            .run_fn("charge:o3", || async { Ok::<_, Error>(receipt("never")) })
+            .await
+            .unwrap_err();
+        match e {
+            Error::PreviouslyFailed { key, error_code } => {
+                assert_eq!(
+                    (key.as_str(), error_code.as_str()),
+                    ("charge:o3", "fraud_suspected")
+                )
+            }
+            e => panic!("{e:?}"),
+        }
+        let result = client.ai().result("charge:o3").await.unwrap();
+        assert_eq!(result.status, RunStatus::Failed);
+        assert_eq!(result.error_code.as_deref(), Some("fraud_suspected"));
+        assert!(!result.retryable);
+    }
+
+    pub(super) async fn a_waiter_is_woken_by_completion(client: OnceOnly) {
+        let lease = client
+            .ai()
+            .lease("report:1")
+            .ttl(Duration::from_secs(300))
+            .await
+            .unwrap();
+        assert_eq!(lease.status, RunStatus::Acquired);
+        let lease_id = lease.lease_id.unwrap();
+        let busy = client.ai().lease("report:1").await.unwrap();
+        assert_eq!(busy.status, RunStatus::InProgress);
+        assert_eq!(busy.lease_id, None, "the holder's lease id must not leak");
+        let waiter = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .ai()
+                    .wait("report:1")
+                    .timeout(Duration::from_secs(60))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let result = serde_json::json!({"pages": 3})
+            .as_object()
+            .cloned()
+            .unwrap();
+        client
+            .ai()
+            .complete("report:1", &lease_id)
+            .result(result.clone())
+            .await
+            .unwrap();
+        let done = waiter.await.unwrap().unwrap();
+        assert_eq!(done.status, RunStatus::Completed);
+        assert_eq!(done.result, Some(result));
+    }
+
+    pub(super) async fn a_run_fn_waiting_on_a_holder_gets_its_value(client: OnceOnly) {
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel();
+        let holder = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .ai()
+                    .run_fn("sync:1", || async move {
+                        let _ = started_tx.send(());
+                        let _ = go_rx.await;
+                        Ok::<_, Error>(receipt("holder"))
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        let busy = client
+            .ai()
+            .run_fn("sync:1", || async { Ok::<_, Error>(receipt("no")) })
+            .wait_on_conflict(false)
+            .await
+            .unwrap_err();
+        assert!(matches!(busy, Error::InProgress { .. }), "{busy:?}");
+        let waiter = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .ai()
+                    .run_fn("sync:1", || async { Ok::<_, Error>(receipt("waiter")) })
+                    .await
+            })
+        };
+        go_tx.send(()).unwrap();
+        assert_eq!(holder.await.unwrap().unwrap(), receipt("holder"));
+        assert_eq!(waiter.await.unwrap().unwrap(), receipt("holder"));
+    }
+
+    pub(super) async fn a_stale_lease_id_is_lease_lost(client: OnceOnly) {
+        let ai = client.ai();
+        let first = ai.lease("fence").await.unwrap().lease_id.unwrap();
+        ai.cancel("fence", &first)
+            .reason("giving up")
+            .await
+            .unwrap();
+        let status = ai.status("fence").await.unwrap();
+        assert_eq!(status.status, RunStatus::Failed);
+        assert!(status.retryable);
+        let second = ai.lease("fence").await.unwrap();
+        assert_eq!(second.status, RunStatus::Acquired);
+        let second_id = second.lease_id.unwrap();
+        assert_ne!(first, second_id);
+        for e in [
+            ai.complete("fence", &first).await.unwrap_err(),
+            ai.extend("fence", &first).await.unwrap_err(),
+            ai.fail("fence", &first, "x").await.unwrap_err(),
+            ai.cancel("fence", &first).await.unwrap_err(),
+        ] {
+            assert!(
+                matches!(&e, Error::LeaseLost { key } if key == "fence"),
+                "{e:?}"
+            );
+        }
+        let extended = ai
+            .extend("fence", &second_id)
+            .ttl(Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(extended.ok);
+        ai.complete("fence", &second_id).await.unwrap();
+        assert_eq!(
+            ai.status("fence").await.unwrap().status,
+            RunStatus::Completed
+        );
+    }
+
+    pub(super) async fn heartbeats_keep_a_long_run_alive(client: OnceOnly) {
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel();
+        let holder = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .ai()
+                    .run_fn("long:1", || async move {
+                        let _ = started_tx.send(());
+                        let _ = go_rx.await;
+                        Ok::<_, Error>(receipt("long"))
+                    })
+                    .ttl(Duration::from_secs(2))
+                    .heartbeat(Duration::from_millis(200))
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        // Twice the TTL: without heartbeats the lease would have expired by now.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let busy = client
+            .ai()
+            .run_fn("long:1", || async { Ok::<_, Error>(receipt("intruder")) })
+            .wait_on_conflict(false)
+            .await
+            .unwrap_err();
+        assert!(matches!(busy, Error::InProgress { .. }), "{busy:?}");
+        go_tx.send(()).unwrap();
+        assert_eq!(holder.await.unwrap().unwrap(), receipt("long"));
+    }
+}
+
+/// Declares one `#[tokio::test]` per case, each on a fresh client from `$make`.
+macro_rules! suite {
+    ($make:path) => {
+        suite!(@cases $make;
+            check_lock_locks_then_reports_duplicates,
+            release_lock_lets_the_key_lock_again,
+            bad_input_is_a_validation_error,
+            run_fn_replays_the_typed_value,
+            concurrent_callers_run_the_closure_once,
+            a_dropped_holder_releases_the_key,
+            a_user_error_releases_the_key,
+            terminal_failures_are_remembered,
+            a_waiter_is_woken_by_completion,
+            a_run_fn_waiting_on_a_holder_gets_its_value,
+            a_stale_lease_id_is_lease_lost,
+            heartbeats_keep_a_long_run_alive,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let harness = $make().await;
+                crate::cases::$case(harness.client.clone()).await;
+                drop(harness);
+            }
+        )*
+    };
+}
+
+/// A client and whatever must live as long as it.
+struct Harness {
+    client: OnceOnly,
+    _server: Option<tokio::task::JoinHandle<()>>,
+}
+
+mod memory {
+    use super::*;
+
+    async fn make() -> Harness {
+        Harness {
+            client: OnceOnly::memory(),
+            _server: None,
+        }
+    }
+
+    suite!(make);
+}
