@@ -105,6 +105,32 @@ async fn a_stale_lease_id_is_lease_lost() {
             "{e:?}"
         );
     }
+    // The engine's other refusals come back as the same errors the embedded backend gives.
+    let stub = Stub::start(vec![
+        Reply::json(409, r#"{"detail":{"error":"in_progress","key":"k"}}"#),
+        Reply::json(
+            409,
+            r#"{"detail":{"error":"previously_failed","key":"k","error_code":"fraud"}}"#,
+        ),
+        Reply::json(
+            409,
+            r#"{"detail":{"error":"blocked","policy_reason":"tool_blocked","decision":"blocked"}}"#,
+        ),
+    ])
+    .await;
+    let client = stub.client();
+    assert!(matches!(
+        client.ai().lease("k").await,
+        Err(Error::InProgress { key, .. }) if key == "k"
+    ));
+    assert!(matches!(
+        client.ai().lease("k").await,
+        Err(Error::PreviouslyFailed { error_code, .. }) if error_code == "fraud"
+    ));
+    assert!(matches!(
+        client.ai().run("k").await,
+        Err(Error::Blocked { reason, .. }) if reason == "tool_blocked"
+    ));
     // Any other 409 stays an API error.
     let stub = Stub::start(vec![Reply::json(409, r#"{"detail":{"error":"conflict"}}"#)]).await;
     assert!(matches!(

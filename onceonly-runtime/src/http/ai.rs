@@ -28,21 +28,47 @@ pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Re
         ttl: req.ttl.map(secs),
         metadata: req.metadata.as_ref(),
     };
-    call(t, Request::post(path, &body)?).await
+    call(t, Request::post(path, &body)?)
+        .await
+        .map_err(engine_refusal(&req.key))
 }
 
-/// A stale lease id: 409 `{"detail": {"error": "lease_lost"}}`.
-fn lease_lost(key: &str) -> impl FnOnce(Error) -> Error + '_ {
-    move |e| match e {
-        Error::Api {
+/// Reads the engine's refusals back into the errors the embedded backend returns: a 409
+/// whose detail code is `lease_lost`, `in_progress`, `previously_failed` or `blocked`.
+fn engine_refusal(key: &str) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| {
+        let Error::Api {
             status: 409,
             ref detail,
-        } if detail.get("error").and_then(Value::as_str) == Some("lease_lost") => {
-            Error::LeaseLost {
+        } = e
+        else {
+            return e;
+        };
+        let text = |name: &str| {
+            detail
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        match detail.get("error").and_then(Value::as_str) {
+            Some("lease_lost") => Error::LeaseLost {
                 key: key.to_owned(),
-            }
+            },
+            Some("in_progress") => Error::InProgress {
+                key: key.to_owned(),
+                retry_after: None,
+            },
+            Some("previously_failed") => Error::PreviouslyFailed {
+                key: key.to_owned(),
+                error_code: text("error_code"),
+            },
+            Some("blocked") => Error::Blocked {
+                reason: text("policy_reason"),
+                decision: text("decision"),
+            },
+            _ => e,
         }
-        e => e,
     }
 }
 
@@ -54,7 +80,7 @@ async fn holder_call(
 ) -> Result<Lease> {
     call(t, Request::post(path, body)?)
         .await
-        .map_err(lease_lost(key))
+        .map_err(engine_refusal(key))
 }
 
 #[derive(Serialize)]

@@ -52,7 +52,7 @@
 //! | 402 | [`Error::OverLimit`] with the detail object |
 //! | 422 | [`Error::Validation`] (FastAPI lists rendered as `body.key: Field required`) |
 //! | 429 (after retries) | [`Error::RateLimited`] with `Retry-After` |
-//! | 409 `lease_lost` on extend/complete/fail/cancel | [`Error::LeaseLost`] |
+//! | 409 on a lease or run call whose `detail.error` is `lease_lost`, `in_progress`, `previously_failed` or `blocked` (`onceonly-server` reporting an engine refusal) | [`Error::LeaseLost`], [`Error::InProgress`], [`Error::PreviouslyFailed`], [`Error::Blocked`] |
 //! | any other non-2xx, including 5xx | [`Error::Api`] with the `detail` (or the start of a non-JSON body) |
 //! | no answer within the timeout | [`Error::Timeout`] |
 //! | connection refused or reset, DNS, TLS, a body cut short | [`Error::Transport`] |
