@@ -324,3 +324,12 @@ async fn the_api_key_never_shows_in_debug_errors_or_logs() {
     assert!(!logs.contains(KEY), "{logs}");
     assert!(shown.contains("[redacted]"), "{shown}");
 }
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused_not_buffered() {
+    let huge = vec![b' '; (32 << 20) + 1];
+    let stub = Stub::start(vec![Reply::raw(200, "application/json", &huge)]).await;
+    let e = stub.client().me().await.unwrap_err();
+    assert!(matches!(e, Error::Transport(_)), "{e:?}");
+    assert!(e.to_string().contains("larger than"), "{e}");
+}

@@ -213,14 +213,42 @@ impl Transport {
             .map_err(|e| errors::transport_error(e, timeout))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| errors::transport_error(e, timeout))?;
+        let body = read_body(resp, timeout).await?;
         Ok(Response {
             status,
             headers,
-            body: body.to_vec(),
+            body,
         })
     }
+}
+
+/// Largest answer body read; the biggest legitimate answers (a 1 MiB result, a page of 2,000
+/// timeline events) are far below it.
+const MAX_BODY_BYTES: usize = 32 << 20;
+
+/// An answer body larger than [`MAX_BODY_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error("the answer body is larger than {MAX_BODY_BYTES} bytes")]
+struct BodyTooLarge;
+
+async fn read_body(mut resp: reqwest::Response, timeout: Duration) -> Result<Vec<u8>> {
+    let too_large = || Error::Transport(Box::new(BodyTooLarge));
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| errors::transport_error(e, timeout))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
