@@ -1,1 +1,185 @@
-fn main() {}
+//! Requests per second of an axum route with and without `OnceOnlyLayer`, on the embedded
+//! backend, measured in one run with one load generator.
+//!
+//! Every request carries a distinct key (an `Idempotency-Key` header and a Stripe-style
+//! `{"id": ...}` body), so each one goes through a full claim on the layered routes; the
+//! baseline route gets the same requests and ignores the key. Rounds of the variants are
+//! interleaved (baseline, check-lock, ..., baseline, ...) so drift of the machine affects all of
+//! them alike; the median round of each is reported with its ratio to the baseline's.
+//!
+//! ```text
+//! cargo bench -p onceonly-tower --bench throughput -- [--secs 3] [--rounds 5] [--concurrency 32]
+//! ```
+//!
+//! The server and the load generator share the machine, as a sidecar would; the figures are
+//! for comparing variants within one run, not absolute capacity.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::post;
+use onceonly_runtime::OnceOnly;
+use onceonly_tower::{Mode, OnceOnlyLayer};
+use tokio::net::TcpListener;
+
+struct Options {
+    secs: f64,
+    rounds: usize,
+    concurrency: usize,
+    warmup: f64,
+    only: Option<usize>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        secs: 3.0,
+        rounds: 5,
+        concurrency: 32,
+        warmup: 1.0,
+        only: None,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let value = |i: usize| args.get(i + 1).and_then(|v| v.parse::<f64>().ok());
+    for (i, a) in args.iter().enumerate() {
+        match a.as_str() {
+            "--secs" => o.secs = value(i).unwrap_or(o.secs),
+            "--rounds" => o.rounds = value(i).map_or(o.rounds, |v| v as usize),
+            "--concurrency" => o.concurrency = value(i).map_or(o.concurrency, |v| v as usize),
+            "--warmup" => o.warmup = value(i).unwrap_or(o.warmup),
+            // Profiling aid: run one variant alone (0 = baseline).
+            "--only" => o.only = value(i).map(|v| v as usize),
+            _ => {}
+        }
+    }
+    o.rounds = o.rounds.max(1);
+    o.concurrency = o.concurrency.max(1);
+    o
+}
+
+async fn handler() -> &'static str {
+    "ok"
+}
+
+async fn serve(app: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/webhooks/stripe")
+}
+
+/// Sends requests from `concurrency` workers for `secs`; returns completed requests per second.
+/// A request that fails or is not answered 200 (a duplicate would be, so the status alone is
+/// not enough) aborts the benchmark: every request must be processed.
+async fn load(url: &str, secs: f64, concurrency: usize, seq: &Arc<AtomicU64>) -> f64 {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (http, url, stop, done, seq) = (
+            http.clone(),
+            url.to_owned(),
+            stop.clone(),
+            done.clone(),
+            seq.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let res = http
+                    .post(&url)
+                    .header("idempotency-key", format!("k{n}"))
+                    .body(format!(r#"{{"id":"evt_{n}","type":"charge.succeeded"}}"#))
+                    .send()
+                    .await
+                    .expect("request failed");
+                assert_eq!(res.status(), 200);
+                assert!(
+                    res.headers().get("x-onceonly-status").is_none(),
+                    "duplicate"
+                );
+                assert_eq!(res.bytes().await.expect("body failed"), "ok");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let count = done.load(Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    for w in workers {
+        w.await.unwrap();
+    }
+    count as f64 / elapsed
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let o = options();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let route = || Router::new().route("/webhooks/stripe", post(handler));
+        let variants: Vec<(&str, String)> = vec![
+            ("baseline (no layer)", serve(route()).await),
+            (
+                "check-lock, Idempotency-Key header",
+                serve(route().layer(OnceOnlyLayer::new(OnceOnly::memory()))).await,
+            ),
+            (
+                "check-lock, JSON pointer /id (body read)",
+                serve(route().layer(OnceOnlyLayer::new(OnceOnly::memory()).key_sources([]).json_pointer("/id")))
+                    .await,
+            ),
+            (
+                "replay, Idempotency-Key header (lease + stored response)",
+                serve(route().layer(OnceOnlyLayer::new(OnceOnly::memory()).mode(Mode::Replay))).await,
+            ),
+        ];
+        let variants: Vec<(&str, String)> = match o.only {
+            Some(i) => variants.into_iter().skip(i).take(1).collect(),
+            None => variants,
+        };
+        let seq = Arc::new(AtomicU64::new(0));
+        for (_, url) in &variants {
+            load(url, o.warmup, o.concurrency, &seq).await;
+        }
+        let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        for round in 0..o.rounds {
+            for (i, (name, url)) in variants.iter().enumerate() {
+                let rps = load(url, o.secs, o.concurrency, &seq).await;
+                eprintln!("round {}: {name}: {rps:.0} req/s", round + 1);
+                results[i].push(rps);
+            }
+        }
+        let medians: Vec<f64> = results.into_iter().map(median).collect();
+        println!(
+            "\n{} rounds of {}s, {} concurrent connections, 2 runtime threads, {} requests in all\n",
+            o.rounds,
+            o.secs,
+            o.concurrency,
+            seq.load(Ordering::Relaxed)
+        );
+        println!("| variant | req/s (median) | vs baseline |");
+        println!("|---|---:|---:|");
+        for ((name, _), rps) in variants.iter().zip(&medians) {
+            println!(
+                "| {name} | {rps:.0} | {:.1}% |",
+                100.0 * rps / medians[0]
+            );
+        }
+    });
+}

@@ -167,8 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn response_within_the_cap_is_joined() {
-        let Collected::Complete { data, trailers } =
-            read_response(chunks(&["ab", "cd"]), 4).await
+        let Collected::Complete { data, trailers } = read_response(chunks(&["ab", "cd"]), 4).await
         else {
             panic!("expected a complete body");
         };

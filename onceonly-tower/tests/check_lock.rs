@@ -69,7 +69,10 @@ async fn hundred_concurrent_deliveries_run_the_handler_once() {
     }
     gate.add_permits(1);
     let (status, marker, body) = within("the first delivery", rx.recv()).await.unwrap();
-    assert_eq!((status, marker, body.as_str()), (StatusCode::OK, None, "processed"));
+    assert_eq!(
+        (status, marker, body.as_str()),
+        (StatusCode::OK, None, "processed")
+    );
     assert!(rx.recv().await.is_none());
     assert_eq!(runs.get(), 1);
 }
@@ -107,7 +110,10 @@ async fn a_delivery_answered_500_is_processed_again_on_retry() {
     assert_eq!(retried.status(), 200);
     assert_eq!(header(&retried, "x-onceonly-status"), None);
     let again = deliver().await.unwrap();
-    assert_eq!(header(&again, "x-onceonly-status").as_deref(), Some("duplicate"));
+    assert_eq!(
+        header(&again, "x-onceonly-status").as_deref(),
+        Some("duplicate")
+    );
     assert_eq!(runs.get(), 2);
 }
 
@@ -139,19 +145,29 @@ async fn a_dropped_delivery_releases_the_key() {
         let (http, url) = (http.clone(), url.clone());
         async move { http.post(url).header("webhook-id", "msg_drop").send().await }
     });
-    within("the first delivery to start", started.recv()).await.unwrap();
+    within("the first delivery to start", started.recv())
+        .await
+        .unwrap();
     hung.abort();
 
     // The server notices the closed connection and drops the request future; the key is then
     // released. Until it has, the retry may still be answered as a duplicate.
     let mut attempts = 0;
     let answer = loop {
-        let res = http.post(&url).header("webhook-id", "msg_drop").send().await.unwrap();
+        let res = http
+            .post(&url)
+            .header("webhook-id", "msg_drop")
+            .send()
+            .await
+            .unwrap();
         if header(&res, "x-onceonly-status").is_none() {
             break res;
         }
         attempts += 1;
-        assert!(attempts < 200, "the dropped delivery never released its key");
+        assert!(
+            attempts < 200,
+            "the dropped delivery never released its key"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     assert_eq!(answer.text().await.unwrap(), "processed");
@@ -162,14 +178,26 @@ async fn a_dropped_delivery_releases_the_key() {
 async fn the_same_id_on_two_routes_does_not_collide() {
     let (a, b) = (Runs::default(), Runs::default());
     let app = Router::new()
-        .route("/webhooks/a", post({
-            let a = a.clone();
-            move || async move { a.hit(); "a" }
-        }))
-        .route("/webhooks/{provider}", post({
-            let b = b.clone();
-            move || async move { b.hit(); "b" }
-        }))
+        .route(
+            "/webhooks/a",
+            post({
+                let a = a.clone();
+                move || async move {
+                    a.hit();
+                    "a"
+                }
+            }),
+        )
+        .route(
+            "/webhooks/{provider}",
+            post({
+                let b = b.clone();
+                move || async move {
+                    b.hit();
+                    "b"
+                }
+            }),
+        )
         .layer(OnceOnlyLayer::new(OnceOnly::memory()));
     let base = serve(app).await;
     let http = client();
@@ -211,7 +239,12 @@ async fn requests_without_a_key_pass_through() {
     let base = serve(app).await;
     let http = client();
     for _ in 0..2 {
-        let res = http.post(format!("{base}/hooks")).body("{}").send().await.unwrap();
+        let res = http
+            .post(format!("{base}/hooks"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.text().await.unwrap(), "ran");
         // PUT is not a handled method by default, so even a key passes through.
         let res = http
@@ -229,17 +262,31 @@ async fn requests_without_a_key_pass_through() {
 async fn require_key_answers_400_with_a_json_detail() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/hooks", post({
-            let runs = runs.clone();
-            move || async move { runs.hit(); "ran" }
-        }))
+        .route(
+            "/hooks",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "ran"
+                }
+            }),
+        )
         .layer(stripe_layer(OnceOnly::memory()).require_key(true));
     let base = serve(app).await;
     let http = client();
     for body in ["{}", "not json", r#"{"id": {"nested": true}}"#] {
-        let res = http.post(format!("{base}/hooks")).body(body).send().await.unwrap();
+        let res = http
+            .post(format!("{base}/hooks"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 400);
-        assert_eq!(header(&res, "content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            header(&res, "content-type").as_deref(),
+            Some("application/json")
+        );
         let detail: Value = res.json().await.unwrap();
         let detail = detail["detail"].as_str().unwrap();
         assert!(detail.contains("idempotency key"), "{detail}");
@@ -258,23 +305,42 @@ async fn require_key_answers_400_with_a_json_detail() {
 async fn a_body_over_the_limit_gets_413() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/hooks", post({
-            let runs = runs.clone();
-            move || async move { runs.hit(); "ran" }
-        }))
+        .route(
+            "/hooks",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "ran"
+                }
+            }),
+        )
         .layer(stripe_layer(OnceOnly::memory()).max_body_bytes(64));
     let base = serve(app).await;
     let http = client();
     let big = json!({"id": "evt_big", "pad": "x".repeat(100)}).to_string();
-    let res = http.post(format!("{base}/hooks")).body(big).send().await.unwrap();
+    let res = http
+        .post(format!("{base}/hooks"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     let detail: Value = res.json().await.unwrap();
     assert!(detail["detail"].as_str().unwrap().contains("64 bytes"));
     // Without a Content-Length the limit is enforced while reading.
-    let chunks: Vec<Result<String, std::io::Error>> =
-        vec![Ok(r#"{"id":"evt_stream","pad":""#.into()), Ok("y".repeat(100)), Ok(r#""}"#.into())];
+    let chunks: Vec<Result<String, std::io::Error>> = vec![
+        Ok(r#"{"id":"evt_stream","pad":""#.into()),
+        Ok("y".repeat(100)),
+        Ok(r#""}"#.into()),
+    ];
     let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let res = http.post(format!("{base}/hooks")).body(streamed).send().await.unwrap();
+    let res = http
+        .post(format!("{base}/hooks"))
+        .body(streamed)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     assert_eq!(runs.get(), 0);
 }
@@ -283,10 +349,16 @@ async fn a_body_over_the_limit_gets_413() {
 async fn every_default_key_source_deduplicates() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/hooks", post({
-            let runs = runs.clone();
-            move || async move { runs.hit(); "ran" }
-        }))
+        .route(
+            "/hooks",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "ran"
+                }
+            }),
+        )
         .layer(OnceOnlyLayer::new(OnceOnly::memory()));
     let base = serve(app).await;
     let http = client();
@@ -294,7 +366,10 @@ async fn every_default_key_source_deduplicates() {
         &[("idempotency-key", "k1")],
         &[("webhook-id", "msg_1")],
         &[("svix-id", "msg_1")],
-        &[("x-github-hook-id", "42"), ("x-github-delivery", "72d3162e")],
+        &[
+            ("x-github-hook-id", "42"),
+            ("x-github-delivery", "72d3162e"),
+        ],
     ];
     for headers in deliveries {
         for attempt in 0..2 {
@@ -315,13 +390,23 @@ async fn a_custom_extractor_and_route_layer() {
     let runs = Runs::default();
     let extractor = |req: &KeyRequest<'_>| {
         let body: Value = serde_json::from_slice(req.body?).ok()?;
-        Some(format!("{}:{}", body["shop"].as_str()?, body["order"].as_u64()?))
+        Some(format!(
+            "{}:{}",
+            body["shop"].as_str()?,
+            body["order"].as_u64()?
+        ))
     };
     let app = Router::new()
-        .route("/orders", post({
-            let runs = runs.clone();
-            move || async move { runs.hit(); "ran" }
-        }))
+        .route(
+            "/orders",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "ran"
+                }
+            }),
+        )
         .route_layer(
             OnceOnlyLayer::new(OnceOnly::memory()).key_sources([KeySource::custom(extractor)]),
         );
@@ -332,7 +417,12 @@ async fn a_custom_extractor_and_route_layer() {
         r#"{"order":7,"shop":"s1","note":"resent"}"#,
         r#"{"shop":"s2","order":7}"#,
     ] {
-        let res = http.post(format!("{base}/orders")).body(body).send().await.unwrap();
+        let res = http
+            .post(format!("{base}/orders"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
     }
     assert_eq!(runs.get(), 2);
@@ -397,6 +487,9 @@ async fn plain_tower_service_errors_release_the_key() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), body);
     let res = http.post(&base).body(body).send().await.unwrap();
-    assert_eq!(header(&res, "x-onceonly-status").as_deref(), Some("duplicate"));
+    assert_eq!(
+        header(&res, "x-onceonly-status").as_deref(),
+        Some("duplicate")
+    );
     assert_eq!(runs.get(), 2);
 }

@@ -43,7 +43,10 @@ async fn replayed_response_is_byte_identical_and_marked() {
                         [
                             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
                             (HeaderName::from_static("x-charge-id"), format!("ch_{n}")),
-                            (HeaderName::from_static("x-not-replayed"), "only-once".to_owned()),
+                            (
+                                HeaderName::from_static("x-not-replayed"),
+                                "only-once".to_owned(),
+                            ),
                         ],
                         [binary_body(), body.to_vec()].concat(),
                     )
@@ -71,7 +74,10 @@ async fn replayed_response_is_byte_identical_and_marked() {
         let again = pay().await.unwrap();
         assert_eq!(again.status(), 201);
         assert_eq!(hdr(&again, "idempotency-replayed").as_deref(), Some("true"));
-        assert_eq!(hdr(&again, "content-type").as_deref(), Some("application/octet-stream"));
+        assert_eq!(
+            hdr(&again, "content-type").as_deref(),
+            Some("application/octet-stream")
+        );
         assert_eq!(hdr(&again, "x-charge-id").as_deref(), Some("ch_0"));
         assert_eq!(hdr(&again, "x-not-replayed"), None);
         assert_eq!(again.bytes().await.unwrap(), first_body);
@@ -108,20 +114,30 @@ async fn a_concurrent_duplicate_gets_409_with_retry_after() {
     };
 
     let first = tokio::spawn(order());
-    within("the first request to start", started.recv()).await.unwrap();
+    within("the first request to start", started.recv())
+        .await
+        .unwrap();
     let busy = order().await.unwrap();
     assert_eq!(busy.status(), 409);
     let retry_after: u64 = hdr(&busy, "retry-after").unwrap().parse().unwrap();
     assert!(retry_after >= 1);
     let detail: Value = busy.json().await.unwrap();
-    assert!(detail["detail"].as_str().unwrap().contains("being processed"));
+    assert!(
+        detail["detail"]
+            .as_str()
+            .unwrap()
+            .contains("being processed")
+    );
 
     gate.add_permits(1);
     let first = within("the first request", first).await.unwrap().unwrap();
     assert_eq!(first.status(), 201);
     let replayed = order().await.unwrap();
     assert_eq!(replayed.status(), 201);
-    assert_eq!(hdr(&replayed, "idempotency-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        hdr(&replayed, "idempotency-replayed").as_deref(),
+        Some("true")
+    );
     assert_eq!(replayed.text().await.unwrap(), "order ord_1");
     assert_eq!(runs.get(), 1);
 }
@@ -130,10 +146,16 @@ async fn a_concurrent_duplicate_gets_409_with_retry_after() {
 async fn the_same_key_with_a_different_body_gets_422() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/transfers", post({
-            let runs = runs.clone();
-            move || async move { runs.hit(); "sent" }
-        }))
+        .route(
+            "/transfers",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "sent"
+                }
+            }),
+        )
         .layer(replay_layer());
     let base = serve(app).await;
     let http = client();
@@ -147,7 +169,12 @@ async fn the_same_key_with_a_different_body_gets_422() {
     let mismatch = send(r#"{"cents":999}"#).await.unwrap();
     assert_eq!(mismatch.status(), 422);
     let detail: Value = mismatch.json().await.unwrap();
-    assert!(detail["detail"].as_str().unwrap().contains("different request body"));
+    assert!(
+        detail["detail"]
+            .as_str()
+            .unwrap()
+            .contains("different request body")
+    );
     let same = send(r#"{"cents":100}"#).await.unwrap();
     assert_eq!(hdr(&same, "idempotency-replayed").as_deref(), Some("true"));
     assert_eq!(runs.get(), 1);
@@ -157,15 +184,18 @@ async fn the_same_key_with_a_different_body_gets_422() {
 async fn a_5xx_is_not_stored_and_the_retry_runs() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/jobs", post({
-            let runs = runs.clone();
-            move || async move {
-                match runs.hit() {
-                    0 => (StatusCode::SERVICE_UNAVAILABLE, "try later"),
-                    _ => (StatusCode::ACCEPTED, "queued"),
+        .route(
+            "/jobs",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    match runs.hit() {
+                        0 => (StatusCode::SERVICE_UNAVAILABLE, "try later"),
+                        _ => (StatusCode::ACCEPTED, "queued"),
+                    }
                 }
-            }
-        }))
+            }),
+        )
         .layer(replay_layer());
     let base = serve(app).await;
     let http = client();
@@ -180,7 +210,10 @@ async fn a_5xx_is_not_stored_and_the_retry_runs() {
     assert_eq!(hdr(&retried, "idempotency-replayed"), None);
     let replayed = submit().await.unwrap();
     assert_eq!(replayed.status(), 202);
-    assert_eq!(hdr(&replayed, "idempotency-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        hdr(&replayed, "idempotency-replayed").as_deref(),
+        Some("true")
+    );
     assert_eq!(runs.get(), 2);
 }
 
@@ -188,16 +221,21 @@ async fn a_5xx_is_not_stored_and_the_retry_runs() {
 async fn a_final_4xx_is_stored_but_429_is_not() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/charges", post({
-            let runs = runs.clone();
-            move |body: String| async move {
-                runs.hit();
-                match body.as_str() {
-                    "declined" => (StatusCode::PAYMENT_REQUIRED, "card declined").into_response(),
-                    _ => (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
+        .route(
+            "/charges",
+            post({
+                let runs = runs.clone();
+                move |body: String| async move {
+                    runs.hit();
+                    match body.as_str() {
+                        "declined" => {
+                            (StatusCode::PAYMENT_REQUIRED, "card declined").into_response()
+                        }
+                        _ => (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
+                    }
                 }
-            }
-        }))
+            }),
+        )
         .layer(replay_layer());
     let base = serve(app).await;
     let http = client();
@@ -210,7 +248,10 @@ async fn a_final_4xx_is_stored_but_429_is_not() {
     assert_eq!(charge("c1", "declined").await.unwrap().status(), 402);
     let replayed = charge("c1", "declined").await.unwrap();
     assert_eq!(replayed.status(), 402);
-    assert_eq!(hdr(&replayed, "idempotency-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        hdr(&replayed, "idempotency-replayed").as_deref(),
+        Some("true")
+    );
     assert_eq!(runs.get(), 1);
 
     assert_eq!(charge("c2", "busy").await.unwrap().status(), 429);
@@ -224,10 +265,16 @@ async fn a_final_4xx_is_stored_but_429_is_not() {
 async fn a_body_over_the_limit_gets_413() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/uploads", post({
-            let runs = runs.clone();
-            move || async move { runs.hit(); "stored" }
-        }))
+        .route(
+            "/uploads",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "stored"
+                }
+            }),
+        )
         .layer(replay_layer().max_body_bytes(1024));
     let base = serve(app).await;
     let http = client();
@@ -258,16 +305,19 @@ async fn a_dropped_request_cancels_the_lease() {
     let runs = Runs::default();
     let (started_tx, mut started) = mpsc::unbounded_channel();
     let app = Router::new()
-        .route("/exports", post({
-            let runs = runs.clone();
-            move || async move {
-                if runs.hit() == 0 {
-                    started_tx.send(()).unwrap();
-                    std::future::pending::<()>().await;
+        .route(
+            "/exports",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    if runs.hit() == 0 {
+                        started_tx.send(()).unwrap();
+                        std::future::pending::<()>().await;
+                    }
+                    "exported"
                 }
-                "exported"
-            }
-        }))
+            }),
+        )
         // A long lease: only the cancellation can free the key within this test.
         .layer(replay_layer().lease_ttl(Duration::from_secs(3600)));
     let base = serve(app).await;
@@ -276,19 +326,34 @@ async fn a_dropped_request_cancels_the_lease() {
 
     let hung = tokio::spawn({
         let (http, url) = (http.clone(), url.clone());
-        async move { http.post(url).header("idempotency-key", "ex-1").send().await }
+        async move {
+            http.post(url)
+                .header("idempotency-key", "ex-1")
+                .send()
+                .await
+        }
     });
-    within("the first request to start", started.recv()).await.unwrap();
+    within("the first request to start", started.recv())
+        .await
+        .unwrap();
     hung.abort();
 
     let mut attempts = 0;
     let answer = loop {
-        let res = http.post(&url).header("idempotency-key", "ex-1").send().await.unwrap();
+        let res = http
+            .post(&url)
+            .header("idempotency-key", "ex-1")
+            .send()
+            .await
+            .unwrap();
         if res.status() != StatusCode::CONFLICT {
             break res;
         }
         attempts += 1;
-        assert!(attempts < 200, "the dropped request never gave its lease back");
+        assert!(
+            attempts < 200,
+            "the dropped request never gave its lease back"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     assert_eq!(answer.status(), 200);
@@ -301,16 +366,19 @@ async fn a_response_over_the_cap_reaches_its_client_whole_and_replays_as_a_note(
     let runs = Runs::default();
     let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     let app = Router::new()
-        .route("/reports", post({
-            let (runs, big) = (runs.clone(), big.clone());
-            move || async move {
-                runs.hit();
-                // A streamed body: no length known up front.
-                let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-                    big.chunks(1000).map(|c| Ok(c.to_vec())).collect();
-                axum::body::Body::from_stream(futures_util::stream::iter(chunks))
-            }
-        }))
+        .route(
+            "/reports",
+            post({
+                let (runs, big) = (runs.clone(), big.clone());
+                move || async move {
+                    runs.hit();
+                    // A streamed body: no length known up front.
+                    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                        big.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+                    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+                }
+            }),
+        )
         .layer(replay_layer().max_response_bytes(4096));
     let base = serve(app).await;
     let http = client();
@@ -334,15 +402,26 @@ async fn a_response_over_the_cap_reaches_its_client_whole_and_replays_as_a_note(
 async fn requests_without_a_key_are_not_stored() {
     let runs = Runs::default();
     let app = Router::new()
-        .route("/notes", post({
-            let runs = runs.clone();
-            move || async move { runs.hit(); "noted" }
-        }))
+        .route(
+            "/notes",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    "noted"
+                }
+            }),
+        )
         .layer(replay_layer());
     let base = serve(app).await;
     let http = client();
     for _ in 0..3 {
-        let res = http.post(format!("{base}/notes")).body("x").send().await.unwrap();
+        let res = http
+            .post(format!("{base}/notes"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(hdr(&res, "idempotency-replayed"), None);
     }
     assert_eq!(runs.get(), 3);

@@ -67,7 +67,9 @@ impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
             Kind::Ready { .. } => "ready",
             Kind::Guarded { .. } => "guarded",
         };
-        f.debug_struct("ResponseFuture").field("kind", &kind).finish()
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
     }
 }
 

@@ -24,7 +24,9 @@ fn run_detached(mut work: BoxFuture<'static, ()>) {
         Ok(handle) => {
             handle.spawn(work);
         }
-        Err(_) => tracing::warn!("request dropped outside a tokio runtime; its key stays claimed until it expires"),
+        Err(_) => tracing::warn!(
+            "request dropped outside a tokio runtime; its key stays claimed until it expires"
+        ),
     }
 }
 
@@ -116,4 +118,3 @@ impl Drop for LeaseGuard {
         }
     }
 }
-

@@ -286,11 +286,7 @@ pub(crate) fn namespaced(method: &Method, route: &str, found: &FoundKey) -> Stri
     raw.push(b'=');
     raw.extend_from_slice(&found.id);
     match String::from_utf8(raw) {
-        Ok(key)
-            if key.len() <= MAX_KEY_BYTES && !key.chars().any(char::is_control) =>
-        {
-            key
-        }
+        Ok(key) if key.len() <= MAX_KEY_BYTES && !key.chars().any(char::is_control) => key,
         Ok(key) => hashed(method, key.as_bytes()),
         Err(e) => hashed(method, e.as_bytes()),
     }
@@ -375,12 +371,19 @@ mod tests {
             Extraction::NeedBody
         ));
         let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
-        let Extraction::Found(found) = extract(&sources, &request(&headers, Some(body), &p))
-        else {
+        let Extraction::Found(found) = extract(&sources, &request(&headers, Some(body), &p)) else {
             panic!("expected a key")
         };
-        assert_eq!((found.label.as_str(), &found.id[..]), ("json:/id", &b"evt_1"[..]));
-        for body in [&b"not json"[..], br#"{"id":{"a":1}}"#, br#"{"id":""}"#, b"[]"] {
+        assert_eq!(
+            (found.label.as_str(), &found.id[..]),
+            ("json:/id", &b"evt_1"[..])
+        );
+        for body in [
+            &b"not json"[..],
+            br#"{"id":{"a":1}}"#,
+            br#"{"id":""}"#,
+            b"[]",
+        ] {
             assert!(matches!(
                 extract(&sources, &request(&headers, Some(body), &p)),
                 Extraction::Missing
@@ -413,7 +416,14 @@ mod tests {
             namespaced(&Method::PUT, "/a", &found)
         );
         for id in [vec![b'x'; 400], b"a\tb".to_vec(), vec![0xff, 0xfe]] {
-            let key = namespaced(&Method::POST, "/a", &FoundKey { label: "h".into(), id });
+            let key = namespaced(
+                &Method::POST,
+                "/a",
+                &FoundKey {
+                    label: "h".into(),
+                    id,
+                },
+            );
             validate::key(&key).unwrap();
             assert!(key.starts_with("POST sha256:"), "{key}");
         }

@@ -241,7 +241,11 @@ where
 async fn store(holder: Holder<'_>, guard: LeaseGuard, mut stored: Stored) {
     let backend = holder.client.backend();
     let complete = |result: JsonMap| {
-        backend.complete(CompleteRequest::new(holder.key, holder.lease_id, Some(result)))
+        backend.complete(CompleteRequest::new(
+            holder.key,
+            holder.lease_id,
+            Some(result),
+        ))
     };
     let mut outcome = complete(stored.clone().into_result()).await;
     if let Err(Error::Validation(reason)) = &outcome
@@ -276,7 +280,9 @@ async fn with_heartbeat<F: Future>(holder: Holder<'_>, work: F) -> F::Output {
                     tracing::warn!(key = %holder.key, error = %e, "heartbeat stopped: the lease was lost");
                     std::future::pending::<()>().await;
                 }
-                Err(e) => tracing::warn!(key = %holder.key, error = %e, "heartbeat failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(key = %holder.key, error = %e, "heartbeat failed; will retry")
+                }
             }
         }
     };
@@ -396,7 +402,10 @@ mod tests {
             body_len: 5,
         };
         let back = Stored::from_result(Some(stored.into_result())).unwrap();
-        assert_eq!(BASE64.decode(back.body.unwrap()).unwrap(), [0, 159, 146, 150, 255]);
+        assert_eq!(
+            BASE64.decode(back.body.unwrap()).unwrap(),
+            [0, 159, 146, 150, 255]
+        );
         let foreign = json!({"value": "sent"}).as_object().cloned();
         assert!(Stored::from_result(foreign).is_none());
     }

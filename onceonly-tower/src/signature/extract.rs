@@ -84,7 +84,9 @@ impl SignatureRejection {
                 format!("request body is larger than the limit of {limit} bytes")
             }
             SignatureRejection::Unreadable(e) => format!("could not read the request body: {e}"),
-            SignatureRejection::InvalidJson(e) => format!("request body is not the expected JSON: {e}"),
+            SignatureRejection::InvalidJson(e) => {
+                format!("request body is not the expected JSON: {e}")
+            }
         }
     }
 }

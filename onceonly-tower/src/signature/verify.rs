@@ -157,7 +157,10 @@ impl fmt::Display for SignatureError {
         match self {
             SignatureError::MissingHeader(name) => write!(f, "missing signature header {name}"),
             SignatureError::UnsupportedAlgorithm(alg) => {
-                write!(f, "unsupported signature algorithm `{alg}`; expected {ALGORITHM}")
+                write!(
+                    f,
+                    "unsupported signature algorithm `{alg}`; expected {ALGORITHM}"
+                )
             }
             SignatureError::InvalidTimestamp => {
                 write!(f, "{TIMESTAMP_HEADER} must be unix seconds")
@@ -210,7 +213,10 @@ mod tests {
         ));
         let mut h = good.clone();
         h.insert(TIMESTAMP_HEADER, "yesterday".parse().unwrap());
-        assert_eq!(v.verify_at(&h, body, now), Err(SignatureError::InvalidTimestamp));
+        assert_eq!(
+            v.verify_at(&h, body, now),
+            Err(SignatureError::InvalidTimestamp)
+        );
         let mut h = good.clone();
         h.insert(SIGNATURE_HEADER, "zz".parse().unwrap());
         assert_eq!(v.verify_at(&h, body, now), Err(SignatureError::Mismatch));
