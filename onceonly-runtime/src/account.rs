@@ -1,8 +1,9 @@
 //! Account-level calls: who am I, usage, events, run timelines, metrics, notifications.
 //!
-//! These are thin typed front-ends to the [`Backend`](crate::Backend): the HTTP API answers
-//! all of them (the hosted API and `onceonly-server` alike); a backend without accounts, such
-//! as the embedded engine before it grows them, answers [`Error::Unsupported`].
+//! These are thin typed front-ends to the [`Backend`](crate::Backend). The HTTP API answers
+//! all of them (the hosted API and `onceonly-server` alike), and so does the embedded engine,
+//! which keeps an account of its own; a backend without accounts answers
+//! [`Error::Unsupported`].
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use onceonly_runtime::models::RunStatus;
+use onceonly_runtime::models::{RunEvent, RunStatus, UsageKind};
 use onceonly_runtime::{Error, OnceOnly};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -358,6 +358,135 @@ mod cases {
         go_tx.send(()).unwrap();
         assert_eq!(holder.await.unwrap().unwrap(), receipt("long"));
     }
+
+    pub(super) async fn usage_counts_check_locks_and_acquisitions(client: OnceOnly) {
+        let make0 = client.usage().await.unwrap();
+        let ai0 = client.usage().kind(UsageKind::Ai).await.unwrap();
+        client.check_lock("u:1").await.unwrap();
+        client.check_lock("u:1").await.unwrap();
+        let lease = client.ai().lease("u:job").await.unwrap();
+        assert_eq!(lease.status, RunStatus::Acquired);
+        // Answers that acquire nothing are free polling, not usage.
+        let busy = client.ai().lease("u:job").await.unwrap();
+        assert_eq!(busy.status, RunStatus::InProgress);
+        let make = client.usage().kind(UsageKind::Make).await.unwrap();
+        let ai = client.usage().kind(UsageKind::Ai).await.unwrap();
+        assert_eq!(make.usage, make0.usage + 2);
+        assert_eq!(ai.usage, ai0.usage + 1);
+        assert_eq!(ai.requests_total_month, ai0.requests_total_month + 2);
+        let all = client.usage_all().await.unwrap();
+        assert_eq!((all.make.usage, all.ai.usage), (make.usage, ai.usage));
+        assert_eq!(
+            all.ai.polling_total_month,
+            ai.requests_total_month - ai.usage
+        );
+        assert_eq!(all.plan, make.plan);
+        let me = client.me().await.unwrap();
+        assert_eq!(me["plan"], serde_json::json!(make.plan));
+        assert_eq!(me["is_active"], serde_json::json!(true));
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let metrics = client.metrics(&today, &today).await.unwrap();
+        assert!(
+            metrics["totals"]["ai"]["usage"].as_u64().unwrap() >= 1,
+            "{metrics:?}"
+        );
+        let e = client.metrics(&today, "yesterday").await.unwrap_err();
+        assert!(matches!(e, Error::Validation(_)), "{e:?}");
+    }
+
+    pub(super) async fn runs_and_events_build_a_timeline(client: OnceOnly) {
+        let run = client
+            .ai()
+            .run("job:timeline")
+            .ttl(Duration::from_secs(60))
+            .run_id("run-a")
+            .await
+            .unwrap();
+        assert_eq!(run.status, RunStatus::Acquired);
+        let posted = client
+            .post_event(RunEvent {
+                run_id: "run-a".into(),
+                kind: "note".into(),
+                message: Some("halfway".into()),
+                ..RunEvent::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(posted["run_id"], serde_json::json!("run-a"));
+        client
+            .ai()
+            .complete("job:timeline", run.lease_id.as_deref().unwrap())
+            .await
+            .unwrap();
+        let timeline = client.get_run_timeline("run-a").await.unwrap();
+        assert_eq!(timeline.run_id, "run-a");
+        let kinds: Vec<&str> = timeline.events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds.first(), Some(&"run_started"), "{kinds:?}");
+        assert!(kinds.contains(&"note"), "{kinds:?}");
+        let note = timeline.events.iter().find(|e| e.kind == "note").unwrap();
+        assert_eq!(note.message.as_deref(), Some("halfway"));
+        assert!(timeline.total >= 2);
+        let page = client
+            .get_run_timeline("run-a")
+            .limit(1)
+            .offset(1)
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.events[0].kind, kinds[1]);
+        let events = client.events().limit(10).await.unwrap();
+        assert!(
+            events["data"].as_array().is_some_and(|d| !d.is_empty()),
+            "{events:?}"
+        );
+        let prefs = client
+            .update_notifications()
+            .email_notifications_enabled(false)
+            .await
+            .unwrap();
+        assert_eq!(
+            prefs["email_notifications_enabled"],
+            serde_json::json!(false)
+        );
+    }
+
+    pub(super) async fn run_and_wait_attaches_to_a_running_job(client: OnceOnly) {
+        let holder = client.ai().lease("job:shared").await.unwrap();
+        let waiter = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .ai()
+                    .run_and_wait("job:shared")
+                    .timeout(Duration::from_secs(60))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let result = serde_json::json!({"rows": 42})
+            .as_object()
+            .cloned()
+            .unwrap();
+        client
+            .ai()
+            .complete("job:shared", holder.lease_id.as_deref().unwrap())
+            .result(result.clone())
+            .await
+            .unwrap();
+        let done = waiter.await.unwrap().unwrap();
+        assert_eq!(
+            (done.status, done.result),
+            (RunStatus::Completed, Some(result))
+        );
+        // Nobody executes a run on these backends: waiting on a fresh one runs out.
+        let e = client
+            .ai()
+            .run_and_wait("job:orphan")
+            .timeout(Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+    }
 }
 
 /// Declares one `#[tokio::test]` per case, each on a fresh client from `$make`.
@@ -376,6 +505,9 @@ macro_rules! suite {
             a_run_fn_waiting_on_a_holder_gets_its_value,
             a_stale_lease_id_is_lease_lost,
             heartbeats_keep_a_long_run_alive,
+            usage_counts_check_locks_and_acquisitions,
+            runs_and_events_build_a_timeline,
+            run_and_wait_attaches_to_a_running_job,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
