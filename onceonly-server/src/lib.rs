@@ -1,1 +1,173 @@
-//! Self-hostable OnceOnly API server (arrives with the HTTP API work).
+//! # onceonly-server
+//!
+//! A self-hostable server that speaks the OnceOnly HTTP API over the embedded engine, so the
+//! official Python and TypeScript SDKs, and this project's Rust client, work against it
+//! unchanged, with no account and no data leaving your network.
+//!
+//! ```text
+//! onceonly-server --listen 127.0.0.1:8080 --store memory --api-keys-file keys.txt
+//! ```
+//!
+//! Every API key is a tenant: its locks, leases, usage, events and timelines live under a
+//! prefix of its own in the store, so tenants never see each other's keys. Each key can carry
+//! plan limits (default: unlimited) that answer 402 with the documented body. The semantics
+//! all live in [`onceonly_runtime::Engine`]; this crate only translates HTTP to engine calls
+//! and back, with the error bodies the official SDKs classify (401, 402, 403, 409, 422, and
+//! JSON 404/405/413).
+//!
+//! Start it in-process, for tests or to embed it:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use onceonly_server::{ApiKey, Server, ServerConfig};
+//!
+//! let config = ServerConfig::new("127.0.0.1:0".parse()?).api_key(ApiKey::new("once_test_key")?);
+//! let server = Server::bind(config).await?;
+//! println!("serving {}", server.base_url()); // http://127.0.0.1:<port>/v1
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Extensions beyond the hosted API, all additive (an official SDK never sees them unless it
+//! asks): `POST /v1/check-lock/release` (`{"key"}`) deletes a check-lock; `retryable: true` on
+//! `POST /v1/ai/fail` releases the key for a retry; `GET /v1/ai/status?key=..&wait_ms=..`
+//! long-polls (bounded by [`ServerConfig::max_wait`], 30 s by default) and returns as soon as
+//! the key completes, fails or is released.
+
+mod config;
+mod error;
+mod extract;
+mod routes;
+mod state;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use onceonly_runtime::Engine;
+use onceonly_runtime::store::MemoryStore;
+use onceonly_runtime::time::SystemClock;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    ApiKey, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_MAX_WAIT, ENV_API_KEYS, MAX_API_KEY_BYTES,
+    ServerConfig, StoreSpec, parse_key_list, parse_keys_file, read_keys_file,
+};
+pub use error::ApiError;
+pub use routes::{ONCEONLY_STATUS, REQUEST_ID, router};
+pub use state::{AppState, Tenant, key_preview, tenant_id};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server task ended abnormally.
+    #[error("the server task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The application (router with state) for `config`, to serve yourself or nest into another
+/// axum router.
+pub fn app(config: &ServerConfig) -> Result<Router, ServerError> {
+    let keys = config.checked_keys()?;
+    match config.store {
+        StoreSpec::Memory => {
+            let root = Engine::with_config(
+                MemoryStore::new(),
+                config.engine.clone(),
+                Arc::new(SystemClock),
+            );
+            let state = AppState::new(&root, &keys, config.max_wait, config.body_limit)?;
+            Ok(routes::router(state))
+        }
+    }
+}
+
+/// A running server. Dropping it leaves the server running until the runtime stops; call
+/// [`Server::shutdown`] to stop it gracefully.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds `config.listen`, starts serving on the current tokio runtime, and returns once
+    /// the socket accepts connections. Port 0 picks a free port: see [`Server::local_addr`].
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let app = app(&config)?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr()?;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Server {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL clients use: `http://<addr>/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and waits for that.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        Ok((&mut self.task).await??)
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        signal.await;
+        self.shutdown().await
+    }
+}

@@ -1,0 +1,353 @@
+//! Server configuration: where to listen, which store, which API keys under which plans.
+//!
+//! API keys are tenants. They come from three places that are merged: `--api-key KEY`
+//! (repeatable), the `ONCEONLY_SERVER_API_KEYS` environment variable (comma-separated) and a
+//! keys file (`--api-keys-file PATH`), whose format is:
+//!
+//! ```text
+//! # one key per line; blank lines and text after `#` are ignored
+//! once_live_team_a_0123456789
+//! once_live_team_b_abcdefghij   plan=free make=1000 ai=3000
+//! once_live_team_c_9876543210   plan=pro  make=200000 ai=unlimited
+//! ```
+//!
+//! After the key: `plan=NAME` (shown by `GET /me` and `GET /usage`), `make=N` (check-locks
+//! per UTC month), `ai=N` (acquired leases and runs per UTC month); each limit is a number or
+//! `unlimited` (the default). Error messages name the line, never the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use onceonly_runtime::EngineConfig;
+use onceonly_runtime::engine::Plan;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Environment variable with comma-separated API keys.
+pub const ENV_API_KEYS: &str = "ONCEONLY_SERVER_API_KEYS";
+/// Default largest request body: 256 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// Default bound of the `wait_ms` long-poll of `GET /v1/ai/status`: 30 seconds.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+/// Longest accepted API key, in bytes.
+pub const MAX_API_KEY_BYTES: usize = 512;
+
+/// A configuration mistake: bad flag, unreadable keys file, no keys at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Where the server keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreSpec {
+    /// In-process memory: fast, nothing survives a restart, one process only.
+    #[default]
+    Memory,
+}
+
+impl FromStr for StoreSpec {
+    type Err = ConfigError;
+
+    /// `memory` (or `memory:`). `redis://`, `rediss://` and `sqlite:` are recognised and refused
+    /// with an explanation: those stores are not available in this version.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let lower = s.trim().to_ascii_lowercase();
+        if lower == "memory" || lower == "memory:" {
+            Ok(StoreSpec::Memory)
+        } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+            Err(ConfigError(
+                "the redis store is not available in this version of onceonly-server yet; \
+                 use --store memory"
+                    .into(),
+            ))
+        } else if lower.starts_with("sqlite:") {
+            Err(ConfigError(
+                "the sqlite store is not available in this version of onceonly-server yet; \
+                 use --store memory"
+                    .into(),
+            ))
+        } else {
+            Err(ConfigError(format!(
+                "unknown store `{s}`: expected memory (redis:// and sqlite: are planned)"
+            )))
+        }
+    }
+}
+
+/// One API key and the plan its tenant is on. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct ApiKey {
+    key: SecretString,
+    plan: Plan,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("key", &"[redacted]")
+            .field("plan", &self.plan)
+            .finish()
+    }
+}
+
+impl ApiKey {
+    /// A key on an unlimited plan. Keys are 1 to 512 visible ASCII characters (no spaces, no
+    /// commas), as they travel in an `Authorization: Bearer` header.
+    pub fn new(key: impl Into<String>) -> Result<Self, ConfigError> {
+        let key = key.into();
+        check_key(&key).map_err(ConfigError)?;
+        Ok(ApiKey {
+            key: SecretString::from(key),
+            plan: Plan::unlimited(),
+        })
+    }
+
+    /// Puts the key on `plan`.
+    pub fn plan(mut self, plan: Plan) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    /// The key's plan.
+    pub fn plan_ref(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub(crate) fn secret(&self) -> &str {
+        self.key.expose_secret()
+    }
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("an API key must not be empty".into());
+    }
+    if key.len() > MAX_API_KEY_BYTES {
+        return Err(format!(
+            "an API key is at most {MAX_API_KEY_BYTES} bytes long"
+        ));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+        return Err(
+            "an API key may only contain visible ASCII characters (no spaces or commas)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Everything [`Server::bind`](crate::Server::bind) needs.
+///
+/// ```
+/// use onceonly_server::{ApiKey, ServerConfig};
+///
+/// let config = ServerConfig::new("127.0.0.1:0".parse().unwrap())
+///     .api_key(ApiKey::new("once_test_key_1").unwrap());
+/// assert_eq!(config.api_keys.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The store.
+    pub store: StoreSpec,
+    /// The API keys (tenants). At least one is required.
+    pub api_keys: Vec<ApiKey>,
+    /// Largest accepted request body, in bytes (413 beyond it).
+    pub body_limit: usize,
+    /// Upper bound of the `wait_ms` long-poll on `GET /v1/ai/status`.
+    pub max_wait: Duration,
+    /// TTL defaults, retention and limits of the engine.
+    pub engine: EngineConfig,
+}
+
+impl ServerConfig {
+    /// A configuration listening on `listen`, memory store, no keys yet, default limits.
+    pub fn new(listen: SocketAddr) -> Self {
+        ServerConfig {
+            listen,
+            store: StoreSpec::Memory,
+            api_keys: Vec::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            max_wait: DEFAULT_MAX_WAIT,
+            engine: EngineConfig::default(),
+        }
+    }
+
+    /// Adds an API key.
+    pub fn api_key(mut self, key: ApiKey) -> Self {
+        self.api_keys.push(key);
+        self
+    }
+
+    /// Sets the request body limit.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Sets the long-poll bound.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// Sets the engine configuration.
+    pub fn engine(mut self, engine: EngineConfig) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Checks the keys: at least one, and no key listed twice with different plans (the same
+    /// key with the same plan is kept once).
+    pub(crate) fn checked_keys(&self) -> Result<Vec<ApiKey>, ConfigError> {
+        if self.api_keys.is_empty() {
+            return Err(ConfigError(format!(
+                "no API keys configured: pass --api-key KEY, set {ENV_API_KEYS}, or use \
+                 --api-keys-file PATH"
+            )));
+        }
+        let mut out: Vec<ApiKey> = Vec::new();
+        for (i, key) in self.api_keys.iter().enumerate() {
+            match out.iter().find(|k| k.secret() == key.secret()) {
+                Some(seen) if seen.plan == key.plan => {}
+                Some(_) => {
+                    return Err(ConfigError(format!(
+                        "API key #{} is configured twice with different plans",
+                        i + 1
+                    )));
+                }
+                None => out.push(key.clone()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Keys from the `ONCEONLY_SERVER_API_KEYS` format: comma-separated, blanks ignored.
+pub fn parse_key_list(list: &str) -> Result<Vec<ApiKey>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .enumerate()
+        .map(|(i, k)| {
+            ApiKey::new(k).map_err(|e| ConfigError(format!("{ENV_API_KEYS} entry #{}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// Keys from the keys-file format (see the [module docs](self)). `source` names the file in
+/// error messages.
+pub fn parse_keys_file(text: &str, source: &str) -> Result<Vec<ApiKey>, ConfigError> {
+    let mut keys = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let err = |msg: String| ConfigError(format!("{source}:{}: {msg}", n + 1));
+        let mut parts = line.split_whitespace();
+        let key = parts.next().unwrap_or_default();
+        let mut api_key = ApiKey::new(key).map_err(|e| err(e.0))?;
+        let mut plan = Plan::unlimited();
+        for part in parts {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| err(format!("expected plan=NAME, make=N or ai=N, got `{part}`")))?;
+            match name {
+                "plan" if !value.is_empty() => plan.name = value.to_owned(),
+                "make" => plan.make_limit = parse_limit(value).map_err(&err)?,
+                "ai" => plan.ai_limit = parse_limit(value).map_err(&err)?,
+                _ => {
+                    return Err(err(format!(
+                        "unknown setting `{part}`: expected plan=NAME, make=N or ai=N"
+                    )));
+                }
+            }
+        }
+        api_key = api_key.plan(plan);
+        keys.push(api_key);
+    }
+    Ok(keys)
+}
+
+/// Reads a keys file.
+pub fn read_keys_file(path: &Path) -> Result<Vec<ApiKey>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+    parse_keys_file(&text, &path.display().to_string())
+}
+
+fn parse_limit(value: &str) -> Result<Option<u64>, String> {
+    if value.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    value
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| format!("a limit is a whole number or `unlimited`, got `{value}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_file_lines() {
+        let keys = parse_keys_file(
+            "# team keys\n\nonce_a\nonce_b plan=free make=10 ai=unlimited # trial\n",
+            "keys.txt",
+        )
+        .unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].plan, Plan::unlimited());
+        assert_eq!(keys[1].plan, Plan::new("free").make_limit(10));
+        assert_eq!(keys[1].secret(), "once_b");
+    }
+
+    #[test]
+    fn keys_file_errors_name_the_line_not_the_key() {
+        let e = parse_keys_file("ok_key\nsecret_key make=ten\n", "k.txt").unwrap_err();
+        assert!(e.0.starts_with("k.txt:2:"), "{e}");
+        assert!(!e.0.contains("secret_key"), "{e}");
+        let e = parse_keys_file("secret_key color=blue\n", "k.txt").unwrap_err();
+        assert!(e.0.contains("unknown setting"), "{e}");
+    }
+
+    #[test]
+    fn key_lists_and_checks() {
+        assert_eq!(parse_key_list(" a1, ,b2 ").unwrap().len(), 2);
+        assert!(ApiKey::new("has space").is_err());
+        assert!(ApiKey::new("").is_err());
+        assert!(ApiKey::new("k".repeat(513)).is_err());
+        let dbg = format!("{:?}", ApiKey::new("top_secret").unwrap());
+        assert!(!dbg.contains("top_secret"), "{dbg}");
+    }
+
+    #[test]
+    fn duplicate_keys() {
+        let base = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+        assert!(base.clone().checked_keys().is_err(), "no keys");
+        let twice = base
+            .clone()
+            .api_key(ApiKey::new("k1").unwrap())
+            .api_key(ApiKey::new("k1").unwrap());
+        assert_eq!(twice.checked_keys().unwrap().len(), 1);
+        let clash = base
+            .api_key(ApiKey::new("k1").unwrap())
+            .api_key(ApiKey::new("k1").unwrap().plan(Plan::new("free")));
+        assert!(clash.checked_keys().is_err());
+    }
+
+    #[test]
+    fn stores() {
+        assert_eq!("memory".parse::<StoreSpec>().unwrap(), StoreSpec::Memory);
+        let e = "redis://127.0.0.1/".parse::<StoreSpec>().unwrap_err();
+        assert!(e.0.contains("not available"), "{e}");
+        assert!("sqlite:x.db".parse::<StoreSpec>().is_err());
+        assert!("postgres://x".parse::<StoreSpec>().is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! Error answers. Every error leaves the server as JSON `{"detail": ...}` with the status the
+//! official SDKs classify correctly (PROTOCOL §2, §14): 401/403 for keys, 402 for plan limits,
+//! 409 for lost leases, 422 for validation, 404/405/413 for requests that miss the API.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use onceonly_runtime::Error;
+use serde_json::{Value, json};
+
+/// An error answer: a status and the `detail` of its JSON body.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: Value,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An answer with `status` and `detail`.
+    pub fn new(status: StatusCode, detail: impl Into<Value>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// `{"detail": {"error": code, "message": message}}`.
+    pub fn coded(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError::new(status, json!({"error": code, "message": message.into()}))
+    }
+
+    /// 401: no usable `Authorization: Bearer` header.
+    pub fn missing_token() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Missing Authorization Bearer token",
+        )
+    }
+
+    /// 403: a bearer token that is no configured key.
+    pub fn invalid_key() -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "Invalid API key")
+    }
+
+    /// 422 with a human-readable message.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message.into())
+    }
+
+    /// 404 for a path the API does not have.
+    pub fn unknown_path(method: &str, path: &str) -> Self {
+        ApiError::coded(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such endpoint: {method} {path}"),
+        )
+    }
+
+    /// 405 for a known path called with the wrong method.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        ApiError::coded(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{path} does not accept {method}"),
+        )
+    }
+
+    /// 413 for a body over the limit.
+    pub fn payload_too_large(limit: usize) -> Self {
+        ApiError::coded(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, axum::Json(json!({"detail": self.detail}))).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Validation(msg) => ApiError::validation(msg),
+            Error::OverLimit { detail } => ApiError::new(StatusCode::PAYMENT_REQUIRED, detail),
+            Error::LeaseLost { key } => ApiError::new(
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "lease_lost",
+                    "message": "this lease id is no longer the current one for the key: \
+                                its lease expired and another caller acquired it, or it ended",
+                    "key": key,
+                }),
+            ),
+            Error::InProgress { key, retry_after } => {
+                let mut err = ApiError::new(
+                    StatusCode::CONFLICT,
+                    json!({"error": "in_progress", "message": "another caller holds this key", "key": key}),
+                );
+                err.retry_after = retry_after.map(|d| d.as_secs().max(1));
+                err
+            }
+            Error::PreviouslyFailed { key, error_code } => ApiError::new(
+                StatusCode::CONFLICT,
+                json!({"error": "previously_failed", "key": key, "error_code": error_code}),
+            ),
+            Error::Blocked { reason, decision } => ApiError::new(
+                StatusCode::CONFLICT,
+                json!({"error": "blocked", "policy_reason": reason, "decision": decision}),
+            ),
+            Error::Unauthorized { .. } => ApiError::invalid_key(),
+            Error::RateLimited { retry_after } => {
+                let mut err = ApiError::coded(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests",
+                );
+                err.retry_after = Some(retry_after.map_or(1, |d| d.as_secs().max(1)));
+                err
+            }
+            Error::Api { status, detail } => ApiError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                detail,
+            ),
+            Error::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                ApiError::coded(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; retry later",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::coded(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal server error",
+                )
+            }
+        }
+    }
+}

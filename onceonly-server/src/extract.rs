@@ -1,0 +1,96 @@
+//! Extractors whose rejections are JSON error answers, never axum's plain-text bodies.
+//!
+//! Bodies are read as bytes and parsed as JSON whatever the `Content-Type` (the official SDKs
+//! always send `application/json`; curl users often do not). Parse errors name the field
+//! (`ttl: invalid type: string "x", expected ...`) and answer 422, like the hosted API's
+//! validation errors, so the SDKs raise their `ValidationError`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON request body.
+pub(crate) struct JsonBody<T>(pub T);
+
+/// Parses `bytes` as a `T`, naming the offending field in the error.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::validation(
+            "the request body must be a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path == "?" || path.is_empty() {
+            ApiError::validation(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::validation(format!("invalid JSON body: {path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}
+
+impl<T, S> FromRequest<AppState<S>> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: onceonly_runtime::store::Store,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_rejection(&e, state.body_limit))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn body_rejection(e: &BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large(limit)
+    } else {
+        ApiError::coded(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+    }
+}
+
+/// Query parameters; bad or missing ones answer 422.
+pub(crate) struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| QueryParams(q))
+            .map_err(|e| ApiError::validation(format!("invalid query: {}", e.body_text())))
+    }
+}
+
+/// One percent-decoded path segment; undecodable ones answer 422.
+pub(crate) struct Segment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(s)| Segment(s))
+            .map_err(|e| ApiError::validation(format!("invalid path: {}", e.body_text())))
+    }
+}

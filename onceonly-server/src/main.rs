@@ -1,0 +1,139 @@
+//! `onceonly-server`: the command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use onceonly_server::{
+    ApiKey, ConfigError, DEFAULT_BODY_LIMIT, ENV_API_KEYS, Server, ServerConfig, StoreSpec,
+    parse_key_list, read_keys_file,
+};
+use tracing_subscriber::EnvFilter;
+
+/// A self-hostable server speaking the OnceOnly HTTP API (exactly-once execution for AI agents
+/// and webhook handlers). Every API key is an isolated tenant.
+#[derive(Debug, Parser)]
+#[command(name = "onceonly-server", version)]
+struct Cli {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Where state lives: `memory` (redis:// and sqlite: are planned, not available yet).
+    #[arg(long, value_name = "STORE", default_value = "memory")]
+    store: String,
+
+    /// An API key (repeatable); unlimited plan. Prefer the environment or a keys file, which
+    /// do not show up in the process list.
+    #[arg(long = "api-key", value_name = "KEY")]
+    api_keys: Vec<String>,
+
+    /// A keys file: one key per line, optionally followed by `plan=NAME make=N ai=N`.
+    #[arg(long = "api-keys-file", value_name = "PATH")]
+    api_keys_file: Option<PathBuf>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+
+    /// Upper bound of the `wait_ms` long-poll of `GET /v1/ai/status`, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    max_wait_ms: u64,
+
+    /// Log filter (`info`, `debug`, `onceonly_server=debug`, ...). `RUST_LOG` wins when set.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log: String,
+}
+
+fn config(cli: &Cli) -> Result<ServerConfig, ConfigError> {
+    let store: StoreSpec = cli.store.parse()?;
+    let mut config = ServerConfig::new(cli.listen)
+        .body_limit(cli.body_limit)
+        .max_wait(Duration::from_millis(cli.max_wait_ms));
+    config.store = store;
+    for (i, key) in cli.api_keys.iter().enumerate() {
+        let key = ApiKey::new(key.trim())
+            .map_err(|e| ConfigError(format!("--api-key #{}: {e}", i + 1)))?;
+        config = config.api_key(key);
+    }
+    if let Ok(list) = std::env::var(ENV_API_KEYS) {
+        for key in parse_key_list(&list)? {
+            config = config.api_key(key);
+        }
+    }
+    if let Some(path) = &cli.api_keys_file {
+        for key in read_keys_file(path)? {
+            config = config.api_key(key);
+        }
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let config = match config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("onceonly-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tenants = config.api_keys.len();
+    let server = match Server::bind(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("onceonly-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(
+        listen = %server.local_addr(),
+        store = "memory",
+        api_keys = tenants,
+        "onceonly-server listening"
+    );
+    println!("onceonly-server listening on {}", server.base_url());
+    match server.run_until(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("onceonly-server stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("onceonly-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `/v1/ai/*`: key-mode runs, the lease API, status (with the `wait_ms` long-poll extension)
+//! and results.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use onceonly_runtime::models::{
+    AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
+    LeaseRequest,
+};
+use onceonly_runtime::store::Store;
+
+use super::governance;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams};
+use crate::state::{AppState, Tenant};
+use crate::wire::{
+    CancelBody, CompleteBody, ExtendBody, FailBody, KeyBody, KeyQuery, RunBody, StatusQuery,
+};
+
+type Answer<T> = Result<axum::Json<T>, ApiError>;
+
+pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/ai/run", post(run::<S>))
+        .route("/ai/lease", post(lease::<S>))
+        .route("/ai/extend", post(extend::<S>))
+        .route("/ai/complete", post(complete::<S>))
+        .route("/ai/fail", post(fail::<S>))
+        .route("/ai/cancel", post(cancel::<S>))
+        .route("/ai/status", get(status::<S>))
+        .route("/ai/result", get(result::<S>))
+}
+
+fn lease_request(
+    key: String,
+    ttl: Option<Duration>,
+    metadata: Option<onceonly_runtime::JsonMap>,
+) -> LeaseRequest {
+    let mut req = LeaseRequest::new(key);
+    req.ttl = ttl;
+    req.metadata = metadata;
+    req
+}
+
+/// Key mode starts or attaches to a run (same answer as `/ai/lease`); tool mode (governed
+/// tool calls) is not available yet.
+async fn run<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<RunBody>) -> Answer<Lease> {
+    let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    let tool_mode = present(&body.agent_id) || present(&body.tool);
+    match body.key {
+        Some(_) if tool_mode => Err(ApiError::validation(
+            "give either key (a run) or agent_id and tool (a tool call), not both",
+        )),
+        Some(key) => Ok(axum::Json(
+            tenant
+                .run(lease_request(key, body.ttl, body.metadata))
+                .await?,
+        )),
+        None if tool_mode => Err(governance::not_available()),
+        None => Err(ApiError::validation(
+            "ai.run needs key (a run), or agent_id and tool (a tool call)",
+        )),
+    }
+}
+
+async fn lease<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<KeyBody>) -> Answer<Lease> {
+    Ok(axum::Json(
+        tenant
+            .lease(lease_request(body.key, body.ttl, body.metadata))
+            .await?,
+    ))
+}
+
+async fn extend<S: Store>(
+    tenant: Tenant<S>,
+    JsonBody(body): JsonBody<ExtendBody>,
+) -> Answer<Lease> {
+    let req = ExtendRequest::new(body.key, body.lease_id, body.ttl);
+    Ok(axum::Json(tenant.extend(req).await?))
+}
+
+async fn complete<S: Store>(
+    tenant: Tenant<S>,
+    JsonBody(body): JsonBody<CompleteBody>,
+) -> Answer<Lease> {
+    let mut req = CompleteRequest::new(body.key, body.lease_id, body.result);
+    req.result_hash = body.result_hash;
+    Ok(axum::Json(tenant.complete(req).await?))
+}
+
+/// `retryable: true` (extension) releases the key for a retry instead of failing it for good.
+async fn fail<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<FailBody>) -> Answer<Lease> {
+    let mut req = FailRequest::new(body.key, body.lease_id, body.error_code, body.retryable);
+    req.error_hash = body.error_hash;
+    Ok(axum::Json(tenant.fail(req).await?))
+}
+
+async fn cancel<S: Store>(
+    tenant: Tenant<S>,
+    JsonBody(body): JsonBody<CancelBody>,
+) -> Answer<Lease> {
+    let reason = body.reason.filter(|r| !r.is_empty());
+    let req = CancelRequest::new(body.key, body.lease_id, reason);
+    Ok(axum::Json(tenant.cancel(req).await?))
+}
+
+/// With `wait_ms` (extension), waits up to that long (capped by the server's bound) for the
+/// key to leave `in_progress`, woken by the change itself rather than by polling.
+async fn status<S: Store>(
+    State(state): State<AppState<S>>,
+    tenant: Tenant<S>,
+    QueryParams(q): QueryParams<StatusQuery>,
+) -> Answer<AiStatus> {
+    let status = match q.wait_ms.filter(|ms| *ms > 0) {
+        Some(ms) => {
+            let wait = Duration::from_millis(ms).min(state.max_wait);
+            tenant.wait_status(&q.key, wait).await?
+        }
+        None => tenant.status(&q.key).await?,
+    };
+    Ok(axum::Json(status))
+}
+
+async fn result<S: Store>(
+    tenant: Tenant<S>,
+    QueryParams(q): QueryParams<KeyQuery>,
+) -> Answer<AiResult> {
+    Ok(axum::Json(tenant.result(&q.key).await?))
+}

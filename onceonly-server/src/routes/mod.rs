@@ -1,0 +1,113 @@
+//! The HTTP surface: `/healthz` and the OnceOnly API under `/v1`, one module per area.
+//!
+//! Handlers only translate: they parse the wire request, call one engine operation of the
+//! caller's tenant, and write the engine's answer back. Governance routes are registered so
+//! their paths answer a clear 404 until governance arrives; it slots in by replacing
+//! [`governance::routes`].
+
+mod ai;
+mod check_lock;
+mod core;
+mod governance;
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use onceonly_runtime::store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `X-Request-Id`: echoed when the caller sends a usable one, generated otherwise.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `X-OnceOnly-Status` on check-lock answers: `locked` or `duplicate`.
+pub const ONCEONLY_STATUS: HeaderName = HeaderName::from_static("x-onceonly-status");
+
+/// The whole application for `state`.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let body_limit = state.body_limit;
+    let api = Router::new()
+        .merge(core::routes())
+        .merge(check_lock::routes())
+        .merge(ai::routes())
+        .merge(governance::routes());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/v1", api)
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(request_context))
+        .layer(CatchPanicLayer::custom(on_panic))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn unknown_path(method: Method, uri: Uri) -> ApiError {
+    ApiError::unknown_path(method.as_str(), uri.path())
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
+}
+
+fn on_panic(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::coded(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal server error",
+    )
+    .into_response()
+}
+
+fn usable_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+}
+
+fn new_request_id() -> HeaderValue {
+    let id = format!("req_{:024x}", rand::random::<u128>() >> 32);
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req"))
+}
+
+/// Sets `X-Request-Id` on every answer and logs each request at debug level (method, path,
+/// status, duration, request id; never headers or bodies, so never keys).
+async fn request_context(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| usable_request_id(v))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let log = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        (
+            req.method().clone(),
+            req.uri().path().to_owned(),
+            Instant::now(),
+        )
+    });
+    let mut res = next.run(req).await;
+    if let Some((method, path, started)) = log {
+        tracing::debug!(
+            %method,
+            %path,
+            status = res.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            request_id = id.to_str().unwrap_or_default(),
+            "request"
+        );
+    }
+    res.headers_mut().insert(REQUEST_ID, id);
+    res
+}

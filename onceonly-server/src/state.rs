@@ -1,0 +1,162 @@
+//! Shared state: one tenant engine per API key, and the bearer-token extractor that picks it.
+//!
+//! Keys are looked up by their SHA-256 digest, so the table never compares secrets byte by
+//! byte, and a tenant's id (the prefix of its store keys) is derived from the digest, so it is
+//! stable across restarts without ever writing the key into the store.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use onceonly_runtime::Engine;
+use onceonly_runtime::engine::{Account, TenantEngine};
+use onceonly_runtime::store::Store;
+use sha2::{Digest, Sha256};
+
+use crate::config::{ApiKey, ConfigError};
+use crate::error::ApiError;
+
+type KeyDigest = [u8; 32];
+
+fn digest(token: &str) -> KeyDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The tenant id of a key: 24 hex digits of its SHA-256.
+pub fn tenant_id(key: &str) -> String {
+    hex::encode(&digest(key)[..12])
+}
+
+/// A preview that identifies a key to its owner without revealing it: keys of 16 characters
+/// or more show their first 8 and last 4, keys of 8 or more their last 2, shorter ones nothing.
+pub fn key_preview(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() >= 16 {
+        let head: String = chars[..8].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    } else if chars.len() >= 8 {
+        let tail: String = chars[chars.len() - 2..].iter().collect();
+        format!("…{tail}")
+    } else {
+        "…".to_owned()
+    }
+}
+
+/// What every handler can reach.
+pub struct AppState<S: Store> {
+    tenants: Arc<HashMap<KeyDigest, TenantEngine<S>>>,
+    pub(crate) max_wait: Duration,
+    pub(crate) body_limit: usize,
+}
+
+impl<S: Store> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            tenants: Arc::clone(&self.tenants),
+            max_wait: self.max_wait,
+            body_limit: self.body_limit,
+        }
+    }
+}
+
+impl<S: Store> AppState<S> {
+    /// One tenant engine per key, over `root`'s store.
+    pub fn new(
+        root: &Engine<S>,
+        keys: &[ApiKey],
+        max_wait: Duration,
+        body_limit: usize,
+    ) -> Result<Self, ConfigError> {
+        let mut tenants = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let secret = key.secret();
+            let account = Account::tenant(tenant_id(secret), key.plan_ref().clone())
+                .key_preview(key_preview(secret));
+            let engine = root
+                .tenant(account)
+                .map_err(|e| ConfigError(e.to_string()))?;
+            tenants.insert(digest(secret), engine);
+        }
+        Ok(AppState {
+            tenants: Arc::new(tenants),
+            max_wait,
+            body_limit,
+        })
+    }
+
+    fn lookup(&self, token: &str) -> Option<&TenantEngine<S>> {
+        self.tenants.get(&digest(token))
+    }
+}
+
+/// The engine of the tenant whose API key the request carries. Extracting it answers 401 when
+/// the `Authorization: Bearer` header is missing or blank and 403 when the key is unknown.
+pub struct Tenant<S: Store>(pub TenantEngine<S>);
+
+impl<S: Store> Deref for Tenant<S> {
+    type Target = TenantEngine<S>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// The token of an `Authorization` value: `Bearer <token>`, scheme case-insensitive.
+fn bearer(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for Tenant<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(ApiError::missing_token());
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(bearer)
+            .ok_or_else(ApiError::missing_token)?;
+        match state.lookup(token) {
+            Some(engine) => Ok(Tenant(engine.clone())),
+            None => Err(ApiError::invalid_key()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer   abc  "), Some("abc"));
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("abc"), None);
+    }
+
+    #[test]
+    fn previews_hide_the_key() {
+        assert_eq!(key_preview("once_live_0123456789abcdef"), "once_liv…cdef");
+        assert_eq!(key_preview("short_key"), "…ey");
+        assert_eq!(key_preview("k"), "…");
+        assert_eq!(tenant_id("k").len(), 24);
+        assert_ne!(tenant_id("a"), tenant_id("b"));
+    }
+}

@@ -1,0 +1,429 @@
+//! Client mistakes get a 4xx with a JSON `detail`, never a 5xx, a plain-text body or a panic.
+
+mod common;
+
+use common::{A, Answer, B, F, TestServer, start, start_with};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const POSTS: [&str; 9] = [
+    "check-lock",
+    "check-lock/release",
+    "ai/run",
+    "ai/lease",
+    "ai/extend",
+    "ai/complete",
+    "ai/fail",
+    "ai/cancel",
+    "events",
+];
+
+fn assert_client_error(a: &Answer, what: &str) {
+    assert!(
+        a.status.is_client_error(),
+        "{what}: expected 4xx, got {} {}",
+        a.status,
+        a.text
+    );
+    assert!(
+        a.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{what}: JSON content type, got {:?}",
+        a.header("content-type")
+    );
+    let detail = a.detail();
+    assert!(
+        detail.as_str().is_some_and(|s| !s.trim().is_empty())
+            || detail.get("error").is_some_and(|e| e.is_string()),
+        "{what}: a readable detail, got {detail}"
+    );
+}
+
+async fn raw_post(s: &TestServer, path: &str, body: &[u8]) -> Answer {
+    s.raw(Method::POST, path, Some(A), Some(body.to_vec()), &[])
+        .await
+}
+
+#[tokio::test]
+async fn bad_json_empty_and_non_object_bodies_are_422() {
+    let s = start().await;
+    for path in POSTS {
+        for body in [
+            &b"{bad json"[..],
+            b"",
+            b"   ",
+            b"[1,2]",
+            b"\"key\"",
+            b"null",
+            b"{} trailing",
+        ] {
+            let a = raw_post(&s, path, body).await;
+            assert_client_error(&a, &format!("{path} {:?}", String::from_utf8_lossy(body)));
+            assert_eq!(
+                a.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path}: {}",
+                a.text
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn missing_fields_and_wrong_types_name_the_field() {
+    let s = start().await;
+    let cases = [
+        ("check-lock", json!({}), "key"),
+        ("check-lock", json!({"key": 5}), "key"),
+        ("check-lock", json!({"key": "k", "ttl": "60"}), "ttl"),
+        ("check-lock", json!({"key": "k", "ttl": -1}), "ttl"),
+        (
+            "check-lock",
+            json!({"key": "k", "metadata": "x"}),
+            "metadata",
+        ),
+        (
+            "check-lock",
+            json!({"key": "k", "metadata": {}, "meta": {}}),
+            "meta",
+        ),
+        ("ai/lease", json!({"key": ["k"]}), "key"),
+        ("ai/lease", json!({"key": "k", "ttl": true}), "ttl"),
+        ("ai/extend", json!({"key": "k"}), "lease_id"),
+        (
+            "ai/complete",
+            json!({"key": "k", "lease_id": "l", "result": [1]}),
+            "result",
+        ),
+        (
+            "ai/complete",
+            json!({"key": "k", "lease_id": 7}),
+            "lease_id",
+        ),
+        (
+            "ai/fail",
+            json!({"key": "k", "lease_id": "l"}),
+            "error_code",
+        ),
+        (
+            "ai/fail",
+            json!({"key": "k", "lease_id": "l", "error_code": "e", "retryable": "yes"}),
+            "retryable",
+        ),
+        ("ai/cancel", json!({"lease_id": "l"}), "key"),
+        ("events", json!({"type": "note"}), "run_id"),
+        ("events", json!({"run_id": "r"}), "type"),
+        (
+            "events",
+            json!({"run_id": "r", "type": "note", "ts": "now"}),
+            "ts",
+        ),
+        (
+            "events",
+            json!({"run_id": "r", "type": "note", "data": 3}),
+            "data",
+        ),
+        (
+            "me/notifications",
+            json!({"email_notifications_enabled": "no"}),
+            "email_notifications_enabled",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let a = s.post(A, path, body.clone()).await;
+        assert_client_error(&a, &format!("{path} {body}"));
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {body}: {}",
+            a.text
+        );
+        let text = a.detail().to_string();
+        assert!(
+            text.contains(field),
+            "{path} {body}: detail should name `{field}`: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_values_are_422_from_the_engine() {
+    let s = start().await;
+    let long_key = "k".repeat(257);
+    let big_meta = json!({"blob": "x".repeat(3000)});
+    let cases = [
+        ("check-lock", json!({"key": ""})),
+        ("check-lock", json!({"key": "   "})),
+        ("check-lock", json!({"key": "a\nb"})),
+        ("check-lock", json!({"key": long_key})),
+        ("check-lock", json!({"key": "k", "ttl": 0})),
+        ("check-lock", json!({"key": "k", "ttl": 1e12})),
+        ("check-lock", json!({"key": "k", "metadata": big_meta})),
+        ("check-lock/release", json!({"key": ""})),
+        ("ai/lease", json!({"key": long_key})),
+        ("ai/lease", json!({"key": "k", "ttl": 0.5})),
+        ("ai/run", json!({"key": ""})),
+        ("ai/run", json!({})),
+        ("ai/run", json!({"key": "k", "agent_id": "a", "tool": "t"})),
+        ("ai/extend", json!({"key": "k", "lease_id": ""})),
+        (
+            "ai/fail",
+            json!({"key": "k", "lease_id": "l", "error_code": ""}),
+        ),
+        ("events", json!({"run_id": "  ", "type": "note"})),
+        ("events", json!({"run_id": "r", "type": ""})),
+        (
+            "events",
+            json!({"run_id": "r", "type": "note", "message": "m".repeat(20_000)}),
+        ),
+        ("me/notifications", json!({})),
+        ("me/notifications", json!({"sms_enabled": true})),
+    ];
+    for (path, body) in cases {
+        let a = s.post(A, path, body.clone()).await;
+        assert_client_error(&a, &format!("{path} {body}"));
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {body}: {}",
+            a.text
+        );
+    }
+    // Nothing was stored by the refused calls.
+    assert_eq!(s.get_ok(A, "usage").await["usage"], 0);
+    assert_eq!(s.get_ok(A, "events").await["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_queries_and_paths_are_422() {
+    let s = start().await;
+    for path in [
+        "ai/status",
+        "ai/status?key=",
+        "ai/status?key=k&wait_ms=soon",
+        "ai/status?key=k&wait_ms=-5",
+        "ai/result",
+        "usage?kind=bogus",
+        "events?limit=0",
+        "events?limit=-1",
+        "events?limit=abc",
+        "events?limit=501",
+        "runs?limit=0",
+        "runs/%20%20",
+        "runs/r?limit=2001",
+        "runs/%FF%FE",
+        "metrics",
+        "metrics?from_day=2026-01-01",
+        "metrics?from_day=yesterday&to_day=2026-01-01",
+        "metrics?from_day=2026-02-01&to_day=2026-01-01",
+        "metrics?from_day=2025-01-01&to_day=2026-01-01",
+    ] {
+        let a = s.get(A, path).await;
+        assert_client_error(&a, path);
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            a.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let s = start().await;
+    let huge = format!(
+        r#"{{"key":"k","metadata":{{"blob":"{}"}}}}"#,
+        "x".repeat(300 * 1024)
+    );
+    for path in ["check-lock", "ai/lease", "events"] {
+        let a = raw_post(&s, path, huge.as_bytes()).await;
+        assert_eq!(
+            a.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{path}: {}",
+            a.text
+        );
+        assert_client_error(&a, path);
+    }
+    let small = start_with(|c| c.body_limit(64)).await;
+    let a = raw_post(
+        &small,
+        "check-lock",
+        br#"{"key":"this body is longer than sixty-four bytes, surely, without a doubt"}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        small.post_ok(A, "check-lock", json!({"key": "k"})).await["status"],
+        "locked"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_are_json() {
+    let s = start().await;
+    for (method, path) in [
+        (Method::GET, "/nope"),
+        (Method::GET, "/v1"),
+        (Method::GET, "/v1/"),
+        (Method::POST, "/v2/check-lock"),
+        (Method::GET, "/v1/unknown/thing"),
+        (Method::POST, "/v1/check-lock/"),
+    ] {
+        let a = s.raw(method.clone(), path, Some(A), None, &[]).await;
+        assert_eq!(
+            a.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            a.text
+        );
+        assert_client_error(&a, path);
+    }
+    for (method, path) in [
+        (Method::GET, "/v1/check-lock"),
+        (Method::DELETE, "/v1/ai/lease"),
+        (Method::POST, "/v1/ai/status"),
+        (Method::PUT, "/v1/me"),
+        (Method::POST, "/healthz"),
+    ] {
+        let a = s.raw(method.clone(), path, Some(A), None, &[]).await;
+        assert_eq!(
+            a.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {}",
+            a.text
+        );
+        assert_client_error(&a, path);
+    }
+}
+
+#[tokio::test]
+async fn governance_paths_answer_404_after_authentication() {
+    let s = start().await;
+    for (method, path) in [
+        (Method::GET, "policies"),
+        (Method::POST, "policies/agent%3A1"),
+        (Method::POST, "policies/a/from-template"),
+        (Method::POST, "agents/a/disable"),
+        (Method::GET, "agents/a/logs?limit=5"),
+        (Method::GET, "tools?scope_id=global"),
+        (Method::DELETE, "tools/send_email"),
+        (Method::POST, "tools/send_email/toggle"),
+    ] {
+        let a = s
+            .raw(method.clone(), path, Some(A), Some(b"{}".to_vec()), &[])
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(a.detail()["error"], "not_available");
+        let anon = s.raw(method, path, None, None, &[]).await;
+        assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let tool_mode = s
+        .post(
+            A,
+            "ai/run",
+            json!({"agent_id": "bot", "tool": "send_email"}),
+        )
+        .await;
+    assert_eq!(tool_mode.status, StatusCode::NOT_FOUND);
+    assert_eq!(tool_mode.detail()["error"], "not_available");
+}
+
+#[tokio::test]
+async fn missing_or_wrong_api_keys_are_401_and_403_on_every_endpoint() {
+    let s = start().await;
+    let endpoints = [
+        (Method::GET, "me"),
+        (Method::POST, "me/notifications"),
+        (Method::GET, "usage"),
+        (Method::GET, "usage/all"),
+        (Method::GET, "events"),
+        (Method::POST, "events"),
+        (Method::GET, "runs"),
+        (Method::GET, "runs/r1"),
+        (Method::GET, "metrics?from_day=2026-01-01&to_day=2026-01-02"),
+        (Method::POST, "check-lock"),
+        (Method::POST, "check-lock/release"),
+        (Method::POST, "ai/run"),
+        (Method::POST, "ai/lease"),
+        (Method::POST, "ai/extend"),
+        (Method::POST, "ai/complete"),
+        (Method::POST, "ai/fail"),
+        (Method::POST, "ai/cancel"),
+        (Method::GET, "ai/status?key=k"),
+        (Method::GET, "ai/result?key=k"),
+    ];
+    let body = Some(br#"{"key":"k"}"#.to_vec());
+    for (method, path) in endpoints {
+        let none = s.raw(method.clone(), path, None, body.clone(), &[]).await;
+        assert_eq!(none.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            none.body,
+            json!({"detail": "Missing Authorization Bearer token"})
+        );
+        for header in ["Bearer ", "Basic abc", "Token x", ""] {
+            let a = s
+                .raw(
+                    method.clone(),
+                    path,
+                    None,
+                    body.clone(),
+                    &[("Authorization", header)],
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path} {header:?}");
+        }
+        let wrong = s
+            .raw(
+                method.clone(),
+                path,
+                Some("once_wrong_key"),
+                body.clone(),
+                &[],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(wrong.body, json!({"detail": "Invalid API key"}));
+        let near = s
+            .raw(
+                method.clone(),
+                path,
+                Some(&A[..A.len() - 1]),
+                body.clone(),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            near.status,
+            StatusCode::FORBIDDEN,
+            "a prefix of a key is no key"
+        );
+    }
+    // Keys are exact: no bearer-scheme games, other tenants' keys still work.
+    let lower = s
+        .raw(
+            Method::GET,
+            "me",
+            None,
+            None,
+            &[("Authorization", &format!("bearer {B}"))],
+        )
+        .await;
+    assert_eq!(lower.status, StatusCode::OK);
+    assert_eq!(s.get_ok(F, "me").await["plan"], "free");
+}
+
+#[tokio::test]
+async fn no_content_type_is_fine() {
+    let s = start().await;
+    let res = s
+        .http
+        .post(format!("{}/check-lock", s.base))
+        .bearer_auth(A)
+        .body(r#"{"key":"curl-style"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
