@@ -119,6 +119,28 @@ async fn load(url: &str, secs: f64, concurrency: usize, seq: &Arc<AtomicU64>) ->
     count as f64 / elapsed
 }
 
+/// Calls the router in-process (no sockets) `n` times from one task; returns µs per request.
+async fn in_process(app: Router, n: u64, seq: &Arc<AtomicU64>) -> f64 {
+    use tower::ServiceExt;
+    let started = Instant::now();
+    for _ in 0..n {
+        let k = seq.fetch_add(1, Ordering::Relaxed);
+        let req = axum::http::Request::post("/webhooks/stripe")
+            .header("idempotency-key", format!("k{k}"))
+            .body(axum::body::Body::from(format!(
+                r#"{{"id":"evt_{k}","type":"charge.succeeded"}}"#
+            )))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(
+            res.headers().get("x-onceonly-status").is_none(),
+            "duplicate"
+        );
+    }
+    started.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -133,26 +155,33 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let route = || Router::new().route("/webhooks/stripe", post(handler));
-        let variants: Vec<(&str, String)> = vec![
-            ("baseline (no layer)", serve(route()).await),
+        let apps: Vec<(&str, Router)> = vec![
+            ("baseline (no layer)", route()),
             (
                 "check-lock, Idempotency-Key header",
-                serve(route().layer(OnceOnlyLayer::new(OnceOnly::memory()))).await,
+                route().layer(OnceOnlyLayer::new(OnceOnly::memory())),
             ),
             (
                 "check-lock, JSON pointer /id (body read)",
-                serve(route().layer(OnceOnlyLayer::new(OnceOnly::memory()).key_sources([]).json_pointer("/id")))
-                    .await,
+                route().layer(
+                    OnceOnlyLayer::new(OnceOnly::memory())
+                        .key_sources([])
+                        .json_pointer("/id"),
+                ),
             ),
             (
                 "replay, Idempotency-Key header (lease + stored response)",
-                serve(route().layer(OnceOnlyLayer::new(OnceOnly::memory()).mode(Mode::Replay))).await,
+                route().layer(OnceOnlyLayer::new(OnceOnly::memory()).mode(Mode::Replay)),
             ),
         ];
-        let variants: Vec<(&str, String)> = match o.only {
-            Some(i) => variants.into_iter().skip(i).take(1).collect(),
-            None => variants,
+        let apps: Vec<(&str, Router)> = match o.only {
+            Some(i) => apps.into_iter().skip(i).take(1).collect(),
+            None => apps,
         };
+        let mut variants: Vec<(&str, String)> = Vec::new();
+        for (name, app) in &apps {
+            variants.push((name, serve(app.clone()).await));
+        }
         let seq = Arc::new(AtomicU64::new(0));
         for (_, url) in &variants {
             load(url, o.warmup, o.concurrency, &seq).await;
@@ -173,12 +202,21 @@ fn main() {
             o.concurrency,
             seq.load(Ordering::Relaxed)
         );
-        println!("| variant | req/s (median) | vs baseline |");
-        println!("|---|---:|---:|");
-        for ((name, _), rps) in variants.iter().zip(&medians) {
+        // The layer's own cost, without sockets or a client: one task calling the router.
+        let mut micros: Vec<Vec<f64>> = vec![Vec::new(); apps.len()];
+        for _ in 0..o.rounds {
+            for (i, (_, app)) in apps.iter().enumerate() {
+                micros[i].push(in_process(app.clone(), 20_000, &seq).await);
+            }
+        }
+        let micros: Vec<f64> = micros.into_iter().map(median).collect();
+        println!("| variant | req/s over TCP (median) | vs baseline | in-process µs/request | added by the layer |");
+        println!("|---|---:|---:|---:|---:|");
+        for (((name, _), rps), us) in variants.iter().zip(&medians).zip(&micros) {
             println!(
-                "| {name} | {rps:.0} | {:.1}% |",
-                100.0 * rps / medians[0]
+                "| {name} | {rps:.0} | {:.1}% | {us:.2} | {:+.2} µs |",
+                100.0 * rps / medians[0],
+                us - micros[0]
             );
         }
     });

@@ -289,7 +289,10 @@ async fn require_key_answers_400_with_a_json_detail() {
         );
         let detail: Value = res.json().await.unwrap();
         let detail = detail["detail"].as_str().unwrap();
-        assert!(detail.contains("idempotency key"), "{detail}");
+        assert!(
+            detail.contains("idempotency key") && detail.contains("JSON body at /id"),
+            "{detail}"
+        );
     }
     let res = http
         .post(format!("{base}/hooks"))
@@ -492,4 +495,43 @@ async fn plain_tower_service_errors_release_the_key() {
         Some("duplicate")
     );
     assert_eq!(runs.get(), 2);
+}
+
+/// The first delivery's response is the handler's own: same status, headers and framing
+/// (a known length stays a `Content-Length`, not chunked) as without the layer.
+#[tokio::test]
+async fn the_first_response_is_the_handlers_own() {
+    let route = || {
+        Router::new().route(
+            "/hooks",
+            post(|| async { (StatusCode::ACCEPTED, [("x-handler", "yes")], "queued") }),
+        )
+    };
+    let plain = serve(route()).await;
+    let layered = serve(route().layer(OnceOnlyLayer::new(OnceOnly::memory()))).await;
+    let http = client();
+    let mut seen = Vec::new();
+    for base in [plain, layered] {
+        let res = http
+            .post(format!("{base}/hooks"))
+            .header("idempotency-key", "first")
+            .send()
+            .await
+            .unwrap();
+        let mut headers: Vec<(String, String)> = res
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k != "date")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        seen.push((res.status(), headers, res.text().await.unwrap()));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert!(
+        seen[1]
+            .1
+            .iter()
+            .any(|(k, v)| k == "content-length" && v == "6")
+    );
 }

@@ -172,6 +172,16 @@ impl KeySource {
         }
     }
 
+    /// How the source reads in error details: `header idempotency-key`, `JSON body at /id`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            KeySource::Header(name) => format!("header {name}"),
+            KeySource::GitHub => format!("headers {GITHUB_HOOK_ID} + {GITHUB_DELIVERY}"),
+            KeySource::JsonPointer(p) => format!("JSON body at {p}"),
+            KeySource::Custom(ex) => format!("extractor {}", ex.name()),
+        }
+    }
+
     fn label(&self) -> String {
         match self {
             KeySource::Header(name) => name.as_str().to_owned(),

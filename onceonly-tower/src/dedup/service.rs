@@ -7,7 +7,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::key::{self, Extraction, FoundKey, KeyRequest};
+use super::key::{self, Extraction, FoundKey, KeyRequest, KeySource};
 use super::layer::{Config, Mode};
 use super::{check_lock, replay};
 use crate::body::{BoxError, RequestBody, ResponseBody};
@@ -57,11 +57,11 @@ impl<S> OnceOnlyService<S> {
 
 /// The answer to a handled request without a key when keys are required.
 pub(crate) fn missing_key<B>(config: &Config) -> Response<ResponseBody<B>> {
-    let names: Vec<String> = config.sources.iter().map(|s| format!("{s:?}")).collect();
+    let names: Vec<String> = config.sources.iter().map(KeySource::describe).collect();
     response::detail(
         StatusCode::BAD_REQUEST,
         format!(
-            "this endpoint requires an idempotency key; none of the configured sources matched: {}",
+            "this endpoint requires an idempotency key; none was found in: {}",
             names.join(", ")
         ),
     )
