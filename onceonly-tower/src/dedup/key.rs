@@ -91,7 +91,12 @@ where
     }
 }
 
-/// One place to look for a request's idempotency key. See the [module docs](self).
+/// One place to look for a request's idempotency key.
+///
+/// The layer tries its sources in order and takes the first non-blank id; the body is read
+/// only when a body source is reached without an earlier match. Each source labels its keys
+/// (`idempotency-key`, `github`, `json:/id`, ...) so two sources never share a key. See the
+/// [crate docs](crate#keys).
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum KeySource {
