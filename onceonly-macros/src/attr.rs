@@ -137,8 +137,8 @@ impl Args {
     /// repeated option, so all such mistakes are reported at once; a syntax error stops it.
     pub(crate) fn parse(kind: Kind, tokens: TokenStream) -> Result<Args, syn::Error> {
         let mut errors = Errors::default();
-        let args = (|input: ParseStream<'_>| Args::parse_list(kind, input, &mut errors))
-            .parse2(tokens)?;
+        let args =
+            (|input: ParseStream<'_>| Args::parse_list(kind, input, &mut errors)).parse2(tokens)?;
         match errors.take() {
             Some(e) => Err(e),
             None => Ok(args),
@@ -339,10 +339,12 @@ fn parse_error_code(name: &Ident, input: ParseStream<'_>) -> syn::Result<Expr> {
         lit: syn::Lit::Str(lit),
         ..
     }) = &expr
+        && lit.value().trim().is_empty()
     {
-        if lit.value().trim().is_empty() {
-            return Err(syn::Error::new(lit.span(), "`error_code` must not be empty"));
-        }
+        return Err(syn::Error::new(
+            lit.span(),
+            "`error_code` must not be empty",
+        ));
     }
     Ok(expr)
 }
@@ -391,15 +393,28 @@ mod tests {
     fn parses_every_option() {
         let Ok(args) = Args::parse(
             Kind::Idempotent,
-            quote!(key_prefix = "billing::charge", version = "v2", skip(a, b),
-                   client = self.client.clone(), ttl = Duration::from_secs(60),
-                   wait_on_conflict = false, timeout = Duration::from_secs(5),
-                   error_code = "charge_failed", terminal_failures, fail_open = true,
-                   metadata = meta(), run_id = run.id, crate = ::my::rt),
+            quote!(
+                key_prefix = "billing::charge",
+                version = "v2",
+                skip(a, b),
+                client = self.client.clone(),
+                ttl = Duration::from_secs(60),
+                wait_on_conflict = false,
+                timeout = Duration::from_secs(5),
+                error_code = "charge_failed",
+                terminal_failures,
+                fail_open = true,
+                metadata = meta(),
+                run_id = run.id,
+                crate = ::my::rt
+            ),
         ) else {
             panic!("valid options")
         };
-        assert_eq!(args.key_prefix.map(|p| p.value.value()).unwrap_or_default(), "billing::charge");
+        assert_eq!(
+            args.key_prefix.map(|p| p.value.value()).unwrap_or_default(),
+            "billing::charge"
+        );
         assert_eq!(args.skip.map(|s| s.value.len()), Some(2));
         assert!(args.terminal_failures.is_some());
         assert!(args.krate.is_some());
@@ -409,7 +424,10 @@ mod tests {
     fn unknown_option_lists_the_valid_ones() {
         let e = err(Kind::Idempotent, quote!(tll = 5));
         assert!(e.contains("unknown option `tll`"), "{e}");
-        assert!(e.contains("valid options are: key_prefix, version, skip"), "{e}");
+        assert!(
+            e.contains("valid options are: key_prefix, version, skip"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -438,8 +456,10 @@ mod tests {
 
     #[test]
     fn governance_options_are_parsed_for_the_ai_macro() {
-        let Ok(args) = Args::parse(Kind::IdempotentAi, quote!(key = k, agent = "bot", tool = "t"))
-        else {
+        let Ok(args) = Args::parse(
+            Kind::IdempotentAi,
+            quote!(key = k, agent = "bot", tool = "t"),
+        ) else {
             panic!("governance options parse")
         };
         assert_eq!(args.governance.names().count(), 2);

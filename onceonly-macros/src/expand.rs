@@ -6,7 +6,7 @@
 //! does not parse is reported by rustc at the right place. When the macro itself finds a
 //! mistake, it emits the original function unchanged next to the error.
 
-use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
@@ -262,14 +262,17 @@ fn generate(
         }
     };
 
-    quote! {
-        #header {
-            #checks
-            let __onceonly_client: #rt::OnceOnly = #client;
-            let __onceonly_key: ::std::string::String = #key;
-            #run
-        }
-    }
+    let stmts = quote! {
+        #checks
+        let __onceonly_client: #rt::OnceOnly = #client;
+        let __onceonly_key: ::std::string::String = #key;
+        #run
+    };
+    // The new body keeps the span of the original braces, so the item still spans the user's
+    // code only (lints such as `dead_code` look at it).
+    let mut new_body = Group::new(Delimiter::Brace, stmts);
+    new_body.set_span(body.span());
+    quote!(#header #new_body)
 }
 
 /// Hidden calls that fail to compile, on the user's own tokens, when the return type cannot

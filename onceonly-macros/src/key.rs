@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn receivers_are_excluded() {
-        assert_eq!(names("async fn f(&self, a: u32, r#type: &str)"), ["a", "type"]);
+        assert_eq!(
+            names("async fn f(&self, a: u32, r#type: &str)"),
+            ["a", "type"]
+        );
         assert_eq!(names("async fn f(self: Arc<Self>, a: u32)"), ["a"]);
     }
 

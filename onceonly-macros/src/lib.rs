@@ -9,7 +9,7 @@ mod expand;
 mod key;
 
 #[cfg(test)]
-mod snapshots;
+mod expansion_tests;
 
 use proc_macro::TokenStream;
 

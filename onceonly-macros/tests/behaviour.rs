@@ -64,8 +64,15 @@ async fn charge(order_id: &str, cents: u64) -> Result<Receipt, PayError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_thousand_concurrent_calls_run_the_body_once() {
     let receipts = concurrently(1000, || async { charge("order-1000", 500).await.unwrap() }).await;
-    assert_eq!(CHARGES.load(Ordering::SeqCst), 1, "the body ran exactly once");
-    assert!(receipts.iter().all(|r| r == &receipts[0]), "every caller got the same value");
+    assert_eq!(
+        CHARGES.load(Ordering::SeqCst),
+        1,
+        "the body ran exactly once"
+    );
+    assert!(
+        receipts.iter().all(|r| r == &receipts[0]),
+        "every caller got the same value"
+    );
     assert_eq!(receipts[0].cents, 500);
     // A later call replays the stored value, typed.
     assert_eq!(charge("order-1000", 500).await.unwrap(), receipts[0]);
@@ -93,11 +100,18 @@ async fn send_welcome(user_id: &str) -> Result<Sent, Error> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_ai_thousand_concurrent_calls_run_the_body_once() {
     let sent = concurrently(1000, || async { send_welcome("u_1").await.unwrap() }).await;
-    assert_eq!(WELCOMES.load(Ordering::SeqCst), 1, "the body ran exactly once");
+    assert_eq!(
+        WELCOMES.load(Ordering::SeqCst),
+        1,
+        "the body ran exactly once"
+    );
     assert!(sent.iter().all(|s| s == &sent[0]));
     assert_eq!(sent[0].to, "u_1");
     let status = CLIENT.ai().status("welcome:u_1").await.unwrap();
-    assert_eq!(status.status, onceonly_runtime::models::RunStatus::Completed);
+    assert_eq!(
+        status.status,
+        onceonly_runtime::models::RunStatus::Completed
+    );
 }
 
 // --- keys ------------------------------------------------------------------------------------
@@ -117,7 +131,11 @@ async fn changing_an_argument_changes_the_key() {
     assert_eq!(QUOTES.load(Ordering::SeqCst), 1);
     assert_eq!(quote("apple", 2).await.unwrap(), 200);
     assert_eq!(quote("pear", 1).await.unwrap(), 100);
-    assert_eq!(QUOTES.load(Ordering::SeqCst), 3, "each new argument set ran once");
+    assert_eq!(
+        QUOTES.load(Ordering::SeqCst),
+        3,
+        "each new argument set ran once"
+    );
 }
 
 /// The same order, declared with its fields in two different orders.
@@ -173,7 +191,10 @@ async fn reordering_struct_fields_or_map_entries_keeps_the_key() {
     })
     .await
     .unwrap();
-    assert_eq!(first, again, "same values in another order: same key, replayed");
+    assert_eq!(
+        first, again,
+        "same values in another order: same key, replayed"
+    );
     assert_eq!(PLACED.load(Ordering::SeqCst), 1);
 
     // A changed value inside the struct is a new key.
@@ -207,12 +228,23 @@ async fn flaky_charge(order_id: &str) -> Result<Receipt, PayError> {
 
 #[tokio::test]
 async fn an_err_releases_the_key_and_the_next_call_runs_again() {
-    assert!(matches!(flaky_charge("o-flaky").await, Err(PayError::Declined)));
+    assert!(matches!(
+        flaky_charge("o-flaky").await,
+        Err(PayError::Declined)
+    ));
     let receipt = flaky_charge("o-flaky").await.unwrap();
     assert_eq!(receipt.charge_id, "ch_o-flaky");
-    assert_eq!(FLAKY_RUNS.load(Ordering::SeqCst), 2, "the retry ran the body");
+    assert_eq!(
+        FLAKY_RUNS.load(Ordering::SeqCst),
+        2,
+        "the retry ran the body"
+    );
     assert_eq!(flaky_charge("o-flaky").await.unwrap(), receipt);
-    assert_eq!(FLAKY_RUNS.load(Ordering::SeqCst), 2, "then the success is replayed");
+    assert_eq!(
+        FLAKY_RUNS.load(Ordering::SeqCst),
+        2,
+        "then the success is replayed"
+    );
 }
 
 static DOOMED_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -226,14 +258,21 @@ async fn doomed_charge(order_id: &str) -> Result<Receipt, PayError> {
 
 #[tokio::test]
 async fn with_terminal_failures_the_next_call_gets_previously_failed() {
-    assert!(matches!(doomed_charge("o-doomed").await, Err(PayError::Declined)));
+    assert!(matches!(
+        doomed_charge("o-doomed").await,
+        Err(PayError::Declined)
+    ));
     match doomed_charge("o-doomed").await {
         Err(PayError::OnceOnly(Error::PreviouslyFailed { error_code, .. })) => {
             assert_eq!(error_code, "card_declined");
         }
         other => panic!("expected PreviouslyFailed, got {other:?}"),
     }
-    assert_eq!(DOOMED_RUNS.load(Ordering::SeqCst), 1, "a terminal failure is not retried");
+    assert_eq!(
+        DOOMED_RUNS.load(Ordering::SeqCst),
+        1,
+        "a terminal failure is not retried"
+    );
 }
 
 static AI_DOOMED_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -303,7 +342,11 @@ async fn methods_on_ref_self_and_ref_mut_self_work() {
 
     let mut billing = Billing::new();
     assert_eq!(billing.record(7).await.unwrap(), 1);
-    assert_eq!(billing.record(7).await.unwrap(), 1, "replayed, not pushed again");
+    assert_eq!(
+        billing.record(7).await.unwrap(),
+        1,
+        "replayed, not pushed again"
+    );
     assert_eq!(billing.record(8).await.unwrap(), 2);
     assert_eq!(billing.ledger, [7, 8]);
 }
@@ -352,7 +395,11 @@ async fn destructured_arguments_key_on_their_bindings() {
         label: label.to_owned(),
     };
     assert_eq!(area(rect("a"), (1, 0)).await.unwrap(), 7);
-    assert_eq!(area(rect("b"), (1, 99)).await.unwrap(), 7, "unseen parts: same key");
+    assert_eq!(
+        area(rect("b"), (1, 99)).await.unwrap(),
+        7,
+        "unseen parts: same key"
+    );
     assert_eq!(AREAS.load(Ordering::SeqCst), 1);
     assert_eq!(area(rect("a"), (2, 0)).await.unwrap(), 8);
     assert_eq!(AREAS.load(Ordering::SeqCst), 2);
@@ -411,7 +458,9 @@ async fn early_return(n: i64) -> Result<i64, Error> {
     if n < 0 {
         return Err(Error::Validation("negative".into()));
     }
-    let parsed: i64 = "40".parse().map_err(|_| Error::Validation("parse".into()))?;
+    let parsed: i64 = "40"
+        .parse()
+        .map_err(|_| Error::Validation("parse".into()))?;
     Ok(parsed + n)
 }
 

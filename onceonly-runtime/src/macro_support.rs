@@ -323,7 +323,10 @@ mod tests {
         let mut k = ArgsKey::new("v1", "f");
         k.arg("pairs", &map);
         let e = k.finish().unwrap_err();
-        assert!(matches!(e, Error::Validation(ref m) if m.contains("`pairs`")), "{e}");
+        assert!(
+            matches!(e, Error::Validation(ref m) if m.contains("`pairs`")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -339,7 +342,9 @@ mod tests {
             status: 503,
             detail: Value::Null
         }));
-        assert!(!is_outage(&Error::Timeout(std::time::Duration::from_secs(1))));
+        assert!(!is_outage(&Error::Timeout(std::time::Duration::from_secs(
+            1
+        ))));
         assert!(!is_outage(&Error::Unauthorized {
             detail: String::new()
         }));

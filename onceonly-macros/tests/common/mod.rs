@@ -59,6 +59,11 @@ impl Probe {
         self.inner.complete_down.store(down, Ordering::SeqCst);
     }
 
+    /// The engine, as a backend (its inherent methods have the same names).
+    fn engine(&self) -> &dyn Backend {
+        &self.inner.engine
+    }
+
     /// The metadata of every lease request so far.
     pub fn lease_metadata(&self) -> Vec<Option<JsonMap>> {
         self.inner.leases.lock().unwrap().clone()
@@ -71,11 +76,11 @@ impl Backend for Probe {
     }
 
     fn check_lock(&self, req: CheckLockRequest) -> BoxFuture<'_, Result<CheckLockResult>> {
-        self.inner.engine.check_lock(req)
+        self.engine().check_lock(req)
     }
 
     fn release_lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.inner.engine.release_lock(key)
+        self.engine().release_lock(key)
     }
 
     fn lease(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
@@ -83,34 +88,34 @@ impl Backend for Probe {
         if self.inner.lease_down.load(Ordering::SeqCst) {
             return Box::pin(async { Err(outage()) });
         }
-        self.inner.engine.lease(req)
+        self.engine().lease(req)
     }
 
     fn extend(&self, req: ExtendRequest) -> BoxFuture<'_, Result<Lease>> {
-        self.inner.engine.extend(req)
+        self.engine().extend(req)
     }
 
     fn complete(&self, req: CompleteRequest) -> BoxFuture<'_, Result<Lease>> {
         if self.inner.complete_down.load(Ordering::SeqCst) {
             return Box::pin(async { Err(outage()) });
         }
-        self.inner.engine.complete(req)
+        self.engine().complete(req)
     }
 
     fn fail(&self, req: FailRequest) -> BoxFuture<'_, Result<Lease>> {
-        self.inner.engine.fail(req)
+        self.engine().fail(req)
     }
 
     fn cancel(&self, req: CancelRequest) -> BoxFuture<'_, Result<Lease>> {
-        self.inner.engine.cancel(req)
+        self.engine().cancel(req)
     }
 
     fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<AiStatus>> {
-        self.inner.engine.status(key)
+        self.engine().status(key)
     }
 
     fn result<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<AiResult>> {
-        self.inner.engine.result(key)
+        self.engine().result(key)
     }
 
     fn wait_status<'a>(
@@ -118,6 +123,6 @@ impl Backend for Probe {
         key: &'a str,
         max_wait: Duration,
     ) -> BoxFuture<'a, Result<AiStatus>> {
-        self.inner.engine.wait_status(key, max_wait)
+        self.engine().wait_status(key, max_wait)
     }
 }

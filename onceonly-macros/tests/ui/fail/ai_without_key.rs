@@ -1,0 +1,8 @@
+use onceonly_runtime::{Error, idempotent_ai};
+
+#[idempotent_ai]
+async fn send_welcome(user_id: &str) -> Result<String, Error> {
+    Ok(user_id.to_owned())
+}
+
+fn main() {}
