@@ -174,8 +174,9 @@ pub(crate) async fn result(t: &Transport, key: &str) -> Result<AiResult> {
 }
 
 /// Long-polls `GET /ai/status?key=..&wait_ms=..` until the key settles (completed, failed,
-/// released) or `max_wait` has passed. Against a server that answers at once, consecutive
-/// polls start at least the `retry_after_sec` hint apart (clamped to [0.5 s, 5 s]).
+/// released) or `max_wait` has passed. Consecutive polls start at least 0.5 s apart: a server
+/// that held the request for that long is asked again at once, one that answered sooner is
+/// asked again after its `retry_after_sec` hint (clamped to [0.5 s, 5 s]).
 pub(crate) async fn wait_status(t: &Transport, key: &str, max_wait: Duration) -> Result<AiStatus> {
     let deadline = Instant::now() + max_wait;
     loop {
@@ -191,10 +192,14 @@ pub(crate) async fn wait_status(t: &Transport, key: &str, max_wait: Duration) ->
         if status.status.is_terminal() || Instant::now() >= deadline {
             return Ok(status);
         }
-        let hint = status
-            .retry_after_sec
-            .map_or(MIN_POLL, Duration::from_secs)
-            .clamp(MIN_POLL, MAX_POLL);
-        tokio::time::sleep_until((started + hint).min(deadline)).await;
+        // A server that held the request long-polls: ask again at once. One that answered
+        // sooner than the shortest poll interval does not: wait for its hint.
+        if started.elapsed() < MIN_POLL {
+            let hint = status
+                .retry_after_sec
+                .map_or(MIN_POLL, Duration::from_secs)
+                .clamp(MIN_POLL, MAX_POLL);
+            tokio::time::sleep_until((started + hint).min(deadline)).await;
+        }
     }
 }

@@ -82,7 +82,8 @@
 //! the request until the key settles or the wait ends (a long poll), so a waiter learns of a
 //! completion at once. A server that ignores `wait_ms` (the hosted API) answers at once; the
 //! backend then polls, with consecutive polls at least the server's `retry_after_sec` hint
-//! apart, clamped to \[0.5 s, 5 s\]. It never spins.
+//! apart, clamped to \[0.5 s, 5 s\]. Either way two polls never start less than 0.5 s apart:
+//! it never spins.
 //!
 //! # Extensions
 //! [`Backend::release_lock`] (`POST /check-lock/release`), `retryable` on `/ai/fail` (sent only
