@@ -69,10 +69,28 @@ async fn serve(app: Router) -> String {
     format!("http://{addr}/webhooks/stripe")
 }
 
+/// CPU time this process has used (user + system, all threads), from `/proc/self/stat`; `None`
+/// where that file does not exist.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every mainstream configuration.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// One measured round: requests per second, and CPU µs per request when known.
+struct Round {
+    rps: f64,
+    cpu_us: Option<f64>,
+}
+
 /// Sends requests from `concurrency` workers for `secs`; returns completed requests per second.
 /// A request that fails or is not answered 200 (a duplicate would be, so the status alone is
 /// not enough) aborts the benchmark: every request must be processed.
-async fn load(url: &str, secs: f64, concurrency: usize, seq: &Arc<AtomicU64>) -> f64 {
+async fn load(url: &str, secs: f64, concurrency: usize, seq: &Arc<AtomicU64>) -> Round {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -109,14 +127,21 @@ async fn load(url: &str, secs: f64, concurrency: usize, seq: &Arc<AtomicU64>) ->
         }));
     }
     let started = Instant::now();
+    let cpu_start = cpu_time();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let count = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_start
+        .zip(cpu_time())
+        .map(|(a, b)| (b - a).as_secs_f64());
     for w in workers {
         w.await.unwrap();
     }
-    count as f64 / elapsed
+    Round {
+        rps: count as f64 / elapsed,
+        cpu_us: cpu.map(|c| c * 1e6 / count.max(1) as f64),
+    }
 }
 
 /// Calls the router in-process (no sockets) `n` times from one task; returns µs per request.
@@ -184,17 +209,28 @@ fn main() {
         }
         let seq = Arc::new(AtomicU64::new(0));
         for (_, url) in &variants {
-            load(url, o.warmup, o.concurrency, &seq).await;
+            let _ = load(url, o.warmup, o.concurrency, &seq).await;
         }
         let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         for round in 0..o.rounds {
             for (i, (name, url)) in variants.iter().enumerate() {
-                let rps = load(url, o.secs, o.concurrency, &seq).await;
-                eprintln!("round {}: {name}: {rps:.0} req/s", round + 1);
-                results[i].push(rps);
+                let r = load(url, o.secs, o.concurrency, &seq).await;
+                eprintln!(
+                    "round {}: {name}: {:.0} req/s, {} CPU µs/request",
+                    round + 1,
+                    r.rps,
+                    r.cpu_us.map_or("?".into(), |c| format!("{c:.1}"))
+                );
+                results[i].push(r.rps);
+                cpu[i].extend(r.cpu_us);
             }
         }
         let medians: Vec<f64> = results.into_iter().map(median).collect();
+        let cpu: Vec<Option<f64>> = cpu
+            .into_iter()
+            .map(|v| (!v.is_empty()).then(|| median(v)))
+            .collect();
         println!(
             "\n{} rounds of {}s, {} concurrent connections, 2 runtime threads, {} requests in all\n",
             o.rounds,
@@ -210,13 +246,19 @@ fn main() {
             }
         }
         let micros: Vec<f64> = micros.into_iter().map(median).collect();
-        println!("| variant | req/s over TCP (median) | vs baseline | in-process µs/request | added by the layer |");
+        println!(
+            "| variant | req/s over TCP (median) | vs baseline | CPU µs/request, server + client | in-process µs/request |"
+        );
         println!("|---|---:|---:|---:|---:|");
-        for (((name, _), rps), us) in variants.iter().zip(&medians).zip(&micros) {
+        for (((name, _), rps), (us, cpu)) in variants
+            .iter()
+            .zip(&medians)
+            .zip(micros.iter().zip(&cpu))
+        {
             println!(
-                "| {name} | {rps:.0} | {:.1}% | {us:.2} | {:+.2} µs |",
+                "| {name} | {rps:.0} | {:.1}% | {} | {us:.2} |",
                 100.0 * rps / medians[0],
-                us - micros[0]
+                cpu.map_or("?".into(), |c| format!("{c:.1}")),
             );
         }
     });

@@ -177,7 +177,9 @@ where
         Mode::CheckLock => check_lock::run(&config, inner, req, key, found).await,
         Mode::Replay => {
             let bytes = bytes.unwrap_or_default();
-            replay::run(&config, inner, req, key, found, &bytes).await
+            // Boxed: its state is twice the size of the check-lock path's, and every request
+            // would otherwise carry (and copy) it.
+            Box::pin(replay::run(&config, inner, req, key, found, &bytes)).await
         }
     }
 }
@@ -192,3 +194,4 @@ where
 {
     Ok(inner.call(req).await?.map(ResponseBody::inner))
 }
+
