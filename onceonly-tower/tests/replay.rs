@@ -426,3 +426,40 @@ async fn requests_without_a_key_are_not_stored() {
     }
     assert_eq!(runs.get(), 3);
 }
+
+/// A response within `max_response_bytes` that the backend still refuses as a result (the
+/// embedded engine's limit is 1 MiB of JSON) is stored without its body, not lost.
+#[tokio::test]
+async fn a_response_the_backend_refuses_to_store_is_kept_without_its_body() {
+    let runs = Runs::default();
+    let app = Router::new()
+        .route(
+            "/exports",
+            post({
+                let runs = runs.clone();
+                move || async move {
+                    runs.hit();
+                    vec![7u8; 900 * 1024]
+                }
+            }),
+        )
+        .layer(replay_layer().max_response_bytes(4 << 20));
+    let base = serve(app).await;
+    let http = client();
+    let export = || {
+        http.post(format!("{base}/exports"))
+            .header("idempotency-key", "big-1")
+            .send()
+    };
+    let first = export().await.unwrap();
+    assert_eq!(first.bytes().await.unwrap().len(), 900 * 1024);
+    let again = export().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(hdr(&again, "idempotency-replayed").as_deref(), Some("true"));
+    let note: Value = again.json().await.unwrap();
+    assert!(
+        note["detail"].as_str().unwrap().contains("not stored"),
+        "{note}"
+    );
+    assert_eq!(runs.get(), 1);
+}

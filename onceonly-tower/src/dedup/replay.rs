@@ -47,7 +47,7 @@ pub fn is_stored(status: StatusCode) -> bool {
 }
 
 /// A stored response, as the lease result object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Stored {
     format: String,
     /// SHA-256 of the request body, hex.
@@ -60,7 +60,7 @@ struct Stored {
 }
 
 impl Stored {
-    fn into_result(self) -> JsonMap {
+    fn to_result(&self) -> JsonMap {
         match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => JsonMap::new(),
@@ -247,13 +247,13 @@ async fn store(holder: Holder<'_>, guard: LeaseGuard, mut stored: Stored) {
             Some(result),
         ))
     };
-    let mut outcome = complete(stored.clone().into_result()).await;
+    let mut outcome = complete(stored.to_result()).await;
     if let Err(Error::Validation(reason)) = &outcome
         && stored.body.is_some()
     {
         tracing::warn!(key = %holder.key, %reason, "stored response refused; storing it without its body");
         stored.body = None;
-        outcome = complete(stored.into_result()).await;
+        outcome = complete(stored.to_result()).await;
     }
     match outcome {
         Ok(_) => {}
@@ -338,10 +338,15 @@ fn replay<B>(
             &json!({
                 "status": "replayed",
                 "key": found.id_lossy(),
-                "detail": format!(
-                    "the original response body was larger than {} bytes and was not stored",
-                    config.max_response_bytes
-                ),
+                "detail": match stored.body_len {
+                    0 => format!(
+                        "the original response body was larger than {} bytes and was not stored; only its status is replayed",
+                        config.max_response_bytes
+                    ),
+                    len => format!(
+                        "the original response body ({len} bytes) was too large to store; only its status is replayed"
+                    ),
+                },
             }),
         ),
     };
@@ -401,7 +406,7 @@ mod tests {
             body: Some(BASE64.encode([0u8, 159, 146, 150, 255])),
             body_len: 5,
         };
-        let back = Stored::from_result(Some(stored.into_result())).unwrap();
+        let back = Stored::from_result(Some(stored.to_result())).unwrap();
         assert_eq!(
             BASE64.decode(back.body.unwrap()).unwrap(),
             [0, 159, 146, 150, 255]

@@ -194,4 +194,3 @@ where
 {
     Ok(inner.call(req).await?.map(ResponseBody::inner))
 }
-
