@@ -24,7 +24,7 @@ pub(crate) async fn run<S, B, ResBody>(
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
 {
-    let mut lock = CheckLockRequest::new(key.as_str());
+    let mut lock = CheckLockRequest::new(key.clone());
     lock.ttl = Some(config.ttl);
     let claimed = match config.client.backend().check_lock(lock).await {
         Ok(claimed) => claimed,
@@ -38,7 +38,8 @@ where
     if claimed.duplicate {
         return Ok(duplicate(&claimed, &found));
     }
-    let guard = LockGuard::new(&config.client, &key);
+    // Our own key, not the answer's: a remote backend may echo it differently.
+    let guard = LockGuard::new(&config.client, key);
     match inner.call(req).await {
         Ok(res) if res.status().is_server_error() => {
             guard.release("handler answered 5xx").await;

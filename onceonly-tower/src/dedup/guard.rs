@@ -36,9 +36,9 @@ pub(crate) struct LockGuard {
 }
 
 impl LockGuard {
-    pub(crate) fn new(client: &OnceOnly, key: &str) -> Self {
+    pub(crate) fn new(client: &OnceOnly, key: String) -> Self {
         LockGuard {
-            armed: Some((client.clone(), key.to_owned())),
+            armed: Some((client.clone(), key)),
         }
     }
 
