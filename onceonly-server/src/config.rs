@@ -239,8 +239,23 @@ pub fn parse_key_list(list: &str) -> Result<Vec<ApiKey>, ConfigError> {
         .collect()
 }
 
-/// Keys from the keys-file format (see the [module docs](self)). `source` names the file in
-/// error messages.
+/// Keys from a keys file. `source` names the file in error messages (which name the line,
+/// never the key).
+///
+/// One key per line; blank lines and text after `#` are ignored. After the key, optionally:
+/// `plan=NAME` (shown by `GET /me` and `GET /usage`), `make=N` (check-locks per UTC month),
+/// `ai=N` (acquired leases and runs per UTC month); a limit is a number or `unlimited`, the
+/// default.
+///
+/// ```
+/// let keys = onceonly_server::parse_keys_file(
+///     "# tenants\nonce_live_team_a_01\nonce_live_team_b_02  plan=free make=1000 ai=3000\n",
+///     "keys.txt",
+/// )
+/// .unwrap();
+/// assert_eq!(keys.len(), 2);
+/// assert_eq!(keys[1].plan_ref().make_limit, Some(1000));
+/// ```
 pub fn parse_keys_file(text: &str, source: &str) -> Result<Vec<ApiKey>, ConfigError> {
     let mut keys = Vec::new();
     for (n, raw) in text.lines().enumerate() {
