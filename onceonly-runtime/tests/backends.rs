@@ -525,7 +525,7 @@ macro_rules! suite {
 /// A client and whatever must live as long as it.
 struct Harness {
     client: OnceOnly,
-    _server: Option<tokio::task::JoinHandle<()>>,
+    _server: Option<onceonly_server::Server>,
 }
 
 mod memory {
@@ -535,6 +535,32 @@ mod memory {
         Harness {
             client: OnceOnly::memory(),
             _server: None,
+        }
+    }
+
+    suite!(make);
+}
+
+mod http {
+    use super::*;
+    use onceonly_server::{ApiKey, Server, ServerConfig};
+
+    const KEY: &str = "once_test_backends";
+
+    /// A fresh `onceonly-server` on a free loopback port, and a client of it.
+    async fn make() -> Harness {
+        let config =
+            ServerConfig::new("127.0.0.1:0".parse().unwrap()).api_key(ApiKey::new(KEY).unwrap());
+        let server = Server::bind(config).await.unwrap();
+        let client = OnceOnly::builder()
+            .api_key(KEY)
+            .base_url(server.base_url())
+            .build()
+            .unwrap();
+        assert_eq!(client.backend().name(), "http");
+        Harness {
+            client,
+            _server: Some(server),
         }
     }
 
