@@ -20,9 +20,9 @@ impl<S: Store> Engine<S> {
         validate::ttl("ttl", ttl)?;
         validate::metadata(req.metadata.as_ref())?;
         self.ensure_purger();
-        self.charge(crate::models::UsageKind::Make).await?;
 
         let now = self.now_ms();
+        self.charge(crate::models::UsageKind::Make, now).await?;
         let claim = self
             .inner
             .store

@@ -130,6 +130,7 @@ struct Inner<S> {
     config: EngineConfig,
     purger_started: AtomicBool,
     account: Account,
+    windows: usage::WindowCache,
 }
 
 impl Engine<MemoryStore> {
@@ -154,6 +155,7 @@ impl<S: Store> Engine<S> {
                 config,
                 purger_started: AtomicBool::new(false),
                 account: Account::default(),
+                windows: usage::WindowCache::default(),
             }),
         }
     }

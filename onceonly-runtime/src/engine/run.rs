@@ -47,7 +47,7 @@ impl<S: Store> Engine<S> {
             .then(|| (req.key.clone(), req.metadata.clone()));
         // With a limit, reserve the unit first so concurrent acquisitions never pass it.
         let reserved = match self.inner.account.plan.limit(kind) {
-            Some(_) => Some(self.charge(kind).await?),
+            Some(_) => Some(self.charge(kind, self.now_ms()).await?),
             None => None,
         };
         let mut answer = match self.acquire(req).await {
@@ -63,7 +63,7 @@ impl<S: Store> Engine<S> {
         let charge = if acquired {
             match reserved {
                 Some((_, charge)) => charge,
-                None => self.charge(kind).await?.1,
+                None => self.charge(kind, self.now_ms()).await?.1,
             }
         } else {
             if let Some((w, _)) = &reserved {

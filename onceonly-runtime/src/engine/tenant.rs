@@ -171,6 +171,7 @@ impl<S: Store> Engine<S> {
                 // The root's purge loop covers every tenant's keys.
                 purger_started: AtomicBool::new(true),
                 account,
+                windows: super::usage::WindowCache::default(),
             }),
         })
     }

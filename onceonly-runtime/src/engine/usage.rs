@@ -8,6 +8,8 @@
 //! the one checked against the limit, atomically in the store, so concurrent requests never
 //! take it past the limit.
 
+use std::sync::{Arc, Mutex};
+
 use chrono::{Datelike, NaiveDate};
 use serde_json::json;
 
@@ -23,9 +25,34 @@ const KEEP_AFTER_WINDOW_MS: u64 = 100 * DAY_MS;
 /// Longest range of days one `metrics` call covers.
 pub const MAX_METRICS_DAYS: i64 = 93;
 
-const USAGE: &str = "usage";
-const BLOCKED: &str = "blocked";
-const POLLING: &str = "polling";
+/// The counters of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Usage,
+    Blocked,
+    Polling,
+}
+
+use Field::{Blocked as BLOCKED, Polling as POLLING, Usage as USAGE};
+
+impl Field {
+    const ALL: [Field; 3] = [Field::Usage, Field::Blocked, Field::Polling];
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Usage => "usage",
+            Field::Blocked => "blocked",
+            Field::Polling => "polling",
+        }
+    }
+}
+
+fn kind_index(kind: UsageKind) -> usize {
+    match kind {
+        UsageKind::Make => 0,
+        UsageKind::Ai => 1,
+    }
+}
 
 /// The map inside a JSON object value (an empty map for anything else).
 pub(super) fn object(v: serde_json::Value) -> JsonMap {
@@ -42,14 +69,36 @@ pub(super) fn kind_name(kind: UsageKind) -> &'static str {
     }
 }
 
-/// The UTC month and day a request falls in.
-#[derive(Debug, Clone, Copy)]
+/// The UTC month and day a request falls in, with the store keys of its counters.
+#[derive(Debug, Clone)]
 pub(super) struct Window {
     year: i32,
     month: u32,
     day: u32,
     month_end_ms: u64,
+    day_start_ms: u64,
     day_end_ms: u64,
+    /// `[kind][field]` -> (month key, day key).
+    keys: [[(String, String); 3]; 2],
+}
+
+/// The current day's [`Window`], built once per UTC day per engine so the hot path formats
+/// no keys.
+#[derive(Debug, Default)]
+pub(super) struct WindowCache(Mutex<Option<Arc<Window>>>);
+
+impl WindowCache {
+    pub(super) fn get(&self, now_ms: u64) -> Arc<Window> {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = cached.as_ref()
+            && (w.day_start_ms..w.day_end_ms).contains(&now_ms)
+        {
+            return Arc::clone(w);
+        }
+        let w = Arc::new(Window::at(now_ms));
+        *cached = Some(Arc::clone(&w));
+        w
+    }
 }
 
 impl Window {
@@ -64,12 +113,23 @@ impl Window {
         let month_end_ms = next_month
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map_or(u64::MAX, |d| d.and_utc().timestamp_millis() as u64);
+        let day = dt.day();
+        let key = |kind: usize, field: Field| {
+            let kind = ["make", "ai"][kind];
+            let field = field.name();
+            (
+                format!("u/{kind}/{year:04}-{month:02}/{field}"),
+                format!("u/{kind}/{year:04}-{month:02}-{day:02}/{field}"),
+            )
+        };
         Window {
             year,
             month,
-            day: dt.day(),
+            day,
             month_end_ms,
+            day_start_ms: now_ms / DAY_MS * DAY_MS,
             day_end_ms: (now_ms / DAY_MS + 1) * DAY_MS,
+            keys: [0, 1].map(|k| Field::ALL.map(|f| key(k, f))),
         }
     }
 
@@ -88,23 +148,12 @@ impl Window {
         format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 
-    fn month_key(&self, kind: UsageKind, field: &str) -> String {
-        format!(
-            "u/{}/{:04}-{:02}/{field}",
-            kind_name(kind),
-            self.year,
-            self.month
-        )
+    fn month_key(&self, kind: UsageKind, field: Field) -> &str {
+        &self.keys[kind_index(kind)][field as usize].0
     }
 
-    fn day_key(&self, kind: UsageKind, field: &str) -> String {
-        format!(
-            "u/{}/{:04}-{:02}-{:02}/{field}",
-            kind_name(kind),
-            self.year,
-            self.month,
-            self.day
-        )
+    fn day_key(&self, kind: UsageKind, field: Field) -> &str {
+        &self.keys[kind_index(kind)][field as usize].1
     }
 
     fn month_expiry(&self) -> u64 {
@@ -135,20 +184,20 @@ pub(super) struct Charge {
 }
 
 impl<S: Store> Engine<S> {
-    async fn bump(&self, w: &Window, kind: UsageKind, field: &str, delta: i64) -> Result<()> {
-        let now = self.now_ms();
+    async fn bump(
+        &self,
+        w: &Window,
+        kind: UsageKind,
+        field: Field,
+        delta: i64,
+        now: u64,
+    ) -> Result<()> {
         let store = &self.inner.store;
         store
-            .add_counter(
-                &w.month_key(kind, field),
-                delta,
-                None,
-                now,
-                w.month_expiry(),
-            )
+            .add_counter(w.month_key(kind, field), delta, None, now, w.month_expiry())
             .await?;
         store
-            .add_counter(&w.day_key(kind, field), delta, None, now, w.day_expiry())
+            .add_counter(w.day_key(kind, field), delta, None, now, w.day_expiry())
             .await?;
         Ok(())
     }
@@ -156,25 +205,24 @@ impl<S: Store> Engine<S> {
     /// Counts one unit of `kind` against the plan. At the limit nothing is counted but a
     /// blocked request, a `limit_reached` event is logged, and the answer is
     /// [`Error::OverLimit`] with the body the hosted API documents for 402.
-    pub(super) async fn charge(&self, kind: UsageKind) -> Result<(Window, Charge)> {
-        let now = self.now_ms();
-        let w = Window::at(now);
+    pub(super) async fn charge(&self, kind: UsageKind, now: u64) -> Result<(Arc<Window>, Charge)> {
+        let w = self.inner.windows.get(now);
         let limit = self.inner.account.plan.limit(kind);
         let added = self
             .inner
             .store
-            .add_counter(&w.month_key(kind, USAGE), 1, limit, now, w.month_expiry())
+            .add_counter(w.month_key(kind, USAGE), 1, limit, now, w.month_expiry())
             .await?;
         match added {
             CounterAdd::Added(usage) => {
                 self.inner
                     .store
-                    .add_counter(&w.day_key(kind, USAGE), 1, None, now, w.day_expiry())
+                    .add_counter(w.day_key(kind, USAGE), 1, None, now, w.day_expiry())
                     .await?;
                 Ok((w, Charge { usage, limit }))
             }
             CounterAdd::Refused(usage) => {
-                self.bump(&w, kind, BLOCKED, 1).await?;
+                self.bump(&w, kind, BLOCKED, 1, now).await?;
                 let detail = self.over_limit_detail(&w, kind, usage, limit.unwrap_or(usage));
                 self.log_account_event(detail.clone()).await;
                 Err(Error::OverLimit {
@@ -186,18 +234,18 @@ impl<S: Store> Engine<S> {
 
     /// Gives back a unit taken by [`Engine::charge`] for work that was not done.
     pub(super) async fn refund(&self, w: &Window, kind: UsageKind) -> Result<()> {
-        self.bump(w, kind, USAGE, -1).await
+        self.bump(w, kind, USAGE, -1, self.now_ms()).await
     }
 
     /// Counts a free (non-acquiring) lease or run answer and reads the bucket's usage.
     pub(super) async fn count_polling(&self, kind: UsageKind) -> Result<Charge> {
         let now = self.now_ms();
-        let w = Window::at(now);
-        self.bump(&w, kind, POLLING, 1).await?;
+        let w = self.inner.windows.get(now);
+        self.bump(&w, kind, POLLING, 1, now).await?;
         let usage = self
             .inner
             .store
-            .get_counter(&w.month_key(kind, USAGE), now)
+            .get_counter(w.month_key(kind, USAGE), now)
             .await?;
         Ok(Charge {
             usage,
@@ -227,9 +275,9 @@ impl<S: Store> Engine<S> {
 
     async fn bucket(&self, w: &Window, kind: UsageKind, now: u64) -> Result<UsageBucket> {
         let store = &self.inner.store;
-        let usage = store.get_counter(&w.month_key(kind, USAGE), now).await?;
-        let blocked = store.get_counter(&w.month_key(kind, BLOCKED), now).await?;
-        let polling = store.get_counter(&w.month_key(kind, POLLING), now).await?;
+        let usage = store.get_counter(w.month_key(kind, USAGE), now).await?;
+        let blocked = store.get_counter(w.month_key(kind, BLOCKED), now).await?;
+        let polling = store.get_counter(w.month_key(kind, POLLING), now).await?;
         Ok(UsageBucket {
             usage,
             limit: self.inner.account.plan.limit(kind),
@@ -243,7 +291,7 @@ impl<S: Store> Engine<S> {
     /// This month's usage of one bucket (`GET /usage?kind=`).
     pub async fn usage(&self, kind: UsageKind) -> Result<Usage> {
         let now = self.now_ms();
-        let w = Window::at(now);
+        let w = self.inner.windows.get(now);
         let b = self.bucket(&w, kind, now).await?;
         Ok(Usage {
             plan: self.inner.account.plan.name.clone(),
@@ -258,7 +306,7 @@ impl<S: Store> Engine<S> {
     /// This month's usage of both buckets (`GET /usage/all`).
     pub async fn usage_all(&self) -> Result<UsageAll> {
         let now = self.now_ms();
-        let w = Window::at(now);
+        let w = self.inner.windows.get(now);
         Ok(UsageAll {
             plan: self.inner.account.plan.name.clone(),
             month: w.month_label(),
@@ -270,7 +318,7 @@ impl<S: Store> Engine<S> {
     /// The account (`GET /me`): plan, limits, this month's period and usage.
     pub async fn me(&self) -> Result<JsonMap> {
         let now = self.now_ms();
-        let w = Window::at(now);
+        let w = self.inner.windows.get(now);
         let account = &self.inner.account;
         let make = self.bucket(&w, UsageKind::Make, now).await?;
         let ai = self.bucket(&w, UsageKind::Ai, now).await?;
@@ -327,7 +375,7 @@ impl<S: Store> Engine<S> {
             .into_iter()
             .enumerate()
             {
-                v[i] = store.get_counter(&w.day_key(kind, field), now).await?;
+                v[i] = store.get_counter(w.day_key(kind, field), now).await?;
                 totals[i] += v[i];
             }
             days.push(json!({
