@@ -188,6 +188,76 @@ async fn in_process(app: Router, n: u64, seq: &Arc<AtomicU64>) -> f64 {
     started.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
+/// A backend that grants every check-lock at once without storing anything: with it, what a
+/// request costs beyond the bare route is the layer's own work alone. Benchmark use only.
+#[derive(Debug)]
+struct Instant0;
+
+mod instant_backend {
+    use onceonly_runtime::models::*;
+    use onceonly_runtime::{Backend, BoxFuture, Error, Result};
+
+    fn no<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T>> {
+        Box::pin(async {
+            Err(Error::Unsupported {
+                operation: "benchmark",
+                backend: "instant",
+            })
+        })
+    }
+
+    impl Backend for super::Instant0 {
+        fn name(&self) -> &'static str {
+            "instant"
+        }
+        fn check_lock(&self, req: CheckLockRequest) -> BoxFuture<'_, Result<CheckLockResult>> {
+            Box::pin(async move {
+                Ok(CheckLockResult {
+                    locked: true,
+                    duplicate: false,
+                    key: req.key,
+                    ttl: 0,
+                    first_seen_at: None,
+                    request_id: None,
+                    status_code: 200,
+                    fail_open: None,
+                })
+            })
+        }
+        fn release_lock<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool>> {
+            no()
+        }
+        fn lease(&self, _: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn extend(&self, _: ExtendRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn complete(&self, _: CompleteRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn fail(&self, _: FailRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn cancel(&self, _: CancelRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<AiStatus>> {
+            no()
+        }
+        fn result<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<AiResult>> {
+            no()
+        }
+        fn wait_status<'a>(
+            &'a self,
+            _: &'a str,
+            _: std::time::Duration,
+        ) -> BoxFuture<'a, Result<AiStatus>> {
+            no()
+        }
+    }
+}
+
 /// The embedded engine alone: µs per check-lock with a distinct key, no HTTP at all.
 async fn engine_alone(n: u64, seq: &Arc<AtomicU64>) -> f64 {
     let client = OnceOnly::memory();
@@ -290,6 +360,13 @@ fn main() {
             engine.push(engine_alone(20_000, &seq).await);
         }
         let engine = median(engine);
+        // The layer's own cost: the trivial route behind a layer whose backend answers at once.
+        let mut own = Vec::new();
+        let instant = trivial().layer(OnceOnlyLayer::new(OnceOnly::from_backend(Instant0)));
+        for _ in 0..o.rounds {
+            own.push(in_process(instant.clone(), 20_000, &seq).await);
+        }
+        let own = median(own);
         println!(
             "| variant | req/s over TCP (median) | vs its baseline | CPU µs/request, server + client | in-process µs/request |"
         );
@@ -303,6 +380,12 @@ fn main() {
                 micros[i],
             );
         }
-        println!("\nembedded engine alone: {engine:.2} µs per check-lock (distinct keys, one task)");
+        println!("\nIn-process, one task, distinct keys:");
+        println!("- embedded engine alone: {engine:.2} µs per check-lock");
+        println!(
+            "- trivial route behind the layer over a backend that answers at once: {own:.2} µs \
+             per request (the layer's own work: {:+.2} µs over the bare route)",
+            own - micros[0]
+        );
     });
 }

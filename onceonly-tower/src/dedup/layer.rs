@@ -153,7 +153,9 @@ impl OnceOnlyLayer {
 
     /// How long a key is remembered in [`Mode::CheckLock`] (default 24 hours, clamped to
     /// 1 s – 30 days). Choose it to cover the sender's retry window (Stripe retries for up to
-    /// three days). Hosted plans may clamp it further.
+    /// three days). Hosted plans may clamp it further. The backend holds every key for this
+    /// long: on the embedded in-memory engine that is memory proportional to the number of
+    /// distinct events per TTL.
     pub fn ttl(self, ttl: Duration) -> Self {
         self.edit(|c| c.ttl = ttl.clamp(MIN_TTL, MAX_TTL))
     }
