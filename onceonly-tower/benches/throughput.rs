@@ -291,20 +291,25 @@ fn main() {
         let apps: Vec<(&str, usize, Router)> = vec![
             ("trivial route, no layer", 0, trivial()),
             ("trivial route, check-lock (Idempotency-Key)", 0, trivial().layer(layer())),
-            ("Stripe-style route, no layer", 2, stripe()),
+            (
+                "trivial route, check-lock over a backend that answers at once (layer alone)",
+                0,
+                trivial().layer(OnceOnlyLayer::new(OnceOnly::from_backend(Instant0))),
+            ),
+            ("Stripe-style route, no layer", 3, stripe()),
             (
                 "Stripe-style route, check-lock (JSON pointer /id)",
-                2,
+                3,
                 stripe().layer(layer().key_sources([]).json_pointer("/id")),
             ),
             (
                 "Stripe-style route, check-lock (Idempotency-Key)",
-                2,
+                3,
                 stripe().layer(layer()),
             ),
             (
                 "Stripe-style route, replay (Idempotency-Key)",
-                2,
+                3,
                 stripe().layer(layer().mode(Mode::Replay)),
             ),
         ];
@@ -360,13 +365,6 @@ fn main() {
             engine.push(engine_alone(20_000, &seq).await);
         }
         let engine = median(engine);
-        // The layer's own cost: the trivial route behind a layer whose backend answers at once.
-        let mut own = Vec::new();
-        let instant = trivial().layer(OnceOnlyLayer::new(OnceOnly::from_backend(Instant0)));
-        for _ in 0..o.rounds {
-            own.push(in_process(instant.clone(), 20_000, &seq).await);
-        }
-        let own = median(own);
         println!(
             "| variant | req/s over TCP (median) | vs its baseline | CPU µs/request, server + client | in-process µs/request |"
         );
@@ -380,12 +378,8 @@ fn main() {
                 micros[i],
             );
         }
-        println!("\nIn-process, one task, distinct keys:");
-        println!("- embedded engine alone: {engine:.2} µs per check-lock");
         println!(
-            "- trivial route behind the layer over a backend that answers at once: {own:.2} µs \
-             per request (the layer's own work: {:+.2} µs over the bare route)",
-            own - micros[0]
+            "\nembedded engine alone, in-process, one task: {engine:.2} µs per check-lock (distinct keys)"
         );
     });
 }
