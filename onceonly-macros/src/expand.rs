@@ -237,9 +237,11 @@ fn generate(
 
     let run = match &args.fail_open {
         None => quote! {
-            #ai.run_fn(__onceonly_key, move || #user_body)
-                #setters
-                .await
+            #rt::__private::run(
+                #ai.run_fn(__onceonly_key, move || #user_body)
+                    #setters
+            )
+            .await
         },
         Some(fail_open) => {
             let enabled = &fail_open.value;
@@ -247,10 +249,11 @@ fn generate(
                 let __onceonly_fail_open: bool = #enabled;
                 let __onceonly_key_for_log = ::core::clone::Clone::clone(&__onceonly_key);
                 let mut __onceonly_body = ::core::option::Option::Some(#user_body);
-                let __onceonly_outcome = #ai
-                    .run_fn(__onceonly_key, || #rt::__private::take_body(&mut __onceonly_body))
-                    #setters
-                    .await;
+                let __onceonly_outcome = #rt::__private::run(
+                    #ai.run_fn(__onceonly_key, || #rt::__private::take_body(&mut __onceonly_body))
+                        #setters
+                )
+                .await;
                 #rt::__private::finish_fail_open(
                     __onceonly_fail_open,
                     &__onceonly_key_for_log,

@@ -15,9 +15,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::backend::BoxFuture;
 use crate::client::OnceOnly;
 use crate::error::{Error, JsonMap};
 use crate::key::canonical_hash;
+use crate::run_fn::RunFn;
 
 // ---------------------------------------------------------------------------------------------
 // The client
@@ -75,6 +77,8 @@ pub trait KeyArg {
     fn to_key_value(&self) -> serde_json::Result<Value>;
 }
 
+// The message of the trait, not a list of every `Serialize` type, is what helps here.
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + ?Sized> KeyArg for T {
     fn to_key_value(&self) -> serde_json::Result<Value> {
         serde_json::to_value(self)
@@ -145,6 +149,7 @@ pub trait KeyExpr {
     fn into_key(self) -> String;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Into<String>> KeyExpr for T {
     fn into_key(self) -> String {
         self.into()
@@ -167,6 +172,7 @@ pub fn key(key: impl KeyExpr) -> String {
 )]
 pub trait StoredValue: Serialize + DeserializeOwned {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> StoredValue for T {}
 
 /// Fails to compile, on the caller's span, unless `T` can be stored and replayed.
@@ -180,6 +186,7 @@ pub fn assert_stored<T: StoredValue>() {}
 )]
 pub trait RuntimeErrorInto: From<Error> {}
 
+#[diagnostic::do_not_recommend]
 impl<E: From<Error>> RuntimeErrorInto for E {}
 
 /// Fails to compile, on the caller's span, unless `E: From<onceonly_runtime::Error>`.
@@ -211,6 +218,22 @@ where
     R::Ok: StoredValue,
     R::Err: RuntimeErrorInto,
 {
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/// Starts a configured `run_fn` call: exactly `builder.into_future()`, with the bounds of
+/// `IntoFuture for RunFn` spelled as the traits above, so that a type that does not fit is
+/// reported with their messages rather than as "`RunFn` is not a future".
+pub fn run<'a, F, Fut, T, E>(builder: RunFn<'a, F>) -> BoxFuture<'a, Result<T, E>>
+where
+    F: FnOnce() -> Fut + Send + 'a,
+    Fut: Future<Output = Result<T, E>> + Send + 'a,
+    T: StoredValue + Send + 'a,
+    E: RuntimeErrorInto + Send + 'a,
+{
+    std::future::IntoFuture::into_future(builder)
 }
 
 // ---------------------------------------------------------------------------------------------
