@@ -52,6 +52,7 @@ pub struct AppState<S: Store> {
     tenants: Arc<HashMap<KeyDigest, TenantEngine<S>>>,
     pub(crate) max_wait: Duration,
     pub(crate) body_limit: usize,
+    pub(crate) stats: Arc<crate::routes::Stats>,
 }
 
 impl<S: Store> Clone for AppState<S> {
@@ -60,6 +61,7 @@ impl<S: Store> Clone for AppState<S> {
             tenants: Arc::clone(&self.tenants),
             max_wait: self.max_wait,
             body_limit: self.body_limit,
+            stats: Arc::clone(&self.stats),
         }
     }
 }
@@ -86,7 +88,13 @@ impl<S: Store> AppState<S> {
             tenants: Arc::new(tenants),
             max_wait,
             body_limit,
+            stats: Arc::default(),
         })
+    }
+
+    /// How many API keys (tenants) are configured.
+    pub fn tenants(&self) -> usize {
+        self.tenants.len()
     }
 
     fn lookup(&self, token: &str) -> Option<&TenantEngine<S>> {

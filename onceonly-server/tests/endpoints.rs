@@ -17,6 +17,34 @@ async fn healthz_needs_no_key() {
 }
 
 #[tokio::test]
+async fn prometheus_metrics_count_answers_by_class_without_keys() {
+    let s = start().await;
+    s.post_ok(A, "check-lock", json!({"key": "m1"})).await;
+    s.get(A, "nope").await;
+    s.raw(Method::GET, "me", None, None, &[]).await;
+    let a = s.raw(Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    assert!(
+        a.text
+            .contains("onceonly_http_requests_total{class=\"2xx\"} 1\n"),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.text
+            .contains("onceonly_http_requests_total{class=\"4xx\"} 2\n"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("onceonly_tenants 3\n"), "{}", a.text);
+    assert!(!a.text.contains(A));
+}
+
+#[tokio::test]
 async fn check_lock_locks_then_reports_duplicates_in_body_and_headers() {
     let s = start().await;
     let first = s

@@ -1,4 +1,5 @@
-//! The HTTP surface: `/healthz` and the OnceOnly API under `/v1`, one module per area.
+//! The HTTP surface: `/healthz`, Prometheus `/metrics`, and the OnceOnly API under `/v1`, one
+//! module per area.
 //!
 //! Handlers only translate: they parse the wire request, call one engine operation of the
 //! caller's tenant, and write the engine's answer back. Governance routes are registered so
@@ -11,10 +12,12 @@ mod core;
 mod governance;
 
 use std::any::Any;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,13 +43,69 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(governance::routes());
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus::<S>))
         .nest("/v1", api)
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context::<S>,
+        ))
         .layer(CatchPanicLayer::custom(on_panic))
         .with_state(state)
+}
+
+/// Server-wide request counters, exposed at `/metrics`.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    started: Instant,
+    /// Answers by status class: 1xx .. 5xx.
+    by_class: [AtomicU64; 5],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            by_class: Default::default(),
+        }
+    }
+}
+
+/// Prometheus text format: answers by status class, tenants, uptime. No per-key labels.
+async fn prometheus<S: Store>(State(state): State<AppState<S>>) -> impl IntoResponse {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP onceonly_http_requests_total HTTP requests answered, by status class.\n\
+         # TYPE onceonly_http_requests_total counter\n",
+    );
+    for (i, n) in state.stats.by_class.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "onceonly_http_requests_total{{class=\"{}xx\"}} {}",
+            i + 1,
+            n.load(Ordering::Relaxed)
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP onceonly_tenants API keys (tenants) configured.\n\
+         # TYPE onceonly_tenants gauge\n\
+         onceonly_tenants {}\n\
+         # HELP onceonly_uptime_seconds Seconds since the server started.\n\
+         # TYPE onceonly_uptime_seconds gauge\n\
+         onceonly_uptime_seconds {}\n",
+        state.tenants(),
+        state.stats.started.elapsed().as_secs()
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        out,
+    )
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -83,7 +142,11 @@ fn new_request_id() -> HeaderValue {
 
 /// Sets `X-Request-Id` on every answer and logs each request at debug level (method, path,
 /// status, duration, request id; never headers or bodies, so never keys).
-async fn request_context(req: Request, next: Next) -> Response {
+async fn request_context<S: Store>(
+    State(state): State<AppState<S>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let id = req
         .headers()
         .get(&REQUEST_ID)
@@ -98,6 +161,8 @@ async fn request_context(req: Request, next: Next) -> Response {
         )
     });
     let mut res = next.run(req).await;
+    let class = usize::from(res.status().as_u16() / 100).clamp(1, 5) - 1;
+    state.stats.by_class[class].fetch_add(1, Ordering::Relaxed);
     if let Some((method, path, started)) = log {
         tracing::debug!(
             %method,
