@@ -470,6 +470,31 @@ async fn return_and_question_mark_in_the_body_keep_their_meaning() {
     assert!(matches!(early_return(-1).await, Err(Error::Validation(_))));
 }
 
+static EXPORT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static EXPORT_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Hangs the first time (until dropped), returns at once afterwards.
+#[idempotent(client = &*CLIENT, wait_on_conflict = false)]
+async fn export(day: u32) -> Result<u32, Error> {
+    if EXPORT_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+        EXPORT_STARTED.notify_one();
+        std::future::pending::<()>().await;
+    }
+    Ok(day)
+}
+
+#[tokio::test]
+async fn dropping_a_call_mid_run_frees_the_key_at_once() {
+    tokio::select! {
+        _ = export(1) => panic!("the first call never finishes"),
+        () = EXPORT_STARTED.notified() => {}
+    }
+    // The first call was dropped while holding the lease; without waiting for its TTL, the
+    // next call (which does not wait on conflicts) acquires the key and runs.
+    assert_eq!(export(1).await.unwrap(), 1);
+    assert_eq!(EXPORT_RUNS.load(Ordering::SeqCst), 2);
+}
+
 fn assert_send<T: Send>(_: &T) {}
 
 #[test]
