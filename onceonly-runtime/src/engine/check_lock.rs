@@ -30,7 +30,9 @@ impl<S: Store> Engine<S> {
             .await?;
         let (locked, first_seen_at) = match claim {
             LockClaim::Claimed => (true, None),
-            LockClaim::Held(entry) => (false, Some(datetime_from_ms(entry.first_seen_at_ms))),
+            LockClaim::Held {
+                first_seen_at_ms, ..
+            } => (false, Some(datetime_from_ms(first_seen_at_ms))),
         };
         Ok(CheckLockResult {
             locked,

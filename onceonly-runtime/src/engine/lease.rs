@@ -24,7 +24,7 @@ fn new_lease_id() -> String {
 /// What a holder operation does to the record it is allowed to change.
 enum Change {
     /// Write this record.
-    Write(LeaseRecord),
+    Write(Box<LeaseRecord>),
     /// The operation already happened (a retried `complete`, say): answer without writing.
     AlreadyDone,
 }
@@ -95,7 +95,7 @@ impl<S: Store> Engine<S> {
                 next.ttl_ms = ms(ttl);
                 next.lease_expires_at_ms = now + ms(ttl);
                 next.purge_at_ms = next.lease_expires_at_ms + retention;
-                Some(Change::Write(next))
+                Some(Change::Write(Box::new(next)))
             }
             _ => None,
         })
@@ -122,7 +122,7 @@ impl<S: Store> Engine<S> {
                 next.result = req.result.clone();
                 next.result_hash = req.result_hash.clone();
                 next.purge_at_ms = now + retention;
-                Some(Change::Write(next))
+                Some(Change::Write(Box::new(next)))
             }
             LeaseState::Completed => Some(Change::AlreadyDone),
             _ => None,
@@ -180,7 +180,7 @@ impl<S: Store> Engine<S> {
                 next.error_code = Some(error_code.to_owned());
                 next.error_hash = error_hash.clone();
                 next.purge_at_ms = now + retention;
-                Some(Change::Write(next))
+                Some(Change::Write(Box::new(next)))
             }
             state if state == target => Some(Change::AlreadyDone),
             _ => None,
@@ -218,7 +218,7 @@ impl<S: Store> Engine<S> {
             if self
                 .inner
                 .store
-                .put_record(key, Some(current.rev), next)
+                .put_record(key, Some(current.rev), *next)
                 .await?
                 .is_some()
             {

@@ -68,19 +68,22 @@ impl Store for MemoryStore {
         metadata: Option<&JsonMap>,
     ) -> Result<LockClaim> {
         let mut locks = lock(&self.locks);
-        let fresh = LockEntry {
+        let fresh = || LockEntry {
             first_seen_at_ms: now_ms,
             expires_at_ms,
             metadata: metadata.cloned(),
         };
         match locks.get_mut(key) {
-            Some(held) if held.expires_at_ms > now_ms => Ok(LockClaim::Held(held.clone())),
+            Some(held) if held.expires_at_ms > now_ms => Ok(LockClaim::Held {
+                first_seen_at_ms: held.first_seen_at_ms,
+                expires_at_ms: held.expires_at_ms,
+            }),
             Some(expired) => {
-                *expired = fresh;
+                *expired = fresh();
                 Ok(LockClaim::Claimed)
             }
             None => {
-                locks.insert(key.to_owned(), fresh);
+                locks.insert(key.to_owned(), fresh());
                 Ok(LockClaim::Claimed)
             }
         }

@@ -28,8 +28,13 @@ use crate::error::{JsonMap, Result};
 pub enum LockClaim {
     /// The key was free (absent or expired) and is now locked by this call.
     Claimed,
-    /// The key is locked; the live entry is returned untouched.
-    Held(LockEntry),
+    /// The key is locked (and stays untouched): when it was locked and until when.
+    Held {
+        /// When the live lock was taken (unix ms).
+        first_seen_at_ms: u64,
+        /// When it expires (unix ms).
+        expires_at_ms: u64,
+    },
 }
 
 /// A record with the store's revision number, used for compare-and-swap.
