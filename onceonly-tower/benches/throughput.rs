@@ -82,26 +82,44 @@ async fn stripe(axum::Json(event): axum::Json<Event>) -> axum::Json<serde_json::
     axum::Json(serde_json::json!({"received": event.id, "type": event.kind}))
 }
 
-async fn serve(app: Router) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// Serves `app` on the server runtime; returns its URL.
+fn serve(server: &tokio::runtime::Runtime, app: Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    server.spawn(async move {
+        let listener = TcpListener::from_std(listener).unwrap();
+        axum::serve(listener, app).await.unwrap()
+    });
     format!("http://{addr}/webhooks/stripe")
 }
 
-/// CPU time this process has used (user + system, all threads), from `/proc/self/stat`; `None`
-/// where that file does not exist.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+/// Name of the server runtime's threads, to tell their CPU time from the client's.
+const SERVER_THREAD: &str = "bench-server";
+
+/// CPU time (user + system) used so far by the server runtime's threads, from
+/// `/proc/self/task/*/stat`; `None` where that does not exist.
+fn server_cpu_time() -> Option<Duration> {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(stat) = std::fs::read_to_string(task.ok()?.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ...": comm may contain spaces, so split around the parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != SERVER_THREAD {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
     // Linux reports these in USER_HZ, which is 100 on every mainstream configuration.
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// One measured round: requests per second, and CPU µs per request when known.
+/// One measured round: requests per second, and the server's CPU µs per request when known.
 struct Round {
     rps: f64,
     cpu_us: Option<f64>,
@@ -148,13 +166,13 @@ async fn load(url: &str, secs: f64, concurrency: usize, seq: &Arc<AtomicU64>) ->
         }));
     }
     let started = Instant::now();
-    let cpu_start = cpu_time();
+    let cpu_start = server_cpu_time();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let count = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_start
-        .zip(cpu_time())
+        .zip(server_cpu_time())
         .map(|(a, b)| (b - a).as_secs_f64());
     for w in workers {
         w.await.unwrap();
@@ -278,12 +296,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let o = options();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread serves, one thread sends: the server's CPU time can then be read apart.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(SERVER_THREAD)
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async move {
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .unwrap();
+    client.block_on(async {
         let trivial = || Router::new().route("/webhooks/stripe", post(trivial));
         let stripe = || Router::new().route("/webhooks/stripe", post(stripe));
         let layer = || OnceOnlyLayer::new(OnceOnly::memory());
@@ -319,7 +345,7 @@ fn main() {
         };
         let mut variants: Vec<(&str, String)> = Vec::new();
         for (name, _, app) in &apps {
-            variants.push((name, serve(app.clone()).await));
+            variants.push((name, serve(&server, app.clone())));
         }
         let seq = Arc::new(AtomicU64::new(0));
         for (_, url) in &variants {
@@ -331,7 +357,7 @@ fn main() {
             for (i, (name, url)) in variants.iter().enumerate() {
                 let r = load(url, o.secs, o.concurrency, &seq).await;
                 eprintln!(
-                    "round {}: {name}: {:.0} req/s, {} CPU µs/request",
+                    "round {}: {name}: {:.0} req/s, {} server CPU µs/request",
                     round + 1,
                     r.rps,
                     r.cpu_us.map_or("?".into(), |c| format!("{c:.1}"))
@@ -346,7 +372,7 @@ fn main() {
             .map(|v| (!v.is_empty()).then(|| median(v)))
             .collect();
         println!(
-            "\n{} rounds of {}s, {} concurrent connections, 2 runtime threads, {} requests in all\n",
+            "\n{} rounds of {}s, {} concurrent connections, one server thread and one client thread, {} requests in all\n",
             o.rounds,
             o.secs,
             o.concurrency,
@@ -366,12 +392,15 @@ fn main() {
         }
         let engine = median(engine);
         println!(
-            "| variant | req/s over TCP (median) | vs its baseline | CPU µs/request, server + client | in-process µs/request |"
+            "| variant | req/s over TCP (median) | vs its baseline | server CPU µs/request (median) | server capacity vs its baseline | in-process µs/request |"
         );
-        println!("|---|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|");
         for (i, (name, base, _)) in apps.iter().enumerate() {
+            let capacity = cpu[i]
+                .zip(cpu[*base])
+                .map_or("?".into(), |(c, b)| format!("{:.1}%", 100.0 * b / c));
             println!(
-                "| {name} | {:.0} | {:.1}% | {} | {:.2} |",
+                "| {name} | {:.0} | {:.1}% | {} | {capacity} | {:.2} |",
                 medians[i],
                 100.0 * medians[i] / medians[*base],
                 cpu[i].map_or("?".into(), |c| format!("{c:.1}")),

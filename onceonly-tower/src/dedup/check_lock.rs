@@ -1,58 +1,59 @@
 //! [`Mode::CheckLock`](super::Mode::CheckLock): one check-lock per request.
+//!
+//! The steps are driven by [`ResponseFuture`](super::ResponseFuture): [`claim`] sends the
+//! check-lock, [`decide`] turns the answer into "run the handler" or an answer of the layer's
+//! own, and the future releases the key when the handler fails.
+
+use std::sync::Arc;
 
 use http::header::HeaderValue;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use onceonly_runtime::models::{CheckLockRequest, CheckLockResult};
+use onceonly_runtime::{BoxFuture, Result};
 use serde_json::json;
-use tower_service::Service;
 
-use super::guard::LockGuard;
 use super::key::FoundKey;
 use super::layer::Config;
-use super::service::passthrough;
 use super::{ONCEONLY_STATUS, backend_failure};
 use crate::body::ResponseBody;
 use crate::response;
 
-pub(crate) async fn run<S, B, ResBody>(
-    config: &Config,
-    mut inner: S,
-    req: Request<B>,
-    key: String,
-    found: FoundKey,
-) -> Result<Response<ResponseBody<ResBody>>, S::Error>
-where
-    S: Service<Request<B>, Response = Response<ResBody>>,
-{
-    let mut lock = CheckLockRequest::new(key.clone());
+/// Sends the check-lock of `key`. The backend is called directly, so the layer (not the
+/// client) decides what an outage means.
+pub(crate) fn claim(
+    config: &Arc<Config>,
+    key: &str,
+) -> BoxFuture<'static, Result<CheckLockResult>> {
+    let config = Arc::clone(config);
+    let mut lock = CheckLockRequest::new(key);
     lock.ttl = Some(config.ttl);
-    let claimed = match config.client.backend().check_lock(lock).await {
-        Ok(claimed) => claimed,
-        Err(e) => {
-            return match backend_failure(config, &key, &e) {
-                Some(answer) => Ok(answer),
-                None => passthrough(inner, req).await,
-            };
-        }
-    };
-    if claimed.duplicate {
-        return Ok(duplicate(&claimed, &found));
-    }
-    // Our own key, not the answer's: a remote backend may echo it differently.
-    let guard = LockGuard::new(&config.client, key);
-    match inner.call(req).await {
-        Ok(res) if res.status().is_server_error() => {
-            guard.release("handler answered 5xx").await;
-            Ok(res.map(ResponseBody::inner))
-        }
-        Ok(res) => {
-            guard.keep();
-            Ok(res.map(ResponseBody::inner))
-        }
-        Err(e) => {
-            guard.release("handler failed").await;
-            Err(e)
-        }
+    Box::pin(async move { config.client.backend().check_lock(lock).await })
+}
+
+/// What to do once the backend answered.
+// Made once per request and moved once: boxing the response would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Decision<B> {
+    /// Call the handler; `claimed` says whether this request holds the key (so a failure
+    /// must release it) or runs unclaimed because the backend was down (fail-open).
+    Run { claimed: bool },
+    /// Answer without calling the handler: a duplicate, or a 503.
+    Answer(Response<ResponseBody<B>>),
+}
+
+pub(crate) fn decide<B>(
+    config: &Config,
+    key: &str,
+    found: &FoundKey,
+    answer: Result<CheckLockResult>,
+) -> Decision<B> {
+    match answer {
+        Ok(claimed) if claimed.duplicate => Decision::Answer(duplicate(&claimed, found)),
+        Ok(_) => Decision::Run { claimed: true },
+        Err(e) => match backend_failure(config, key, &e) {
+            Some(answer) => Decision::Answer(answer),
+            None => Decision::Run { claimed: false },
+        },
     }
 }
 

@@ -1,49 +1,94 @@
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::Response;
+use http::{Request, Response};
 use onceonly_runtime::BoxFuture;
+use onceonly_runtime::models::CheckLockResult;
 use pin_project_lite::pin_project;
+use tower_service::Service;
 
-use crate::body::ResponseBody;
+use super::check_lock;
+use super::guard::{Detached, LockGuard};
+use super::key::FoundKey;
+use super::layer::Config;
+use crate::body::{RequestBody, ResponseBody};
 
 pin_project! {
     /// The response future of [`OnceOnlyService`](super::OnceOnlyService).
     ///
-    /// A request without a key polls the inner service's future directly (no allocation); a
-    /// request the layer answers itself is ready at once; a keyed request runs the
-    /// deduplication steps in one boxed future.
-    pub struct ResponseFuture<F, B, E> {
+    /// A request without a key polls the inner service's future directly; a request the layer
+    /// answers itself is ready at once; a check-lock with a key from a header is a small state
+    /// machine (claim, call, release on failure) without a boxed future of its own; a request
+    /// whose body must be read first runs its steps in one boxed future.
+    pub struct ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    {
         #[pin]
-        kind: Kind<F, B, E>,
+        kind: Kind<S, ReqBody, ResBody>,
     }
+}
+
+/// A claimed request waiting for the backend's answer.
+struct Pending<S, ReqBody> {
+    service: S,
+    request: Request<RequestBody<ReqBody>>,
+    key: String,
+    found: FoundKey,
+    config: Arc<Config>,
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B, E> {
+    enum Kind<S, ReqBody, ResBody>
+    where
+        S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    {
+        // No key: the inner service's response, untouched.
         Passthrough {
             #[pin]
-            future: F,
+            future: S::Future,
         },
+        // The layer's own answer.
         Ready {
-            response: Option<Response<ResponseBody<B>>>,
+            response: Option<Response<ResponseBody<ResBody>>>,
         },
+        // Body read first, or replay: the async steps in one box.
         Guarded {
-            future: BoxFuture<'static, Result<Response<ResponseBody<B>>, E>>,
+            future: BoxFuture<'static, Result<Response<ResponseBody<ResBody>>, S::Error>>,
+        },
+        // Check-lock sent, answer awaited.
+        Locking {
+            lock: BoxFuture<'static, onceonly_runtime::Result<CheckLockResult>>,
+            pending: Option<Pending<S, ReqBody>>,
+        },
+        // The handler runs; the guard releases the key if it fails or the future is dropped.
+        Calling {
+            #[pin]
+            future: S::Future,
+            guard: Option<LockGuard>,
+        },
+        // The handler failed; the key is being released before the answer goes out.
+        Releasing {
+            release: Detached,
+            outcome: Option<Result<Response<ResponseBody<ResBody>>, S::Error>>,
         },
     }
 }
 
-impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn passthrough(future: F) -> Self {
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+{
+    pub(crate) fn passthrough(future: S::Future) -> Self {
         ResponseFuture {
             kind: Kind::Passthrough { future },
         }
     }
 
-    pub(crate) fn ready(response: Response<ResponseBody<B>>) -> Self {
+    pub(crate) fn ready(response: Response<ResponseBody<ResBody>>) -> Self {
         ResponseFuture {
             kind: Kind::Ready {
                 response: Some(response),
@@ -52,20 +97,49 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     }
 
     pub(crate) fn guarded(
-        future: BoxFuture<'static, Result<Response<ResponseBody<B>>, E>>,
+        future: BoxFuture<'static, Result<Response<ResponseBody<ResBody>>, S::Error>>,
     ) -> Self {
         ResponseFuture {
             kind: Kind::Guarded { future },
         }
     }
+
+    /// [`Mode::CheckLock`](super::Mode::CheckLock) for a request with its key: claim, then
+    /// call the (ready) `service` or answer as a duplicate.
+    pub(crate) fn check_lock(
+        config: Arc<Config>,
+        service: S,
+        request: Request<RequestBody<ReqBody>>,
+        key: String,
+        found: FoundKey,
+    ) -> Self {
+        ResponseFuture {
+            kind: Kind::Locking {
+                lock: check_lock::claim(&config, &key),
+                pending: Some(Pending {
+                    service,
+                    request,
+                    key,
+                    found,
+                    config,
+                }),
+            },
+        }
+    }
 }
 
-impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+impl<S, ReqBody, ResBody> std::fmt::Debug for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
             Kind::Passthrough { .. } => "passthrough",
             Kind::Ready { .. } => "ready",
             Kind::Guarded { .. } => "guarded",
+            Kind::Locking { .. } => "locking",
+            Kind::Calling { .. } => "calling",
+            Kind::Releasing { .. } => "releasing",
         };
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)
@@ -73,22 +147,80 @@ impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B, E>
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Passthrough { future } => {
-                let res = ready!(future.poll(cx));
-                Poll::Ready(res.map(|r| r.map(ResponseBody::inner)))
-            }
-            KindProj::Ready { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
-            KindProj::Guarded { future } => future.as_mut().poll(cx),
+        let mut kind = self.project().kind;
+        loop {
+            let next = match kind.as_mut().project() {
+                KindProj::Passthrough { future } => {
+                    let res = ready!(future.poll(cx));
+                    return Poll::Ready(res.map(|r| r.map(ResponseBody::inner)));
+                }
+                KindProj::Ready { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("ResponseFuture polled after completion")));
+                }
+                KindProj::Guarded { future } => return future.as_mut().poll(cx),
+                KindProj::Locking { lock, pending } => {
+                    let answer = ready!(lock.as_mut().poll(cx));
+                    let Pending {
+                        mut service,
+                        request,
+                        key,
+                        found,
+                        config,
+                    } = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    match check_lock::decide(&config, &key, &found, answer) {
+                        check_lock::Decision::Answer(response) => Kind::Ready {
+                            response: Some(response),
+                        },
+                        check_lock::Decision::Run { claimed } => Kind::Calling {
+                            future: service.call(request),
+                            guard: claimed.then(|| LockGuard::new(&config.client, key)),
+                        },
+                    }
+                }
+                KindProj::Calling { future, guard } => {
+                    let outcome = ready!(future.poll(cx));
+                    let failed = match &outcome {
+                        Ok(res) => res.status().is_server_error(),
+                        Err(_) => true,
+                    };
+                    let outcome = outcome.map(|r| r.map(ResponseBody::inner));
+                    match guard.take() {
+                        Some(guard) if failed => Kind::Releasing {
+                            release: guard.into_release(if outcome.is_ok() {
+                                "handler answered 5xx"
+                            } else {
+                                "handler failed"
+                            }),
+                            outcome: Some(outcome),
+                        },
+                        Some(guard) => {
+                            guard.keep();
+                            return Poll::Ready(outcome);
+                        }
+                        None => return Poll::Ready(outcome),
+                    }
+                }
+                KindProj::Releasing { release, outcome } => {
+                    ready!(release.poll(cx));
+                    return Poll::Ready(
+                        outcome
+                            .take()
+                            .expect("ResponseFuture polled after completion"),
+                    );
+                }
+            };
+            kind.set(next);
         }
     }
 }

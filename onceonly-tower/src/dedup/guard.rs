@@ -5,7 +5,7 @@
 //! processed. The guards release explicitly on failure and, if dropped while armed, release
 //! from `Drop`: at once on the embedded engine, on the runtime otherwise.
 
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use onceonly_runtime::models::{CancelRequest, FailRequest};
 use onceonly_runtime::{BoxFuture, OnceOnly};
@@ -47,10 +47,35 @@ impl LockGuard {
         self.armed = None;
     }
 
-    /// Releases the lock now, so the sender's retry runs the handler.
-    pub(crate) async fn release(mut self, why: &'static str) {
-        if let Some((client, key)) = self.armed.take() {
-            release_lock(client, key, why).await;
+    /// Releases the lock, so the sender's retry runs the handler: the returned future does
+    /// it, and finishes it in the background if dropped first.
+    pub(crate) fn into_release(mut self, why: &'static str) -> Detached {
+        let work: Option<BoxFuture<'static, ()>> = self.armed.take().map(|(client, key)| {
+            Box::pin(release_lock(client, key, why)) as BoxFuture<'static, ()>
+        });
+        Detached(work)
+    }
+}
+
+/// Clean-up work that must happen even if whoever awaits it goes away: polled like any
+/// future, and handed to [`run_detached`] when dropped before it finished.
+pub(crate) struct Detached(Option<BoxFuture<'static, ()>>);
+
+impl Detached {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(work) = &mut self.0 else {
+            return Poll::Ready(());
+        };
+        ready!(work.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(work) = self.0.take() {
+            run_detached(work);
         }
     }
 }

@@ -9,7 +9,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::key::{self, Extraction, FoundKey, KeyRequest, KeySource};
 use super::layer::{Config, Mode};
-use super::{check_lock, replay};
+use super::replay;
 use crate::body::{BoxError, RequestBody, ResponseBody};
 use crate::buffer::{self, ReadError};
 use crate::response;
@@ -82,7 +82,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -111,12 +111,21 @@ where
         // The ready service goes into the future; a fresh clone stays behind for the next call.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::guarded(Box::pin(guarded(
-            Arc::clone(&self.config),
-            inner,
-            req,
-            extraction,
-        )))
+        let config = Arc::clone(&self.config);
+        match extraction {
+            // The common webhook case: a key from a header, no body to read.
+            Extraction::Found(found) if config.mode == Mode::CheckLock => {
+                let key = key::namespaced(
+                    req.method(),
+                    key::route(req.uri(), req.extensions()),
+                    &found,
+                );
+                ResponseFuture::check_lock(config, inner, req.map(RequestBody::inner), key, found)
+            }
+            extraction => {
+                ResponseFuture::guarded(Box::pin(guarded(config, inner, req, extraction)))
+            }
+        }
     }
 }
 
@@ -174,7 +183,7 @@ where
         &found,
     );
     match config.mode {
-        Mode::CheckLock => check_lock::run(&config, inner, req, key, found).await,
+        Mode::CheckLock => ResponseFuture::check_lock(config, inner, req, key, found).await,
         Mode::Replay => {
             let bytes = bytes.unwrap_or_default();
             // Boxed: its state is twice the size of the check-lock path's, and every request
