@@ -29,7 +29,10 @@ impl PaymentProvider {
     async fn charge(&self, order: &str, amount_cents: u64) -> Result<Receipt, Error> {
         tokio::time::sleep(Duration::from_millis(100)).await; // a slow network call
         let n = self.charges.fetch_add(1, Ordering::SeqCst) + 1;
-        Ok(Receipt { charge_id: format!("ch_{order}_{n}"), amount_cents })
+        Ok(Receipt {
+            charge_id: format!("ch_{order}_{n}"),
+            amount_cents,
+        })
     }
 }
 
@@ -39,11 +42,17 @@ async fn main() -> Result<(), Error> {
 
     println!("1. check-lock");
     for delivery in 1..=2 {
-        let lock = client.check_lock("stripe:evt_1NG8Du").ttl(Duration::from_secs(3600)).await?;
+        let lock = client
+            .check_lock("stripe:evt_1NG8Du")
+            .ttl(Duration::from_secs(3600))
+            .await?;
         if lock.should_proceed() {
             println!("   delivery {delivery}: locked, processing the event");
         } else {
-            let first_seen = lock.first_seen_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+            let first_seen = lock
+                .first_seen_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
             println!("   delivery {delivery}: duplicate (first seen {first_seen}), skipped");
         }
     }
@@ -54,11 +63,16 @@ async fn main() -> Result<(), Error> {
         let p = provider.clone();
         let receipt: Receipt = client
             .ai()
-            .run_fn("charge:order-1001", || async move { p.charge("order-1001", 4999).await })
+            .run_fn("charge:order-1001", || async move {
+                p.charge("order-1001", 4999).await
+            })
             .await?;
         println!("   attempt {attempt}: {receipt:?}");
     }
-    println!("   money moved {} time(s)", provider.charges.load(Ordering::SeqCst));
+    println!(
+        "   money moved {} time(s)",
+        provider.charges.load(Ordering::SeqCst)
+    );
 
     println!("3. two concurrent callers on one key");
     let callers: Vec<_> = ["caller A", "caller B"]
@@ -68,7 +82,9 @@ async fn main() -> Result<(), Error> {
             tokio::spawn(async move {
                 let receipt: Receipt = client
                     .ai()
-                    .run_fn("charge:order-2002", || async move { p.charge("order-2002", 1500).await })
+                    .run_fn("charge:order-2002", || async move {
+                        p.charge("order-2002", 1500).await
+                    })
                     .await?;
                 println!("   {who} got {receipt:?}");
                 Ok::<_, Error>(receipt)
