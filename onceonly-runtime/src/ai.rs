@@ -140,7 +140,7 @@ impl<'a> IntoFuture for Wait<'a> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let backend = self.client.backend();
-            let deadline = tokio::time::Instant::now() + self.timeout;
+            let deadline = crate::run_fn::deadline_after(self.timeout);
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let status = backend.wait_status(&self.key, left).await?;
@@ -325,7 +325,7 @@ impl<'a> IntoFuture for RunAndWait<'a> {
             };
             let every = extend_every.max(Duration::from_secs(1));
             let heartbeat = async {
-                let start = tokio::time::Instant::now() + every;
+                let start = crate::run_fn::deadline_after(every);
                 let mut tick = tokio::time::interval_at(start, every);
                 loop {
                     tick.tick().await;

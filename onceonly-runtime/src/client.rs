@@ -161,12 +161,14 @@ impl<'a> IntoFuture for CheckLock<'a> {
 
 /// Classifies by error type, never by message text: only outages fail open.
 fn fail_open_reason(e: &Error) -> Option<FailOpenReason> {
-    match e {
-        Error::Timeout(_) => Some(FailOpenReason::Timeout),
-        Error::Transport(_) | Error::Store(_) => Some(FailOpenReason::RequestError),
-        Error::Api { status, .. } if *status >= 500 => Some(FailOpenReason::Api5xx),
-        _ => None,
+    if !e.is_outage() {
+        return None;
     }
+    Some(match e {
+        Error::Timeout(_) => FailOpenReason::Timeout,
+        Error::Api { .. } => FailOpenReason::Api5xx,
+        _ => FailOpenReason::RequestError,
+    })
 }
 
 fn failed_open(

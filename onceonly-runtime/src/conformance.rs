@@ -723,11 +723,19 @@ pub async fn plan_limits<S: Store>(store: S) {
         t.lease(lease("j3")).await,
         Err(Error::OverLimit { .. })
     ));
+    let refused = t.status("j3").await.unwrap();
     assert_eq!(
-        t.status("j3").await.unwrap().status,
-        RunStatus::NotFound,
-        "a refused lease leaves nothing behind"
+        (refused.status, refused.retryable),
+        (RunStatus::Failed, true),
+        "a refused lease is given back at once, not left locked"
     );
+    // At the limit, answers that acquire nothing still work: polling and replays are free.
+    assert_eq!(
+        t.lease(lease("j1")).await.unwrap().status,
+        RunStatus::InProgress
+    );
+    let j2 = t.lease(lease("j2")).await;
+    assert_eq!(j2.unwrap().status, RunStatus::InProgress);
     let all = t.usage_all().await.unwrap();
     assert_eq!(
         (
@@ -735,9 +743,9 @@ pub async fn plan_limits<S: Store>(store: S) {
             all.ai.polling_total_month,
             all.ai.blocked_total_month
         ),
-        (2, 1, 1)
+        (2, 3, 1)
     );
-    assert_eq!(all.ai.requests_total_month, 4);
+    assert_eq!(all.ai.requests_total_month, 6);
     let events = t.events(10, 0).await.unwrap();
     assert_eq!(events["data"][0]["type"], "limit_reached");
 

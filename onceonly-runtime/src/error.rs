@@ -131,6 +131,18 @@ impl Error {
         }
     }
 
+    /// Whether the backend could not be reached or failed on its side: transport errors,
+    /// timeouts, store failures and 5xx answers. This is the one definition every fail-open
+    /// decision uses (check-lock, the tower layer, `#[idempotent_ai(fail_open = true)]`).
+    /// Refusals (401/402/403/422/429) and conflicts are never outages.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Error::Timeout(_) | Error::Transport(_) | Error::Store(_) => true,
+            Error::Api { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
     pub(crate) fn validation(msg: impl Into<String>) -> Self {
         Error::Validation(msg.into())
     }

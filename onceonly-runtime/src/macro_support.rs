@@ -283,17 +283,6 @@ where
     }
 }
 
-/// Whether `e` is an outage that `fail_open = true` runs through: transport errors, store
-/// errors and 5xx answers. Not timeouts: `run_fn` times out while another caller holds the
-/// key, and running then would run the body twice.
-pub fn is_outage(e: &Error) -> bool {
-    match e {
-        Error::Transport(_) | Error::Store(_) => true,
-        Error::Api { status, .. } => *status >= 500,
-        _ => false,
-    }
-}
-
 /// Finishes a fail-open run: when leasing failed with an outage and `enabled`, runs the body
 /// that never started, without the exactly-once guarantee, and logs a warning.
 pub async fn finish_fail_open<Fut, T, E>(
@@ -310,7 +299,7 @@ where
         Ok(value) => Ok(value),
         Err(Outcome::User(e)) => Err(e),
         Err(Outcome::Runtime(e)) => match unstarted {
-            Some(body) if enabled && is_outage(&e) => {
+            Some(body) if enabled && e.is_outage() => {
                 tracing::warn!(
                     %key,
                     error = %e,
@@ -360,16 +349,28 @@ mod tests {
 
     #[test]
     fn only_outages_fail_open() {
-        assert!(is_outage(&Error::Store("down".into())));
-        assert!(is_outage(&Error::Api {
-            status: 503,
-            detail: Value::Null
-        }));
-        assert!(!is_outage(&Error::Timeout(std::time::Duration::from_secs(
-            1
-        ))));
-        assert!(!is_outage(&Error::Unauthorized {
-            detail: String::new()
-        }));
+        assert!(Error::Store("down".into()).is_outage());
+        assert!(Error::Timeout(std::time::Duration::from_secs(1)).is_outage());
+        assert!(
+            Error::Api {
+                status: 503,
+                detail: Value::Null
+            }
+            .is_outage()
+        );
+        let busy = Error::InProgress {
+            key: "k".into(),
+            retry_after: None,
+        };
+        assert!(
+            !busy.is_outage(),
+            "a key held elsewhere is a conflict, not an outage"
+        );
+        assert!(
+            !Error::Unauthorized {
+                detail: String::new()
+            }
+            .is_outage()
+        );
     }
 }

@@ -39,7 +39,7 @@ pub struct RunFnOptions {
     pub metadata: Option<JsonMap>,
     /// Wait for a concurrent holder (default) or return [`Error::InProgress`] at once.
     pub wait_on_conflict: bool,
-    /// Bound on the wait (default 60 s); running out gives [`Error::Timeout`].
+    /// Bound on the wait (default 60 s); running out gives [`Error::InProgress`].
     pub timeout: Duration,
     /// Error code stored when the function returns `Err` (default `fn_error`).
     pub error_code: String,
@@ -111,7 +111,8 @@ impl<'a, F> RunFn<'a, F> {
         self
     }
 
-    /// Bound on waiting for another holder (default 60 s).
+    /// Bound on waiting for another holder (default 60 s); a key still held then gives
+    /// [`Error::InProgress`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.options.timeout = timeout;
         self
@@ -179,26 +180,20 @@ where
     let mut guard = CancelOnDrop::new(client.shared_backend(), &key, &lease_id);
 
     let outcome = with_heartbeat(client.backend(), &key, &lease_id, &opts, f()).await;
-    guard.disarm();
     match outcome {
         Ok(value) => {
-            let stored = encode_result(&value);
-            let stored = match stored {
+            // From here on the side effect has happened: the key must not be released for a
+            // re-run, so a drop during `complete` leaves the lease to expire instead.
+            guard.disarm();
+            let stored = match encode_result(&value) {
                 Ok(stored) => stored,
                 Err(e) => {
-                    release(
-                        client.backend(),
-                        &key,
-                        &lease_id,
-                        "result_not_serializable",
-                        true,
-                    )
-                    .await;
+                    let code = "result_not_serializable";
+                    release(client.backend(), &key, &lease_id, code, false).await;
                     return Err(e.into());
                 }
             };
-            // A failed `complete` is returned, not hidden. The lease is left to expire rather
-            // than released: the side effect did happen, so an immediate re-run is worse.
+            // A failed `complete` is returned, not hidden.
             client
                 .backend()
                 .complete(CompleteRequest::new(&key, &lease_id, Some(stored)))
@@ -206,6 +201,8 @@ where
             Ok(value)
         }
         Err(user_error) => {
+            // The guard stays armed while the failure is recorded: a drop in the middle still
+            // gives the key back (a cancel) instead of leaving it locked for the TTL.
             let retryable = !opts.terminal_failures;
             release(
                 client.backend(),
@@ -215,6 +212,7 @@ where
                 retryable,
             )
             .await;
+            guard.disarm();
             Err(user_error)
         }
     }
@@ -226,7 +224,7 @@ async fn acquire<T: DeserializeOwned>(
     key: &str,
     opts: &RunFnOptions,
 ) -> Result<Acquired<T>> {
-    let deadline = Instant::now() + opts.timeout;
+    let deadline = deadline_after(opts.timeout);
     loop {
         let mut req = LeaseRequest::new(key).ttl(opts.ttl);
         req.metadata = opts.metadata.clone();
@@ -241,7 +239,14 @@ async fn acquire<T: DeserializeOwned>(
                     }),
                 };
             }
-            RunStatus::Completed => return Ok(Acquired::Replay(decode_result(lease.result)?)),
+            RunStatus::Completed => {
+                // The wire only promises the status here; the stored value may need a read.
+                let stored = match lease.result {
+                    Some(result) => Some(result),
+                    None => backend.result(key).await?.result,
+                };
+                return Ok(Acquired::Replay(decode_result(stored)?));
+            }
             RunStatus::Failed if !lease.retryable => {
                 return Err(Error::PreviouslyFailed {
                     key: key.to_owned(),
@@ -266,7 +271,11 @@ async fn acquire<T: DeserializeOwned>(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::Timeout(opts.timeout));
+            // Still held by someone else when the wait ran out: a conflict, not an outage.
+            return Err(Error::InProgress {
+                key: key.to_owned(),
+                retry_after,
+            });
         }
         if lease.status == RunStatus::Failed {
             // Released but not acquired by us: a remote backend lagging; ask again shortly.
@@ -275,6 +284,13 @@ async fn acquire<T: DeserializeOwned>(
             backend.wait_status(key, left).await?;
         }
     }
+}
+
+/// `now + wait`, saturating far in the future instead of overflowing on "wait forever".
+pub(crate) fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Runs `work` while extending the lease every `heartbeat` (default ttl/3). Heartbeat errors
@@ -291,7 +307,7 @@ async fn with_heartbeat<Fut: Future>(
         .unwrap_or(opts.ttl / 3)
         .max(Duration::from_millis(100));
     let heartbeat = async {
-        let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+        let mut tick = tokio::time::interval_at(deadline_after(every), every);
         loop {
             tick.tick().await;
             let req = ExtendRequest::new(key, lease_id, Some(opts.ttl));

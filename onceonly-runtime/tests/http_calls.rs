@@ -65,14 +65,15 @@ async fn lease_calls_send_the_documented_bodies() {
             "/v1/ai/complete",
             json!({"key": "k", "lease_id": "lease_1"}),
         ),
-        // `retryable` is an extension: sent only when true.
         (
             "/v1/ai/fail",
             json!({"key": "k", "lease_id": "lease_1", "error_code": "card_declined"}),
         ),
+        // A retryable failure releases the key through `/ai/cancel`, which every server
+        // honours (the `retryable` flag of `/ai/fail` is an extension).
         (
-            "/v1/ai/fail",
-            json!({"key": "k", "lease_id": "lease_1", "error_code": "fn_error", "error_hash": "e1", "retryable": true}),
+            "/v1/ai/cancel",
+            json!({"key": "k", "lease_id": "lease_1", "reason": "fn_error"}),
         ),
         ("/v1/ai/cancel", json!({"key": "k", "lease_id": "lease_1"})),
         (

@@ -239,10 +239,23 @@ pub fn parse_key_list(list: &str) -> Result<Vec<ApiKey>, ConfigError> {
         .collect()
 }
 
+/// The part of a keys-file line before its comment.
+fn strip_comment(line: &str) -> &str {
+    let mut prev_is_space = true;
+    for (i, c) in line.char_indices() {
+        if c == '#' && prev_is_space {
+            return &line[..i];
+        }
+        prev_is_space = c.is_whitespace();
+    }
+    line
+}
+
 /// Keys from a keys file. `source` names the file in error messages (which name the line,
 /// never the key).
 ///
-/// One key per line; blank lines and text after `#` are ignored. After the key, optionally:
+/// One key per line; blank lines and comments are ignored (a comment starts with `#` at the
+/// start of a line or after whitespace; a `#` inside a key is part of the key). After the key, optionally:
 /// `plan=NAME` (shown by `GET /me` and `GET /usage`), `make=N` (check-locks per UTC month),
 /// `ai=N` (acquired leases and runs per UTC month); a limit is a number or `unlimited`, the
 /// default.
@@ -259,7 +272,8 @@ pub fn parse_key_list(list: &str) -> Result<Vec<ApiKey>, ConfigError> {
 pub fn parse_keys_file(text: &str, source: &str) -> Result<Vec<ApiKey>, ConfigError> {
     let mut keys = Vec::new();
     for (n, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or_default().trim();
+        // A comment starts a line or follows whitespace: a `#` inside a key is part of it.
+        let line = strip_comment(raw).trim();
         if line.is_empty() {
             continue;
         }
@@ -321,6 +335,13 @@ mod tests {
         assert_eq!(keys[0].plan, Plan::unlimited());
         assert_eq!(keys[1].plan, Plan::new("free").make_limit(10));
         assert_eq!(keys[1].secret(), "once_b");
+    }
+
+    #[test]
+    fn repro_hash_inside_a_key_is_not_a_comment() {
+        let keys = parse_keys_file("once_live_ab#Xy9  # team a\n#c\n", "keys.txt").unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].secret(), "once_live_ab#Xy9");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use tracing_subscriber::EnvFilter;
 
 /// A self-hostable server speaking the OnceOnly HTTP API (exactly-once execution for AI agents
 /// and webhook handlers). Every API key is an isolated tenant.
-#[derive(Debug, Parser)]
+// No `Debug`: the struct holds API keys.
+#[derive(Parser)]
 #[command(name = "onceonly-server", version)]
 struct Cli {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).

@@ -102,7 +102,7 @@ async fn plan_limits_answer_402_with_the_documented_body() {
         "limit_reached"
     );
 
-    // ai: only acquisitions count; polling stays free below the limit.
+    // ai: only acquisitions count; polling is free.
     let l = s.post_ok(F, "ai/lease", json!({"key": "j1"})).await;
     assert_eq!(
         (l["usage"].clone(), l["limit"].clone(), l["charged"].clone()),
@@ -116,7 +116,18 @@ async fn plan_limits_answer_402_with_the_documented_body() {
     let over = s.post(F, "ai/lease", json!({"key": "j3"})).await;
     assert_eq!(over.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(over.detail()["kind"], "ai");
-    assert_eq!(s.get_ok(F, "ai/status?key=j3").await["status"], "not_found");
+    // The refused acquisition is given back at once: the key reads as released.
+    let j3 = s.get_ok(F, "ai/status?key=j3").await;
+    assert_eq!(
+        (j3["status"].clone(), j3["retryable"].clone()),
+        (json!("failed"), json!(true))
+    );
+    // At the limit, answers that acquire nothing still work (polling is free).
+    let busy = s.post_ok(F, "ai/lease", json!({"key": "j1"})).await;
+    assert_eq!(
+        (busy["status"].clone(), busy["charged"].clone()),
+        (json!("in_progress"), json!(0))
+    );
 
     // Other tenants are not affected.
     assert_eq!(

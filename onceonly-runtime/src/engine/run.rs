@@ -5,7 +5,7 @@
 use super::Engine;
 use super::events::{run_id_of, started_event};
 use crate::error::{JsonMap, Result};
-use crate::models::{Lease, LeaseRequest, RunStatus, UsageKind};
+use crate::models::{CancelRequest, Lease, LeaseRequest, RunStatus, UsageKind};
 use crate::store::Store;
 use crate::validate;
 
@@ -40,41 +40,45 @@ impl<S: Store> Engine<S> {
         self.accounted_lease(req).await
     }
 
+    /// Acquires first, then charges: only an acquisition can be refused at the plan limit, so
+    /// replays and polling answers keep working when the month's units are used up. The charge
+    /// is atomic against the limit; an acquisition whose charge is refused (or fails) gives the
+    /// key back at once, so no lease is left without a holder who knows its id.
     async fn accounted_lease(&self, req: LeaseRequest) -> Result<Lease> {
         let kind = UsageKind::Ai;
+        let key = req.key.clone();
         let started = run_id_of(req.metadata.as_ref())
             .is_some()
-            .then(|| (req.key.clone(), req.metadata.clone()));
-        // With a limit, reserve the unit first so concurrent acquisitions never pass it.
-        let reserved = match self.inner.account.plan.limit(kind) {
-            Some(_) => Some(self.charge(kind, self.now_ms()).await?),
-            None => None,
-        };
-        let mut answer = match self.acquire(req).await {
-            Ok(answer) => answer,
+            .then(|| req.metadata.clone());
+        let mut answer = self.acquire(req).await?;
+        if answer.status != RunStatus::Acquired {
+            answer.charged = Some(0);
+            // Polling is free; counting it is bookkeeping that must not fail the call.
+            match self.count_polling(kind).await {
+                Ok(charge) => {
+                    answer.usage = Some(charge.usage);
+                    answer.limit = charge.limit;
+                }
+                Err(e) => tracing::warn!(%key, error = %e, "could not count a polling answer"),
+            }
+            return Ok(answer);
+        }
+        let charge = match self.charge(kind, self.now_ms()).await {
+            Ok((_, charge)) => charge,
             Err(e) => {
-                if let Some((w, _)) = &reserved {
-                    self.refund(w, kind).await?;
+                if let Some(lease_id) = &answer.lease_id {
+                    let undo = CancelRequest::new(&key, lease_id, Some("not_charged".to_owned()));
+                    if let Err(undo_error) = self.cancel(undo).await {
+                        tracing::warn!(%key, error = %undo_error, "could not give back an uncharged lease");
+                    }
                 }
                 return Err(e);
             }
         };
-        let acquired = answer.status == RunStatus::Acquired;
-        let charge = if acquired {
-            match reserved {
-                Some((_, charge)) => charge,
-                None => self.charge(kind, self.now_ms()).await?.1,
-            }
-        } else {
-            if let Some((w, _)) = &reserved {
-                self.refund(w, kind).await?;
-            }
-            self.count_polling(kind).await?
-        };
-        answer.charged = Some(u64::from(acquired));
+        answer.charged = Some(1);
         answer.usage = Some(charge.usage);
         answer.limit = charge.limit;
-        if acquired && let Some((key, metadata)) = started {
+        if let Some(metadata) = started {
             self.record_run_event(started_event(&key, answer.version, metadata.as_ref()))
                 .await;
         }

@@ -232,11 +232,6 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Gives back a unit taken by [`Engine::charge`] for work that was not done.
-    pub(super) async fn refund(&self, w: &Window, kind: UsageKind) -> Result<()> {
-        self.bump(w, kind, USAGE, -1, self.now_ms()).await
-    }
-
     /// Counts a free (non-acquiring) lease or run answer and reads the bucket's usage.
     pub(super) async fn count_polling(&self, kind: UsageKind) -> Result<Charge> {
         let now = self.now_ms();

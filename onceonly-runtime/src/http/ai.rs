@@ -127,18 +127,21 @@ struct FailBody<'a> {
     error_code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_hash: Option<&'a str>,
-    /// Extension: sent only when true, so the hosted API sees exactly what official SDKs send.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    retryable: bool,
 }
 
+/// A retryable failure is sent as `/ai/cancel` (reason = the error code): every server releases
+/// a cancelled key, while the `retryable` flag of `/ai/fail` is an extension the hosted API
+/// ignores, and there it would fail the key for good. The key then reads as `cancelled`.
 pub(crate) async fn fail(t: &Transport, req: FailRequest) -> Result<Lease> {
+    if req.retryable {
+        let cancel = CancelRequest::new(req.key, req.lease_id, Some(req.error_code));
+        return self::cancel(t, cancel).await;
+    }
     let body = FailBody {
         key: &req.key,
         lease_id: &req.lease_id,
         error_code: &req.error_code,
         error_hash: req.error_hash.as_deref(),
-        retryable: req.retryable,
     };
     holder_call(t, &["ai", "fail"], &req.key, &body).await
 }
@@ -178,7 +181,7 @@ pub(crate) async fn result(t: &Transport, key: &str) -> Result<AiResult> {
 /// that held the request for that long is asked again at once, one that answered sooner is
 /// asked again after its `retry_after_sec` hint (clamped to [0.5 s, 5 s]).
 pub(crate) async fn wait_status(t: &Transport, key: &str, max_wait: Duration) -> Result<AiStatus> {
-    let deadline = Instant::now() + max_wait;
+    let deadline = crate::run_fn::deadline_after(max_wait);
     loop {
         let started = Instant::now();
         let wait = deadline

@@ -115,10 +115,11 @@ impl LeaseGuard {
         self.armed = None;
     }
 
-    /// Releases the key with a retryable failure carrying `code`.
+    /// Releases the key with a retryable failure carrying `code`. The guard stays armed while
+    /// the call is in flight, so a request dropped meanwhile still cancels the lease.
     pub(crate) async fn release(mut self, code: &'static str) {
-        if let Some((client, key, lease_id)) = self.armed.take() {
-            let req = FailRequest::new(key.as_str(), lease_id, code, true);
+        if let Some((client, key, lease_id)) = &self.armed {
+            let req = FailRequest::new(key.as_str(), lease_id.as_str(), code, true);
             if let Err(e) = client.backend().fail(req).await {
                 tracing::warn!(
                     %key, code, error = %e,
@@ -126,6 +127,7 @@ impl LeaseGuard {
                 );
             }
         }
+        self.armed = None;
     }
 }
 

@@ -37,27 +37,15 @@ pub const IDEMPOTENCY_REPLAYED: HeaderName = HeaderName::from_static("idempotenc
 /// Seconds a sender is asked to wait after a 503 from the layer.
 const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
-/// Whether a backend error is an outage (fail-open applies) rather than a refusal.
-///
-/// Only transport errors, timeouts, store failures and 5xx answers are outages, as for the
-/// client's own fail-open. Refusals (unauthorized, over limit, rate limited) are never
-/// bypassed: running handlers undeduplicated because an account is over its limit would be a
-/// silent downgrade.
-fn is_outage(e: &Error) -> bool {
-    match e {
-        Error::Timeout(_) | Error::Transport(_) | Error::Store(_) => true,
-        Error::Api { status, .. } => *status >= 500,
-        _ => false,
-    }
-}
-
 /// Decides what a backend failure means for the request: `None` to run the handler without
 /// deduplication (fail-open, logged), or the answer to send instead (`503`).
 ///
 /// The sender gets a generic detail; the error itself goes to the log, since it may describe
 /// the deployment.
 fn backend_failure<B>(config: &Config, key: &str, e: &Error) -> Option<Response<ResponseBody<B>>> {
-    let outage = is_outage(e);
+    // Refusals (unauthorized, over limit, rate limited) are never bypassed: running handlers
+    // undeduplicated because an account is over its limit would be a silent downgrade.
+    let outage = e.is_outage();
     if outage && config.fail_open {
         tracing::warn!(
             %key, error = %e, backend = config.client.backend().name(),

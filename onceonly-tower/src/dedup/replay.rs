@@ -239,6 +239,8 @@ where
 /// stored without its body; any other failure is logged and the lease left to expire (the
 /// handler did run, so an immediate re-run would be worse).
 async fn store(holder: Holder<'_>, guard: LeaseGuard, mut stored: Stored) {
+    // The handler has run: from here a dropped request must not release the key for a re-run.
+    guard.disarm();
     let backend = holder.client.backend();
     let complete = |result: JsonMap| {
         backend.complete(CompleteRequest::new(
@@ -262,7 +264,6 @@ async fn store(holder: Holder<'_>, guard: LeaseGuard, mut stored: Stored) {
             "could not store the response; duplicates get 409 until the lease expires, then run again"
         ),
     }
-    guard.disarm();
 }
 
 /// Runs `work` while extending the lease every third of its TTL. A lost lease stops the
