@@ -608,3 +608,27 @@ async fn builder_and_env_errors_are_clear() {
     let hosted = OnceOnly::new("once_live_x");
     assert!(!format!("{hosted:?}").contains("once_live_x"));
 }
+
+#[tokio::test]
+async fn repro_replay_reads_the_stored_result_when_the_lease_answer_has_none() {
+    // The wire only promises `status: completed` from /ai/lease; the value is in /ai/result.
+    let stub = Stub::start(vec![
+        Reply::json(200, r#"{"ok":true,"status":"completed","key":"k"}"#),
+        Reply::json(
+            200,
+            r#"{"ok":true,"status":"completed","key":"k","result":{"value":"sent"}}"#,
+        ),
+    ])
+    .await;
+    let value: String = stub
+        .client()
+        .ai()
+        .run_fn("k", || async {
+            Err::<String, _>(Error::Validation("must not run".into()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, "sent");
+    let paths: Vec<String> = stub.seen().iter().map(|s| s.path.clone()).collect();
+    assert_eq!(paths, ["/v1/ai/lease", "/v1/ai/result"]);
+}

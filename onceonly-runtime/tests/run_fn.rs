@@ -446,3 +446,55 @@ async fn check_lock_locks_then_reports_duplicates_until_released() {
     assert!(client.release_lock("evt_1").await.unwrap());
     assert!(client.check_lock("evt_1").await.unwrap().should_proceed());
 }
+
+#[tokio::test]
+async fn repro_unbounded_waits_do_not_overflow_the_clock() {
+    let client = OnceOnly::memory();
+    let v: u32 = client
+        .ai()
+        .run_fn("forever", || async { Ok::<_, Error>(3) })
+        .timeout(Duration::MAX)
+        .heartbeat(Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    let waited = client
+        .ai()
+        .wait("forever")
+        .timeout(Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(waited.status, RunStatus::Completed);
+    let st = client
+        .backend()
+        .wait_status("forever", Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(st.status, RunStatus::Completed);
+}
+
+#[tokio::test]
+async fn repro_a_result_that_cannot_be_stored_fails_the_key_for_good() {
+    use std::collections::HashMap;
+    let client = OnceOnly::memory();
+    let runs = Arc::new(AtomicUsize::new(0));
+    // JSON objects need string keys: this map cannot be stored, but the closure did run.
+    let call = || {
+        let runs = runs.clone();
+        client.ai().run_fn("unstorable", move || async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(HashMap::from([((1u8, 2u8), 3u8)]))
+        })
+    };
+    assert!(matches!(call().await, Err(Error::Decode(_))));
+    let again = call().await;
+    assert!(
+        matches!(again, Err(Error::PreviouslyFailed { ref error_code, .. }) if error_code == "result_not_serializable"),
+        "{again:?}"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the side effect is not repeated"
+    );
+}
