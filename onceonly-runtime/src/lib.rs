@@ -33,6 +33,8 @@
 //! - [`Engine`]: every rule, written once, over a [`Store`](store::Store) of atomic
 //!   primitives; [`MemoryStore`](store::MemoryStore) is the default store.
 //! - [`Backend`]: what a client talks to (the engine, or the HTTP API).
+//! - [`HeldLease`]: holding a lease while local work runs (heartbeat, release, cancel on
+//!   drop), the building block of `run_fn` and of HTTP middleware.
 //! - [`Error`]: one error type; [`Error::is_retryable`] tells what a retry can fix.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -47,6 +49,7 @@ mod config;
 pub mod engine;
 mod error;
 mod global;
+pub mod holder;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod key;
@@ -67,6 +70,7 @@ pub use client::{CheckLock, OnceOnly};
 pub use config::{ENV_API_KEY, ENV_BASE_URL, OnceOnlyBuilder, Target};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, JsonMap, Result};
+pub use holder::HeldLease;
 pub use run_fn::{RunFn, RunFnOptions};
 
 #[cfg(feature = "macros")]

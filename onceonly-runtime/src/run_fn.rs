@@ -5,8 +5,6 @@
 //! completed key replays the stored value; a holder dropped mid-run gives the key back at once.
 
 use std::future::{Future, IntoFuture};
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -17,9 +15,8 @@ use crate::backend::{Backend, BoxFuture};
 use crate::client::OnceOnly;
 use crate::codec::{decode_result, encode_result};
 use crate::error::{Error, JsonMap, Result};
-use crate::models::{
-    CancelRequest, CompleteRequest, ExtendRequest, FailRequest, LeaseRequest, RunStatus,
-};
+use crate::holder::HeldLease;
+use crate::models::{CompleteRequest, LeaseRequest, RunStatus};
 
 /// Default lease TTL of `run_fn`.
 pub const DEFAULT_RUN_TTL: Duration = Duration::from_secs(300);
@@ -177,42 +174,38 @@ where
         Acquired::Replay(value) => return Ok(value),
         Acquired::Lease(lease_id) => lease_id,
     };
-    let mut guard = CancelOnDrop::new(client.shared_backend(), &key, &lease_id);
+    let mut held = HeldLease::new(client, key, lease_id, opts.ttl);
 
-    let outcome = with_heartbeat(client.backend(), &key, &lease_id, &opts, f()).await;
+    let every = opts.heartbeat.unwrap_or(opts.ttl / 3);
+    let outcome = held.run_with_heartbeat(f(), every).await;
     match outcome {
         Ok(value) => {
             // From here on the side effect has happened: the key must not be released for a
             // re-run, so a drop during `complete` leaves the lease to expire instead.
-            guard.disarm();
+            held.disarm();
             let stored = match encode_result(&value) {
                 Ok(stored) => stored,
                 Err(e) => {
-                    let code = "result_not_serializable";
-                    release(client.backend(), &key, &lease_id, code, false).await;
+                    held.release("result_not_serializable", false).await;
                     return Err(e.into());
                 }
             };
             // A failed `complete` is returned, not hidden.
             client
                 .backend()
-                .complete(CompleteRequest::new(&key, &lease_id, Some(stored)))
+                .complete(CompleteRequest::new(
+                    held.key(),
+                    held.lease_id(),
+                    Some(stored),
+                ))
                 .await?;
             Ok(value)
         }
         Err(user_error) => {
-            // The guard stays armed while the failure is recorded: a drop in the middle still
+            // The holder stays armed while the failure is recorded: a drop in the middle still
             // gives the key back (a cancel) instead of leaving it locked for the TTL.
             let retryable = !opts.terminal_failures;
-            release(
-                client.backend(),
-                &key,
-                &lease_id,
-                &opts.error_code,
-                retryable,
-            )
-            .await;
-            guard.disarm();
+            held.release(&opts.error_code, retryable).await;
             Err(user_error)
         }
     }
@@ -291,97 +284,4 @@ pub(crate) fn deadline_after(wait: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(wait)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
-/// Runs `work` while extending the lease every `heartbeat` (default ttl/3). Heartbeat errors
-/// are logged, not fatal: whether the work counts is decided by `complete`.
-async fn with_heartbeat<Fut: Future>(
-    backend: &dyn Backend,
-    key: &str,
-    lease_id: &str,
-    opts: &RunFnOptions,
-    work: Fut,
-) -> Fut::Output {
-    let every = opts
-        .heartbeat
-        .unwrap_or(opts.ttl / 3)
-        .max(Duration::from_millis(100));
-    let heartbeat = async {
-        let mut tick = tokio::time::interval_at(deadline_after(every), every);
-        loop {
-            tick.tick().await;
-            let req = ExtendRequest::new(key, lease_id, Some(opts.ttl));
-            match backend.extend(req).await {
-                Ok(_) => {}
-                Err(e @ Error::LeaseLost { .. }) => {
-                    tracing::warn!(%key, error = %e, "heartbeat stopped: the lease was lost");
-                    std::future::pending::<()>().await;
-                }
-                Err(e) => tracing::warn!(%key, error = %e, "heartbeat failed; will retry"),
-            }
-        }
-    };
-    tokio::select! {
-        biased;
-        out = work => out,
-        () = heartbeat => unreachable!("the heartbeat never finishes"),
-    }
-}
-
-/// Records a failure; a failure to record it is logged, since the caller's own error is the
-/// one to return.
-async fn release(backend: &dyn Backend, key: &str, lease_id: &str, code: &str, retryable: bool) {
-    if let Err(e) = backend
-        .fail(FailRequest::new(key, lease_id, code, retryable))
-        .await
-    {
-        tracing::warn!(%key, error = %e, "could not record the failure; the lease will expire");
-    }
-}
-
-/// Cancels the lease if the run is dropped before it finished.
-struct CancelOnDrop {
-    armed: Option<(Arc<dyn Backend>, CancelRequest)>,
-}
-
-impl CancelOnDrop {
-    fn new(backend: Arc<dyn Backend>, key: &str, lease_id: &str) -> Self {
-        let req = CancelRequest::new(key, lease_id, Some("dropped".to_owned()));
-        CancelOnDrop {
-            armed: Some((backend, req)),
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.armed = None;
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        let Some((backend, req)) = self.armed.take() else {
-            return;
-        };
-        let key = req.key.clone();
-        let mut cancel: BoxFuture<'static, ()> = Box::pin(async move {
-            if let Err(e) = backend.cancel(req).await {
-                tracing::warn!(key = %key, error = %e, "could not cancel a dropped run's lease");
-            }
-        });
-        // The embedded engine finishes at the first poll, so the key is free before `drop`
-        // returns; a remote backend's request continues on the runtime.
-        if cancel
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-            == Poll::Ready(())
-        {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(cancel);
-            }
-            Err(_) => tracing::warn!("run dropped outside a tokio runtime; its lease will expire"),
-        }
-    }
 }

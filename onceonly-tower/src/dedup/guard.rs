@@ -2,31 +2,22 @@
 //!
 //! A handler that fails (5xx, an error) or a request future that is dropped (the sender hung
 //! up, a timeout layer fired) must not leave the key claimed: the sender's retry has to be
-//! processed. The guards release explicitly on failure and, if dropped while armed, release
-//! from `Drop`: at once on the embedded engine, on the runtime otherwise.
+//! processed. The guard releases explicitly on failure and, if dropped while armed, releases
+//! from `Drop`: at once on the embedded engine, on the runtime otherwise. Replay mode's lease is
+//! held by the runtime's [`HeldLease`](onceonly_runtime::HeldLease); this module has the
+//! check-lock side.
 
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
-use onceonly_runtime::models::{CancelRequest, FailRequest};
-use onceonly_runtime::{BoxFuture, OnceOnly};
+use onceonly_runtime::{BoxFuture, OnceOnly, holder};
 
-/// Runs a clean-up future from synchronous code: polled once here (the embedded engine is done
-/// by then), else handed to the current tokio runtime.
-fn run_detached(mut work: BoxFuture<'static, ()>) {
-    if work
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-        .is_ready()
-    {
-        return;
-    }
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(work);
-        }
-        Err(_) => tracing::warn!(
+/// Runs a clean-up future from synchronous code (see [`holder::run_detached`]), logging when
+/// it could not.
+fn run_detached(work: BoxFuture<'static, ()>) {
+    if !holder::run_detached(work) {
+        tracing::warn!(
             "request dropped outside a tokio runtime; its key stays claimed until it expires"
-        ),
+        );
     }
 }
 
@@ -94,54 +85,6 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Some((client, key)) = self.armed.take() {
             run_detached(Box::pin(release_lock(client, key, "request dropped")));
-        }
-    }
-}
-
-/// Holds a lease acquired for a request; cancels it unless disarmed.
-pub(crate) struct LeaseGuard {
-    armed: Option<(OnceOnly, String, String)>,
-}
-
-impl LeaseGuard {
-    pub(crate) fn new(client: &OnceOnly, key: &str, lease_id: &str) -> Self {
-        LeaseGuard {
-            armed: Some((client.clone(), key.to_owned(), lease_id.to_owned())),
-        }
-    }
-
-    /// The lease was completed (or is left to expire): nothing to undo.
-    pub(crate) fn disarm(mut self) {
-        self.armed = None;
-    }
-
-    /// Releases the key with a retryable failure carrying `code`. The guard stays armed while
-    /// the call is in flight, so a request dropped meanwhile still cancels the lease.
-    pub(crate) async fn release(mut self, code: &'static str) {
-        if let Some((client, key, lease_id)) = &self.armed {
-            let req = FailRequest::new(key.as_str(), lease_id.as_str(), code, true);
-            if let Err(e) = client.backend().fail(req).await {
-                tracing::warn!(
-                    %key, code, error = %e,
-                    "could not release the key; a retry waits until the lease expires"
-                );
-            }
-        }
-        self.armed = None;
-    }
-}
-
-async fn cancel_lease(client: OnceOnly, key: String, lease_id: String) {
-    let req = CancelRequest::new(key.as_str(), lease_id, Some("request dropped".to_owned()));
-    if let Err(e) = client.backend().cancel(req).await {
-        tracing::warn!(%key, error = %e, "could not cancel a dropped request's lease; it will expire");
-    }
-}
-
-impl Drop for LeaseGuard {
-    fn drop(&mut self) {
-        if let Some((client, key, lease_id)) = self.armed.take() {
-            run_detached(Box::pin(cancel_lease(client, key, lease_id)));
         }
     }
 }

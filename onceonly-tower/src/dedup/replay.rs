@@ -7,22 +7,19 @@
 //! the stored response, unless their body differs (`422`) or the first is still running
 //! (`409` with `Retry-After`).
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
-use onceonly_runtime::models::{CompleteRequest, ExtendRequest, Lease, LeaseRequest, RunStatus};
-use onceonly_runtime::{Error, JsonMap, OnceOnly};
+use onceonly_runtime::models::{CompleteRequest, Lease, LeaseRequest, RunStatus};
+use onceonly_runtime::{Error, HeldLease, JsonMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_service::Service;
 
-use super::guard::LeaseGuard;
 use super::key::FoundKey;
 use super::layer::Config;
 use super::service::passthrough;
@@ -107,15 +104,9 @@ where
     };
     match (lease.status, lease.lease_id.as_deref()) {
         (RunStatus::Acquired, Some(lease_id)) => {
-            let lease_id = lease_id.to_owned();
-            let guard = LeaseGuard::new(&config.client, &key, &lease_id);
-            let holder = Holder {
-                client: &config.client,
-                key: &key,
-                lease_id: &lease_id,
-                ttl: config.lease_ttl,
-            };
-            first(config, holder, guard, inner, req, fingerprint).await
+            let held = HeldLease::new(&config.client, key.as_str(), lease_id, config.lease_ttl)
+                .cancel_reason("request dropped");
+            first(config, held, inner, req, fingerprint).await
         }
         (RunStatus::Completed, _) => Ok(replay(config, lease.result, &fingerprint, &found)),
         _ => Ok(conflict(&lease, &found)),
@@ -128,20 +119,10 @@ enum Answer<B> {
     Unread(B),
 }
 
-/// The lease this request holds.
-#[derive(Clone, Copy)]
-struct Holder<'a> {
-    client: &'a OnceOnly,
-    key: &'a str,
-    lease_id: &'a str,
-    ttl: Duration,
-}
-
 /// Runs the handler for the first request with the key, and stores or releases.
 async fn first<S, B, ResBody>(
     config: &Config,
-    holder: Holder<'_>,
-    guard: LeaseGuard,
+    mut held: HeldLease,
     mut inner: S,
     req: Request<B>,
     fingerprint: String,
@@ -163,10 +144,11 @@ where
         };
         Ok((parts, body))
     };
-    let (parts, body) = match with_heartbeat(holder, work).await {
+    let every = held.ttl() / 3;
+    let (parts, body) = match held.run_with_heartbeat(work, every).await {
         Ok(answer) => answer,
         Err(e) => {
-            guard.release("handler_error").await;
+            held.release("handler_error", true).await;
             return Err(e);
         }
     };
@@ -189,13 +171,13 @@ where
             } else {
                 "http_retry_later"
             };
-            guard.release(code).await;
+            held.release(code, true).await;
             return Ok(Response::from_parts(parts, ResponseBody::inner(body)));
         }
     };
     match collected {
         Collected::Failed(e) => {
-            guard.release("response_body_error").await;
+            held.release("response_body_error", true).await;
             Ok(Response::from_parts(parts, ResponseBody::failed(e)))
         }
         Collected::Complete { data, trailers } => {
@@ -207,7 +189,7 @@ where
                 body: Some(BASE64.encode(&data)),
                 body_len: data.len() as u64,
             };
-            store(holder, guard, stored).await;
+            store(held, stored).await;
             Ok(Response::from_parts(
                 parts,
                 ResponseBody::full_with_trailers(data, trailers),
@@ -226,7 +208,7 @@ where
                     .and_then(|v| v.to_str().ok()?.parse().ok())
                     .unwrap_or(0),
             };
-            store(holder, guard, stored).await;
+            store(held, stored).await;
             Ok(Response::from_parts(
                 parts,
                 ResponseBody::resumed(prefix, rest),
@@ -238,14 +220,14 @@ where
 /// Completes the lease with the stored response. A result the backend refuses as too large is
 /// stored without its body; any other failure is logged and the lease left to expire (the
 /// handler did run, so an immediate re-run would be worse).
-async fn store(holder: Holder<'_>, guard: LeaseGuard, mut stored: Stored) {
+async fn store(mut held: HeldLease, mut stored: Stored) {
     // The handler has run: from here a dropped request must not release the key for a re-run.
-    guard.disarm();
-    let backend = holder.client.backend();
+    held.disarm();
+    let held = &held;
     let complete = |result: JsonMap| {
-        backend.complete(CompleteRequest::new(
-            holder.key,
-            holder.lease_id,
+        held.backend().complete(CompleteRequest::new(
+            held.key(),
+            held.lease_id(),
             Some(result),
         ))
     };
@@ -253,44 +235,16 @@ async fn store(holder: Holder<'_>, guard: LeaseGuard, mut stored: Stored) {
     if let Err(Error::Validation(reason)) = &outcome
         && stored.body.is_some()
     {
-        tracing::warn!(key = %holder.key, %reason, "stored response refused; storing it without its body");
+        tracing::warn!(key = %held.key(), %reason, "stored response refused; storing it without its body");
         stored.body = None;
         outcome = complete(stored.to_result()).await;
     }
     match outcome {
         Ok(_) => {}
         Err(e) => tracing::warn!(
-            key = %holder.key, error = %e,
+            key = %held.key(), error = %e,
             "could not store the response; duplicates get 409 until the lease expires, then run again"
         ),
-    }
-}
-
-/// Runs `work` while extending the lease every third of its TTL. A lost lease stops the
-/// heartbeat (completion will report it); other failures are logged and retried.
-async fn with_heartbeat<F: Future>(holder: Holder<'_>, work: F) -> F::Output {
-    let every = (holder.ttl / 3).max(Duration::from_millis(100));
-    let heartbeat = async {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tick.tick().await;
-            let req = ExtendRequest::new(holder.key, holder.lease_id, Some(holder.ttl));
-            match holder.client.backend().extend(req).await {
-                Ok(_) => {}
-                Err(e @ Error::LeaseLost { .. }) => {
-                    tracing::warn!(key = %holder.key, error = %e, "heartbeat stopped: the lease was lost");
-                    std::future::pending::<()>().await;
-                }
-                Err(e) => {
-                    tracing::warn!(key = %holder.key, error = %e, "heartbeat failed; will retry")
-                }
-            }
-        }
-    };
-    tokio::select! {
-        biased;
-        out = work => out,
-        () = heartbeat => unreachable!("the heartbeat never finishes"),
     }
 }
 
