@@ -220,14 +220,7 @@ async fn requests_without_a_key_pass_through() {
     let app = Router::new()
         .route(
             "/hooks",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "ran"
-                }
-            })
-            .put({
+            common::counting(&runs, "ran").put({
                 let runs = runs.clone();
                 move || async move {
                     runs.hit();
@@ -262,16 +255,7 @@ async fn requests_without_a_key_pass_through() {
 async fn require_key_answers_400_with_a_json_detail() {
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/hooks",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "ran"
-                }
-            }),
-        )
+        .route("/hooks", common::counting(&runs, "ran"))
         .layer(stripe_layer(OnceOnly::memory()).require_key(true));
     let base = serve(app).await;
     let http = client();
@@ -308,16 +292,7 @@ async fn require_key_answers_400_with_a_json_detail() {
 async fn a_body_over_the_limit_gets_413() {
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/hooks",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "ran"
-                }
-            }),
-        )
+        .route("/hooks", common::counting(&runs, "ran"))
         .layer(stripe_layer(OnceOnly::memory()).max_body_bytes(64));
     let base = serve(app).await;
     let http = client();
@@ -352,16 +327,7 @@ async fn a_body_over_the_limit_gets_413() {
 async fn every_default_key_source_deduplicates() {
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/hooks",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "ran"
-                }
-            }),
-        )
+        .route("/hooks", common::counting(&runs, "ran"))
         .layer(OnceOnlyLayer::new(OnceOnly::memory()));
     let base = serve(app).await;
     let http = client();
@@ -400,16 +366,7 @@ async fn a_custom_extractor_and_route_layer() {
         ))
     };
     let app = Router::new()
-        .route(
-            "/orders",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "ran"
-                }
-            }),
-        )
+        .route("/orders", common::counting(&runs, "ran"))
         .route_layer(
             OnceOnlyLayer::new(OnceOnly::memory()).key_sources([KeySource::custom(extractor)]),
         );

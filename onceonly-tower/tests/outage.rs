@@ -7,7 +7,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::routing::post;
 use common::{Runs, client, header, serve};
 use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
@@ -52,16 +51,7 @@ impl Logs {
 
 fn app(layer: OnceOnlyLayer, runs: &Runs) -> Router {
     Router::new()
-        .route(
-            "/webhooks/stripe",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "processed"
-                }
-            }),
-        )
+        .route("/webhooks/stripe", common::counting(runs, "processed"))
         .layer(layer)
 }
 

@@ -146,16 +146,7 @@ async fn a_concurrent_duplicate_gets_409_with_retry_after() {
 async fn the_same_key_with_a_different_body_gets_422() {
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/transfers",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "sent"
-                }
-            }),
-        )
+        .route("/transfers", common::counting(&runs, "sent"))
         .layer(replay_layer());
     let base = serve(app).await;
     let http = client();
@@ -265,16 +256,7 @@ async fn a_final_4xx_is_stored_but_429_is_not() {
 async fn a_body_over_the_limit_gets_413() {
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/uploads",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "stored"
-                }
-            }),
-        )
+        .route("/uploads", common::counting(&runs, "stored"))
         .layer(replay_layer().max_body_bytes(1024));
     let base = serve(app).await;
     let http = client();
@@ -402,16 +384,7 @@ async fn a_response_over_the_cap_reaches_its_client_whole_and_replays_as_a_note(
 async fn requests_without_a_key_are_not_stored() {
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/notes",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    runs.hit();
-                    "noted"
-                }
-            }),
-        )
+        .route("/notes", common::counting(&runs, "noted"))
         .layer(replay_layer());
     let base = serve(app).await;
     let http = client();

@@ -41,6 +41,15 @@ impl Runs {
     }
 }
 
+/// A `POST` handler that counts its runs in `runs` and answers `answer`.
+pub fn counting(runs: &Runs, answer: &'static str) -> axum::routing::MethodRouter {
+    let runs = runs.clone();
+    axum::routing::post(move || async move {
+        runs.hit();
+        answer
+    })
+}
+
 /// The value of a response header, or `None`.
 pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()
