@@ -35,9 +35,14 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Atomic claim of `req.key` for `req.ttl`.
     fn check_lock(&self, req: CheckLockRequest) -> BoxFuture<'_, Result<CheckLockResult>>;
 
-    /// Deletes a check-lock so the next `check_lock` locks again. Returns whether a live lock
-    /// was removed. An extension of this project: the hosted API has no such call.
-    fn release_lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// Deletes a check-lock so the next `check_lock` locks again: with a `lock_id`, only the
+    /// lock that check-lock answered with that id. Returns whether a live lock was removed.
+    /// An extension of this project: the hosted API has no such call.
+    fn release_lock<'a>(
+        &'a self,
+        key: &'a str,
+        lock_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>>;
 
     /// Acquires the lease of a key, or reports who has it and how it ended.
     fn lease(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>>;

@@ -97,10 +97,41 @@ impl OnceOnly {
         }
     }
 
-    /// Deletes the check-lock of `key` so the sender's retry is processed. Returns whether a
-    /// live lock was removed. Not offered by the hosted API (it answers `Unsupported`).
+    /// Deletes the check-lock of `key`, whoever holds it, so the sender's retry is processed.
+    /// Returns whether a live lock was removed. Not offered by the hosted API (it answers
+    /// `Unsupported`).
+    ///
+    /// A handler that gives back its own lock should use
+    /// [`release_own_lock`](Self::release_own_lock): if the handler outlived the lock's TTL
+    /// and a later delivery locked the key again, this call would delete the later lock.
     pub async fn release_lock(&self, key: &str) -> Result<bool> {
-        self.inner.backend.release_lock(key).await
+        self.inner.backend.release_lock(key, None).await
+    }
+
+    /// Gives back the lock that `lock` (a check-lock answer) took, and only that lock: if it
+    /// expired and another caller locked the key since, nothing is removed and the answer is
+    /// `false`. A duplicate or fail-open answer holds no lock, so nothing is sent.
+    ///
+    /// Backends that do not return a [`lock_id`](CheckLockResult::lock_id) cannot fence the
+    /// release; for them this is [`release_lock`](Self::release_lock).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+    /// let client = onceonly_runtime::OnceOnly::memory();
+    /// let lock = client.check_lock("evt_1").await?;
+    /// // ... the handler failed: let the sender's retry through.
+    /// assert!(client.release_own_lock(&lock).await?);
+    /// assert!(client.check_lock("evt_1").await?.should_proceed());
+    /// # Ok(()) }
+    /// ```
+    pub async fn release_own_lock(&self, lock: &CheckLockResult) -> Result<bool> {
+        if !lock.should_proceed() || lock.fail_open.is_some() {
+            return Ok(false);
+        }
+        self.inner
+            .backend
+            .release_lock(&lock.key, lock.lock_id.as_deref())
+            .await
     }
 
     /// The AI-run and lease namespace: `run_fn`, `lease`, `status`, `wait`, ...
@@ -184,6 +215,7 @@ fn failed_open(
         key,
         ttl: ttl.map_or(0, |t| t.as_secs()),
         first_seen_at: None,
+        lock_id: None,
         request_id: Some("fail-open".to_owned()),
         status_code: 0,
         fail_open: Some(reason),

@@ -111,13 +111,58 @@ pub async fn lock_expiry_edge<S: Store>(store: S) {
 pub async fn lock_release<S: Store>(store: S) {
     let (engine, _) = engine(store);
     assert!(engine.check_lock(lock("rel", TTL)).await.unwrap().locked);
-    assert!(engine.release_lock("rel").await.unwrap());
-    assert!(!engine.release_lock("rel").await.unwrap());
+    assert!(engine.release_lock("rel", None).await.unwrap());
+    assert!(!engine.release_lock("rel", None).await.unwrap());
     assert!(engine.check_lock(lock("rel", TTL)).await.unwrap().locked);
     assert!(
         engine.check_lock(lock("other", TTL)).await.unwrap().locked,
         "keys are independent"
     );
+}
+
+/// A release with a lock id removes only that lock: a holder that outlived its TTL cannot
+/// delete the lock of whoever claimed the key after it.
+pub async fn lock_release_fenced<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let first = engine.check_lock(lock("fence", TTL)).await.unwrap();
+    let first_id = first.lock_id.expect("the claiming call gets a lock id");
+    let dup = engine.check_lock(lock("fence", TTL)).await.unwrap();
+    assert_eq!(dup.lock_id, None, "a duplicate holds no lock");
+
+    clock.advance(TTL);
+    let second = engine.check_lock(lock("fence", TTL)).await.unwrap();
+    let second_id = second.lock_id.expect("the lock was claimed again");
+    assert_ne!(first_id, second_id, "every claim gets its own id");
+    assert!(
+        !engine.release_lock("fence", Some(&first_id)).await.unwrap(),
+        "the expired holder's release is refused"
+    );
+    assert!(
+        engine
+            .check_lock(lock("fence", TTL))
+            .await
+            .unwrap()
+            .duplicate,
+        "the second holder's lock survived"
+    );
+    assert!(
+        engine
+            .release_lock("fence", Some(&second_id))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !engine
+            .release_lock("fence", Some(&second_id))
+            .await
+            .unwrap(),
+        "released once"
+    );
+    assert!(engine.check_lock(lock("fence", TTL)).await.unwrap().locked);
+    assert!(matches!(
+        engine.release_lock("fence", Some("")).await,
+        Err(Error::Validation(_))
+    ));
 }
 
 /// Many concurrent leases of one key: exactly one acquires; nobody else sees its lease id.
@@ -627,7 +672,7 @@ pub async fn tenant_isolation<S: Store>(store: S) {
         .unwrap();
     assert!(a.check_lock(lock("k", TTL)).await.unwrap().locked);
     assert!(
-        !b.release_lock("k").await.unwrap(),
+        !b.release_lock("k", None).await.unwrap(),
         "b cannot release a's lock"
     );
     assert!(a.check_lock(lock("k", TTL)).await.unwrap().duplicate);
@@ -833,7 +878,7 @@ pub async fn run_timeline_events<S: Store>(store: S) {
 macro_rules! store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@cases $make;
-            lock_claim_race, lock_expiry_edge, lock_release, lease_claim_race,
+            lock_claim_race, lock_expiry_edge, lock_release, lock_release_fenced, lease_claim_race,
             lease_expiry_edge, stale_lease_rejected, late_complete_accepted, completed_replays,
             fail_terminal_and_retryable, cancel_releases, extend_moves_expiry, retention,
             expired_record_reacquired_before_purge, waiter_woken_on_completion,

@@ -67,7 +67,7 @@ pub fn metadata(metadata: Option<&JsonMap>) -> Result<()> {
     Ok(())
 }
 
-/// Lease ids, error codes and reasons: not empty, at most 256 bytes.
+/// Lease and lock ids, error codes and reasons: not empty, at most 256 bytes.
 pub fn short_text(field: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() {
         return Err(Error::validation(format!("{field} must not be empty")));

@@ -53,6 +53,28 @@ mod cases {
         assert!(client.check_lock("evt").await.unwrap().should_proceed());
     }
 
+    pub(super) async fn release_own_lock_removes_only_that_lock(client: OnceOnly) {
+        let first = client.check_lock("evt").await.unwrap();
+        assert!(first.lock_id.is_some(), "{first:?}");
+        let dup = client.check_lock("evt").await.unwrap();
+        assert_eq!(dup.lock_id, None);
+        assert!(
+            !client.release_own_lock(&dup).await.unwrap(),
+            "a duplicate answer holds nothing to release"
+        );
+        assert!(client.check_lock("evt").await.unwrap().duplicate);
+        assert!(client.release_own_lock(&first).await.unwrap());
+
+        // Someone else locks the key now: the first holder's late release must not touch it.
+        let second = client.check_lock("evt").await.unwrap();
+        assert!(second.should_proceed());
+        assert_ne!(second.lock_id, first.lock_id);
+        assert!(!client.release_own_lock(&first).await.unwrap());
+        assert!(client.check_lock("evt").await.unwrap().duplicate);
+        assert!(client.release_own_lock(&second).await.unwrap());
+        assert!(client.check_lock("evt").await.unwrap().should_proceed());
+    }
+
     pub(super) async fn bad_input_is_a_validation_error(client: OnceOnly) {
         for e in [
             client.check_lock("").await.unwrap_err(),
@@ -495,6 +517,7 @@ macro_rules! suite {
         suite!(@cases $make;
             check_lock_locks_then_reports_duplicates,
             release_lock_lets_the_key_lock_again,
+            release_own_lock_removes_only_that_lock,
             bad_input_is_a_validation_error,
             run_fn_replays_the_typed_value,
             concurrent_callers_run_the_closure_once,

@@ -557,6 +557,34 @@ async fn release_lock_uses_the_extension_route_and_reads_unsupported_elsewhere()
 }
 
 #[tokio::test]
+async fn release_own_lock_sends_the_lock_id_the_check_lock_answered_with() {
+    let stub = Stub::start(vec![
+        Reply::json(
+            200,
+            r#"{"success":true,"status":"locked","key":"k","ttl":60,"lock_id":"lock_abc"}"#,
+        ),
+        Reply::json(200, r#"{"ok":true,"key":"k","released":false}"#),
+        // A duplicate answer that (wrongly) carries a lock id: it is not ours to release.
+        Reply::json(
+            200,
+            r#"{"success":false,"status":"duplicate","key":"k","lock_id":"lock_abc"}"#,
+        ),
+    ])
+    .await;
+    let client = stub.client();
+    let lock = client.check_lock("k").await.unwrap();
+    assert_eq!(lock.lock_id.as_deref(), Some("lock_abc"));
+    assert!(!client.release_own_lock(&lock).await.unwrap());
+    let dup = client.check_lock("k").await.unwrap();
+    assert_eq!(dup.lock_id, None);
+    assert!(!client.release_own_lock(&dup).await.unwrap());
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 3, "no release is sent for a duplicate");
+    assert_eq!(seen[1].path, "/v1/check-lock/release");
+    assert_eq!(seen[1].json(), json!({"key": "k", "lock_id": "lock_abc"}));
+}
+
+#[tokio::test]
 async fn base_url_paths_are_kept_and_the_user_agent_can_be_set() {
     let stub = Stub::start(vec![Reply::json(200, "{}")]).await;
     let client = OnceOnly::builder()

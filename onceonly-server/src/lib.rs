@@ -29,7 +29,8 @@
 //! ```
 //!
 //! Extensions beyond the hosted API, all additive (an official SDK never sees them unless it
-//! asks): `POST /v1/check-lock/release` (`{"key"}`) deletes a check-lock; `retryable: true` on
+//! asks): check-lock answers that lock carry a `lock_id`; `POST /v1/check-lock/release`
+//! (`{"key", "lock_id"?}`) deletes a check-lock (with `lock_id`, only that one); `retryable: true` on
 //! `POST /v1/ai/fail` releases the key for a retry; `GET /v1/ai/status?key=..&wait_ms=..`
 //! long-polls (bounded by [`ServerConfig::max_wait`], 30 s by default) and returns as soon as
 //! the key completes, fails or is released.

@@ -86,10 +86,12 @@ pub(crate) struct CancelBody {
     pub(crate) reason: Option<String>,
 }
 
-/// `POST /check-lock/release` (extension).
+/// `POST /check-lock/release` (extension). With `lock_id`, only that lock is released.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ReleaseBody {
     pub(crate) key: String,
+    #[serde(default)]
+    pub(crate) lock_id: Option<String>,
 }
 
 /// `?key=`.

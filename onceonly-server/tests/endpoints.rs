@@ -51,8 +51,14 @@ async fn check_lock_locks_then_reports_duplicates_in_body_and_headers() {
         .post(A, "check-lock", json!({"key": "stripe:evt_1", "ttl": 60}))
         .await;
     assert_eq!(first.status, StatusCode::OK);
+    let mut body = first.body.clone();
+    let lock_id = body.as_object_mut().unwrap().remove("lock_id").unwrap();
+    assert!(
+        lock_id.as_str().is_some_and(|id| id.starts_with("lock_")),
+        "{lock_id}"
+    );
     assert_eq!(
-        first.body,
+        body,
         json!({"success": true, "status": "locked", "key": "stripe:evt_1", "ttl": 60, "first_seen_at": null})
     );
     assert_eq!(first.header("x-onceonly-status"), Some("locked"));
@@ -98,6 +104,40 @@ async fn check_lock_release_extension_lets_the_retry_in() {
         .post_ok(A, "check-lock/release", json!({"key": "never"}))
         .await;
     assert_eq!(none["released"], false);
+}
+
+#[tokio::test]
+async fn check_lock_release_with_a_lock_id_removes_only_that_lock() {
+    let s = start().await;
+    let first = s.post_ok(A, "check-lock", json!({"key": "evt_f"})).await;
+    let first_id = first["lock_id"]
+        .as_str()
+        .expect("the locking answer has a lock_id");
+    let dup = s.post_ok(A, "check-lock", json!({"key": "evt_f"})).await;
+    assert!(dup.get("lock_id").is_none(), "{dup}");
+
+    let wrong = s
+        .post_ok(
+            A,
+            "check-lock/release",
+            json!({"key": "evt_f", "lock_id": "lock_someone_else"}),
+        )
+        .await;
+    assert_eq!(wrong["released"], false);
+    let dup = s.post_ok(A, "check-lock", json!({"key": "evt_f"})).await;
+    assert_eq!(dup["status"], "duplicate", "the lock survived a wrong id");
+
+    let own = s
+        .post_ok(
+            A,
+            "check-lock/release",
+            json!({"key": "evt_f", "lock_id": first_id}),
+        )
+        .await;
+    assert_eq!(own["released"], true);
+    let again = s.post_ok(A, "check-lock", json!({"key": "evt_f"})).await;
+    assert_eq!(again["status"], "locked");
+    assert_ne!(again["lock_id"], first["lock_id"]);
 }
 
 #[tokio::test]

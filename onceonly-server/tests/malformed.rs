@@ -111,6 +111,11 @@ async fn missing_fields_and_wrong_types_name_the_field() {
             "retryable",
         ),
         ("ai/cancel", json!({"lease_id": "l"}), "key"),
+        (
+            "check-lock/release",
+            json!({"key": "k", "lock_id": 12}),
+            "lock_id",
+        ),
         ("events", json!({"type": "note"}), "run_id"),
         ("events", json!({"run_id": "r"}), "type"),
         (
@@ -160,6 +165,7 @@ async fn invalid_values_are_422_from_the_engine() {
         ("check-lock", json!({"key": "k", "ttl": 1e12})),
         ("check-lock", json!({"key": "k", "metadata": big_meta})),
         ("check-lock/release", json!({"key": ""})),
+        ("check-lock/release", json!({"key": "k", "lock_id": " "})),
         ("ai/lease", json!({"key": long_key})),
         ("ai/lease", json!({"key": "k", "ttl": 0.5})),
         ("ai/run", json!({"key": ""})),

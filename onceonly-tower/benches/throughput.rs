@@ -236,13 +236,18 @@ mod instant_backend {
                     key: req.key,
                     ttl: 0,
                     first_seen_at: None,
+                    lock_id: None,
                     request_id: None,
                     status_code: 200,
                     fail_open: None,
                 })
             })
         }
-        fn release_lock<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool>> {
+        fn release_lock<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<bool>> {
             no()
         }
         fn lease(&self, _: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {

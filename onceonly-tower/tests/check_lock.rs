@@ -10,7 +10,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use common::{Runs, client, header, serve, within};
-use onceonly_runtime::OnceOnly;
+use onceonly_runtime::store::MemoryStore;
+use onceonly_runtime::time::ManualClock;
+use onceonly_runtime::{Engine, EngineConfig, OnceOnly};
 use onceonly_tower::{KeyRequest, KeySource, OnceOnlyLayer};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
@@ -113,6 +115,71 @@ async fn a_delivery_answered_500_is_processed_again_on_retry() {
     assert_eq!(
         header(&again, "x-onceonly-status").as_deref(),
         Some("duplicate")
+    );
+    assert_eq!(runs.get(), 2);
+}
+
+/// A handler slower than the lock's TTL: a later delivery locks the key again and succeeds;
+/// when the slow one then answers 500, its release must not delete the later lock.
+#[tokio::test]
+async fn a_late_failure_does_not_release_a_later_deliverys_lock() {
+    let clock = ManualClock::default();
+    let engine = Engine::with_config(
+        MemoryStore::new(),
+        EngineConfig::default(),
+        Arc::new(clock.clone()),
+    );
+    let runs = Runs::default();
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let finish = Arc::new(Semaphore::new(0));
+    let app = Router::new()
+        .route(
+            "/hooks",
+            post({
+                let (runs, finish) = (runs.clone(), Arc::clone(&finish));
+                move || async move {
+                    if runs.hit() > 0 {
+                        return (StatusCode::OK, "processed");
+                    }
+                    started_tx.send(()).unwrap();
+                    let _ = finish.acquire().await.unwrap();
+                    (StatusCode::INTERNAL_SERVER_ERROR, "gave up")
+                }
+            }),
+        )
+        .layer(OnceOnlyLayer::new(OnceOnly::from_backend(engine)).ttl(Duration::from_secs(60)));
+    let base = serve(app).await;
+    let http = client();
+    let deliver = || {
+        http.post(format!("{base}/hooks"))
+            .header("webhook-id", "msg_slow")
+            .send()
+    };
+
+    let slow = tokio::spawn(deliver());
+    within("the slow delivery to start", started.recv())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(61)); // its lock expires while the handler still runs
+    let later = deliver().await.unwrap();
+    assert_eq!(later.status(), 200);
+    assert_eq!(
+        header(&later, "x-onceonly-status"),
+        None,
+        "the later one ran"
+    );
+
+    finish.add_permits(1);
+    let slow = within("the slow delivery to answer", slow)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(slow.status(), 500);
+    let again = deliver().await.unwrap();
+    assert_eq!(
+        header(&again, "x-onceonly-status").as_deref(),
+        Some("duplicate"),
+        "the later delivery's lock survived the slow one's release"
     );
     assert_eq!(runs.get(), 2);
 }

@@ -79,8 +79,12 @@ impl Backend for Probe {
         self.engine().check_lock(req)
     }
 
-    fn release_lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.engine().release_lock(key)
+    fn release_lock<'a>(
+        &'a self,
+        key: &'a str,
+        lock_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        self.engine().release_lock(key, lock_id)
     }
 
     fn lease(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {

@@ -3,7 +3,7 @@
 use super::Engine;
 use crate::error::Result;
 use crate::models::{CheckLockRequest, CheckLockResult};
-use crate::store::{LockClaim, Store};
+use crate::store::{LockClaim, LockEntry, Store};
 use crate::time::{datetime_from_ms, ms};
 use crate::validate;
 
@@ -23,16 +23,19 @@ impl<S: Store> Engine<S> {
 
         let now = self.now_ms();
         self.charge(crate::models::UsageKind::Make, now).await?;
-        let claim = self
-            .inner
-            .store
-            .claim_lock(&req.key, now, now + ms(ttl), req.metadata.as_ref())
-            .await?;
-        let (locked, first_seen_at) = match claim {
-            LockClaim::Claimed => (true, None),
+        let lock_id = format!("lock_{:032x}", rand::random::<u128>());
+        let entry = LockEntry {
+            lock_id: lock_id.clone(),
+            first_seen_at_ms: now,
+            expires_at_ms: now + ms(ttl),
+            metadata: req.metadata,
+        };
+        let claim = self.inner.store.claim_lock(&req.key, now, entry).await?;
+        let (locked, first_seen_at, lock_id) = match claim {
+            LockClaim::Claimed => (true, None, Some(lock_id)),
             LockClaim::Held {
                 first_seen_at_ms, ..
-            } => (false, Some(datetime_from_ms(first_seen_at_ms))),
+            } => (false, Some(datetime_from_ms(first_seen_at_ms)), None),
         };
         Ok(CheckLockResult {
             locked,
@@ -40,15 +43,24 @@ impl<S: Store> Engine<S> {
             key: req.key,
             ttl: ttl.as_secs(),
             first_seen_at,
+            lock_id,
             request_id: req.request_id,
             status_code: 200,
             fail_open: None,
         })
     }
 
-    /// Deletes the check-lock of `key`. Returns whether a live lock was removed.
-    pub async fn release_lock(&self, key: &str) -> Result<bool> {
+    /// Deletes the check-lock of `key`: any lock when `lock_id` is `None`, otherwise only the
+    /// lock that [`check_lock`](Self::check_lock) answered with that
+    /// [`lock_id`](CheckLockResult::lock_id). Returns whether a live lock was removed.
+    pub async fn release_lock(&self, key: &str, lock_id: Option<&str>) -> Result<bool> {
         validate::key(key)?;
-        self.inner.store.release_lock(key, self.now_ms()).await
+        if let Some(id) = lock_id {
+            validate::short_text("lock_id", id)?;
+        }
+        self.inner
+            .store
+            .release_lock(key, lock_id, self.now_ms())
+            .await
     }
 }

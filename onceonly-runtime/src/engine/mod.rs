@@ -184,8 +184,12 @@ impl<S: Store> Backend for Engine<S> {
         Box::pin(Engine::check_lock(self, req))
     }
 
-    fn release_lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(Engine::release_lock(self, key))
+    fn release_lock<'a>(
+        &'a self,
+        key: &'a str,
+        lock_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Engine::release_lock(self, key, lock_id))
     }
 
     fn lease(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {

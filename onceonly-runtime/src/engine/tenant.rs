@@ -13,7 +13,9 @@ use std::sync::atomic::AtomicBool;
 use super::{Engine, Inner};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::UsageKind;
-use crate::store::{CounterAdd, LeaseRecord, LockClaim, LogPage, Store, Subscription, Versioned};
+use crate::store::{
+    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogPage, Store, Subscription, Versioned,
+};
 
 /// Longest accepted tenant id, in bytes.
 pub const MAX_TENANT_ID_BYTES: usize = 64;
@@ -148,7 +150,7 @@ impl<S: Store> Engine<S> {
     /// let b = root.tenant(Account::tenant("team-b", Plan::unlimited()))?;
     /// assert!(a.check_lock(CheckLockRequest::new("evt_1")).await?.locked);
     /// assert!(b.check_lock(CheckLockRequest::new("evt_1")).await?.locked, "tenants are apart");
-    /// assert!(b.release_lock("evt_1").await?, "b releases its own lock");
+    /// assert!(b.release_lock("evt_1", None).await?, "b releases its own lock");
     /// assert!(a.check_lock(CheckLockRequest::new("evt_1")).await?.duplicate, "a's is untouched");
     /// # Ok(()) }
     /// ```
@@ -233,20 +235,14 @@ impl<S: Store> Store for TenantStore<S> {
         self.root.store().name()
     }
 
-    async fn claim_lock(
-        &self,
-        key: &str,
-        now_ms: u64,
-        expires_at_ms: u64,
-        metadata: Option<&JsonMap>,
-    ) -> Result<LockClaim> {
-        self.inner()
-            .claim_lock(&self.key(key), now_ms, expires_at_ms, metadata)
-            .await
+    async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {
+        self.inner().claim_lock(&self.key(key), now_ms, lock).await
     }
 
-    async fn release_lock(&self, key: &str, now_ms: u64) -> Result<bool> {
-        self.inner().release_lock(&self.key(key), now_ms).await
+    async fn release_lock(&self, key: &str, lock_id: Option<&str>, now_ms: u64) -> Result<bool> {
+        self.inner()
+            .release_lock(&self.key(key), lock_id, now_ms)
+            .await
     }
 
     async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::errors::{self, parse_json, truthy};
 use super::transport::{Request, Response, Transport};
-use super::wire::{self, KeyBody, secs};
+use super::wire::{self, KeyBody, ReleaseBody, secs};
 use crate::error::{Error, Result};
 use crate::models::{CheckLockRequest, CheckLockResult};
 
@@ -42,6 +42,7 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
                 .as_ref()
                 .and_then(|d| d.get("first_seen_at"))
                 .and_then(timestamp),
+            lock_id: None,
             request_id,
             status_code: 409,
             fail_open: None,
@@ -84,6 +85,12 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
             .filter(|t| t.is_finite() && *t >= 0.0)
             .map_or(requested_ttl, |t| t.round() as u64),
         first_seen_at: body.get("first_seen_at").and_then(timestamp),
+        // Our server's extension; only meaningful on the answer that took the lock.
+        lock_id: body
+            .get("lock_id")
+            .and_then(Value::as_str)
+            .filter(|_| locked)
+            .map(str::to_owned),
         request_id,
         status_code: resp.status,
         fail_open: None,
@@ -112,13 +119,10 @@ fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
-/// `POST /check-lock/release {"key"}` (extension), answering `{"released": bool}`.
-pub(crate) async fn release_lock(t: &Transport, key: &str) -> Result<bool> {
-    let body = KeyBody {
-        key,
-        ttl: None,
-        metadata: None,
-    };
+/// `POST /check-lock/release {"key", "lock_id"?}` (extension), answering
+/// `{"released": bool}`.
+pub(crate) async fn release_lock(t: &Transport, key: &str, lock_id: Option<&str>) -> Result<bool> {
+    let body = ReleaseBody { key, lock_id };
     let resp = t
         .send(Request::post(&["check-lock", "release"], &body)?)
         .await?;

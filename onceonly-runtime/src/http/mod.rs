@@ -86,8 +86,9 @@
 //! it never spins.
 //!
 //! # Extensions
-//! [`Backend::release_lock`] (`POST /check-lock/release`), `retryable` on `/ai/fail` (sent only
-//! when true) and `wait_ms` exist on `onceonly-server` only. The hosted API has no release:
+//! [`Backend::release_lock`] (`POST /check-lock/release`, with the `lock_id` that check-lock
+//! answered), `retryable` on `/ai/fail` (sent only when true) and `wait_ms` exist on
+//! `onceonly-server` only. The hosted API has no release:
 //! there [`OnceOnly::release_lock`](crate::OnceOnly::release_lock) returns
 //! [`Error::Unsupported`].
 
@@ -330,8 +331,12 @@ impl Backend for HttpBackend {
         Box::pin(check_lock::check_lock(&self.inner, req))
     }
 
-    fn release_lock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(check_lock::release_lock(&self.inner, key))
+    fn release_lock<'a>(
+        &'a self,
+        key: &'a str,
+        lock_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(check_lock::release_lock(&self.inner, key, lock_id))
     }
 
     fn lease(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {

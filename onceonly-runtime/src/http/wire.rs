@@ -26,6 +26,14 @@ pub(crate) struct KeyBody<'a> {
     pub(crate) metadata: Option<&'a JsonMap>,
 }
 
+/// `{"key", "lock_id"?}`: the check-lock release extension.
+#[derive(Serialize)]
+pub(crate) struct ReleaseBody<'a> {
+    pub(crate) key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) lock_id: Option<&'a str>,
+}
+
 /// Sends `req` and reads a 2xx answer as a map (§1.4), anything else as an error (§2).
 pub(crate) async fn call_map(t: &Transport, req: Request) -> Result<JsonMap> {
     let resp = t.send(req).await?;

@@ -56,6 +56,12 @@ pub struct CheckLockResult {
     pub ttl: u64,
     /// When the key was first locked (`None` on the call that locked it).
     pub first_seen_at: Option<DateTime<Utc>>,
+    /// Identifies the lock this call took, for a release that cannot delete a later holder's
+    /// lock ([`OnceOnly::release_own_lock`](crate::OnceOnly::release_own_lock)). Set by the
+    /// embedded engine and `onceonly-server` (an extension); `None` on duplicates, on
+    /// fail-open answers and from the hosted API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_id: Option<String>,
     /// The request id the server answered with, if any.
     pub request_id: Option<String>,
     /// The HTTP status of the answer (200 on the embedded engine, 0 on fail-open).

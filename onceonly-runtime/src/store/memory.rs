@@ -60,38 +60,32 @@ impl Store for MemoryStore {
         "memory"
     }
 
-    async fn claim_lock(
-        &self,
-        key: &str,
-        now_ms: u64,
-        expires_at_ms: u64,
-        metadata: Option<&JsonMap>,
-    ) -> Result<LockClaim> {
+    async fn claim_lock(&self, key: &str, now_ms: u64, lock_entry: LockEntry) -> Result<LockClaim> {
         let mut locks = lock(&self.locks);
-        let fresh = || LockEntry {
-            first_seen_at_ms: now_ms,
-            expires_at_ms,
-            metadata: metadata.cloned(),
-        };
         match locks.get_mut(key) {
             Some(held) if held.expires_at_ms > now_ms => Ok(LockClaim::Held {
                 first_seen_at_ms: held.first_seen_at_ms,
                 expires_at_ms: held.expires_at_ms,
             }),
             Some(expired) => {
-                *expired = fresh();
+                *expired = lock_entry;
                 Ok(LockClaim::Claimed)
             }
             None => {
-                locks.insert(key.to_owned(), fresh());
+                locks.insert(key.to_owned(), lock_entry);
                 Ok(LockClaim::Claimed)
             }
         }
     }
 
-    async fn release_lock(&self, key: &str, now_ms: u64) -> Result<bool> {
-        let removed = lock(&self.locks).remove(key);
-        Ok(removed.is_some_and(|e| e.expires_at_ms > now_ms))
+    async fn release_lock(&self, key: &str, lock_id: Option<&str>, now_ms: u64) -> Result<bool> {
+        let mut locks = lock(&self.locks);
+        let owned = match (locks.get(key), lock_id) {
+            (None, _) => return Ok(false),
+            (Some(held), Some(id)) => held.lock_id == id,
+            (Some(_), None) => true,
+        };
+        Ok(owned && locks.remove(key).is_some_and(|e| e.expires_at_ms > now_ms))
     }
 
     async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {

@@ -83,18 +83,25 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs and errors (`memory`, `redis`, `sqlite`).
     fn name(&self) -> &'static str;
 
-    /// Claim-if-absent-or-expired: locks `key` until `expires_at_ms` unless a lock whose
+    /// Claim-if-absent-or-expired: stores `lock` under `key` unless a lock whose
     /// `expires_at_ms > now_ms` exists, in which case that lock is returned unchanged.
     fn claim_lock(
         &self,
         key: &str,
         now_ms: u64,
-        expires_at_ms: u64,
-        metadata: Option<&JsonMap>,
+        lock: LockEntry,
     ) -> impl Future<Output = Result<LockClaim>> + Send;
 
-    /// Deletes a lock. Returns whether a live lock (`expires_at_ms > now_ms`) was removed.
-    fn release_lock(&self, key: &str, now_ms: u64) -> impl Future<Output = Result<bool>> + Send;
+    /// Deletes a lock: any lock when `lock_id` is `None`, otherwise only the lock with that
+    /// id (compare-and-delete, so a holder whose lock expired and was claimed again cannot
+    /// delete the new holder's lock). Returns whether a live lock (`expires_at_ms > now_ms`)
+    /// was removed.
+    fn release_lock(
+        &self,
+        key: &str,
+        lock_id: Option<&str>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Reads a lease record, expired or not (the engine decides what expiry means).
     fn get_record(

@@ -5,6 +5,10 @@ use crate::error::JsonMap;
 /// A live check-lock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockEntry {
+    /// Chosen by the engine for each claim; the fencing token of [`Store::release_lock`].
+    ///
+    /// [`Store::release_lock`]: super::Store::release_lock
+    pub lock_id: String,
     /// When the lock was taken (unix ms).
     pub first_seen_at_ms: u64,
     /// When it stops counting (unix ms).

@@ -28,6 +28,9 @@ struct CheckLockAnswer<'a> {
     key: &'a str,
     ttl: u64,
     first_seen_at: Option<DateTime<Utc>>,
+    /// Extension: the fencing token for `/check-lock/release`, on the answer that locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock_id: Option<&'a str>,
 }
 
 /// The status travels in the body and in `X-OnceOnly-Status`, as both SDKs read either.
@@ -46,6 +49,7 @@ async fn check_lock<S: Store>(
         key: &r.key,
         ttl: r.ttl,
         first_seen_at: r.first_seen_at,
+        lock_id: r.lock_id.as_deref(),
     };
     Ok((
         [(ONCEONLY_STATUS, HeaderValue::from_static(status))],
@@ -54,13 +58,16 @@ async fn check_lock<S: Store>(
         .into_response())
 }
 
-/// Extension: deletes a check-lock so the sender's retry is processed.
+/// Extension: deletes a check-lock so the sender's retry is processed; with `lock_id`, only
+/// the lock that check-lock answered with that id.
 /// Answers `{"ok": true, "key", "released"}` (`released`: whether a live lock was removed).
 async fn release<S: Store>(
     tenant: Tenant<S>,
     JsonBody(body): JsonBody<ReleaseBody>,
 ) -> Result<Response, ApiError> {
-    let released = tenant.release_lock(&body.key).await?;
+    let released = tenant
+        .release_lock(&body.key, body.lock_id.as_deref())
+        .await?;
     Ok(
         axum::Json(serde_json::json!({"ok": true, "key": body.key, "released": released}))
             .into_response(),

@@ -34,9 +34,9 @@ pub(crate) fn claim(
 // Made once per request and moved once: boxing the response would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Decision<B> {
-    /// Call the handler; `claimed` says whether this request holds the key (so a failure
-    /// must release it) or runs unclaimed because the backend was down (fail-open).
-    Run { claimed: bool },
+    /// Call the handler; `claimed` is the lock this request holds (so a failure must release
+    /// it), `None` when it runs unclaimed because the backend was down (fail-open).
+    Run { claimed: Option<Claimed> },
     /// Answer without calling the handler: a duplicate, or a 503.
     Answer(Response<ResponseBody<B>>),
 }
@@ -49,12 +49,23 @@ pub(crate) fn decide<B>(
 ) -> Decision<B> {
     match answer {
         Ok(claimed) if claimed.duplicate => Decision::Answer(duplicate(&claimed, found)),
-        Ok(_) => Decision::Run { claimed: true },
+        Ok(locked) => Decision::Run {
+            claimed: Some(Claimed {
+                lock_id: locked.lock_id,
+            }),
+        },
         Err(e) => match backend_failure(config, key, &e) {
             Some(answer) => Decision::Answer(answer),
-            None => Decision::Run { claimed: false },
+            None => Decision::Run { claimed: None },
         },
     }
+}
+
+/// The lock a request took.
+pub(crate) struct Claimed {
+    /// The fencing token, so the release cannot delete a later delivery's lock when this
+    /// handler outlived the TTL. `None` from backends without one.
+    pub(crate) lock_id: Option<String>,
 }
 
 /// `200`, `X-OnceOnly-Status: duplicate`, and a small JSON body.

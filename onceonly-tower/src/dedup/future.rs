@@ -184,7 +184,7 @@ where
                         },
                         check_lock::Decision::Run { claimed } => Kind::Calling {
                             future: service.call(request),
-                            guard: claimed.then(|| LockGuard::new(&config.client, key)),
+                            guard: claimed.map(|c| LockGuard::new(&config.client, key, c.lock_id)),
                         },
                     }
                 }

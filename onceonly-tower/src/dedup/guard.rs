@@ -23,13 +23,25 @@ fn run_detached(work: BoxFuture<'static, ()>) {
 
 /// Holds a check-lock taken for a request; releases it unless disarmed.
 pub(crate) struct LockGuard {
-    armed: Option<(OnceOnly, String)>,
+    armed: Option<Held>,
+}
+
+/// What releasing needs: the lock id fences the release, so a handler that outlived its TTL
+/// cannot delete the lock of a later delivery.
+struct Held {
+    client: OnceOnly,
+    key: String,
+    lock_id: Option<String>,
 }
 
 impl LockGuard {
-    pub(crate) fn new(client: &OnceOnly, key: String) -> Self {
+    pub(crate) fn new(client: &OnceOnly, key: String, lock_id: Option<String>) -> Self {
         LockGuard {
-            armed: Some((client.clone(), key)),
+            armed: Some(Held {
+                client: client.clone(),
+                key,
+                lock_id,
+            }),
         }
     }
 
@@ -41,9 +53,10 @@ impl LockGuard {
     /// Releases the lock, so the sender's retry runs the handler: the returned future does
     /// it, and finishes it in the background if dropped first.
     pub(crate) fn into_release(mut self, why: &'static str) -> Detached {
-        let work: Option<BoxFuture<'static, ()>> = self.armed.take().map(|(client, key)| {
-            Box::pin(release_lock(client, key, why)) as BoxFuture<'static, ()>
-        });
+        let work: Option<BoxFuture<'static, ()>> = self
+            .armed
+            .take()
+            .map(|held| Box::pin(release_lock(held, why)) as BoxFuture<'static, ()>);
         Detached(work)
     }
 }
@@ -71,9 +84,22 @@ impl Drop for Detached {
     }
 }
 
-async fn release_lock(client: OnceOnly, key: String, why: &'static str) {
-    match client.backend().release_lock(&key).await {
-        Ok(_) => tracing::debug!(%key, why, "released the key for a retry"),
+async fn release_lock(held: Held, why: &'static str) {
+    let Held {
+        client,
+        key,
+        lock_id,
+    } = held;
+    match client
+        .backend()
+        .release_lock(&key, lock_id.as_deref())
+        .await
+    {
+        Ok(true) => tracing::debug!(%key, why, "released the key for a retry"),
+        Ok(false) => tracing::debug!(
+            %key, why,
+            "the lock had expired or was taken by a later delivery; nothing to release"
+        ),
         Err(e) => tracing::warn!(
             %key, why, error = %e,
             "could not release the key; a retry is treated as a duplicate until the lock expires"
@@ -83,8 +109,8 @@ async fn release_lock(client: OnceOnly, key: String, why: &'static str) {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if let Some((client, key)) = self.armed.take() {
-            run_detached(Box::pin(release_lock(client, key, "request dropped")));
+        if let Some(held) = self.armed.take() {
+            run_detached(Box::pin(release_lock(held, "request dropped")));
         }
     }
 }

@@ -155,9 +155,10 @@ impl OnceOnlyLayer {
     /// 1 s – 30 days). Choose it to cover the sender's retry window (Stripe retries for up to
     /// three days). Hosted plans may clamp it further. The backend holds every key for this
     /// long: on the embedded in-memory engine that is memory proportional to the number of
-    /// distinct events per TTL. Keep it well above your slowest handler: the release after a
-    /// `5xx` is not fenced, so a handler that outlives its lock and then fails removes the lock
-    /// of whichever later delivery holds the key by then.
+    /// distinct events per TTL. Keep it well above your slowest handler: once a lock expires,
+    /// a redelivery runs the handler again. The release after a `5xx` is fenced by the lock id
+    /// the check-lock answered with, so a handler that outlived its lock and then fails never
+    /// removes the lock of a later delivery.
     pub fn ttl(self, ttl: Duration) -> Self {
         self.edit(|c| c.ttl = ttl.clamp(MIN_TTL, MAX_TTL))
     }
