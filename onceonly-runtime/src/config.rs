@@ -120,7 +120,9 @@ impl OnceOnlyBuilder {
         self
     }
 
-    /// Retries of 429, 5xx and transport errors by the HTTP backend (default 0).
+    /// Retries of 429, 5xx and transport errors by the HTTP backend (default 0). Every request
+    /// is retried with the same body; acquisitions also keep their `Idempotency-Key`, so a
+    /// retried lease whose first answer was lost gets the same lease on `onceonly-server`.
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = Some(retries);
         self

@@ -197,6 +197,67 @@ pub async fn lease_claim_race<S: Store>(store: S) {
     assert_eq!(acquired, 1);
 }
 
+/// The same acquisition sent again (its answer was lost) gets the live lease back, uncharged;
+/// other callers and later acquisitions never do.
+pub async fn lease_repeated_acquisition<S: Store>(store: S) {
+    let (engine, clock) = engine(store);
+    let first = engine
+        .lease(lease("rep").acquisition_id("acq-1"))
+        .await
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Acquired);
+    assert_eq!(first.charged, Some(1));
+    clock.advance(TTL / 2);
+    let again = engine
+        .lease(lease("rep").acquisition_id("acq-1"))
+        .await
+        .unwrap();
+    assert_eq!(again.status, RunStatus::Acquired, "{again:?}");
+    assert_eq!(
+        again.lease_id, first.lease_id,
+        "the same lease, not a new one"
+    );
+    assert_eq!(again.version, first.version);
+    assert_eq!(again.charged, Some(0), "a repeat is not charged again");
+    for other in [lease("rep").acquisition_id("acq-2"), lease("rep")] {
+        let l = engine.lease(other).await.unwrap();
+        assert_eq!(l.status, RunStatus::InProgress);
+        assert_eq!(l.lease_id, None);
+    }
+
+    // Once the lease expired, the old name acquires afresh (a new lease id).
+    clock.advance(TTL);
+    let later = engine
+        .lease(lease("rep").acquisition_id("acq-1"))
+        .await
+        .unwrap();
+    assert_eq!(later.status, RunStatus::Acquired);
+    assert_ne!(later.lease_id, first.lease_id);
+    assert_eq!(later.charged, Some(1));
+    let lease_id = later.lease_id.clone().unwrap();
+    engine
+        .complete(CompleteRequest::new("rep", lease_id, None))
+        .await
+        .unwrap();
+    let done = engine
+        .lease(lease("rep").acquisition_id("acq-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status,
+        RunStatus::Completed,
+        "a finished lease is not handed out"
+    );
+    assert_eq!(done.lease_id, None);
+
+    for bad in ["", &"a".repeat(257)] {
+        assert!(matches!(
+            engine.lease(lease("rep").acquisition_id(bad)).await,
+            Err(Error::Validation(_))
+        ));
+    }
+}
+
 /// A lease is exclusive until exactly its TTL; then the next lease acquires with a new id.
 pub async fn lease_expiry_edge<S: Store>(store: S) {
     let (engine, clock) = engine(store);
@@ -879,6 +940,7 @@ macro_rules! store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@cases $make;
             lock_claim_race, lock_expiry_edge, lock_release, lock_release_fenced, lease_claim_race,
+            lease_repeated_acquisition,
             lease_expiry_edge, stale_lease_rejected, late_complete_accepted, completed_replays,
             fail_terminal_and_retryable, cancel_releases, extend_moves_expiry, retention,
             expired_record_reacquired_before_purge, waiter_woken_on_completion,

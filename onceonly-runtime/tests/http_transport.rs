@@ -51,6 +51,36 @@ async fn retryable_answers_are_retried_with_the_same_body() {
 }
 
 #[tokio::test]
+async fn an_acquisition_keeps_its_idempotency_key_across_retries_and_no_other_call_shares_it() {
+    const ACQUIRED: &str =
+        r#"{"ok":true,"status":"acquired","key":"k","lease_id":"l1","version":1}"#;
+    let stub = Stub::start(vec![
+        Reply::json(502, "{}"),
+        Reply::json(200, ACQUIRED),
+        Reply::json(200, ACQUIRED),
+        Reply::json(200, ACQUIRED),
+        Reply::json(200, LOCKED),
+    ])
+    .await;
+    let client = fast_retries(&stub, 1);
+    client.ai().lease("k").await.unwrap();
+    client.ai().lease("k").await.unwrap();
+    client.ai().run("k").await.unwrap();
+    client.check_lock("k").await.unwrap();
+    let seen = stub.seen();
+    let keys: Vec<Option<&str>> = seen.iter().map(|s| s.header("idempotency-key")).collect();
+    let first = keys[0].expect("a lease names its acquisition");
+    assert!(first.starts_with("acq_") && first.len() > 20, "{first}");
+    assert_eq!(keys[1], keys[0], "the retry is the same acquisition");
+    assert!(
+        keys[2].is_some() && keys[2] != keys[0],
+        "a new call is a new acquisition"
+    );
+    assert!(keys[3].is_some() && keys[3] != keys[2], "key-mode runs too");
+    assert_eq!(keys[4], None, "only acquisitions carry one");
+}
+
+#[tokio::test]
 async fn the_last_answer_is_mapped_when_retries_run_out() {
     let stub = Stub::start(vec![
         Reply::json(503, "{}"),

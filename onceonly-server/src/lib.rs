@@ -29,7 +29,10 @@
 //! ```
 //!
 //! Extensions beyond the hosted API, all additive (an official SDK never sees them unless it
-//! asks): check-lock answers that lock carry a `lock_id`; `POST /v1/check-lock/release`
+//! asks): an `Idempotency-Key` header on `POST /v1/ai/lease` or key-mode `POST /v1/ai/run`
+//! names the acquisition, and the same request sent again while its lease is live gets that
+//! lease back (a client retrying after a lost answer); check-lock answers that lock carry a
+//! `lock_id`; `POST /v1/check-lock/release`
 //! (`{"key", "lock_id"?}`) deletes a check-lock (with `lock_id`, only that one); `retryable: true` on
 //! `POST /v1/ai/fail` releases the key for a retry; `GET /v1/ai/status?key=..&wait_ms=..`
 //! long-polls (bounded by [`ServerConfig::max_wait`], 30 s by default) and returns as soon as

@@ -201,6 +201,34 @@ async fn invalid_values_are_422_from_the_engine() {
 }
 
 #[tokio::test]
+async fn a_bad_idempotency_key_on_an_acquisition_is_422_and_acquires_nothing() {
+    let s = start().await;
+    let long = "i".repeat(257);
+    for path in ["ai/lease", "ai/run"] {
+        for value in ["", "   ", long.as_str()] {
+            let a = s
+                .raw(
+                    Method::POST,
+                    path,
+                    Some(A),
+                    Some(br#"{"key":"idem"}"#.to_vec()),
+                    &[("Idempotency-Key", value)],
+                )
+                .await;
+            assert_client_error(&a, &format!("{path} {value:?}"));
+            assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+            assert!(
+                a.detail().to_string().contains("acquisition_id"),
+                "{}",
+                a.text
+            );
+        }
+    }
+    let status = s.get_ok(A, "ai/status?key=idem").await;
+    assert_eq!(status["status"], "not_found", "nothing was acquired");
+}
+
+#[tokio::test]
 async fn bad_queries_and_paths_are_422() {
     let s = start().await;
     for path in [

@@ -21,6 +21,14 @@ fn new_lease_id() -> String {
     format!("lease_{:032x}", rand::random::<u128>())
 }
 
+/// The answer of [`Engine::acquire`].
+pub(super) struct Acquisition {
+    pub(super) lease: Lease,
+    /// `lease` acquired the key just now (not a repeat of an earlier acquisition, nor an
+    /// answer about someone else's lease or a stored outcome): it is to be charged.
+    pub(super) fresh: bool,
+}
+
 /// What a holder operation does to the record it is allowed to change.
 enum Change {
     /// Write this record.
@@ -36,12 +44,24 @@ impl<S: Store> Engine<S> {
 
     /// The state machine's acquisition: acquires the lease of `req.key`, or reports the live
     /// holder (never its lease id) or the stored outcome. [`Engine::lease`] adds accounting.
-    pub(super) async fn acquire(&self, req: LeaseRequest) -> Result<Lease> {
+    ///
+    /// A request naming the live lease's [`acquisition_id`](LeaseRequest::acquisition_id)
+    /// is the same request sent again (its first answer was lost): it gets that lease back.
+    pub(super) async fn acquire(&self, req: LeaseRequest) -> Result<Acquisition> {
         validate::key(&req.key)?;
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
         validate::ttl("ttl", ttl)?;
         validate::metadata(req.metadata.as_ref())?;
+        if let Some(id) = &req.acquisition_id {
+            validate::short_text("acquisition_id", id)?;
+        }
         self.ensure_purger();
+        let seen = |lease| {
+            Ok(Acquisition {
+                lease,
+                fresh: false,
+            })
+        };
 
         loop {
             let current = self.read(&req.key).await?;
@@ -51,7 +71,13 @@ impl<S: Store> Engine<S> {
                 Some(v) => match view::live(&v.value, now) {
                     None => (Some(v.rev), None),
                     Some(Phase::Free) => (Some(v.rev), Some(&*v.value)),
-                    Some(phase) => return Ok(view::observer(&req.key, &v.value, phase, now)),
+                    Some(Phase::Held)
+                        if req.acquisition_id.is_some()
+                            && v.value.acquisition_id == req.acquisition_id =>
+                    {
+                        return seen(view::holder(&req.key, &v.value, RunStatus::Acquired));
+                    }
+                    Some(phase) => return seen(view::observer(&req.key, &v.value, phase, now)),
                 },
             };
             let lease_expires_at_ms = now + ms(ttl);
@@ -68,6 +94,7 @@ impl<S: Store> Engine<S> {
                 error_code: None,
                 error_hash: None,
                 metadata: req.metadata.clone(),
+                acquisition_id: req.acquisition_id.clone(),
                 purge_at_ms: lease_expires_at_ms + ms(self.inner.config.retention),
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);
@@ -78,7 +105,10 @@ impl<S: Store> Engine<S> {
                 .await?
                 .is_some()
             {
-                return Ok(answer);
+                return Ok(Acquisition {
+                    lease: answer,
+                    fresh: true,
+                });
             }
             // Lost the race for this revision: read again and decide again.
         }

@@ -5,7 +5,7 @@
 use super::Engine;
 use super::events::{run_id_of, started_event};
 use crate::error::{JsonMap, Result};
-use crate::models::{CancelRequest, Lease, LeaseRequest, RunStatus, UsageKind};
+use crate::models::{CancelRequest, Lease, LeaseRequest, UsageKind};
 use crate::store::Store;
 use crate::validate;
 
@@ -50,8 +50,9 @@ impl<S: Store> Engine<S> {
         let started = run_id_of(req.metadata.as_ref())
             .is_some()
             .then(|| req.metadata.clone());
-        let mut answer = self.acquire(req).await?;
-        if answer.status != RunStatus::Acquired {
+        let acquisition = self.acquire(req).await?;
+        let mut answer = acquisition.lease;
+        if !acquisition.fresh {
             answer.charged = Some(0);
             // Polling is free; counting it is bookkeeping that must not fail the call.
             match self.count_polling(kind).await {

@@ -22,13 +22,21 @@ const MAX_POLL: Duration = Duration::from_secs(5);
 const MAX_LONG_POLL: Duration = Duration::from_secs(20);
 
 /// `POST /ai/lease` and key-mode `POST /ai/run` (same body, same answer).
+///
+/// Each call names its acquisition (`Idempotency-Key`, the same on every retry): when the
+/// answer that acquired is lost and the request is retried, `onceonly-server` gives the same
+/// lease back instead of reporting it as someone else's `in_progress`.
 pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Result<Lease> {
     let body = KeyBody {
         key: &req.key,
         ttl: req.ttl.map(secs),
         metadata: req.metadata.as_ref(),
     };
-    call(t, Request::post(path, &body)?)
+    let acquisition = req
+        .acquisition_id
+        .clone()
+        .unwrap_or_else(|| format!("acq_{:032x}", rand::random::<u128>()));
+    call(t, Request::post(path, &body)?.idempotency_key(acquisition))
         .await
         .map_err(engine_refusal(&req.key))
 }

@@ -22,7 +22,8 @@ pub(crate) struct Request {
     segments: Vec<String>,
     query: Vec<(&'static str, String)>,
     body: Option<Vec<u8>>,
-    request_id: Option<String>,
+    /// Per-request headers, the same on every retry.
+    headers: Vec<(&'static str, String)>,
     extra_timeout: Duration,
 }
 
@@ -33,7 +34,7 @@ impl Request {
             segments: segments.iter().map(|s| (*s).to_owned()).collect(),
             query: Vec::new(),
             body: None,
-            request_id: None,
+            headers: Vec::new(),
             extra_timeout: Duration::ZERO,
         }
     }
@@ -58,7 +59,16 @@ impl Request {
 
     /// Sends `X-Request-Id` when `id` is non-empty.
     pub(crate) fn request_id(mut self, id: Option<String>) -> Self {
-        self.request_id = id.filter(|id| !id.is_empty());
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            self.headers.push(("X-Request-Id", id));
+        }
+        self
+    }
+
+    /// Sends `Idempotency-Key`: the same on every retry, so the server can tell a retried
+    /// request from a new one.
+    pub(crate) fn idempotency_key(mut self, key: String) -> Self {
+        self.headers.push(("Idempotency-Key", key));
         self
     }
 
@@ -201,8 +211,8 @@ impl Transport {
             .request(req.method.clone(), url)
             .headers(self.headers.clone())
             .timeout(timeout);
-        if let Some(id) = &req.request_id {
-            builder = builder.header("X-Request-Id", id);
+        for (name, value) in &req.headers {
+            builder = builder.header(*name, value);
         }
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());

@@ -60,6 +60,10 @@ pub struct LeaseRequest {
     pub ttl: Option<Duration>,
     /// Metadata stored with the run (at most 2,048 bytes as JSON).
     pub metadata: Option<JsonMap>,
+    /// Names this acquisition attempt, so that sending the same request again (a retry after
+    /// a lost answer) gets the same lease back instead of `in_progress`. The HTTP backend
+    /// sets a fresh one per call (sent as `Idempotency-Key`); `None`: every request is new.
+    pub acquisition_id: Option<String>,
 }
 
 impl LeaseRequest {
@@ -69,7 +73,14 @@ impl LeaseRequest {
             key: key.into(),
             ttl: None,
             metadata: None,
+            acquisition_id: None,
         }
+    }
+
+    /// Names this acquisition attempt (see [`LeaseRequest::acquisition_id`]).
+    pub fn acquisition_id(mut self, id: impl Into<String>) -> Self {
+        self.acquisition_id = Some(id.into());
+        self
     }
 
     /// Sets the lease TTL.

@@ -66,6 +66,10 @@ pub struct LeaseRecord {
     /// Metadata of the latest acquisition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonMap>,
+    /// The caller's name for the latest acquisition: the same request sent again (a retry
+    /// after a lost answer) gets this lease back while it is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquisition_id: Option<String>,
     /// When the store may delete the record (unix ms).
     pub purge_at_ms: u64,
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use onceonly_runtime::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
@@ -34,20 +35,33 @@ pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/ai/result", get(result::<S>))
 }
 
+/// The lease request of `/ai/lease` and key-mode `/ai/run`. `Idempotency-Key` (extension)
+/// names the acquisition, so a client retrying after a lost answer gets its lease back.
 fn lease_request(
+    headers: &HeaderMap,
     key: String,
     ttl: Option<Duration>,
     metadata: Option<onceonly_runtime::JsonMap>,
-) -> LeaseRequest {
+) -> Result<LeaseRequest, ApiError> {
     let mut req = LeaseRequest::new(key);
     req.ttl = ttl;
     req.metadata = metadata;
-    req
+    if let Some(value) = headers.get("idempotency-key") {
+        let id = value.to_str().map_err(|_| {
+            ApiError::validation("the Idempotency-Key header must be visible ASCII")
+        })?;
+        req.acquisition_id = Some(id.to_owned());
+    }
+    Ok(req)
 }
 
 /// Key mode starts or attaches to a run (same answer as `/ai/lease`); tool mode (governed
 /// tool calls) is not available yet.
-async fn run<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<RunBody>) -> Answer<Lease> {
+async fn run<S: Store>(
+    tenant: Tenant<S>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RunBody>,
+) -> Answer<Lease> {
     let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
     let tool_mode = present(&body.agent_id) || present(&body.tool);
     match body.key {
@@ -56,7 +70,7 @@ async fn run<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<RunBody>) -> 
         )),
         Some(key) => Ok(axum::Json(
             tenant
-                .run(lease_request(key, body.ttl, body.metadata))
+                .run(lease_request(&headers, key, body.ttl, body.metadata)?)
                 .await?,
         )),
         None if tool_mode => Err(governance::not_available()),
@@ -66,12 +80,13 @@ async fn run<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<RunBody>) -> 
     }
 }
 
-async fn lease<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<KeyBody>) -> Answer<Lease> {
-    Ok(axum::Json(
-        tenant
-            .lease(lease_request(body.key, body.ttl, body.metadata))
-            .await?,
-    ))
+async fn lease<S: Store>(
+    tenant: Tenant<S>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<KeyBody>,
+) -> Answer<Lease> {
+    let req = lease_request(&headers, body.key, body.ttl, body.metadata)?;
+    Ok(axum::Json(tenant.lease(req).await?))
 }
 
 async fn extend<S: Store>(
