@@ -44,8 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("   first delivery proceeds: {}", first.should_proceed());
     println!("   redelivery is a duplicate: {}", again.is_duplicate());
     assert!(first.should_proceed() && again.is_duplicate());
-    // The handler failed: release the lock so the provider's retry is processed.
-    assert!(client.release_lock("stripe:evt_1001").await?);
+    // The handler failed: give back the lock it took (and only that one, by its lock id) so
+    // the provider's retry is processed.
+    assert!(client.release_own_lock(&first).await?);
     assert!(client.check_lock("stripe:evt_1001").await?.should_proceed());
     println!("   after release, the retry proceeds");
 

@@ -121,7 +121,7 @@ impl OnceOnlyBuilder {
     }
 
     /// Retries of 429, 5xx and transport errors by the HTTP backend (default 0). Every request
-    /// is retried with the same body; acquisitions also keep their `Idempotency-Key`, so a
+    /// is retried with the same body; acquisitions also keep their `X-OnceOnly-Acquisition`, so a
     /// retried lease whose first answer was lost gets the same lease on `onceonly-server`.
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = Some(retries);

@@ -195,6 +195,11 @@ pub async fn lease_claim_race<S: Store>(store: S) {
         }
     }
     assert_eq!(acquired, 1);
+    assert_eq!(
+        engine.usage(UsageKind::Ai).await.unwrap().usage,
+        1,
+        "charges taken by callers who then lost the race were refunded"
+    );
 }
 
 /// The same acquisition sent again (its answer was lost) gets the live lease back, uncharged;
@@ -224,9 +229,14 @@ pub async fn lease_repeated_acquisition<S: Store>(store: S) {
         assert_eq!(l.status, RunStatus::InProgress);
         assert_eq!(l.lease_id, None);
     }
+    // The repeat moved the expiry to its own now + TTL, as the lost answer would have: the
+    // lease is still held 1 ms before that, though the first TTL is long past.
+    clock.advance(TTL - MS);
+    let held = engine.lease(lease("rep")).await.unwrap();
+    assert_eq!(held.status, RunStatus::InProgress);
 
     // Once the lease expired, the old name acquires afresh (a new lease id).
-    clock.advance(TTL);
+    clock.advance(MS);
     let later = engine
         .lease(lease("rep").acquisition_id("acq-1"))
         .await
@@ -250,7 +260,7 @@ pub async fn lease_repeated_acquisition<S: Store>(store: S) {
     );
     assert_eq!(done.lease_id, None);
 
-    for bad in ["", &"a".repeat(257)] {
+    for bad in ["", "a b", "ä", &"a".repeat(257)] {
         assert!(matches!(
             engine.lease(lease("rep").acquisition_id(bad)).await,
             Err(Error::Validation(_))
@@ -731,10 +741,17 @@ pub async fn tenant_isolation<S: Store>(store: S) {
     let b = root
         .tenant(Account::tenant("b", Plan::unlimited()))
         .unwrap();
-    assert!(a.check_lock(lock("k", TTL)).await.unwrap().locked);
+    let a_lock = a.check_lock(lock("k", TTL)).await.unwrap();
+    assert!(a_lock.locked);
     assert!(
         !b.release_lock("k", None).await.unwrap(),
         "b cannot release a's lock"
+    );
+    assert!(
+        !b.release_lock("k", a_lock.lock_id.as_deref())
+            .await
+            .unwrap(),
+        "not even with a's lock id"
     );
     assert!(a.check_lock(lock("k", TTL)).await.unwrap().duplicate);
     assert!(b.check_lock(lock("k", TTL)).await.unwrap().locked);
@@ -829,11 +846,10 @@ pub async fn plan_limits<S: Store>(store: S) {
         t.lease(lease("j3")).await,
         Err(Error::OverLimit { .. })
     ));
-    let refused = t.status("j3").await.unwrap();
     assert_eq!(
-        (refused.status, refused.retryable),
-        (RunStatus::Failed, true),
-        "a refused lease is given back at once, not left locked"
+        t.status("j3").await.unwrap().status,
+        RunStatus::NotFound,
+        "a refused acquisition changes nothing"
     );
     // At the limit, answers that acquire nothing still work: polling and replays are free.
     assert_eq!(
@@ -902,8 +918,17 @@ pub async fn run_timeline_events<S: Store>(store: S) {
         "tool_call"
     );
 
-    // Key-mode runs default their run id to the key; cancel reads as cancelled.
-    let run = engine.run(lease("report:1")).await.unwrap();
+    // Key-mode runs default their run id to the key; cancel reads as cancelled. A repeated
+    // acquisition writes no second run_started.
+    let run = engine
+        .run(lease("report:1").acquisition_id("acq-run"))
+        .await
+        .unwrap();
+    let again = engine
+        .run(lease("report:1").acquisition_id("acq-run"))
+        .await
+        .unwrap();
+    assert_eq!(again.lease_id, run.lease_id);
     engine
         .cancel(CancelRequest::new("report:1", run.lease_id.unwrap(), None))
         .await

@@ -52,6 +52,7 @@ mod global;
 pub mod holder;
 #[cfg(feature = "http")]
 pub mod http;
+mod ids;
 pub mod key;
 #[cfg(feature = "macros")]
 mod macro_support;

@@ -67,7 +67,7 @@ pub fn metadata(metadata: Option<&JsonMap>) -> Result<()> {
     Ok(())
 }
 
-/// Lease and lock ids, error codes and reasons: not empty, at most 256 bytes.
+/// Lease ids, error codes and reasons: not empty, at most 256 bytes.
 pub fn short_text(field: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() {
         return Err(Error::validation(format!("{field} must not be empty")));
@@ -76,6 +76,18 @@ pub fn short_text(field: &str, value: &str) -> Result<()> {
         return Err(Error::validation(format!(
             "{field} is {} bytes long; the maximum is {MAX_CODE_BYTES}",
             value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Lock ids and acquisition names: 1 to 256 bytes of visible ASCII, as they travel in HTTP
+/// headers and bodies unchanged.
+pub fn token(field: &str, value: &str) -> Result<()> {
+    short_text(field, value)?;
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::validation(format!(
+            "{field} must be visible ASCII (no spaces or control characters)"
         )));
     }
     Ok(())

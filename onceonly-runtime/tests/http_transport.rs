@@ -51,7 +51,7 @@ async fn retryable_answers_are_retried_with_the_same_body() {
 }
 
 #[tokio::test]
-async fn an_acquisition_keeps_its_idempotency_key_across_retries_and_no_other_call_shares_it() {
+async fn an_acquisition_keeps_its_name_across_retries_and_no_other_call_shares_it() {
     const ACQUIRED: &str =
         r#"{"ok":true,"status":"acquired","key":"k","lease_id":"l1","version":1}"#;
     let stub = Stub::start(vec![
@@ -68,7 +68,10 @@ async fn an_acquisition_keeps_its_idempotency_key_across_retries_and_no_other_ca
     client.ai().run("k").await.unwrap();
     client.check_lock("k").await.unwrap();
     let seen = stub.seen();
-    let keys: Vec<Option<&str>> = seen.iter().map(|s| s.header("idempotency-key")).collect();
+    let keys: Vec<Option<&str>> = seen
+        .iter()
+        .map(|s| s.header("x-onceonly-acquisition"))
+        .collect();
     let first = keys[0].expect("a lease names its acquisition");
     assert!(first.starts_with("acq_") && first.len() > 20, "{first}");
     assert_eq!(keys[1], keys[0], "the retry is the same acquisition");

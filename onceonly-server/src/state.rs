@@ -114,6 +114,29 @@ impl<S: Store> Deref for Tenant<S> {
     }
 }
 
+impl<S: Store> Tenant<S> {
+    /// Runs a state-changing engine call to its end even if the client hangs up meanwhile.
+    ///
+    /// hyper drops a request's future when its connection closes; an engine call dropped
+    /// between its steps (a charge and the record it pays for, a record and its timeline
+    /// event) would leave them apart. On its own task it finishes whatever happens to the
+    /// request; a panic inside it is re-raised here, where the panic layer answers it.
+    pub(crate) async fn settle<F, Fut, T>(&self, op: F) -> T
+    where
+        F: FnOnce(TenantEngine<S>) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match tokio::spawn(op(self.0.clone())).await {
+            Ok(answer) => answer,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => panic!("an engine call was cancelled by the runtime shutting down"),
+            },
+        }
+    }
+}
+
 /// The token of an `Authorization` value: `Bearer <token>`, scheme case-insensitive.
 fn bearer(value: &str) -> Option<&str> {
     let value = value.trim();

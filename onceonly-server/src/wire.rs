@@ -90,8 +90,15 @@ pub(crate) struct CancelBody {
 #[derive(Debug, Deserialize)]
 pub(crate) struct ReleaseBody {
     pub(crate) key: String,
-    #[serde(default)]
+    /// Absent: any lock. `null` is refused rather than read as absent, so a client that
+    /// meant to fence (and lost its id) never deletes someone else's lock.
+    #[serde(default, deserialize_with = "present_string")]
     pub(crate) lock_id: Option<String>,
+}
+
+/// A field that, when present, must be a string (`null` included in what is refused).
+fn present_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// `?key=`.

@@ -116,6 +116,11 @@ async fn missing_fields_and_wrong_types_name_the_field() {
             json!({"key": "k", "lock_id": 12}),
             "lock_id",
         ),
+        (
+            "check-lock/release",
+            json!({"key": "k", "lock_id": null}),
+            "lock_id",
+        ),
         ("events", json!({"type": "note"}), "run_id"),
         ("events", json!({"run_id": "r"}), "type"),
         (
@@ -201,24 +206,24 @@ async fn invalid_values_are_422_from_the_engine() {
 }
 
 #[tokio::test]
-async fn a_bad_idempotency_key_on_an_acquisition_is_422_and_acquires_nothing() {
+async fn a_bad_acquisition_header_is_422_and_acquires_nothing() {
     let s = start().await;
     let long = "i".repeat(257);
     for path in ["ai/lease", "ai/run"] {
-        for value in ["", "   ", long.as_str()] {
+        for value in ["", "   ", "a b", long.as_str()] {
             let a = s
                 .raw(
                     Method::POST,
                     path,
                     Some(A),
                     Some(br#"{"key":"idem"}"#.to_vec()),
-                    &[("Idempotency-Key", value)],
+                    &[("X-OnceOnly-Acquisition", value)],
                 )
                 .await;
             assert_client_error(&a, &format!("{path} {value:?}"));
             assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
             assert!(
-                a.detail().to_string().contains("acquisition_id"),
+                a.detail().to_string().contains("X-OnceOnly-Acquisition"),
                 "{}",
                 a.text
             );

@@ -116,12 +116,9 @@ async fn plan_limits_answer_402_with_the_documented_body() {
     let over = s.post(F, "ai/lease", json!({"key": "j3"})).await;
     assert_eq!(over.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(over.detail()["kind"], "ai");
-    // The refused acquisition is given back at once: the key reads as released.
+    // The refused acquisition changed nothing.
     let j3 = s.get_ok(F, "ai/status?key=j3").await;
-    assert_eq!(
-        (j3["status"].clone(), j3["retryable"].clone()),
-        (json!("failed"), json!(true))
-    );
+    assert_eq!(j3["status"], "not_found");
     // At the limit, answers that acquire nothing still work (polling is free).
     let busy = s.post_ok(F, "ai/lease", json!({"key": "j1"})).await;
     assert_eq!(

@@ -2,10 +2,10 @@
 
 use super::Engine;
 use crate::error::Result;
-use crate::models::{CheckLockRequest, CheckLockResult};
+use crate::models::{CheckLockRequest, CheckLockResult, UsageKind};
 use crate::store::{LockClaim, LockEntry, Store};
 use crate::time::{datetime_from_ms, ms};
-use crate::validate;
+use crate::{ids, validate};
 
 impl<S: Store> Engine<S> {
     /// Locks `req.key` for `req.ttl` (default [`EngineConfig::default_lock_ttl`]) unless a live
@@ -22,15 +22,22 @@ impl<S: Store> Engine<S> {
         self.ensure_purger();
 
         let now = self.now_ms();
-        self.charge(crate::models::UsageKind::Make, now).await?;
-        let lock_id = format!("lock_{:032x}", rand::random::<u128>());
+        let (window, _) = self.charge(UsageKind::Make, now).await?;
+        let lock_id = ids::random("lock");
         let entry = LockEntry {
             lock_id: lock_id.clone(),
             first_seen_at_ms: now,
             expires_at_ms: now + ms(ttl),
             metadata: req.metadata,
         };
-        let claim = self.inner.store.claim_lock(&req.key, now, entry).await?;
+        let claim = match self.inner.store.claim_lock(&req.key, now, entry).await {
+            Ok(claim) => claim,
+            Err(e) => {
+                // Not answered, so not counted.
+                self.refund(&window, UsageKind::Make, now).await;
+                return Err(e);
+            }
+        };
         let (locked, first_seen_at, lock_id) = match claim {
             LockClaim::Claimed => (true, None, Some(lock_id)),
             LockClaim::Held {
@@ -56,7 +63,7 @@ impl<S: Store> Engine<S> {
     pub async fn release_lock(&self, key: &str, lock_id: Option<&str>) -> Result<bool> {
         validate::key(key)?;
         if let Some(id) = lock_id {
-            validate::short_text("lock_id", id)?;
+            validate::token("lock_id", id)?;
         }
         self.inner
             .store

@@ -7,26 +7,23 @@
 use std::sync::Arc;
 
 use super::Engine;
+use super::usage::{Charge, Window};
 use super::view::{self, CANCELLED, Phase};
 use crate::error::{Error, Result};
 use crate::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
-    LeaseRequest, RunStatus,
+    LeaseRequest, RunStatus, UsageKind,
 };
 use crate::store::{LeaseRecord, LeaseState, Store, Versioned};
 use crate::time::ms;
-use crate::validate;
-
-fn new_lease_id() -> String {
-    format!("lease_{:032x}", rand::random::<u128>())
-}
+use crate::{ids, validate};
 
 /// The answer of [`Engine::acquire`].
 pub(super) struct Acquisition {
     pub(super) lease: Lease,
-    /// `lease` acquired the key just now (not a repeat of an earlier acquisition, nor an
-    /// answer about someone else's lease or a stored outcome): it is to be charged.
-    pub(super) fresh: bool,
+    /// What the acquisition was charged: `Some` when `lease` acquired the key just now, `None`
+    /// for answers about someone else's lease, a stored outcome, or a repeated acquisition.
+    pub(super) charge: Option<Charge>,
 }
 
 /// What a holder operation does to the record it is allowed to change.
@@ -43,29 +40,31 @@ impl<S: Store> Engine<S> {
     }
 
     /// The state machine's acquisition: acquires the lease of `req.key`, or reports the live
-    /// holder (never its lease id) or the stored outcome. [`Engine::lease`] adds accounting.
+    /// holder (never its lease id) or the stored outcome.
     ///
-    /// A request naming the live lease's [`acquisition_id`](LeaseRequest::acquisition_id)
-    /// is the same request sent again (its first answer was lost): it gets that lease back.
+    /// An acquisition is charged against the plan's `ai` bucket before its record is written,
+    /// so a refusal at the limit changes nothing; a charge whose write then loses a race is
+    /// refunded. A request naming the live lease's
+    /// [`acquisition_id`](LeaseRequest::acquisition_id) is the same request sent again (its
+    /// first answer was lost): it gets that lease back, its expiry moved to now + TTL as the
+    /// first answer would have had it, and is not charged again.
     pub(super) async fn acquire(&self, req: LeaseRequest) -> Result<Acquisition> {
         validate::key(&req.key)?;
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
         validate::ttl("ttl", ttl)?;
         validate::metadata(req.metadata.as_ref())?;
         if let Some(id) = &req.acquisition_id {
-            validate::short_text("acquisition_id", id)?;
+            validate::token("acquisition_id", id)?;
         }
         self.ensure_purger();
-        let seen = |lease| {
-            Ok(Acquisition {
-                lease,
-                fresh: false,
-            })
-        };
+        let retention = ms(self.inner.config.retention);
+        // Taken at most once, kept across lost races, refunded if nothing is acquired.
+        let mut charged: Option<(Arc<Window>, Charge)> = None;
 
         loop {
             let current = self.read(&req.key).await?;
             let now = self.now_ms();
+            let lease_expires_at_ms = now + ms(ttl);
             let (expected_rev, previous) = match &current {
                 None => (None, None),
                 Some(v) => match view::live(&v.value, now) {
@@ -75,15 +74,35 @@ impl<S: Store> Engine<S> {
                         if req.acquisition_id.is_some()
                             && v.value.acquisition_id == req.acquisition_id =>
                     {
-                        return seen(view::holder(&req.key, &v.value, RunStatus::Acquired));
+                        let mut again = (*v.value).clone();
+                        again.ttl_ms = ms(ttl);
+                        again.lease_expires_at_ms = lease_expires_at_ms;
+                        again.purge_at_ms = lease_expires_at_ms + retention;
+                        let answer = view::holder(&req.key, &again, RunStatus::Acquired);
+                        if self.write(&req.key, Some(v.rev), again).await? {
+                            self.refund_unused(charged, now).await;
+                            return Ok(Acquisition {
+                                lease: answer,
+                                charge: None,
+                            });
+                        }
+                        continue;
                     }
-                    Some(phase) => return seen(view::observer(&req.key, &v.value, phase, now)),
+                    Some(phase) => {
+                        self.refund_unused(charged, now).await;
+                        return Ok(Acquisition {
+                            lease: view::observer(&req.key, &v.value, phase, now),
+                            charge: None,
+                        });
+                    }
                 },
             };
-            let lease_expires_at_ms = now + ms(ttl);
+            if charged.is_none() {
+                charged = Some(self.charge(UsageKind::Ai, now).await?);
+            }
             let record = LeaseRecord {
                 state: LeaseState::InProgress,
-                lease_id: new_lease_id(),
+                lease_id: ids::random("lease"),
                 version: previous.map_or(1, |p| p.version + 1),
                 ttl_ms: ms(ttl),
                 lease_expires_at_ms,
@@ -95,22 +114,45 @@ impl<S: Store> Engine<S> {
                 error_hash: None,
                 metadata: req.metadata.clone(),
                 acquisition_id: req.acquisition_id.clone(),
-                purge_at_ms: lease_expires_at_ms + ms(self.inner.config.retention),
+                purge_at_ms: lease_expires_at_ms + retention,
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);
-            if self
-                .inner
-                .store
-                .put_record(&req.key, expected_rev, record)
-                .await?
-                .is_some()
-            {
+            let written = match self.write(&req.key, expected_rev, record).await {
+                Ok(written) => written,
+                Err(e) => {
+                    self.refund_unused(charged, now).await;
+                    return Err(e);
+                }
+            };
+            if written {
                 return Ok(Acquisition {
                     lease: answer,
-                    fresh: true,
+                    charge: charged.map(|(_, charge)| charge),
                 });
             }
             // Lost the race for this revision: read again and decide again.
+        }
+    }
+
+    /// Compare-and-swap of a lease record; `false` when the revision moved on.
+    async fn write(
+        &self,
+        key: &str,
+        expected_rev: Option<u64>,
+        record: LeaseRecord,
+    ) -> Result<bool> {
+        Ok(self
+            .inner
+            .store
+            .put_record(key, expected_rev, record)
+            .await?
+            .is_some())
+    }
+
+    /// Gives back a charge taken for an acquisition that did not happen.
+    async fn refund_unused(&self, charged: Option<(Arc<Window>, Charge)>, now: u64) {
+        if let Some((window, _)) = charged {
+            self.refund(&window, UsageKind::Ai, now).await;
         }
     }
 

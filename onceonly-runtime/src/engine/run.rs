@@ -5,17 +5,20 @@
 use super::Engine;
 use super::events::{run_id_of, started_event};
 use crate::error::{JsonMap, Result};
-use crate::models::{CancelRequest, Lease, LeaseRequest, UsageKind};
+use crate::models::{Lease, LeaseRequest, UsageKind};
 use crate::store::Store;
 use crate::validate;
 
 impl<S: Store> Engine<S> {
-    /// Acquires the lease of `req.key`, or reports the live holder (never its lease id) or the
-    /// stored outcome.
+    /// Acquires the lease of `req.key`, or reports the live holder (never its lease id, except
+    /// to a repeat of the request that acquired it: see
+    /// [`LeaseRequest::acquisition_id`]) or the stored outcome.
     ///
     /// Acquisitions count against the `ai` bucket of the account's plan; answers that acquire
-    /// nothing are free (counted as polling). At the plan's monthly limit the call is refused
-    /// with [`Error::OverLimit`](crate::Error::OverLimit) before anything changes. When
+    /// nothing, and repeats of an acquisition, are free (counted as polling). At the plan's
+    /// monthly limit an acquisition is refused with
+    /// [`Error::OverLimit`](crate::Error::OverLimit) before anything changes: the key stays as
+    /// it was. When
     /// `metadata.run_id` is set, an acquisition writes `run_started` to that run's timeline,
     /// and the end of the lease writes `run_finished`.
     pub async fn lease(&self, req: LeaseRequest) -> Result<Lease> {
@@ -40,22 +43,20 @@ impl<S: Store> Engine<S> {
         self.accounted_lease(req).await
     }
 
-    /// Acquires first, then charges: only an acquisition can be refused at the plan limit, so
-    /// replays and polling answers keep working when the month's units are used up. The charge
-    /// is atomic against the limit; an acquisition whose charge is refused (or fails) gives the
-    /// key back at once, so no lease is left without a holder who knows its id.
+    /// The acquisition charges itself (see [`Engine::acquire`]); this adds the usage figures
+    /// to the answer, counts answers that acquired nothing as (free) polling, and writes
+    /// `run_started` for a fresh acquisition with a run id.
     async fn accounted_lease(&self, req: LeaseRequest) -> Result<Lease> {
-        let kind = UsageKind::Ai;
         let key = req.key.clone();
         let started = run_id_of(req.metadata.as_ref())
             .is_some()
             .then(|| req.metadata.clone());
         let acquisition = self.acquire(req).await?;
         let mut answer = acquisition.lease;
-        if !acquisition.fresh {
+        let Some(charge) = acquisition.charge else {
             answer.charged = Some(0);
             // Polling is free; counting it is bookkeeping that must not fail the call.
-            match self.count_polling(kind).await {
+            match self.count_polling(UsageKind::Ai).await {
                 Ok(charge) => {
                     answer.usage = Some(charge.usage);
                     answer.limit = charge.limit;
@@ -63,18 +64,6 @@ impl<S: Store> Engine<S> {
                 Err(e) => tracing::warn!(%key, error = %e, "could not count a polling answer"),
             }
             return Ok(answer);
-        }
-        let charge = match self.charge(kind, self.now_ms()).await {
-            Ok((_, charge)) => charge,
-            Err(e) => {
-                if let Some(lease_id) = &answer.lease_id {
-                    let undo = CancelRequest::new(&key, lease_id, Some("not_charged".to_owned()));
-                    if let Err(undo_error) = self.cancel(undo).await {
-                        tracing::warn!(%key, error = %undo_error, "could not give back an uncharged lease");
-                    }
-                }
-                return Err(e);
-            }
         };
         answer.charged = Some(1);
         answer.usage = Some(charge.usage);

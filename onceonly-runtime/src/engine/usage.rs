@@ -232,6 +232,14 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Gives back one unit charged in `w` for a request that ended up acquiring nothing. A
+    /// refund that fails is logged: the answer stands and the account is over-counted by one.
+    pub(super) async fn refund(&self, w: &Window, kind: UsageKind, now: u64) {
+        if let Err(e) = self.bump(w, kind, USAGE, -1, now).await {
+            tracing::warn!(kind = kind_name(kind), error = %e, "could not refund an unused charge");
+        }
+    }
+
     /// Counts a free (non-acquiring) lease or run answer and reads the bucket's usage.
     pub(super) async fn count_polling(&self, kind: UsageKind) -> Result<Charge> {
         let now = self.now_ms();

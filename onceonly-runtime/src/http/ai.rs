@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::transport::{Request, Transport};
 use super::wire::{self, KeyBody, call, secs};
 use crate::error::{Error, JsonMap, Result};
+use crate::ids;
 use crate::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest,
@@ -23,9 +24,9 @@ const MAX_LONG_POLL: Duration = Duration::from_secs(20);
 
 /// `POST /ai/lease` and key-mode `POST /ai/run` (same body, same answer).
 ///
-/// Each call names its acquisition (`Idempotency-Key`, the same on every retry): when the
-/// answer that acquired is lost and the request is retried, `onceonly-server` gives the same
-/// lease back instead of reporting it as someone else's `in_progress`.
+/// Each call names its acquisition (`X-OnceOnly-Acquisition`, the same on every retry): when
+/// the answer that acquired is lost and the request is retried, `onceonly-server` gives the
+/// same lease back instead of reporting it as someone else's `in_progress`.
 pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Result<Lease> {
     let body = KeyBody {
         key: &req.key,
@@ -35,8 +36,11 @@ pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Re
     let acquisition = req
         .acquisition_id
         .clone()
-        .unwrap_or_else(|| format!("acq_{:032x}", rand::random::<u128>()));
-    call(t, Request::post(path, &body)?.idempotency_key(acquisition))
+        .unwrap_or_else(|| ids::random("acq"));
+    if let Some(id) = &req.acquisition_id {
+        crate::validate::token("acquisition_id", id)?;
+    }
+    call(t, Request::post(path, &body)?.acquisition(&acquisition)?)
         .await
         .map_err(engine_refusal(&req.key))
 }

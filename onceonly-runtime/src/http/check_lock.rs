@@ -15,7 +15,7 @@ pub(crate) async fn check_lock(t: &Transport, req: CheckLockRequest) -> Result<C
         ttl: req.ttl.map(secs),
         metadata: req.metadata.as_ref(),
     };
-    let request = Request::post(&["check-lock"], &body)?.request_id(req.request_id.clone());
+    let request = Request::post(&["check-lock"], &body)?.request_id(req.request_id.as_deref())?;
     let resp = t.send(request).await?;
     parse(&req, &resp, t)
 }

@@ -76,12 +76,13 @@
 //! - otherwise the delay is exponential, `min(max_backoff, backoff × 2^attempt)` (defaults
 //!   0.5 s and 5 s), drawn uniformly from its upper half (jitter), so clients that failed
 //!   together do not retry together;
-//! - `POST /ai/lease` and key-mode `POST /ai/run` carry an `Idempotency-Key` header naming the
-//!   acquisition, the same on every retry of one call: when the answer that acquired is lost
-//!   (a proxy timed out, the connection dropped) `onceonly-server` answers the retry with the
+//! - `POST /ai/lease` and key-mode `POST /ai/run` carry an `X-OnceOnly-Acquisition` header
+//!   (random, the same on every retry of one call): when the answer that acquired is lost (a
+//!   proxy timed out, the connection dropped) `onceonly-server` answers the retry with the
 //!   same lease instead of `in_progress`, so no lease is left held by a caller who never
-//!   learned its id. The hosted API is not known to honour it; there, keep retries for
-//!   acquisitions at 0 or accept that a lost answer blocks the key until its lease expires.
+//!   learned its id. This is the one header the official SDKs do not send. The hosted API is
+//!   not known to honour it: there, with retries on, a lost acquisition answer leaves the key
+//!   held until its lease TTL runs out.
 //!
 //! # Waiting
 //! [`Backend::wait_status`] asks `GET /ai/status?key=..&wait_ms=..`: `onceonly-server` holds

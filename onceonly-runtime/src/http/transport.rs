@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::RetryPolicy;
 use super::errors::{self, Scrub};
 use crate::error::{Error, Result};
+use crate::models::ACQUISITION_HEADER;
 
 /// Answers worth another attempt (§3).
 const RETRYABLE: [u16; 5] = [429, 500, 502, 503, 504];
@@ -23,7 +24,7 @@ pub(crate) struct Request {
     query: Vec<(&'static str, String)>,
     body: Option<Vec<u8>>,
     /// Per-request headers, the same on every retry.
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, HeaderValue)>,
     extra_timeout: Duration,
 }
 
@@ -57,19 +58,31 @@ impl Request {
         self
     }
 
-    /// Sends `X-Request-Id` when `id` is non-empty.
-    pub(crate) fn request_id(mut self, id: Option<String>) -> Self {
-        if let Some(id) = id.filter(|id| !id.is_empty()) {
-            self.headers.push(("X-Request-Id", id));
-        }
-        self
+    /// Adds a header. A value HTTP cannot carry is the caller's mistake, reported as
+    /// [`Error::Validation`] before anything is sent (not as a transport failure, which
+    /// would be retried and could fail open).
+    fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            Error::validation(format!(
+                "{name} must be visible ASCII to travel as an HTTP header"
+            ))
+        })?;
+        self.headers.push((name, value));
+        Ok(self)
     }
 
-    /// Sends `Idempotency-Key`: the same on every retry, so the server can tell a retried
-    /// request from a new one.
-    pub(crate) fn idempotency_key(mut self, key: String) -> Self {
-        self.headers.push(("Idempotency-Key", key));
-        self
+    /// Sends `X-Request-Id` when `id` is non-empty.
+    pub(crate) fn request_id(self, id: Option<&str>) -> Result<Self> {
+        match id.filter(|id| !id.is_empty()) {
+            Some(id) => self.header("X-Request-Id", id),
+            None => Ok(self),
+        }
+    }
+
+    /// Sends `X-OnceOnly-Acquisition` (extension): the same on every retry of one
+    /// acquisition, so the server can tell a retried request from a new one.
+    pub(crate) fn acquisition(self, id: &str) -> Result<Self> {
+        self.header(ACQUISITION_HEADER, id)
     }
 
     /// Lets this request run `extra` longer than the client's timeout (long polls).

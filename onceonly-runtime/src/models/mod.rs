@@ -15,8 +15,8 @@ pub use governance::{
     ToolCount, ToolResult, ToolSpec,
 };
 pub use lease::{
-    AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
-    LeaseRequest, RunStatus,
+    ACQUISITION_HEADER, AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest,
+    FailRequest, Lease, LeaseRequest, RunStatus,
 };
 pub use usage::{RunEvent, RunTimeline, Usage, UsageAll, UsageBucket, UsageKind};
 

@@ -7,11 +7,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use onceonly_runtime::models::ACQUISITION_HEADER;
 use onceonly_runtime::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest,
 };
 use onceonly_runtime::store::Store;
+use onceonly_runtime::validate;
 
 use super::governance;
 use crate::error::ApiError;
@@ -35,8 +37,9 @@ pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/ai/result", get(result::<S>))
 }
 
-/// The lease request of `/ai/lease` and key-mode `/ai/run`. `Idempotency-Key` (extension)
-/// names the acquisition, so a client retrying after a lost answer gets its lease back.
+/// The lease request of `/ai/lease` and key-mode `/ai/run`. `X-OnceOnly-Acquisition`
+/// (extension) names the acquisition, so a client retrying after a lost answer gets its lease
+/// back.
 fn lease_request(
     headers: &HeaderMap,
     key: String,
@@ -46,10 +49,16 @@ fn lease_request(
     let mut req = LeaseRequest::new(key);
     req.ttl = ttl;
     req.metadata = metadata;
-    if let Some(value) = headers.get("idempotency-key") {
-        let id = value.to_str().map_err(|_| {
-            ApiError::validation("the Idempotency-Key header must be visible ASCII")
-        })?;
+    if let Some(value) = headers.get(ACQUISITION_HEADER) {
+        let id = value
+            .to_str()
+            .ok()
+            .filter(|id| validate::token(ACQUISITION_HEADER, id).is_ok())
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "the {ACQUISITION_HEADER} header must be 1 to 256 bytes of visible ASCII"
+                ))
+            })?;
         req.acquisition_id = Some(id.to_owned());
     }
     Ok(req)
@@ -68,11 +77,12 @@ async fn run<S: Store>(
         Some(_) if tool_mode => Err(ApiError::validation(
             "give either key (a run) or agent_id and tool (a tool call), not both",
         )),
-        Some(key) => Ok(axum::Json(
-            tenant
-                .run(lease_request(&headers, key, body.ttl, body.metadata)?)
-                .await?,
-        )),
+        Some(key) => {
+            let req = lease_request(&headers, key, body.ttl, body.metadata)?;
+            Ok(axum::Json(
+                tenant.settle(|t| async move { t.run(req).await }).await?,
+            ))
+        }
         None if tool_mode => Err(governance::not_available()),
         None => Err(ApiError::validation(
             "ai.run needs key (a run), or agent_id and tool (a tool call)",
@@ -86,7 +96,9 @@ async fn lease<S: Store>(
     JsonBody(body): JsonBody<KeyBody>,
 ) -> Answer<Lease> {
     let req = lease_request(&headers, body.key, body.ttl, body.metadata)?;
-    Ok(axum::Json(tenant.lease(req).await?))
+    Ok(axum::Json(
+        tenant.settle(|t| async move { t.lease(req).await }).await?,
+    ))
 }
 
 async fn extend<S: Store>(
@@ -94,7 +106,11 @@ async fn extend<S: Store>(
     JsonBody(body): JsonBody<ExtendBody>,
 ) -> Answer<Lease> {
     let req = ExtendRequest::new(body.key, body.lease_id, body.ttl);
-    Ok(axum::Json(tenant.extend(req).await?))
+    Ok(axum::Json(
+        tenant
+            .settle(|t| async move { t.extend(req).await })
+            .await?,
+    ))
 }
 
 async fn complete<S: Store>(
@@ -103,14 +119,20 @@ async fn complete<S: Store>(
 ) -> Answer<Lease> {
     let mut req = CompleteRequest::new(body.key, body.lease_id, body.result);
     req.result_hash = body.result_hash;
-    Ok(axum::Json(tenant.complete(req).await?))
+    Ok(axum::Json(
+        tenant
+            .settle(|t| async move { t.complete(req).await })
+            .await?,
+    ))
 }
 
 /// `retryable: true` (extension) releases the key for a retry instead of failing it for good.
 async fn fail<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<FailBody>) -> Answer<Lease> {
     let mut req = FailRequest::new(body.key, body.lease_id, body.error_code, body.retryable);
     req.error_hash = body.error_hash;
-    Ok(axum::Json(tenant.fail(req).await?))
+    Ok(axum::Json(
+        tenant.settle(|t| async move { t.fail(req).await }).await?,
+    ))
 }
 
 async fn cancel<S: Store>(
@@ -119,7 +141,11 @@ async fn cancel<S: Store>(
 ) -> Answer<Lease> {
     let reason = body.reason.filter(|r| !r.is_empty());
     let req = CancelRequest::new(body.key, body.lease_id, reason);
-    Ok(axum::Json(tenant.cancel(req).await?))
+    Ok(axum::Json(
+        tenant
+            .settle(|t| async move { t.cancel(req).await })
+            .await?,
+    ))
 }
 
 /// With `wait_ms` (extension), waits up to that long (capped by the server's bound) for the

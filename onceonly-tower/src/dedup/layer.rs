@@ -157,8 +157,9 @@ impl OnceOnlyLayer {
     /// long: on the embedded in-memory engine that is memory proportional to the number of
     /// distinct events per TTL. Keep it well above your slowest handler: once a lock expires,
     /// a redelivery runs the handler again. The release after a `5xx` is fenced by the lock id
-    /// the check-lock answered with, so a handler that outlived its lock and then fails never
-    /// removes the lock of a later delivery.
+    /// the check-lock answered with (the embedded engine and `onceonly-server` give one), so a
+    /// handler that outlived its lock and then fails never removes the lock of a later
+    /// delivery. A backend without lock ids gets an unfenced release.
     pub fn ttl(self, ttl: Duration) -> Self {
         self.edit(|c| c.ttl = ttl.clamp(MIN_TTL, MAX_TTL))
     }
