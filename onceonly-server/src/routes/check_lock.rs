@@ -41,9 +41,7 @@ async fn check_lock<S: Store>(
     let mut req = CheckLockRequest::new(body.key);
     req.ttl = body.ttl;
     req.metadata = body.metadata;
-    let r = tenant
-        .settle(|t| async move { t.check_lock(req).await })
-        .await?;
+    let r = tenant.check_lock(req).await?;
     let status = if r.locked { "locked" } else { "duplicate" };
     let answer = CheckLockAnswer {
         success: r.locked,
