@@ -260,6 +260,28 @@ pub async fn lease_repeated_acquisition<S: Store>(store: S) {
     );
     assert_eq!(done.lease_id, None);
 
+    // A late copy of the request never shortens a lease its holder has since extended.
+    let long = engine
+        .lease(lease("rep-long").acquisition_id("acq-long"))
+        .await
+        .unwrap();
+    let long_id = long.lease_id.clone().unwrap();
+    engine
+        .extend(ExtendRequest::new("rep-long", &long_id, Some(TTL * 6)))
+        .await
+        .unwrap();
+    let copy = engine
+        .lease(lease("rep-long").acquisition_id("acq-long"))
+        .await
+        .unwrap();
+    assert_eq!(copy.lease_id.as_deref(), Some(long_id.as_str()));
+    clock.advance(TTL * 3);
+    assert_eq!(
+        engine.lease(lease("rep-long")).await.unwrap().status,
+        RunStatus::InProgress,
+        "still held on the extended expiry"
+    );
+
     for bad in ["", "a b", "ä", &"a".repeat(257)] {
         assert!(matches!(
             engine.lease(lease("rep").acquisition_id(bad)).await,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use onceonly_runtime::models::{RunEvent, RunStatus, UsageKind};
+use onceonly_runtime::models::{LeaseRequest, RunEvent, RunStatus, UsageKind};
 use onceonly_runtime::{Error, OnceOnly};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -84,6 +84,16 @@ mod cases {
                 .ai()
                 .lease("k")
                 .ttl(Duration::ZERO)
+                .await
+                .unwrap_err(),
+            client
+                .check_lock("k")
+                .request_id("two words")
+                .await
+                .unwrap_err(),
+            client
+                .backend()
+                .lease(LeaseRequest::new("k").acquisition_id("caf\u{e9}"))
                 .await
                 .unwrap_err(),
         ] {

@@ -3,20 +3,40 @@
 //! `MemoryStore` answers without ever suspending, so on its own concurrent callers rarely
 //! land between another caller's read and its write. `Interleaving` wraps it and yields to
 //! the scheduler after every read: every caller then reads before anyone writes, which is
-//! what a networked store (Redis, SQLite through a pool) does all the time.
+//! what a networked store (Redis, SQLite through a pool) does all the time. It can also be
+//! told to fail every record read after the first few, as a store going down mid-race.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use onceonly_runtime::models::{LeaseRequest, RunStatus, UsageKind};
+use onceonly_runtime::engine::{Account, Plan};
+use onceonly_runtime::models::{Lease, LeaseRequest, RunStatus, UsageKind};
 use onceonly_runtime::store::{
     CounterAdd, LeaseRecord, LockClaim, LockEntry, LogPage, MemoryStore, Store, Subscription,
     Versioned,
 };
 use onceonly_runtime::time::SystemClock;
-use onceonly_runtime::{Engine, EngineConfig, JsonMap, Result};
+use onceonly_runtime::{Engine, EngineConfig, Error, JsonMap, Result};
 
-/// A `MemoryStore` that suspends after each record read.
-struct Interleaving(MemoryStore);
+/// A `MemoryStore` that suspends after each record read, and fails record reads once
+/// `reads_before_outage` of them have been answered.
+struct Interleaving {
+    store: MemoryStore,
+    reads_before_outage: AtomicUsize,
+}
+
+impl Interleaving {
+    fn new() -> Self {
+        Self::failing_after(usize::MAX)
+    }
+
+    fn failing_after(reads: usize) -> Self {
+        Interleaving {
+            store: MemoryStore::new(),
+            reads_before_outage: AtomicUsize::new(reads),
+        }
+    }
+}
 
 impl Store for Interleaving {
     fn name(&self) -> &'static str {
@@ -24,15 +44,20 @@ impl Store for Interleaving {
     }
 
     async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {
-        self.0.claim_lock(key, now_ms, lock).await
+        self.store.claim_lock(key, now_ms, lock).await
     }
 
     async fn release_lock(&self, key: &str, lock_id: Option<&str>, now_ms: u64) -> Result<bool> {
-        self.0.release_lock(key, lock_id, now_ms).await
+        self.store.release_lock(key, lock_id, now_ms).await
     }
 
     async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
-        let read = self.0.get_record(key).await;
+        let left = self.reads_before_outage.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(Error::Store("the store went away".into()));
+        }
+        self.reads_before_outage.store(left - 1, Ordering::SeqCst);
+        let read = self.store.get_record(key).await;
         tokio::task::yield_now().await;
         read
     }
@@ -43,15 +68,15 @@ impl Store for Interleaving {
         expected_rev: Option<u64>,
         record: LeaseRecord,
     ) -> Result<Option<u64>> {
-        self.0.put_record(key, expected_rev, record).await
+        self.store.put_record(key, expected_rev, record).await
     }
 
     async fn subscribe(&self, key: &str) -> Result<Subscription> {
-        self.0.subscribe(key).await
+        self.store.subscribe(key).await
     }
 
     async fn purge_expired(&self, now_ms: u64) -> Result<usize> {
-        self.0.purge_expired(now_ms).await
+        self.store.purge_expired(now_ms).await
     }
 
     async fn add_counter(
@@ -62,13 +87,13 @@ impl Store for Interleaving {
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<CounterAdd> {
-        self.0
+        self.store
             .add_counter(key, delta, limit, now_ms, expires_at_ms)
             .await
     }
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
-        self.0.get_counter(key, now_ms).await
+        self.store.get_counter(key, now_ms).await
     }
 
     async fn append_log(
@@ -79,7 +104,7 @@ impl Store for Interleaving {
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<u64> {
-        self.0
+        self.store
             .append_log(key, value, cap, now_ms, expires_at_ms)
             .await
     }
@@ -92,18 +117,33 @@ impl Store for Interleaving {
         limit: usize,
         now_ms: u64,
     ) -> Result<LogPage> {
-        self.0
+        self.store
             .read_log(key, newest_first, offset, limit, now_ms)
             .await
     }
 }
 
+fn engine_on(store: Interleaving) -> Engine<Interleaving> {
+    Engine::with_config(store, EngineConfig::default(), Arc::new(SystemClock))
+}
+
 fn engine() -> Engine<Interleaving> {
-    Engine::with_config(
-        Interleaving(MemoryStore::new()),
-        EngineConfig::default(),
-        Arc::new(SystemClock),
-    )
+    engine_on(Interleaving::new())
+}
+
+/// Leases `key` from `n` tasks at once; the answers in the order the tasks were started.
+async fn race<S: Store>(engine: &Engine<S>, key: &str, n: usize) -> Vec<Result<Lease>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (engine, key) = (engine.clone(), key.to_owned());
+            tokio::spawn(async move { engine.lease(LeaseRequest::new(key)).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
 }
 
 /// Every caller reads the key free and is charged; one write wins, and every loser must give
@@ -111,15 +151,9 @@ fn engine() -> Engine<Interleaving> {
 #[tokio::test]
 async fn callers_who_lose_the_acquisition_race_are_refunded() {
     let engine = engine();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let engine = engine.clone();
-            tokio::spawn(async move { engine.lease(LeaseRequest::new("race")).await.unwrap() })
-        })
-        .collect();
     let mut acquired = 0;
-    for t in tasks {
-        let lease = t.await.unwrap();
+    for lease in race(&engine, "race", 64).await {
+        let lease = lease.unwrap();
         if lease.status == RunStatus::Acquired {
             acquired += 1;
             assert_eq!(lease.charged, Some(1));
@@ -154,5 +188,61 @@ async fn racing_copies_of_one_acquisition_share_its_lease() {
         ids.push(lease.lease_id.unwrap());
     }
     assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    assert_eq!(engine.usage(UsageKind::Ai).await.unwrap().usage, 1);
+}
+
+/// One unit left on the plan and eight callers reading the key free: the one that acquires
+/// takes the unit, and the others, refused a unit, must look again and answer `in_progress`
+/// (free) rather than 402: they never needed a unit.
+#[tokio::test]
+async fn at_the_limit_the_losers_of_a_race_get_in_progress_not_402() {
+    let root = engine();
+    let t = root
+        .tenant(Account::tenant("t", Plan::new("small").ai_limit(2)))
+        .unwrap();
+    t.lease(LeaseRequest::new("earlier")).await.unwrap();
+    let answers = race(&t, "job", 8).await;
+    let statuses: Vec<_> = answers
+        .iter()
+        .map(|a| a.as_ref().map(|l| l.status).map_err(|e| e.to_string()))
+        .collect();
+    let acquired = statuses
+        .iter()
+        .filter(|s| **s == Ok(RunStatus::Acquired))
+        .count();
+    let busy = statuses
+        .iter()
+        .filter(|s| **s == Ok(RunStatus::InProgress))
+        .count();
+    assert_eq!((acquired, busy), (1, 7), "{statuses:?}");
+    let all = t.usage_all().await.unwrap();
+    assert_eq!(
+        (all.ai.usage, all.ai.blocked_total_month),
+        (2, 0),
+        "{all:?}"
+    );
+    // A genuinely new acquisition is still refused.
+    assert!(matches!(
+        t.lease(LeaseRequest::new("another")).await,
+        Err(Error::OverLimit { .. })
+    ));
+}
+
+/// Every caller charges, one writes, and the store fails the others' second read: their
+/// charges go back though their calls end in an error.
+#[tokio::test]
+async fn charges_are_refunded_when_the_store_fails_mid_race() {
+    let engine = engine_on(Interleaving::failing_after(8));
+    let answers = race(&engine, "job", 8).await;
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    let failed = answers
+        .iter()
+        .filter(|a| matches!(a, Err(Error::Store(_))))
+        .count();
+    assert_eq!((ok, failed), (1, 7), "{answers:?}");
+    engine
+        .store()
+        .reads_before_outage
+        .store(usize::MAX, Ordering::SeqCst);
     assert_eq!(engine.usage(UsageKind::Ai).await.unwrap().usage, 1);
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_support::{KEY, Reply, Stub, closed_port};
-use onceonly_runtime::models::FailOpenReason;
+use onceonly_runtime::models::{FailOpenReason, LeaseRequest};
 use onceonly_runtime::{Error, OnceOnly};
 use serde_json::json;
 
@@ -81,6 +81,39 @@ async fn an_acquisition_keeps_its_name_across_retries_and_no_other_call_shares_i
     );
     assert!(keys[3].is_some() && keys[3] != keys[2], "key-mode runs too");
     assert_eq!(keys[4], None, "only acquisitions carry one");
+}
+
+/// A value HTTP cannot carry in a header is the caller's mistake: a validation error before
+/// anything is sent, never a transport error that would be retried or fail open.
+#[tokio::test]
+async fn header_values_http_cannot_carry_are_validation_errors_not_outages() {
+    let stub = Stub::start(vec![Reply::json(200, LOCKED)]).await;
+    let client = fast_retries(&stub, 3);
+    assert!(client.fail_open());
+    let e = client
+        .check_lock("k")
+        .request_id("line\nbreak")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Validation(m) if m.contains("X-Request-Id")),
+        "{e:?}"
+    );
+    let e = client
+        .check_lock("k")
+        .request_id("caf\u{e9}")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Validation(_)), "{e:?}");
+    for bad in ["with space", "caf\u{e9}", ""] {
+        let req = LeaseRequest::new("k").acquisition_id(bad);
+        let e = client.backend().lease(req).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Validation(m) if m.contains("acquisition_id")),
+            "{e:?}"
+        );
+    }
+    assert!(stub.seen().is_empty(), "nothing was sent");
 }
 
 #[tokio::test]

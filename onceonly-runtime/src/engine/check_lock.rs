@@ -19,6 +19,10 @@ impl<S: Store> Engine<S> {
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lock_ttl);
         validate::ttl("ttl", ttl)?;
         validate::metadata(req.metadata.as_ref())?;
+        // Travels as `X-Request-Id` over HTTP: the same rule here keeps the backends alike.
+        if let Some(id) = req.request_id.as_deref().filter(|id| !id.is_empty()) {
+            validate::token("request_id", id)?;
+        }
         self.ensure_purger();
 
         let now = self.now_ms();

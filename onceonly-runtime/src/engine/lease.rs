@@ -5,9 +5,10 @@
 //! A holder whose TTL ran out may still finish as long as nobody acquired after it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Engine;
-use super::usage::{Charge, Window};
+use super::usage::{Charge, Charged, Window};
 use super::view::{self, CANCELLED, Phase};
 use crate::error::{Error, Result};
 use crate::models::{
@@ -43,11 +44,16 @@ impl<S: Store> Engine<S> {
     /// holder (never its lease id) or the stored outcome.
     ///
     /// An acquisition is charged against the plan's `ai` bucket before its record is written,
-    /// so a refusal at the limit changes nothing; a charge whose write then loses a race is
-    /// refunded. A request naming the live lease's
+    /// so a refusal at the limit changes nothing; a charge that ends up paying for nothing (the
+    /// write lost a race, the store failed) is refunded. A request naming the live lease's
     /// [`acquisition_id`](LeaseRequest::acquisition_id) is the same request sent again (its
-    /// first answer was lost): it gets that lease back, its expiry moved to now + TTL as the
-    /// first answer would have had it, and is not charged again.
+    /// first answer was lost): it gets that lease back, uncharged, its expiry moved to at
+    /// least now + TTL as the first answer would have had it.
+    ///
+    /// The steps are separate store calls: a caller that drops this future midway can leave a
+    /// charge without its lease. `onceonly-server` runs lease calls on their own task for that
+    /// reason; an embedded caller that cancels acquisitions (a timeout around `lease`) can be
+    /// over-counted by one per cancellation.
     pub(super) async fn acquire(&self, req: LeaseRequest) -> Result<Acquisition> {
         validate::key(&req.key)?;
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
@@ -57,10 +63,39 @@ impl<S: Store> Engine<S> {
             validate::token("acquisition_id", id)?;
         }
         self.ensure_purger();
-        let retention = ms(self.inner.config.retention);
-        // Taken at most once, kept across lost races, refunded if nothing is acquired.
+        // Taken at most once, kept across lost races; every exit but a fresh acquisition
+        // gives it back.
         let mut charged: Option<(Arc<Window>, Charge)> = None;
+        let outcome = self.acquire_loop(&req, ttl, &mut charged).await;
+        match outcome {
+            Ok((lease, true)) => Ok(Acquisition {
+                lease,
+                charge: charged.map(|(_, charge)| charge),
+            }),
+            other => {
+                if let Some((window, _)) = charged {
+                    self.refund(&window, UsageKind::Ai, self.now_ms()).await;
+                }
+                other.map(|(lease, _)| Acquisition {
+                    lease,
+                    charge: None,
+                })
+            }
+        }
+    }
 
+    /// The read → decide → compare-and-swap loop of [`Engine::acquire`]. Answers the lease and
+    /// whether it is a fresh acquisition (the one outcome that keeps the charge).
+    async fn acquire_loop(
+        &self,
+        req: &LeaseRequest,
+        ttl: Duration,
+        charged: &mut Option<(Arc<Window>, Charge)>,
+    ) -> Result<(Lease, bool)> {
+        let retention = ms(self.inner.config.retention);
+        // Refused at the limit while the key read free: looked again once, since a racer that
+        // took the last unit may have acquired it in between (then this is a free answer).
+        let mut looked_again = false;
         loop {
             let current = self.read(&req.key).await?;
             let now = self.now_ms();
@@ -74,31 +109,39 @@ impl<S: Store> Engine<S> {
                         if req.acquisition_id.is_some()
                             && v.value.acquisition_id == req.acquisition_id =>
                     {
+                        // A repeat never shortens the lease (the holder may have extended it).
+                        if v.value.lease_expires_at_ms >= lease_expires_at_ms {
+                            return Ok((
+                                view::holder(&req.key, &v.value, RunStatus::Acquired),
+                                false,
+                            ));
+                        }
                         let mut again = (*v.value).clone();
                         again.ttl_ms = ms(ttl);
                         again.lease_expires_at_ms = lease_expires_at_ms;
                         again.purge_at_ms = lease_expires_at_ms + retention;
                         let answer = view::holder(&req.key, &again, RunStatus::Acquired);
                         if self.write(&req.key, Some(v.rev), again).await? {
-                            self.refund_unused(charged, now).await;
-                            return Ok(Acquisition {
-                                lease: answer,
-                                charge: None,
-                            });
+                            return Ok((answer, false));
                         }
                         continue;
                     }
                     Some(phase) => {
-                        self.refund_unused(charged, now).await;
-                        return Ok(Acquisition {
-                            lease: view::observer(&req.key, &v.value, phase, now),
-                            charge: None,
-                        });
+                        return Ok((view::observer(&req.key, &v.value, phase, now), false));
                     }
                 },
             };
             if charged.is_none() {
-                charged = Some(self.charge(UsageKind::Ai, now).await?);
+                match self.try_charge(UsageKind::Ai, now).await? {
+                    Charged::Taken(window, charge) => *charged = Some((window, charge)),
+                    Charged::Refused { .. } if !looked_again => {
+                        looked_again = true;
+                        continue;
+                    }
+                    Charged::Refused { window, usage } => {
+                        return Err(self.refused(&window, UsageKind::Ai, usage, now).await);
+                    }
+                }
             }
             let record = LeaseRecord {
                 state: LeaseState::InProgress,
@@ -117,18 +160,8 @@ impl<S: Store> Engine<S> {
                 purge_at_ms: lease_expires_at_ms + retention,
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);
-            let written = match self.write(&req.key, expected_rev, record).await {
-                Ok(written) => written,
-                Err(e) => {
-                    self.refund_unused(charged, now).await;
-                    return Err(e);
-                }
-            };
-            if written {
-                return Ok(Acquisition {
-                    lease: answer,
-                    charge: charged.map(|(_, charge)| charge),
-                });
+            if self.write(&req.key, expected_rev, record).await? {
+                return Ok((answer, true));
             }
             // Lost the race for this revision: read again and decide again.
         }
@@ -147,13 +180,6 @@ impl<S: Store> Engine<S> {
             .put_record(key, expected_rev, record)
             .await?
             .is_some())
-    }
-
-    /// Gives back a charge taken for an acquisition that did not happen.
-    async fn refund_unused(&self, charged: Option<(Arc<Window>, Charge)>, now: u64) {
-        if let Some((window, _)) = charged {
-            self.refund(&window, UsageKind::Ai, now).await;
-        }
     }
 
     /// Moves the holder's expiry to now + `ttl`.

@@ -176,6 +176,19 @@ impl Window {
     }
 }
 
+/// The outcome of [`Engine::try_charge`].
+pub(super) enum Charged {
+    /// One unit counted, in this window.
+    Taken(Arc<Window>, Charge),
+    /// The plan's limit is reached; nothing was counted.
+    Refused {
+        /// The window the unit would have been counted in.
+        window: Arc<Window>,
+        /// The bucket's usage this month.
+        usage: u64,
+    },
+}
+
 /// What a charged request reports back (`charged`, `usage`, `limit` on lease answers).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Charge {
@@ -206,6 +219,17 @@ impl<S: Store> Engine<S> {
     /// blocked request, a `limit_reached` event is logged, and the answer is
     /// [`Error::OverLimit`] with the body the hosted API documents for 402.
     pub(super) async fn charge(&self, kind: UsageKind, now: u64) -> Result<(Arc<Window>, Charge)> {
+        match self.try_charge(kind, now).await? {
+            Charged::Taken(w, charge) => Ok((w, charge)),
+            Charged::Refused { window, usage } => {
+                Err(self.refused(&window, kind, usage, now).await)
+            }
+        }
+    }
+
+    /// The atomic part of [`charge`](Self::charge): counts one unit unless the plan's limit is
+    /// reached, and does nothing else either way, so a caller may look again before refusing.
+    pub(super) async fn try_charge(&self, kind: UsageKind, now: u64) -> Result<Charged> {
         let w = self.inner.windows.get(now);
         let limit = self.inner.account.plan.limit(kind);
         let added = self
@@ -215,20 +239,40 @@ impl<S: Store> Engine<S> {
             .await?;
         match added {
             CounterAdd::Added(usage) => {
-                self.inner
+                let day = self
+                    .inner
                     .store
                     .add_counter(w.day_key(kind, USAGE), 1, None, now, w.day_expiry())
-                    .await?;
-                Ok((w, Charge { usage, limit }))
+                    .await;
+                if let Err(e) = day {
+                    // Not charged after all: take the month's unit back.
+                    let undo = self
+                        .inner
+                        .store
+                        .add_counter(w.month_key(kind, USAGE), -1, None, now, w.month_expiry())
+                        .await;
+                    if let Err(undo) = undo {
+                        tracing::warn!(error = %undo, "could not take back a half-counted unit");
+                    }
+                    return Err(e);
+                }
+                Ok(Charged::Taken(w, Charge { usage, limit }))
             }
-            CounterAdd::Refused(usage) => {
-                self.bump(&w, kind, BLOCKED, 1, now).await?;
-                let detail = self.over_limit_detail(&w, kind, usage, limit.unwrap_or(usage));
-                self.log_account_event(detail.clone()).await;
-                Err(Error::OverLimit {
-                    detail: serde_json::Value::Object(detail),
-                })
-            }
+            CounterAdd::Refused(usage) => Ok(Charged::Refused { window: w, usage }),
+        }
+    }
+
+    /// The refusal of a unit at the plan's limit: counts a blocked request, logs
+    /// `limit_reached`, and returns the 402 error (or the store's error, if counting failed).
+    pub(super) async fn refused(&self, w: &Window, kind: UsageKind, usage: u64, now: u64) -> Error {
+        if let Err(e) = self.bump(w, kind, BLOCKED, 1, now).await {
+            return e;
+        }
+        let limit = self.inner.account.plan.limit(kind).unwrap_or(usage);
+        let detail = self.over_limit_detail(w, kind, usage, limit);
+        self.log_account_event(detail.clone()).await;
+        Error::OverLimit {
+            detail: serde_json::Value::Object(detail),
         }
     }
 

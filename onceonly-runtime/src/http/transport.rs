@@ -62,6 +62,7 @@ impl Request {
     /// [`Error::Validation`] before anything is sent (not as a transport failure, which
     /// would be retried and could fail open).
     fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
+        crate::validate::token(name, value)?;
         let value = HeaderValue::from_str(value).map_err(|_| {
             Error::validation(format!(
                 "{name} must be visible ASCII to travel as an HTTP header"

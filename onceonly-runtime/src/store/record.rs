@@ -8,7 +8,6 @@ pub struct LockEntry {
     /// Chosen by the engine for each claim; the fencing token of [`Store::release_lock`].
     ///
     /// [`Store::release_lock`]: super::Store::release_lock
-    #[serde(default)]
     pub lock_id: String,
     /// When the lock was taken (unix ms).
     pub first_seen_at_ms: u64,
