@@ -18,7 +18,11 @@ impl<S: Store> Engine<S> {
     /// nothing, and repeats of an acquisition, are free (counted as polling). At the plan's
     /// monthly limit an acquisition is refused with
     /// [`Error::OverLimit`](crate::Error::OverLimit) before anything changes: the key stays as
-    /// it was. When
+    /// it was.
+    ///
+    /// The charge, the record and the `run_started` event are separate store calls; dropping
+    /// this future midway (a timeout around it) can leave a unit counted for a lease that was
+    /// never written. `onceonly-server` runs every lease call on its own task for that reason. When
     /// `metadata.run_id` is set, an acquisition writes `run_started` to that run's timeline,
     /// and the end of the lease writes `run_finished`.
     pub async fn lease(&self, req: LeaseRequest) -> Result<Lease> {
