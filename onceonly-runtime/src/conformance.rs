@@ -260,6 +260,34 @@ pub async fn lease_repeated_acquisition<S: Store>(store: S) {
     );
     assert_eq!(done.lease_id, None);
 
+    // A late copy of a request whose lease was given back does not take the key again.
+    let given = engine
+        .lease(lease("rep-cancel").acquisition_id("acq-c"))
+        .await
+        .unwrap();
+    engine
+        .cancel(CancelRequest::new(
+            "rep-cancel",
+            given.lease_id.unwrap(),
+            None,
+        ))
+        .await
+        .unwrap();
+    let stale = engine
+        .lease(lease("rep-cancel").acquisition_id("acq-c"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (stale.status, stale.lease_id, stale.charged),
+        (RunStatus::Failed, None, Some(0)),
+        "the stale copy is told how it ended"
+    );
+    let next = engine
+        .lease(lease("rep-cancel").acquisition_id("acq-c2"))
+        .await
+        .unwrap();
+    assert_eq!(next.status, RunStatus::Acquired, "a new attempt acquires");
+
     // A late copy of the request never shortens a lease its holder has since extended.
     let long = engine
         .lease(lease("rep-long").acquisition_id("acq-long"))

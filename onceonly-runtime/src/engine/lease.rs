@@ -27,6 +27,11 @@ pub(super) struct Acquisition {
     pub(super) charge: Option<Charge>,
 }
 
+/// `req` is a copy of the request that made `rec`'s latest acquisition.
+fn repeats(req: &LeaseRequest, rec: &LeaseRecord) -> bool {
+    req.acquisition_id.is_some() && rec.acquisition_id == req.acquisition_id
+}
+
 /// What a holder operation does to the record it is allowed to change.
 enum Change {
     /// Write this record.
@@ -48,7 +53,8 @@ impl<S: Store> Engine<S> {
     /// write lost a race, the store failed) is refunded. A request naming the live lease's
     /// [`acquisition_id`](LeaseRequest::acquisition_id) is the same request sent again (its
     /// first answer was lost): it gets that lease back, uncharged, its expiry moved to at
-    /// least now + TTL as the first answer would have had it.
+    /// least now + TTL as the first answer would have had it. A copy arriving after that lease
+    /// was given back is answered as an observer.
     ///
     /// The steps are separate store calls: a caller that drops this future midway can leave a
     /// charge without its lease. `onceonly-server` runs lease calls on their own task for that
@@ -104,11 +110,16 @@ impl<S: Store> Engine<S> {
                 None => (None, None),
                 Some(v) => match view::live(&v.value, now) {
                     None => (Some(v.rev), None),
-                    Some(Phase::Free) => (Some(v.rev), Some(&*v.value)),
-                    Some(Phase::Held)
-                        if req.acquisition_id.is_some()
-                            && v.value.acquisition_id == req.acquisition_id =>
+                    // A late copy of a request whose lease its holder has already given back
+                    // (cancel, retryable fail): that attempt is over, and nobody would learn
+                    // the id of a lease it took now.
+                    Some(phase @ Phase::Free)
+                        if v.value.state == LeaseState::Released && repeats(req, &v.value) =>
                     {
+                        return Ok((view::observer(&req.key, &v.value, phase, now), false));
+                    }
+                    Some(Phase::Free) => (Some(v.rev), Some(&*v.value)),
+                    Some(Phase::Held) if repeats(req, &v.value) => {
                         // A repeat never shortens the lease (the holder may have extended it).
                         if v.value.lease_expires_at_ms >= lease_expires_at_ms {
                             return Ok((
