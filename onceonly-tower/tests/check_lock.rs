@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{Runs, client, header, serve, within};
+use common::{Runs, client, hangs_first, header, serve, within};
 use onceonly_runtime::store::MemoryStore;
 use onceonly_runtime::time::ManualClock;
 use onceonly_runtime::{Engine, EngineConfig, OnceOnly};
@@ -187,22 +187,9 @@ async fn a_late_failure_does_not_release_a_later_deliverys_lock() {
 #[tokio::test]
 async fn a_dropped_delivery_releases_the_key() {
     let runs = Runs::default();
-    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let (route, mut started) = hangs_first(&runs, "processed");
     let app = Router::new()
-        .route(
-            "/hooks",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    if runs.hit() == 0 {
-                        started_tx.send(()).unwrap();
-                        // Never answers: the sender gives up and hangs up.
-                        std::future::pending::<()>().await;
-                    }
-                    "processed"
-                }
-            }),
-        )
+        .route("/hooks", route)
         .layer(OnceOnlyLayer::new(OnceOnly::memory()));
     let base = serve(app).await;
     let http = client();

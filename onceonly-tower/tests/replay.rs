@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use common::{Runs, client, serve, within};
+use common::{Runs, client, hangs_first, serve, within};
 use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
 use serde_json::Value;
@@ -285,21 +285,9 @@ async fn a_body_over_the_limit_gets_413() {
 #[tokio::test]
 async fn a_dropped_request_cancels_the_lease() {
     let runs = Runs::default();
-    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let (route, mut started) = hangs_first(&runs, "exported");
     let app = Router::new()
-        .route(
-            "/exports",
-            post({
-                let runs = runs.clone();
-                move || async move {
-                    if runs.hit() == 0 {
-                        started_tx.send(()).unwrap();
-                        std::future::pending::<()>().await;
-                    }
-                    "exported"
-                }
-            }),
-        )
+        .route("/exports", route)
         // A long lease: only the cancellation can free the key within this test.
         .layer(replay_layer().lease_ttl(Duration::from_secs(3600)));
     let base = serve(app).await;

@@ -50,6 +50,27 @@ pub fn counting(runs: &Runs, answer: &'static str) -> axum::routing::MethodRoute
     })
 }
 
+/// A `POST` handler whose first run signals the returned receiver and then never answers
+/// (the sender gives up and hangs up); later runs answer `answer`. Runs are counted in `runs`.
+pub fn hangs_first(
+    runs: &Runs,
+    answer: &'static str,
+) -> (
+    axum::routing::MethodRouter,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let (started_tx, started) = tokio::sync::mpsc::unbounded_channel();
+    let runs = runs.clone();
+    let route = axum::routing::post(move || async move {
+        if runs.hit() == 0 {
+            started_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        }
+        answer
+    });
+    (route, started)
+}
+
 /// The value of a response header, or `None`.
 pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()
