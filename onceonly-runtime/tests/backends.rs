@@ -359,6 +359,25 @@ mod cases {
         );
     }
 
+    pub(super) async fn observers_of_a_held_lease_see_its_metadata(client: OnceOnly) {
+        let ai = client.ai();
+        let mut metadata = onceonly_runtime::JsonMap::new();
+        metadata.insert("fingerprint".into(), "f-1".into());
+        let held = ai.lease("meta").metadata(metadata.clone()).await.unwrap();
+        assert_eq!(held.status, RunStatus::Acquired);
+        let lease_id = held.lease_id.unwrap();
+
+        let busy = ai.lease("meta").await.unwrap();
+        assert_eq!(busy.status, RunStatus::InProgress);
+        assert_eq!(busy.metadata, Some(metadata));
+
+        // Only a live holder's metadata is shown: a completed key answers with its result.
+        ai.complete("meta", &lease_id).await.unwrap();
+        let done = ai.lease("meta").await.unwrap();
+        assert_eq!(done.status, RunStatus::Completed);
+        assert_eq!(done.metadata, None);
+    }
+
     pub(super) async fn heartbeats_keep_a_long_run_alive(client: OnceOnly) {
         let (go_tx, go_rx) = oneshot::channel::<()>();
         let (started_tx, started_rx) = oneshot::channel();
@@ -537,6 +556,7 @@ macro_rules! suite {
             a_waiter_is_woken_by_completion,
             a_run_fn_waiting_on_a_holder_gets_its_value,
             a_stale_lease_id_is_lease_lost,
+            observers_of_a_held_lease_see_its_metadata,
             heartbeats_keep_a_long_run_alive,
             usage_counts_check_locks_and_acquisitions,
             runs_and_events_build_a_timeline,

@@ -29,7 +29,8 @@
 //! ```
 //!
 //! Extensions beyond the hosted API, all additive (an official SDK never sees them unless it
-//! asks, except `lock_id` in check-lock answers, an extra field they ignore): an
+//! asks, except `lock_id` in check-lock answers and the holder's `metadata` in `in_progress`
+//! lease answers, extra fields they ignore): an
 //! `X-OnceOnly-Acquisition` header on `POST /v1/ai/lease` or key-mode `POST /v1/ai/run`
 //! names the acquisition, and the same request sent again while its lease is live gets that
 //! lease back (a client retrying after a lost answer); check-lock answers that lock carry a

@@ -63,8 +63,11 @@
 //!   arrives while the first still runs gets `409` with `Retry-After`; the same key with a
 //!   different body (SHA-256 fingerprint) gets `422`. Which statuses are stored is decided by
 //!   [`is_stored`]: everything but `5xx` and the "try later" `408`/`409`/`425`/`429`, which
-//!   release the key like a failed handler or a dropped request does. The body fingerprint is
-//!   compared once a response is stored; while the first request runs, any duplicate gets `409`.
+//!   release the key like a failed handler or a dropped request does. The body fingerprint
+//!   also travels as the lease's metadata, so while the first request runs a duplicate with a
+//!   different body already gets `422` (on backends that show a holder's metadata to others:
+//!   the embedded engine and `onceonly-server`; on others it gets `409`, then `422` once the
+//!   response is stored).
 //!
 //! ## Outages
 //!

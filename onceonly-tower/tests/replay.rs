@@ -1,4 +1,5 @@
-//! Mode::Replay over real TCP: stored responses, 409 while in flight, 422 on a different body.
+//! Mode::Replay over real TCP: stored responses, 409 while in flight, 422 on a different body
+//! (stored or in flight).
 
 mod common;
 
@@ -117,6 +118,18 @@ async fn a_concurrent_duplicate_gets_409_with_retry_after() {
     within("the first request to start", started.recv())
         .await
         .unwrap();
+    let other_body = http
+        .post(format!("{base}/orders"))
+        .header("idempotency-key", "order-1")
+        .body(r#"{"sku":"other"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_body.status(),
+        422,
+        "a different body is refused while in flight too"
+    );
     let busy = order().await.unwrap();
     assert_eq!(busy.status(), 409);
     let retry_after: u64 = hdr(&busy, "retry-after").unwrap().parse().unwrap();

@@ -80,8 +80,10 @@ pub(crate) fn observer(key: &str, rec: &LeaseRecord, phase: Phase, now: u64) -> 
     out.error_code = status.error_code;
     out.retry_after_sec = status.retry_after_sec;
     out.retryable = status.retryable;
-    if phase == Phase::Completed {
-        out.result = rec.result.clone();
+    match phase {
+        Phase::Completed => out.result = rec.result.clone(),
+        Phase::Held => out.metadata = rec.metadata.clone(),
+        Phase::Free | Phase::Failed => {}
     }
     out
 }

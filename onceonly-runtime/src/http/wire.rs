@@ -82,6 +82,11 @@ pub(crate) fn tidy(map: &mut JsonMap) {
     if let Some(Value::String(s)) = map.get_mut("status") {
         *s = s.trim().to_ascii_lowercase();
     }
+    // `metadata` is this project's extension of the lease answer (an object); a server that
+    // uses the name for something else has not sent it.
+    if map.get("metadata").is_some_and(|m| !m.is_object()) {
+        map.remove("metadata");
+    }
     // A server may send `retry_after_sec: 0.5` or `ttl_left: 12.3`: round up, not fail.
     for name in WHOLE_NUMBERS {
         let fraction = match map.get(name) {
@@ -115,7 +120,7 @@ mod tests {
     fn answers_are_read_tolerantly() {
         let map = serde_json::json!({
             "status": " Completed ", "key": "k", "version": null, "retry_after_sec": 0.5,
-            "ttl_left": -1.5, "ttl": -3, "ok": true
+            "ttl_left": -1.5, "ttl": -3, "ok": true, "metadata": "not ours"
         });
         let Value::Object(mut map) = map else {
             unreachable!()
@@ -125,6 +130,10 @@ mod tests {
             Value::Object(map),
             serde_json::json!({"status": "completed", "key": "k", "retry_after_sec": 1, "ok": true})
         );
+        let mut held = JsonMap::new();
+        held.insert("metadata".into(), serde_json::json!({"fingerprint": "ab"}));
+        tidy(&mut held);
+        assert_eq!(held["metadata"]["fingerprint"], "ab");
     }
 
     #[test]

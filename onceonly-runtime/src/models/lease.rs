@@ -257,6 +257,12 @@ pub struct Lease {
     /// A polling hint in seconds while someone else holds the lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_sec: Option<u64>,
+    /// While someone else holds the lease: the metadata its holder acquired it with, so a
+    /// caller can tell whether the holder is doing the same work (the tower layer's replay mode
+    /// compares request fingerprints this way). An extension of this project's engine; the
+    /// hosted API may leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JsonMap>,
     /// For failed keys: whether the key was released and may be acquired again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
@@ -288,6 +294,7 @@ impl Lease {
             result_hash: None,
             error_code: None,
             retry_after_sec: None,
+            metadata: None,
             retryable: false,
             charged: None,
             usage: None,

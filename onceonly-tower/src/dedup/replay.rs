@@ -5,7 +5,9 @@
 //! Its response is stored when it is final ([`is_stored`]); a 5xx, a transient 4xx, a failed
 //! handler or a dropped request gives the key back instead. Later requests with the key get
 //! the stored response, unless their body differs (`422`) or the first is still running
-//! (`409` with `Retry-After`).
+//! (`409` with `Retry-After`). The body's fingerprint also travels as the lease's metadata, so a
+//! duplicate with a different body gets `422` while the first is still running too, on backends
+//! that show a holder's metadata (the embedded engine and `onceonly-server`; elsewhere `409`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -30,6 +32,8 @@ use crate::response;
 
 /// Marks what this layer stores, so a result written by something else is never replayed.
 const FORMAT: &str = "onceonly-tower/response@1";
+/// The lease metadata member holding the request body's fingerprint.
+const FINGERPRINT: &str = "fingerprint";
 
 /// Whether a response with `status` is stored and replayed.
 ///
@@ -89,7 +93,7 @@ where
 {
     let fingerprint = fingerprint(body);
     let mut metadata = JsonMap::new();
-    metadata.insert("fingerprint".into(), fingerprint.clone().into());
+    metadata.insert(FINGERPRINT.into(), fingerprint.clone().into());
     let lease_req = LeaseRequest::new(key.as_str())
         .ttl(config.lease_ttl)
         .metadata(metadata);
@@ -109,6 +113,9 @@ where
             first(config, held, inner, req, fingerprint).await
         }
         (RunStatus::Completed, _) => Ok(replay(config, lease.result, &fingerprint, &found)),
+        (RunStatus::InProgress, _) if held_for_another_body(&lease, &fingerprint) => {
+            Ok(different_body(&found))
+        }
         _ => Ok(conflict(&lease, &found)),
     }
 }
@@ -265,13 +272,7 @@ fn replay<B>(
         );
     };
     if stored.fingerprint != fingerprint {
-        return response::detail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "idempotency key `{}` was already used with a different request body",
-                found.id_lossy()
-            ),
-        );
+        return different_body(found);
     }
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut res = match stored.body.as_deref().map(|b| BASE64.decode(b)) {
@@ -310,6 +311,29 @@ fn replay<B>(
     res.headers_mut()
         .insert(ONCEONLY_STATUS, HeaderValue::from_static("replayed"));
     res
+}
+
+/// Whether the lease is held by a request whose body differs from this one. `false` when the
+/// backend does not show the holder's metadata: the caller then gets `409` and, on its retry,
+/// the `422` from the stored response.
+fn held_for_another_body(lease: &Lease, fingerprint: &str) -> bool {
+    lease
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(FINGERPRINT))
+        .and_then(|f| f.as_str())
+        .is_some_and(|held| held != fingerprint)
+}
+
+/// `422`: the key was used with a different request body.
+fn different_body<B>(found: &FoundKey) -> Response<ResponseBody<B>> {
+    response::detail(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "idempotency key `{}` was already used with a different request body",
+            found.id_lossy()
+        ),
+    )
 }
 
 /// `409` with `Retry-After`: the first request is still running (or just gave the key back).
