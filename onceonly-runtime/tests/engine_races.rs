@@ -5,122 +5,47 @@
 //! the scheduler after every read: every caller then reads before anyone writes, which is
 //! what a networked store (Redis, SQLite through a pool) does all the time. It can also be
 //! told to fail every record read after the first few, as a store going down mid-race.
+//! (`Interleaving` is `MemoryStore` under [`Hooked`] with the `Interleave` hooks.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use onceonly_runtime::engine::{Account, Plan};
 use onceonly_runtime::models::{Lease, LeaseRequest, RunStatus, UsageKind};
-use onceonly_runtime::store::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogPage, MemoryStore, Store, Subscription,
-    Versioned,
-};
+use onceonly_runtime::store::{Hooked, MemoryStore, Store, StoreHooks};
 use onceonly_runtime::time::SystemClock;
-use onceonly_runtime::{Engine, EngineConfig, Error, JsonMap, Result};
+use onceonly_runtime::{Engine, EngineConfig, Error, Result};
 
-/// A `MemoryStore` that suspends after each record read, and fails record reads once
-/// `reads_before_outage` of them have been answered.
-struct Interleaving {
-    store: MemoryStore,
+/// Suspends after each record read, and fails record reads once `reads_before_outage` of
+/// them have been answered.
+struct Interleave {
     reads_before_outage: AtomicUsize,
 }
 
-impl Interleaving {
-    fn new() -> Self {
-        Self::failing_after(usize::MAX)
-    }
-
-    fn failing_after(reads: usize) -> Self {
-        Interleaving {
-            store: MemoryStore::new(),
-            reads_before_outage: AtomicUsize::new(reads),
-        }
-    }
-}
-
-impl Store for Interleaving {
-    fn name(&self) -> &'static str {
-        "interleaving"
-    }
-
-    async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {
-        self.store.claim_lock(key, now_ms, lock).await
-    }
-
-    async fn release_lock(&self, key: &str, lock_id: Option<&str>, now_ms: u64) -> Result<bool> {
-        self.store.release_lock(key, lock_id, now_ms).await
-    }
-
-    async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
+impl StoreHooks for Interleave {
+    async fn before_read(&self, _key: &str) -> Result<()> {
         let left = self.reads_before_outage.load(Ordering::SeqCst);
         if left == 0 {
             return Err(Error::Store("the store went away".into()));
         }
         self.reads_before_outage.store(left - 1, Ordering::SeqCst);
-        let read = self.store.get_record(key).await;
+        Ok(())
+    }
+
+    async fn after_read(&self, _key: &str) {
         tokio::task::yield_now().await;
-        read
     }
+}
 
-    async fn put_record(
-        &self,
-        key: &str,
-        expected_rev: Option<u64>,
-        record: LeaseRecord,
-    ) -> Result<Option<u64>> {
-        self.store.put_record(key, expected_rev, record).await
-    }
+type Interleaving = Hooked<MemoryStore, Interleave>;
 
-    async fn subscribe(&self, key: &str) -> Result<Subscription> {
-        self.store.subscribe(key).await
-    }
-
-    async fn purge_expired(&self, now_ms: u64) -> Result<usize> {
-        self.store.purge_expired(now_ms).await
-    }
-
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
-        self.store
-            .add_counter(key, delta, limit, now_ms, expires_at_ms)
-            .await
-    }
-
-    async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
-        self.store.get_counter(key, now_ms).await
-    }
-
-    async fn append_log(
-        &self,
-        key: &str,
-        value: JsonMap,
-        cap: usize,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<u64> {
-        self.store
-            .append_log(key, value, cap, now_ms, expires_at_ms)
-            .await
-    }
-
-    async fn read_log(
-        &self,
-        key: &str,
-        newest_first: bool,
-        offset: usize,
-        limit: usize,
-        now_ms: u64,
-    ) -> Result<LogPage> {
-        self.store
-            .read_log(key, newest_first, offset, limit, now_ms)
-            .await
-    }
+fn failing_after(reads: usize) -> Interleaving {
+    Hooked::new(
+        MemoryStore::new(),
+        Interleave {
+            reads_before_outage: AtomicUsize::new(reads),
+        },
+    )
 }
 
 fn engine_on(store: Interleaving) -> Engine<Interleaving> {
@@ -128,7 +53,7 @@ fn engine_on(store: Interleaving) -> Engine<Interleaving> {
 }
 
 fn engine() -> Engine<Interleaving> {
-    engine_on(Interleaving::new())
+    engine_on(failing_after(usize::MAX))
 }
 
 /// Leases `key` from `n` tasks at once; the answers in the order the tasks were started.
@@ -232,7 +157,7 @@ async fn at_the_limit_the_losers_of_a_race_get_in_progress_not_402() {
 /// charges go back though their calls end in an error.
 #[tokio::test]
 async fn charges_are_refunded_when_the_store_fails_mid_race() {
-    let engine = engine_on(Interleaving::failing_after(8));
+    let engine = engine_on(failing_after(8));
     let answers = race(&engine, "job", 8).await;
     let ok = answers.iter().filter(|a| a.is_ok()).count();
     let failed = answers
@@ -242,6 +167,7 @@ async fn charges_are_refunded_when_the_store_fails_mid_race() {
     assert_eq!((ok, failed), (1, 7), "{answers:?}");
     engine
         .store()
+        .hooks()
         .reads_before_outage
         .store(usize::MAX, Ordering::SeqCst);
     assert_eq!(engine.usage(UsageKind::Ai).await.unwrap().usage, 1);

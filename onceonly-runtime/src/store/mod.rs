@@ -10,6 +10,8 @@
 //! windowed counters ([`Store::add_counter`], never passing a limit under concurrency) and
 //! capped append-only logs ([`Store::append_log`]). The engine decides what they count and log.
 
+#[cfg(feature = "testing")]
+mod hooked;
 mod memory;
 mod notify;
 mod record;
@@ -17,6 +19,8 @@ mod record;
 use std::future::Future;
 use std::sync::Arc;
 
+#[cfg(feature = "testing")]
+pub use hooked::{Hooked, StoreHooks};
 pub use memory::MemoryStore;
 pub use notify::{Notifier, Subscription};
 pub use record::{LeaseRecord, LeaseState, LockEntry};
