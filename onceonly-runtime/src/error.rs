@@ -143,6 +143,13 @@ impl Error {
         }
     }
 
+    /// Whether the backend refused what the request carried: a validation error (422) or a body
+    /// too large for it (413). Sending the same content again gets the same answer, so a result
+    /// refused this way is never going to be stored.
+    pub fn is_content_refused(&self) -> bool {
+        matches!(self, Error::Validation(_) | Error::Api { status: 413, .. })
+    }
+
     pub(crate) fn validation(msg: impl Into<String>) -> Self {
         Error::Validation(msg.into())
     }

@@ -24,6 +24,12 @@ pub const DEFAULT_RUN_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default error code stored when the function returns `Err`.
 pub const DEFAULT_ERROR_CODE: &str = "fn_error";
+/// The error code a key fails with for good when its value could not be serialized into a JSON
+/// result (the function ran, so it must not run again).
+pub const RESULT_NOT_SERIALIZABLE: &str = "result_not_serializable";
+/// The error code a key fails with for good when the backend refused to store its result (too
+/// large, say): the function ran, so it must not run again.
+pub const RESULT_NOT_STORED: &str = "result_not_stored";
 
 /// Options of a `run_fn` call. The builder methods of [`RunFn`] set them; the macros fill them
 /// from their attribute arguments.
@@ -71,7 +77,11 @@ impl Default for RunFnOptions {
 /// - an `Err` is returned as is and releases the key, so a retry runs again
 ///   (`.terminal_failures(true)` stores the failure instead);
 /// - dropping the call while the closure runs (a timeout, a disconnected client) cancels the
-///   lease at once, so the next caller does not wait for the TTL.
+///   lease at once, so the next caller does not wait for the TTL;
+/// - an `Ok(T)` that cannot be stored (not serializable as JSON, or refused by the backend, such
+///   as a result over the engine's 1 MiB limit) is returned as an error, and the key fails for
+///   good ([`RESULT_NOT_SERIALIZABLE`], [`RESULT_NOT_STORED`]): the closure ran, so it never
+///   runs again for that key.
 #[must_use = "run_fn does nothing until it is awaited"]
 pub struct RunFn<'a, F> {
     client: &'a OnceOnly,
@@ -186,20 +196,30 @@ where
             let stored = match encode_result(&value) {
                 Ok(stored) => stored,
                 Err(e) => {
-                    held.release("result_not_serializable", false).await;
+                    held.release(RESULT_NOT_SERIALIZABLE, false).await;
                     return Err(e.into());
                 }
             };
             // A failed `complete` is returned, not hidden.
-            client
+            let completed = client
                 .backend()
                 .complete(CompleteRequest::new(
                     held.key(),
                     held.lease_id(),
                     Some(stored),
                 ))
-                .await?;
-            Ok(value)
+                .await;
+            match completed {
+                Ok(_) => Ok(value),
+                // The backend will never take this result (too large, say). Left alone, the
+                // lease would expire and the next caller run the side effect again; the key
+                // fails for good instead, as for a result that cannot be serialized.
+                Err(e) if e.is_content_refused() => {
+                    held.release(RESULT_NOT_STORED, false).await;
+                    Err(e.into())
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Err(user_error) => {
             // The holder stays armed while the failure is recorded: a drop in the middle still

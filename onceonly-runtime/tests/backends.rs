@@ -378,6 +378,28 @@ mod cases {
         assert_eq!(done.metadata, None);
     }
 
+    pub(super) async fn a_result_the_backend_refuses_fails_the_key_for_good(client: OnceOnly) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let call = || {
+            let runs = runs.clone();
+            client.ai().run_fn("too-big", move || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                // Over the engine's 1 MiB result limit (and, as a request, over the server's
+                // default body limit too).
+                Ok::<_, Error>("x".repeat(3 << 20))
+            })
+        };
+        let first = call().await.unwrap_err();
+        assert!(first.is_content_refused(), "{first:?}");
+        let again = call().await.unwrap_err();
+        assert!(
+            matches!(&again, Error::PreviouslyFailed { error_code, .. }
+                if error_code == onceonly_runtime::run_fn::RESULT_NOT_STORED),
+            "{again:?}"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the side effect ran once");
+    }
+
     pub(super) async fn heartbeats_keep_a_long_run_alive(client: OnceOnly) {
         let (go_tx, go_rx) = oneshot::channel::<()>();
         let (started_tx, started_rx) = oneshot::channel();
@@ -557,6 +579,7 @@ macro_rules! suite {
             a_run_fn_waiting_on_a_holder_gets_its_value,
             a_stale_lease_id_is_lease_lost,
             observers_of_a_held_lease_see_its_metadata,
+            a_result_the_backend_refuses_fails_the_key_for_good,
             heartbeats_keep_a_long_run_alive,
             usage_counts_check_locks_and_acquisitions,
             runs_and_events_build_a_timeline,

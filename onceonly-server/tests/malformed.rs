@@ -273,7 +273,7 @@ async fn bodies_over_the_limit_are_413() {
     let s = start().await;
     let huge = format!(
         r#"{{"key":"k","metadata":{{"blob":"{}"}}}}"#,
-        "x".repeat(300 * 1024)
+        "x".repeat(onceonly_server::DEFAULT_BODY_LIMIT + 1)
     );
     for path in ["check-lock", "ai/lease", "events"] {
         let a = raw_post(&s, path, huge.as_bytes()).await;

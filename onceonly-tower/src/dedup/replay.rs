@@ -16,7 +16,7 @@ use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use onceonly_runtime::models::{CompleteRequest, Lease, LeaseRequest, RunStatus};
-use onceonly_runtime::{Error, HeldLease, JsonMap};
+use onceonly_runtime::{HeldLease, JsonMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -224,8 +224,8 @@ where
     }
 }
 
-/// Completes the lease with the stored response. A result the backend refuses as too large is
-/// stored without its body; any other failure is logged and the lease left to expire (the
+/// Completes the lease with the stored response. A result the backend refuses (too large for
+/// it: 422 or 413) is stored without its body; any other failure is logged and the lease left to expire (the
 /// handler did run, so an immediate re-run would be worse).
 async fn store(mut held: HeldLease, mut stored: Stored) {
     // The handler has run: from here a dropped request must not release the key for a re-run.
@@ -239,7 +239,8 @@ async fn store(mut held: HeldLease, mut stored: Stored) {
         ))
     };
     let mut outcome = complete(stored.to_result()).await;
-    if let Err(Error::Validation(reason)) = &outcome
+    if let Err(reason) = &outcome
+        && reason.is_content_refused()
         && stored.body.is_some()
     {
         tracing::warn!(key = %held.key(), %reason, "stored response refused; storing it without its body");
