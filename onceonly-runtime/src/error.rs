@@ -101,8 +101,8 @@ pub enum Error {
     #[error("configuration error: {0}")]
     Config(String),
 
-    /// The selected backend does not offer this operation (for example `me()` on the embedded
-    /// engine, which has no account).
+    /// The selected backend does not offer this operation (for example `release_lock` on the
+    /// hosted API, which has no release endpoint).
     #[error("`{operation}` is not supported by the {backend} backend")]
     Unsupported {
         /// The operation that was requested.

@@ -1,5 +1,5 @@
 //! Check-lock over HTTP against a scripted server: the request it sends and every answer
-//! shape PROTOCOL §5.2 allows, including those `onceonly-server` never produces.
+//! shape the OnceOnly API allows, including those `onceonly-server` never produces.
 
 mod http_support;
 

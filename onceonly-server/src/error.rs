@@ -1,5 +1,5 @@
 //! Error answers. Every error leaves the server as JSON `{"detail": ...}` with the status the
-//! official SDKs classify correctly (PROTOCOL §2, §14): 401/403 for keys, 402 for plan limits,
+//! official SDKs classify correctly: 401/403 for keys, 402 for plan limits,
 //! 409 for lost leases, 422 for validation, 404/405/413 for requests that miss the API.
 
 use axum::http::{HeaderValue, StatusCode, header};

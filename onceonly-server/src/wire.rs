@@ -1,4 +1,4 @@
-//! Request bodies and query strings as the OnceOnly API takes them (PROTOCOL §5). Unknown
+//! Request bodies and query strings as the OnceOnly API takes them. Unknown
 //! fields are ignored; metadata is also accepted under its legacy name `meta`.
 
 use std::time::Duration;

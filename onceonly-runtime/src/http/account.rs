@@ -1,4 +1,4 @@
-//! Core endpoints (PROTOCOL §5.1): account, usage, events, run timelines, metrics.
+//! Core endpoints of the OnceOnly API: account, usage, events, run timelines, metrics.
 
 use serde_json::Value;
 

@@ -1,4 +1,4 @@
-//! The AI run and lease endpoints (PROTOCOL §5.3, §5.4), and waiting over HTTP.
+//! The AI run and lease endpoints, and waiting over HTTP.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! `POST /check-lock` and its own answer parsing (PROTOCOL §5.2), and the release extension.
+//! `POST /check-lock` and its own answer parsing, and the release extension.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;

@@ -1,5 +1,5 @@
-//! Reading answers: the generic success parsing (PROTOCOL §1.4), the status → [`Error`] mapping
-//! (§2), `Retry-After` (§2.3), and the classification of transport failures (§4).
+//! Reading answers: the generic success parsing, the status → [`Error`] mapping,
+//! `Retry-After`, and the classification of transport failures, as the official SDKs do them.
 //!
 //! Everything copied from a response into an error goes through [`Scrub`], so an upstream that
 //! echoes the `Authorization` header back cannot leak the API key into an error message.
@@ -49,7 +49,7 @@ pub(crate) fn parse_json(body: &[u8]) -> Option<Value> {
     serde_json::from_slice(body).ok()
 }
 
-/// A 2xx body as a map (§1.4): objects as they are, other JSON wrapped as `{"data": ..}`, and
+/// A 2xx body as a map: objects as they are, other JSON wrapped as `{"data": ..}`, and
 /// empty, unparsable or falsy bodies (`null`, `false`, `0`, `""`) as `{}`.
 pub(crate) fn success_map(body: &[u8]) -> JsonMap {
     match parse_json(body) {
@@ -70,7 +70,7 @@ pub(crate) fn truthy(v: &Value) -> bool {
     }
 }
 
-/// The `detail` of an error body (§2.1): the `detail` member of an object body, else the whole
+/// The `detail` of an error body: the `detail` member of an object body, else the whole
 /// JSON, else `None` for bodies that are not JSON.
 pub(crate) fn detail(json: Option<Value>) -> Option<Value> {
     match json? {
@@ -79,7 +79,7 @@ pub(crate) fn detail(json: Option<Value>) -> Option<Value> {
     }
 }
 
-/// A human message from a detail (§2.1, TypeScript rule: only non-blank strings count), with
+/// A human message from a detail (TypeScript rule: only non-blank strings count), with
 /// FastAPI validation lists rendered as `body.key: Field required; ...`.
 pub(crate) fn error_text(detail: Option<&Value>, default: impl FnOnce() -> String) -> String {
     let non_blank = |v: Option<&Value>| {
@@ -127,7 +127,7 @@ fn validation_list(items: &[Value]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-/// `Retry-After` in seconds (§2.3): a decimal number, trimmed; negative values count as zero;
+/// `Retry-After` in seconds: a decimal number, trimmed; negative values count as zero;
 /// an HTTP date, a blank or an unparsable value counts as absent.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let raw = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
@@ -138,7 +138,7 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX))
 }
 
-/// Whether a 403 detail means "this API key is not accepted" (TypeScript SDK rule, §2.2).
+/// Whether a 403 detail means "this API key is not accepted" (TypeScript SDK rule).
 fn is_key_problem(detail: Option<&Value>) -> bool {
     const STRINGS: [&str; 3] = ["forbidden", "invalid api key", "api key disabled"];
     const CODES: [&str; 3] = ["invalid_api_key", "api_key_disabled", "forbidden"];
@@ -174,7 +174,7 @@ fn api_detail(json_detail: Option<Value>, body: &[u8]) -> Value {
     Value::String(text[..end].to_owned())
 }
 
-/// The generic mapping of a non-2xx answer (§2.2), with the TypeScript SDK's finer 403 rule.
+/// The generic mapping of a non-2xx answer, with the TypeScript SDK's finer 403 rule.
 pub(crate) fn status_error(
     status: u16,
     headers: &HeaderMap,
@@ -219,7 +219,7 @@ pub(crate) fn status_error(
     }
 }
 
-/// check-lock's own mapping (§5.2): 401 and 403 are always [`Error::Unauthorized`].
+/// check-lock's own mapping: 401 and 403 are always [`Error::Unauthorized`].
 pub(crate) fn check_lock_status_error(
     status: u16,
     headers: &HeaderMap,

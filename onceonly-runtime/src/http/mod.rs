@@ -94,7 +94,8 @@
 //!
 //! # Extensions
 //! [`Backend::release_lock`] (`POST /check-lock/release`, with the `lock_id` that check-lock
-//! answered), `retryable` on `/ai/fail` (sent only when true) and `wait_ms` exist on
+//! answered), `retryable` on `/ai/fail` (this backend releases through `/ai/cancel` instead,
+//! which every server honours) and `wait_ms` exist on
 //! `onceonly-server` only. The hosted API has no release:
 //! there [`OnceOnly::release_lock`](crate::OnceOnly::release_lock) returns
 //! [`Error::Unsupported`].

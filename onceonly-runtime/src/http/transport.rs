@@ -1,5 +1,5 @@
-//! One connection pool, the headers every request carries (PROTOCOL §1.2), URL building
-//! (§1.1, §1.3) and the retry loop (§3, with jitter and a capped `Retry-After`).
+//! One connection pool, the headers every request carries, URL building and the
+//! retry loop (with jitter and a capped `Retry-After`).
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use super::errors::{self, Scrub};
 use crate::error::{Error, Result};
 use crate::models::ACQUISITION_HEADER;
 
-/// Answers worth another attempt (§3).
+/// Answers worth another attempt.
 const RETRYABLE: [u16; 5] = [429, 500, 502, 503, 504];
 
 /// A request before it is sent: path segments (each percent-encoded on its own), query pairs

@@ -34,7 +34,7 @@ pub(crate) struct ReleaseBody<'a> {
     pub(crate) lock_id: Option<&'a str>,
 }
 
-/// Sends `req` and reads a 2xx answer as a map (§1.4), anything else as an error (§2).
+/// Sends `req` and reads a 2xx answer as a map, anything else as an error.
 pub(crate) async fn call_map(t: &Transport, req: Request) -> Result<JsonMap> {
     let resp = t.send(req).await?;
     read_map(&resp, t.scrub())

@@ -1,6 +1,6 @@
 //! Typed requests and answers of every OnceOnly operation.
 //!
-//! Field names match the wire (PROTOCOL), so the same structs serve the embedded engine, the
+//! Field names match the wire format of the OnceOnly API, so the same structs serve the embedded engine, the
 //! HTTP backend and the server. Timestamps are `DateTime<Utc>`, durations are whole seconds
 //! where the wire uses seconds.
 
