@@ -86,6 +86,27 @@ mod cases {
                 .ttl(Duration::ZERO)
                 .await
                 .unwrap_err(),
+            // Sub-second and absurd TTLs are refused on every backend, not rounded or clamped.
+            client
+                .check_lock("k")
+                .ttl(Duration::from_millis(500))
+                .await
+                .unwrap_err(),
+            client
+                .ai()
+                .lease("k")
+                .ttl(Duration::from_secs(31 * 24 * 3600))
+                .await
+                .unwrap_err(),
+            client
+                .ai()
+                .lease("k")
+                .metadata(onceonly_runtime::JsonMap::from_iter([(
+                    "blob".to_owned(),
+                    "x".repeat(4096).into(),
+                )]))
+                .await
+                .unwrap_err(),
             client
                 .check_lock("k")
                 .request_id("two words")
@@ -99,6 +120,12 @@ mod cases {
         ] {
             assert!(matches!(e, Error::Validation(_)), "{e:?}");
         }
+        // Nothing was locked or leased by the refused calls.
+        assert!(client.check_lock("k").await.unwrap().should_proceed());
+        assert_eq!(
+            client.ai().lease("k").await.unwrap().status,
+            RunStatus::Acquired
+        );
     }
 
     pub(super) async fn run_fn_replays_the_typed_value(client: OnceOnly) {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::transport::{Request, Transport};
-use super::wire::{self, KeyBody, call, secs};
+use super::wire::{self, KeyBody, call, ttl_secs};
 use crate::error::{Error, JsonMap, Result};
 use crate::ids;
 use crate::models::{
@@ -30,7 +30,7 @@ const MAX_LONG_POLL: Duration = Duration::from_secs(20);
 pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Result<Lease> {
     let body = KeyBody {
         key: &req.key,
-        ttl: req.ttl.map(secs),
+        ttl: ttl_secs(req.ttl)?,
         metadata: req.metadata.as_ref(),
     };
     let acquisition = req
@@ -107,7 +107,7 @@ pub(crate) async fn extend(t: &Transport, req: ExtendRequest) -> Result<Lease> {
     let body = ExtendBody {
         key: &req.key,
         lease_id: &req.lease_id,
-        ttl: req.ttl.map(secs),
+        ttl: ttl_secs(req.ttl)?,
     };
     holder_call(t, &["ai", "extend"], &req.key, &body).await
 }

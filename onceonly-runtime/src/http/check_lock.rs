@@ -5,14 +5,14 @@ use serde_json::Value;
 
 use super::errors::{self, parse_json, truthy};
 use super::transport::{Request, Response, Transport};
-use super::wire::{self, KeyBody, ReleaseBody, secs};
+use super::wire::{self, KeyBody, ReleaseBody, secs, ttl_secs};
 use crate::error::{Error, Result};
 use crate::models::{CheckLockRequest, CheckLockResult};
 
 pub(crate) async fn check_lock(t: &Transport, req: CheckLockRequest) -> Result<CheckLockResult> {
     let body = KeyBody {
         key: &req.key,
-        ttl: req.ttl.map(secs),
+        ttl: ttl_secs(req.ttl)?,
         metadata: req.metadata.as_ref(),
     };
     let request = Request::post(&["check-lock"], &body)?.request_id(req.request_id.as_deref())?;

@@ -16,6 +16,13 @@ pub(crate) fn secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// A TTL as the wire carries it, in whole seconds, after the same checks the embedded engine
+/// makes (1 s to 30 days): a 500 ms TTL is refused here, not rounded up to a second.
+pub(crate) fn ttl_secs(ttl: Option<Duration>) -> Result<Option<u64>> {
+    ttl.map(|d| crate::validate::ttl("ttl", d).map(|()| secs(d)))
+        .transpose()
+}
+
 /// `{"key", "ttl"?, "metadata"?}`: check-lock, lease and key-mode run.
 #[derive(Serialize)]
 pub(crate) struct KeyBody<'a> {

@@ -138,14 +138,23 @@ pub struct AgentMetrics {
     pub top_tools: Vec<ToolCount>,
 }
 
-/// How OnceOnly signs calls to a registered tool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How OnceOnly signs calls to a registered tool. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolAuth {
     /// Always `hmac_sha256`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The shared secret (at least 8 characters). Never returned by the API.
     pub secret: String,
+}
+
+impl std::fmt::Debug for ToolAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolAuth")
+            .field("kind", &self.kind)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
 }
 
 /// A tool to register: `POST /tools`.
@@ -228,4 +237,20 @@ pub struct ToolResult {
     /// The tool's answer.
     #[serde(default)]
     pub result: Option<JsonMap>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_secrets_stay_out_of_debug_output() {
+        let auth = ToolAuth {
+            kind: "hmac_sha256".into(),
+            secret: "s3cret-value".into(),
+        };
+        let shown = format!("{auth:?} {auth:#?}");
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+        assert!(shown.contains("hmac_sha256"), "{shown}");
+    }
 }
