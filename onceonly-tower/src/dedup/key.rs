@@ -211,13 +211,8 @@ impl KeySource {
                 })
             }
             KeySource::JsonPointer(pointer) => {
-                let body = req.body?;
-                let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-                match value.pointer(pointer)? {
-                    serde_json::Value::String(s) => non_blank(s.as_bytes()),
-                    serde_json::Value::Number(n) => Some(n.to_string().into_bytes()),
-                    _ => None,
-                }
+                let id = super::pointer::scalar_at(req.body?, pointer)?;
+                non_blank(id.as_bytes())
             }
             KeySource::Custom(ex) => {
                 let id = ex.extract(req)?;

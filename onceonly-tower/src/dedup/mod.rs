@@ -8,6 +8,7 @@ mod future;
 mod guard;
 pub(crate) mod key;
 mod layer;
+mod pointer;
 mod replay;
 mod service;
 
