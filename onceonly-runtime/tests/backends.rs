@@ -386,6 +386,51 @@ mod cases {
         );
     }
 
+    pub(super) async fn a_holder_that_outlives_its_ttl_gets_lease_lost(client: OnceOnly) {
+        let (started_tx, started_rx) = oneshot::channel();
+        let (finish_tx, finish_rx) = oneshot::channel::<()>();
+        let slow = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .ai()
+                    .run_fn("slow", || async move {
+                        started_tx.send(()).unwrap();
+                        finish_rx.await.unwrap();
+                        Ok::<_, Error>("slow result".to_owned())
+                    })
+                    // A one-second lease that nothing extends: it runs out under the closure.
+                    .ttl(Duration::from_secs(1))
+                    .heartbeat(Duration::from_secs(3600))
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        // Waits for the slow holder, then acquires once its lease has run out.
+        let fast: String = client
+            .ai()
+            .run_fn("slow", || async {
+                Ok::<_, Error>("fast result".to_owned())
+            })
+            .timeout(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(fast, "fast result");
+
+        finish_tx.send(()).unwrap();
+        let late = slow.await.unwrap();
+        assert!(
+            matches!(late, Err(Error::LeaseLost { ref key }) if key == "slow"),
+            "{late:?}"
+        );
+        let stored: String = client
+            .ai()
+            .run_fn("slow", || async { Ok::<_, Error>("never".to_owned()) })
+            .await
+            .unwrap();
+        assert_eq!(stored, "fast result", "the late holder wrote nothing");
+    }
+
     pub(super) async fn observers_of_a_held_lease_see_its_metadata(client: OnceOnly) {
         let ai = client.ai();
         let mut metadata = onceonly_runtime::JsonMap::new();
@@ -605,6 +650,7 @@ macro_rules! suite {
             a_waiter_is_woken_by_completion,
             a_run_fn_waiting_on_a_holder_gets_its_value,
             a_stale_lease_id_is_lease_lost,
+            a_holder_that_outlives_its_ttl_gets_lease_lost,
             observers_of_a_held_lease_see_its_metadata,
             a_result_the_backend_refuses_fails_the_key_for_good,
             heartbeats_keep_a_long_run_alive,
