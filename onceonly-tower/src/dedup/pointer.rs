@@ -5,8 +5,9 @@
 //! are skipped without being built, and only the value at the pointer is kept. The answer is
 //! the same as `serde_json::from_slice::<Value>(body)?.pointer(pointer)` (the whole body must be
 //! valid JSON; of repeated object keys the last one counts), which the tests check, with one
-//! difference: a number off the path too large for an `f64` (`1e400`, valid JSON) does not
-//! make the body unreadable, since nothing off the path is converted.
+//! difference: nothing off the path is converted or descended into, so a number there too
+//! large for an `f64` (`1e400`, valid JSON) or nesting deeper than `serde_json`'s limit of 128
+//! does not make the body unreadable (skipping is iterative: no depth costs stack).
 
 use std::fmt;
 
@@ -234,6 +235,21 @@ mod tests {
         assert_eq!(reference(body, "/id"), None);
         assert_eq!(scalar_at(body, "/id").as_deref(), Some("evt_5"));
         assert_eq!(scalar_at(body, "/amount"), None);
+    }
+
+    #[test]
+    fn deep_nesting_off_the_path_is_skipped_without_recursion() {
+        let depth = 200_000;
+        let body = format!(
+            r#"{{"deep":{}{},"id":"evt_6"}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert_eq!(scalar_at(body.as_bytes(), "/id").as_deref(), Some("evt_6"));
+        // On the path, serde_json's recursion limit still applies: an error, not a crash.
+        let on_path = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let pointer = "/0".repeat(depth);
+        assert_eq!(scalar_at(on_path.as_bytes(), &pointer), None);
     }
 
     #[test]
