@@ -456,9 +456,9 @@ mod cases {
             let runs = runs.clone();
             client.ai().run_fn("too-big", move || async move {
                 runs.fetch_add(1, Ordering::SeqCst);
-                // Over the engine's 1 MiB result limit (and, as a request, over the server's
-                // default body limit too).
-                Ok::<_, Error>("x".repeat(3 << 20))
+                // Just over the engine's 1 MiB result limit, within what the server's
+                // `complete` route reads: refused by the engine itself (422).
+                Ok::<_, Error>("x".repeat((1 << 20) + (16 << 10)))
             })
         };
         let first = call().await.unwrap_err();

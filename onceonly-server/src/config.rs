@@ -27,10 +27,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// Environment variable with comma-separated API keys.
 pub const ENV_API_KEYS: &str = "ONCEONLY_SERVER_API_KEYS";
-/// Default largest request body: 2 MiB, room for the engine's largest result (1 MiB of JSON)
-/// in a `complete`, so an oversized result is refused by the engine with a clear 422 rather
-/// than by the transport.
-pub const DEFAULT_BODY_LIMIT: usize = 2 << 20;
+/// Default largest request body: 256 KiB. `POST /v1/ai/complete` takes more when results may
+/// be larger: room for the engine's largest result plus [`COMPLETE_ENVELOPE`], so an oversized
+/// result is refused by the engine with a clear 422 rather than cut off by the transport.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// What a `complete` body carries besides its result (key, lease id, digest), at most.
+pub const COMPLETE_ENVELOPE: usize = 64 * 1024;
 /// Default bound of the `wait_ms` long-poll of `GET /v1/ai/status`: 30 seconds.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 /// Longest accepted API key, in bytes.

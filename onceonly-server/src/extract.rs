@@ -48,12 +48,21 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(state.body_limit, |l| l.0);
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| body_rejection(&e, state.body_limit))?;
+            .map_err(|e| body_rejection(&e, limit))?;
         parse_json(&bytes).map(JsonBody)
     }
 }
+
+/// A route's own body limit, when it differs from the server's (set beside its
+/// `DefaultBodyLimit`), so a 413 names the limit that applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub(crate) usize);
 
 fn body_rejection(e: &BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

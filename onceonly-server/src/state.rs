@@ -52,6 +52,8 @@ pub struct AppState<S: Store> {
     tenants: Arc<HashMap<KeyDigest, TenantEngine<S>>>,
     pub(crate) max_wait: Duration,
     pub(crate) body_limit: usize,
+    /// The body limit of `POST /v1/ai/complete`: room for the largest result the engine takes.
+    pub(crate) complete_body_limit: usize,
     pub(crate) stats: Arc<crate::routes::Stats>,
 }
 
@@ -61,6 +63,7 @@ impl<S: Store> Clone for AppState<S> {
             tenants: Arc::clone(&self.tenants),
             max_wait: self.max_wait,
             body_limit: self.body_limit,
+            complete_body_limit: self.complete_body_limit,
             stats: Arc::clone(&self.stats),
         }
     }
@@ -88,6 +91,8 @@ impl<S: Store> AppState<S> {
             tenants: Arc::new(tenants),
             max_wait,
             body_limit,
+            complete_body_limit: body_limit
+                .max(root.config().max_result_bytes + crate::config::COMPLETE_ENVELOPE),
             stats: Arc::default(),
         })
     }

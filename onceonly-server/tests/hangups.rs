@@ -88,9 +88,10 @@ async fn a_lease_call_finishes_after_its_client_hangs_up() {
         .expect("the lease call reaches the store");
 
     // Hang up while the engine is between the charge and the record, and give the server time
-    // to notice (it drops the request's future when it does).
+    // to notice (it drops the request's future when it does; it takes milliseconds, and the
+    // metrics check below tells if it did not).
     drop(socket);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     gate.go.add_permits(1);
 
     let client = OnceOnly::builder()
@@ -100,9 +101,11 @@ async fn a_lease_call_finishes_after_its_client_hangs_up() {
         .unwrap();
     // The engine's task may still be finishing: look until everything is there, or 30 s.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut answered = 0;
     let (status, timeline) = loop {
         let status = client.ai().status("charge-1").await.unwrap().status;
         let timeline = client.get_run_timeline("run-1").await.unwrap();
+        answered += 2;
         let settled = status != RunStatus::NotFound && !timeline.events.is_empty();
         if settled || tokio::time::Instant::now() > deadline {
             break (status, timeline);
@@ -117,5 +120,21 @@ async fn a_lease_call_finishes_after_its_client_hangs_up() {
     let kinds: Vec<&str> = timeline.events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["run_started"]);
     let usage = client.usage().kind(UsageKind::Ai).await.unwrap();
+    answered += 1;
     assert_eq!(usage.usage, 1, "one acquisition, charged once: {usage:?}");
+
+    // The server did notice the hang-up: the lease call itself was never answered, so every
+    // answer it counted is one of this test's own calls above.
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "onceonly_http_requests_total{{class=\"2xx\"}} {answered}\n"
+        )),
+        "expected {answered} answers, none for the hung-up lease:\n{metrics}"
+    );
 }

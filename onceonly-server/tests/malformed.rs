@@ -285,6 +285,47 @@ async fn bodies_over_the_limit_are_413() {
         );
         assert_client_error(&a, path);
     }
+    // `complete` takes the engine's largest result: a result just over it is the engine's 422
+    // (naming the result), a body over the route's own limit a 413 naming that limit.
+    let lease = s.post_ok(A, "ai/lease", json!({"key": "big"})).await;
+    let complete = |len: usize| {
+        json!({
+            "key": "big",
+            "lease_id": lease["lease_id"],
+            "result": {"blob": "x".repeat(len)},
+        })
+        .to_string()
+    };
+    let just_over = raw_post(&s, "ai/complete", complete((1 << 20) + 1024).as_bytes()).await;
+    assert_eq!(
+        just_over.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        just_over.text
+    );
+    assert!(just_over.text.contains("result is"), "{}", just_over.text);
+    let far_over = raw_post(&s, "ai/complete", complete(2 << 20).as_bytes()).await;
+    assert_eq!(
+        far_over.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        far_over.text
+    );
+    let limit = (1 << 20) + onceonly_server::COMPLETE_ENVELOPE;
+    assert!(
+        far_over.text.contains(&limit.to_string()),
+        "{}",
+        far_over.text
+    );
+    let small_result = s
+        .post_ok(
+            A,
+            "ai/complete",
+            json!({"key": "big", "lease_id": lease["lease_id"], "result": {"ok": true}}),
+        )
+        .await;
+    assert_eq!(small_result["status"], "completed", "{small_result}");
+
     let small = start_with(|c| c.body_limit(64)).await;
     let a = raw_post(
         &small,

@@ -67,7 +67,8 @@
 //!   also travels as the lease's metadata, so while the first request runs a duplicate with a
 //!   different body already gets `422` (on backends that show a holder's metadata to others:
 //!   the embedded engine and `onceonly-server`; on others it gets `409`, then `422` once the
-//!   response is stored).
+//!   response is stored). That `422` stands even if the first request then fails and gives the
+//!   key back: a key is refused for a second, different request as soon as it is seen.
 //!
 //! ## Outages
 //!

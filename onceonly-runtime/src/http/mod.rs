@@ -93,6 +93,8 @@
 //! it never spins.
 //!
 //! # Extensions
+//! [`Lease::metadata`](crate::models::Lease::metadata) (the metadata a live lease's holder
+//! acquired it with, shown to every other caller of the same API key),
 //! [`Backend::release_lock`] (`POST /check-lock/release`, with the `lock_id` that check-lock
 //! answered), `retryable` on `/ai/fail` (this backend releases through `/ai/cancel` instead,
 //! which every server honours) and `wait_ms` exist on

@@ -259,8 +259,9 @@ pub struct Lease {
     pub retry_after_sec: Option<u64>,
     /// While someone else holds the lease: the metadata its holder acquired it with, so a
     /// caller can tell whether the holder is doing the same work (the tower layer's replay mode
-    /// compares request fingerprints this way). An extension of this project's engine; the
-    /// hosted API may leave it out.
+    /// compares request fingerprints this way). Every caller of the same tenant (API key) can
+    /// read it, so lease metadata is no place for secrets. An extension of this project's
+    /// engine; the hosted API may leave it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonMap>,
     /// For failed keys: whether the key was released and may be acquired again.

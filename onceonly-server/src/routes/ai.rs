@@ -1,12 +1,13 @@
 //! `/v1/ai/*`: key-mode runs, the lease API, status (with the `wait_ms` long-poll extension)
 //! and results.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use onceonly_runtime::models::ACQUISITION_HEADER;
 use onceonly_runtime::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
@@ -17,7 +18,7 @@ use onceonly_runtime::validate;
 
 use super::governance;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{BodyLimit, JsonBody, QueryParams};
 use crate::state::{AppState, Tenant};
 use crate::wire::{
     CancelBody, CompleteBody, ExtendBody, FailBody, KeyBody, KeyQuery, RunBody, StatusQuery,
@@ -25,12 +26,18 @@ use crate::wire::{
 
 type Answer<T> = Result<axum::Json<T>, ApiError>;
 
-pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
+pub(super) fn routes<S: Store>(complete_body_limit: usize) -> Router<AppState<S>> {
     Router::new()
         .route("/ai/run", post(run::<S>))
         .route("/ai/lease", post(lease::<S>))
         .route("/ai/extend", post(extend::<S>))
-        .route("/ai/complete", post(complete::<S>))
+        .route(
+            "/ai/complete",
+            post(complete::<S>).layer::<_, Infallible>((
+                DefaultBodyLimit::max(complete_body_limit),
+                Extension(BodyLimit(complete_body_limit)),
+            )),
+        )
         .route("/ai/fail", post(fail::<S>))
         .route("/ai/cancel", post(cancel::<S>))
         .route("/ai/status", get(status::<S>))

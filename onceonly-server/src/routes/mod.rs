@@ -39,7 +39,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
     let api = Router::new()
         .merge(core::routes())
         .merge(check_lock::routes())
-        .merge(ai::routes())
+        .merge(ai::routes(state.complete_body_limit))
         .merge(governance::routes());
     Router::new()
         .route("/healthz", get(healthz))

@@ -2,21 +2,25 @@
 //!
 //! Parsing a webhook body into a `serde_json::Value` only to read its `/id` allocates a node for
 //! every member of the event. This walks the document with serde instead: members off the path
-//! are skipped without being built, and only the value at the pointer is kept. The answer is
-//! the same as `serde_json::from_slice::<Value>(body)?.pointer(pointer)` (the whole body must be
-//! valid JSON; of repeated object keys the last one counts), which the tests check, with one
-//! difference: nothing off the path is converted or descended into, so a number there too
-//! large for an `f64` (`1e400`, valid JSON) or nesting deeper than `serde_json`'s limit of 128
-//! does not make the body unreadable (skipping is iterative: no depth costs stack).
+//! are skipped without being built, and only the value at the pointer is read (as a `Value`, so
+//! numbers come out as `serde_json` writes them, with or without its `arbitrary_precision`
+//! feature). The answer is the one `serde_json::from_slice::<Value>(body)?.pointer(pointer)`
+//! gives (the body must be UTF-8 and valid JSON; of repeated object keys the last one counts),
+//! which the tests check, except that off the path only the JSON grammar is checked: a number
+//! too large for an `f64`, a lone surrogate escape, or nesting deeper than `serde_json`'s limit
+//! of 128 there does not make the body unreadable (skipping is iterative: depth costs no stack).
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 /// The scalar at `pointer` in `body` as text: strings as they are, numbers as `serde_json`
 /// writes them. `None` for invalid JSON, a missing path, or a value that is not a string or a
 /// number.
 pub(crate) fn scalar_at(body: &[u8], pointer: &str) -> Option<String> {
+    std::str::from_utf8(body).ok()?;
     let path = tokens(pointer)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let found = Walk { path: &path }.deserialize(&mut de).ok()?;
@@ -55,10 +59,20 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = Option<String>;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        if self.path.is_empty() {
+            // The value at the pointer: read whole, so numbers are written exactly as a parsed
+            // `Value` writes them (an object or array here is not an id, and is dropped).
+            return Ok(match Value::deserialize(de)? {
+                Value::String(s) => Some(s),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        }
         de.deserialize_any(self)
     }
 }
 
+/// Visits a value the path goes on into: only objects and arrays have anything at a token.
 impl<'de> Visitor<'de> for Walk<'_> {
     type Value = Option<String>;
 
@@ -66,23 +80,20 @@ impl<'de> Visitor<'de> for Walk<'_> {
         f.write_str("any JSON value")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.path.is_empty().then(|| v.to_owned()))
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(self.path.is_empty().then(|| v.to_string()))
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(self.path.is_empty().then(|| v.to_string()))
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        let number = serde_json::Number::from_f64(v);
-        Ok(number
-            .filter(|_| self.path.is_empty())
-            .map(|n| n.to_string()))
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
@@ -94,9 +105,8 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        // Never empty here: a value at the end of the path is read whole, not visited.
         let Some((head, rest)) = self.path.split_first() else {
-            // The pointer ends at an object: not a scalar, but the rest must still be valid.
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             return Ok(None);
         };
         let mut found = None;
@@ -162,8 +172,6 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
 
     /// What a parsed `Value` says: the reference this module must agree with.
@@ -250,6 +258,25 @@ mod tests {
         let on_path = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
         let pointer = "/0".repeat(depth);
         assert_eq!(scalar_at(on_path.as_bytes(), &pointer), None);
+    }
+
+    #[test]
+    fn bodies_that_are_not_utf8_have_no_key() {
+        let body = b"{\"id\":\"evt_7\",\"x\":\"\xff\"}";
+        assert_eq!(reference(body, "/id"), None);
+        assert_eq!(scalar_at(body, "/id"), None);
+    }
+
+    #[test]
+    fn a_lone_surrogate_off_the_path_does_not_hide_the_id() {
+        let body = br#"{"x":"\ud800","id":"evt_8"}"#;
+        assert_eq!(reference(body, "/id"), None);
+        assert_eq!(scalar_at(body, "/id").as_deref(), Some("evt_8"));
+        assert_eq!(
+            scalar_at(body, "/x"),
+            None,
+            "on the path it is still refused"
+        );
     }
 
     #[test]

@@ -32,8 +32,9 @@ use crate::response;
 
 /// Marks what this layer stores, so a result written by something else is never replayed.
 const FORMAT: &str = "onceonly-tower/response@1";
-/// The lease metadata member holding the request body's fingerprint.
-const FINGERPRINT: &str = "fingerprint";
+/// The lease metadata member holding the request body's fingerprint, named for this layer so
+/// that metadata written by anything else sharing the key is never read as a fingerprint.
+const FINGERPRINT: &str = "onceonly-tower/fingerprint";
 
 /// Whether a response with `status` is stored and replayed.
 ///
