@@ -25,6 +25,8 @@ use onceonly_runtime::EngineConfig;
 use onceonly_runtime::engine::Plan;
 use secrecy::{ExposeSecret, SecretString};
 
+/// The plan name of a keys-file key with limits but no `plan=`.
+pub const CUSTOM_PLAN: &str = "custom";
 /// Environment variable with comma-separated API keys.
 pub const ENV_API_KEYS: &str = "ONCEONLY_SERVER_API_KEYS";
 /// Default largest request body: 256 KiB. `POST /v1/ai/complete` takes more when results may
@@ -262,7 +264,7 @@ fn strip_comment(line: &str) -> &str {
 /// start of a line or after whitespace; a `#` inside a key is part of the key). After the key, optionally:
 /// `plan=NAME` (shown by `GET /me` and `GET /usage`), `make=N` (check-locks per UTC month),
 /// `ai=N` (acquired leases and runs per UTC month); a limit is a number or `unlimited`, the
-/// default.
+/// default. A key with a limit and no `plan=` is on the plan named `custom`.
 ///
 /// ```
 /// let keys = onceonly_server::parse_keys_file(
@@ -272,6 +274,9 @@ fn strip_comment(line: &str) -> &str {
 /// .unwrap();
 /// assert_eq!(keys.len(), 2);
 /// assert_eq!(keys[1].plan_ref().make_limit, Some(1000));
+/// assert_eq!(keys[0].plan_ref().name, "unlimited");
+/// let limited = onceonly_server::parse_keys_file("once_live_team_c_03 make=10", "keys.txt").unwrap();
+/// assert_eq!(limited[0].plan_ref().name, "custom");
 /// ```
 pub fn parse_keys_file(text: &str, source: &str) -> Result<Vec<ApiKey>, ConfigError> {
     let mut keys = Vec::new();
@@ -286,12 +291,16 @@ pub fn parse_keys_file(text: &str, source: &str) -> Result<Vec<ApiKey>, ConfigEr
         let key = parts.next().unwrap_or_default();
         let mut api_key = ApiKey::new(key).map_err(|e| err(e.0))?;
         let mut plan = Plan::unlimited();
+        let mut named = false;
         for part in parts {
             let (name, value) = part
                 .split_once('=')
                 .ok_or_else(|| err(format!("expected plan=NAME, make=N or ai=N, got `{part}`")))?;
             match name {
-                "plan" if !value.is_empty() => plan.name = value.to_owned(),
+                "plan" if !value.is_empty() => {
+                    plan.name = value.to_owned();
+                    named = true;
+                }
                 "make" => plan.make_limit = parse_limit(value).map_err(&err)?,
                 "ai" => plan.ai_limit = parse_limit(value).map_err(&err)?,
                 _ => {
@@ -300,6 +309,10 @@ pub fn parse_keys_file(text: &str, source: &str) -> Result<Vec<ApiKey>, ConfigEr
                     )));
                 }
             }
+        }
+        // A key with limits is not on the unlimited plan, whatever the line leaves out.
+        if !named && (plan.make_limit.is_some() || plan.ai_limit.is_some()) {
+            plan.name = CUSTOM_PLAN.to_owned();
         }
         api_key = api_key.plan(plan);
         keys.push(api_key);
