@@ -30,11 +30,23 @@ pub const CUSTOM_PLAN: &str = "custom";
 /// Environment variable with comma-separated API keys.
 pub const ENV_API_KEYS: &str = "ONCEONLY_SERVER_API_KEYS";
 /// Default largest request body: 256 KiB. `POST /v1/ai/complete` takes more when results may
-/// be larger: room for the engine's largest result plus [`COMPLETE_ENVELOPE`], so an oversized
-/// result is refused by the engine with a clear 422 rather than cut off by the transport.
+/// be larger: see [`complete_body_limit`].
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 /// What a `complete` body carries besides its result (key, lease id, digest), at most.
 pub const COMPLETE_ENVELOPE: usize = 64 * 1024;
+
+/// The body limit of `POST /v1/ai/complete`: room for the engine's largest result
+/// (`max_result_bytes`, measured as compact JSON) as a client may send it, escaped (a Python
+/// client writes non-ASCII text as `\uXXXX`, up to three times the bytes) or pretty-printed,
+/// hence four times over, plus [`COMPLETE_ENVELOPE`]; never less than `body_limit`. An
+/// oversized result is then refused by the engine with a 422 naming the result, rather than
+/// cut off by the transport.
+pub fn complete_body_limit(body_limit: usize, max_result_bytes: usize) -> usize {
+    max_result_bytes
+        .saturating_mul(4)
+        .saturating_add(COMPLETE_ENVELOPE)
+        .max(body_limit)
+}
 /// Default bound of the `wait_ms` long-poll of `GET /v1/ai/status`: 30 seconds.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 /// Longest accepted API key, in bytes.

@@ -60,8 +60,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ApiKey, COMPLETE_ENVELOPE, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_MAX_WAIT, ENV_API_KEYS,
-    MAX_API_KEY_BYTES, ServerConfig, StoreSpec, parse_key_list, parse_keys_file, read_keys_file,
+    ApiKey, COMPLETE_ENVELOPE, CUSTOM_PLAN, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_MAX_WAIT,
+    ENV_API_KEYS, MAX_API_KEY_BYTES, ServerConfig, StoreSpec, complete_body_limit, parse_key_list,
+    parse_keys_file, read_keys_file,
 };
 pub use error::ApiError;
 pub use routes::{ONCEONLY_STATUS, REQUEST_ID, router};

@@ -91,8 +91,10 @@ impl<S: Store> AppState<S> {
             tenants: Arc::new(tenants),
             max_wait,
             body_limit,
-            complete_body_limit: body_limit
-                .max(root.config().max_result_bytes + crate::config::COMPLETE_ENVELOPE),
+            complete_body_limit: crate::config::complete_body_limit(
+                body_limit,
+                root.config().max_result_bytes,
+            ),
             stats: Arc::default(),
         })
     }

@@ -304,14 +304,25 @@ async fn bodies_over_the_limit_are_413() {
         just_over.text
     );
     assert!(just_over.text.contains("result is"), "{}", just_over.text);
-    let far_over = raw_post(&s, "ai/complete", complete(2 << 20).as_bytes()).await;
+    // A result within the limit, escaped as a Python client sends non-ASCII text (`\uXXXX`,
+    // three times the bytes of `é`): 2.4 MiB on the wire, 800 KiB to the engine, stored.
+    let escaped = json!({
+        "key": "big",
+        "lease_id": lease["lease_id"],
+        "result": {"blob": "é".repeat(400 << 10)},
+    })
+    .to_string()
+    .replace('é', "\\u00e9");
+    let escaped = raw_post(&s, "ai/complete", escaped.as_bytes()).await;
+    assert_eq!(escaped.status, StatusCode::OK, "{}", escaped.text);
+    let limit = onceonly_server::complete_body_limit(onceonly_server::DEFAULT_BODY_LIMIT, 1 << 20);
+    let far_over = raw_post(&s, "ai/complete", complete(limit).as_bytes()).await;
     assert_eq!(
         far_over.status,
         StatusCode::PAYLOAD_TOO_LARGE,
         "{}",
         far_over.text
     );
-    let limit = (1 << 20) + onceonly_server::COMPLETE_ENVELOPE;
     assert!(
         far_over.text.contains(&limit.to_string()),
         "{}",

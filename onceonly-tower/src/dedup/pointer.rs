@@ -6,9 +6,11 @@
 //! numbers come out as `serde_json` writes them, with or without its `arbitrary_precision`
 //! feature). The answer is the one `serde_json::from_slice::<Value>(body)?.pointer(pointer)`
 //! gives (the body must be UTF-8 and valid JSON; of repeated object keys the last one counts),
-//! which the tests check, except that off the path only the JSON grammar is checked: a number
-//! too large for an `f64`, a lone surrogate escape, or nesting deeper than `serde_json`'s limit
-//! of 128 there does not make the body unreadable (skipping is iterative: depth costs no stack).
+//! which the tests check, except that values off the path are only checked against the JSON
+//! grammar: a number too large for an `f64`, a lone surrogate escape, or nesting deeper than
+//! `serde_json`'s limit of 128 in them does not make the body unreadable (skipping is
+//! iterative: depth costs no stack). The keys of the objects along the path are read, and
+//! checked, as strings.
 
 use std::fmt;
 
@@ -277,6 +279,8 @@ mod tests {
             None,
             "on the path it is still refused"
         );
+        let in_a_key = br#"{"\ud800":0,"id":"evt_9"}"#;
+        assert_eq!(scalar_at(in_a_key, "/id"), reference(in_a_key, "/id"));
     }
 
     #[test]
