@@ -12,6 +12,7 @@
 //! iterative: depth costs no stack). The keys of the objects along the path are read, and
 //! checked, as strings.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
@@ -32,14 +33,21 @@ pub(crate) fn scalar_at(body: &[u8], pointer: &str) -> Option<String> {
 
 /// The unescaped reference tokens of a pointer; `None` when it does not start with `/` (the
 /// empty pointer names the whole document).
-fn tokens(pointer: &str) -> Option<Vec<String>> {
+/// Tokens without `~` (every usual id path) are borrowed: this runs on every request.
+fn tokens(pointer: &str) -> Option<Vec<Cow<'_, str>>> {
     if pointer.is_empty() {
         return Some(Vec::new());
     }
     let rest = pointer.strip_prefix('/')?;
     Some(
         rest.split('/')
-            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .map(|t| {
+                if t.contains('~') {
+                    Cow::Owned(t.replace("~1", "/").replace("~0", "~"))
+                } else {
+                    Cow::Borrowed(t)
+                }
+            })
             .collect(),
     )
 }
@@ -54,7 +62,7 @@ fn index(token: &str) -> Option<usize> {
 
 /// Deserializes one value, following `path` into it.
 struct Walk<'p> {
-    path: &'p [String],
+    path: &'p [Cow<'p, str>],
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
