@@ -32,8 +32,11 @@ use std::future::IntoFuture;
 
 use crate::backend::BoxFuture;
 use crate::client::OnceOnly;
-use crate::error::{Error, JsonMap, Result};
-use crate::models::{RunEvent, RunTimeline, Usage, UsageAll, UsageKind};
+use crate::error::{Error, Result};
+use crate::models::{
+    AccountInfo, EventAck, EventsPage, Metrics, NotificationPrefs, NotificationUpdate, RunEvent,
+    RunList, RunTimeline, Usage, UsageAll, UsageKind,
+};
 
 /// Default page size of [`OnceOnly::events`].
 pub const DEFAULT_EVENTS_LIMIT: u32 = 50;
@@ -54,7 +57,7 @@ fn non_blank(field: &str, value: String) -> Result<String> {
 
 impl OnceOnly {
     /// The account behind the API key (`GET /me`): plan, key preview, totals.
-    pub async fn me(&self) -> Result<JsonMap> {
+    pub async fn me(&self) -> Result<AccountInfo> {
         self.backend().me().await
     }
 
@@ -63,7 +66,7 @@ impl OnceOnly {
     pub fn update_notifications(&self) -> UpdateNotifications<'_> {
         UpdateNotifications {
             client: self,
-            prefs: JsonMap::new(),
+            update: NotificationUpdate::default(),
         }
     }
 
@@ -94,7 +97,7 @@ impl OnceOnly {
     /// Appends an event to a run's timeline (`POST /events`). `run_id` and `kind` are trimmed
     /// and must not be blank; extra members are sent at the top level and win over the named
     /// fields.
-    pub async fn post_event(&self, mut event: RunEvent) -> Result<JsonMap> {
+    pub async fn post_event(&self, mut event: RunEvent) -> Result<EventAck> {
         event.run_id = non_blank("run_id", event.run_id)?;
         event.kind = non_blank("type", event.kind)?;
         self.backend().post_event(event).await
@@ -113,8 +116,19 @@ impl OnceOnly {
 
     /// Daily account metrics between two days, inclusive (`GET /metrics`, days as
     /// `YYYY-MM-DD`).
-    pub async fn metrics(&self, from_day: &str, to_day: &str) -> Result<JsonMap> {
+    pub async fn metrics(&self, from_day: &str, to_day: &str) -> Result<Metrics> {
         self.backend().metrics(from_day, to_day).await
+    }
+
+    /// Runs with recent events, most recently active first (`GET /runs`; options
+    /// `.limit(..)`, default 50, `.offset(..)` and `.q(..)`, a run-id prefix).
+    pub fn list_runs(&self) -> ListRuns<'_> {
+        ListRuns {
+            client: self,
+            limit: DEFAULT_EVENTS_LIMIT,
+            offset: 0,
+            q: None,
+        }
     }
 }
 
@@ -123,44 +137,42 @@ impl OnceOnly {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct UpdateNotifications<'a> {
     client: &'a OnceOnly,
-    prefs: JsonMap,
+    update: NotificationUpdate,
 }
 
 impl UpdateNotifications<'_> {
-    fn set(mut self, name: &str, on: bool) -> Self {
-        self.prefs.insert(name.to_owned(), on.into());
+    /// E-mail notifications in general.
+    pub fn email_notifications_enabled(mut self, on: bool) -> Self {
+        self.update.email_notifications_enabled = Some(on);
         self
     }
 
-    /// E-mail notifications in general.
-    pub fn email_notifications_enabled(self, on: bool) -> Self {
-        self.set("email_notifications_enabled", on)
-    }
-
     /// Notifications when a registered tool fails.
-    pub fn tool_error_notifications_enabled(self, on: bool) -> Self {
-        self.set("tool_error_notifications_enabled", on)
+    pub fn tool_error_notifications_enabled(mut self, on: bool) -> Self {
+        self.update.tool_error_notifications_enabled = Some(on);
+        self
     }
 
     /// Notifications when a run fails.
-    pub fn run_failure_notifications_enabled(self, on: bool) -> Self {
-        self.set("run_failure_notifications_enabled", on)
+    pub fn run_failure_notifications_enabled(mut self, on: bool) -> Self {
+        self.update.run_failure_notifications_enabled = Some(on);
+        self
     }
 }
 
 impl<'a> IntoFuture for UpdateNotifications<'a> {
-    type Output = Result<JsonMap>;
+    type Output = Result<NotificationPrefs>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        if self.prefs.is_empty() {
+        if self.update.is_empty() {
             return Box::pin(async {
                 Err(Error::Validation(
                     "update_notifications requires at least one preference".into(),
                 ))
             });
         }
-        self.client.backend().update_notifications(self.prefs)
+        self.client.backend().update_notifications(self.update)
     }
 }
 
@@ -213,7 +225,7 @@ impl GetEvents<'_> {
 }
 
 impl<'a> IntoFuture for GetEvents<'a> {
-    type Output = Result<JsonMap>;
+    type Output = Result<EventsPage>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
@@ -255,6 +267,50 @@ impl<'a> IntoFuture for GetRunTimeline<'a> {
             self.client
                 .backend()
                 .run_timeline(&run_id, self.limit, self.offset)
+                .await
+        })
+    }
+}
+
+/// A `GET /runs` being built; `.await` sends it.
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct ListRuns<'a> {
+    client: &'a OnceOnly,
+    limit: u32,
+    offset: u32,
+    q: Option<String>,
+}
+
+impl ListRuns<'_> {
+    /// Page size (default 50, at most 500).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Runs to skip (default 0).
+    pub fn offset(mut self, offset: u32) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Only runs whose id starts with `prefix`.
+    pub fn q(mut self, prefix: impl Into<String>) -> Self {
+        self.q = Some(prefix.into());
+        self
+    }
+}
+
+impl<'a> IntoFuture for ListRuns<'a> {
+    type Output = Result<RunList>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.client
+                .backend()
+                .runs(self.limit, self.offset, self.q.as_deref())
                 .await
         })
     }

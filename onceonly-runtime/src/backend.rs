@@ -5,11 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::error::{Error, JsonMap, Result};
+use crate::error::{Error, Result};
 use crate::models::{
-    AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult, CompleteRequest,
-    ExtendRequest, FailRequest, Lease, LeaseRequest, RunEvent, RunTimeline, Usage, UsageAll,
-    UsageKind,
+    AccountInfo, AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult,
+    CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
+    Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
+    UsageAll, UsageKind,
 };
 
 fn unsupported<'a, T: Send + 'a>(
@@ -82,13 +83,16 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 
     /// `GET /me`: the account behind the API key.
-    fn me(&self) -> BoxFuture<'_, Result<JsonMap>> {
+    fn me(&self) -> BoxFuture<'_, Result<AccountInfo>> {
         unsupported(self.name(), "me")
     }
 
     /// `POST /me/notifications`: notification preferences (only the given ones change).
-    fn update_notifications(&self, prefs: JsonMap) -> BoxFuture<'_, Result<JsonMap>> {
-        let _ = prefs;
+    fn update_notifications(
+        &self,
+        update: NotificationUpdate,
+    ) -> BoxFuture<'_, Result<NotificationPrefs>> {
+        let _ = update;
         unsupported(self.name(), "update_notifications")
     }
 
@@ -104,13 +108,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 
     /// `GET /events`: recent account-level events, newest first.
-    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<JsonMap>> {
+    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<EventsPage>> {
         let _ = (limit, offset);
         unsupported(self.name(), "events")
     }
 
     /// `POST /events`: appends an event to a run's timeline.
-    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<JsonMap>> {
+    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<EventAck>> {
         let _ = event;
         unsupported(self.name(), "post_event")
     }
@@ -126,8 +130,20 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         unsupported(self.name(), "get_run_timeline")
     }
 
+    /// `GET /runs`: runs with recent events, most recently active first; `q` keeps run ids
+    /// that start with it.
+    fn runs<'a>(
+        &'a self,
+        limit: u32,
+        offset: u32,
+        q: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunList>> {
+        let _ = (limit, offset, q);
+        unsupported(self.name(), "list_runs")
+    }
+
     /// `GET /metrics?from_day=&to_day=`: daily account metrics (`YYYY-MM-DD`, inclusive).
-    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<JsonMap>> {
+    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<Metrics>> {
         let _ = (from_day, to_day);
         unsupported(self.name(), "metrics")
     }

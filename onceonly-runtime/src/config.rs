@@ -9,52 +9,12 @@ use crate::backend::Backend;
 use crate::client::OnceOnly;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
+use crate::target::Target;
 
 /// Environment variable holding the API key.
 pub const ENV_API_KEY: &str = "ONCEONLY_API_KEY";
 /// Environment variable holding the base URL, whose scheme picks the backend.
 pub const ENV_BASE_URL: &str = "ONCEONLY_BASE_URL";
-
-/// Where a base URL points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Target {
-    /// `http://` or `https://`: the OnceOnly HTTP API (hosted, or `onceonly-server`).
-    Http(String),
-    /// `memory:`: the embedded engine, in-process.
-    Memory,
-    /// `redis://` or `rediss://`: the embedded engine over a Redis store.
-    Redis(String),
-    /// `sqlite:PATH`: the embedded engine over a SQLite file.
-    Sqlite(String),
-}
-
-impl Target {
-    /// Reads a base URL by its scheme.
-    pub fn parse(url: &str) -> Result<Target> {
-        let url = url.trim();
-        let lower = url.to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            Ok(Target::Http(url.to_owned()))
-        } else if lower == "memory:" || lower.starts_with("memory:") {
-            Ok(Target::Memory)
-        } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
-            Ok(Target::Redis(url.to_owned()))
-        } else if let Some(path) = url.strip_prefix("sqlite:") {
-            let path = path.trim_start_matches("//");
-            if path.is_empty() {
-                return Err(Error::Config(
-                    "sqlite: needs a file path, as in sqlite:onceonly.db".into(),
-                ));
-            }
-            Ok(Target::Sqlite(path.to_owned()))
-        } else {
-            Err(Error::Config(format!(
-                "unsupported base URL `{url}`: expected http(s)://, memory:, redis://, rediss:// or sqlite:PATH"
-            )))
-        }
-    }
-}
 
 /// Step-by-step construction of a [`OnceOnly`] client.
 ///
@@ -183,14 +143,6 @@ impl OnceOnlyBuilder {
         };
         let config = self.engine_config.take().unwrap_or_default();
         match target {
-            Target::Memory => {
-                let engine = Engine::with_config(
-                    crate::store::MemoryStore::new(),
-                    config,
-                    Arc::new(crate::time::SystemClock),
-                );
-                Ok(OnceOnly::from_shared_backend(Arc::new(engine), fail_open))
-            }
             Target::Http(url) => {
                 #[cfg(feature = "http")]
                 {
@@ -205,9 +157,10 @@ impl OnceOnlyBuilder {
                     ))
                 }
             }
-            Target::Redis(_) | Target::Sqlite(_) => Err(Error::Config(
-                "the Redis and SQLite stores are not part of this build yet; use memory:".into(),
-            )),
+            store => {
+                let engine = Engine::open(&store, config)?;
+                Ok(OnceOnly::from_shared_backend(Arc::new(engine), fail_open))
+            }
         }
     }
 }
@@ -286,27 +239,6 @@ impl OnceOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets() {
-        assert_eq!(Target::parse("memory:").unwrap(), Target::Memory);
-        assert_eq!(Target::parse("MEMORY:").unwrap(), Target::Memory);
-        assert!(matches!(
-            Target::parse("https://api.onceonly.tech/v1").unwrap(),
-            Target::Http(_)
-        ));
-        assert!(matches!(
-            Target::parse("redis://127.0.0.1/").unwrap(),
-            Target::Redis(_)
-        ));
-        assert_eq!(
-            Target::parse("sqlite:a.db").unwrap(),
-            Target::Sqlite("a.db".into())
-        );
-        assert!(Target::parse("sqlite:").is_err());
-        let e = Target::parse("ftp://x").unwrap_err().to_string();
-        assert!(e.contains("ftp://x"), "{e}");
-    }
 
     #[test]
     fn nothing_configured_names_both_variables() {

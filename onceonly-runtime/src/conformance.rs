@@ -854,12 +854,12 @@ pub async fn plan_limits<S: Store>(store: S) {
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(Error::OverLimit { detail }) => {
+            Err(Error::OverLimit(refusal)) => {
                 over += 1;
-                assert_eq!(detail["error"], "payment_required");
-                assert_eq!(detail["plan"], "free");
-                assert_eq!(detail["limit"], 3);
-                assert_eq!(detail["usage"], 3);
+                assert_eq!(refusal.plan.as_deref(), Some("free"));
+                assert_eq!(refusal.kind, Some(UsageKind::Make));
+                assert_eq!((refusal.limit, refusal.usage), (Some(3), Some(3)));
+                assert_eq!(refusal.period.as_deref(), Some("2026-01"));
             }
             Err(e) => panic!("unexpected {e}"),
         }
@@ -919,7 +919,8 @@ pub async fn plan_limits<S: Store>(store: S) {
     );
     assert_eq!(all.ai.requests_total_month, 6);
     let events = t.events(10, 0).await.unwrap();
-    assert_eq!(events["data"][0]["type"], "limit_reached");
+    assert_eq!(events.data[0].kind, "limit_reached");
+    assert_eq!(events.data[0].extra["kind"], "ai");
 
     // Next month the counters start again.
     clock.advance(Duration::from_secs(32 * 24 * 3600));
@@ -988,14 +989,15 @@ pub async fn run_timeline_events<S: Store>(store: S) {
     assert_eq!(t.events[1].status.as_deref(), Some("cancelled"));
 
     let recent = engine.events(2, 0).await.unwrap();
-    assert_eq!(recent["total"], 5);
-    assert_eq!(recent["data"][0]["type"], "run_finished");
-    assert_eq!(recent["data"][0]["run_id"], "report:1");
+    assert_eq!((recent.total, recent.limit, recent.offset), (5, 2, 0));
+    assert_eq!(recent.data[0].kind, "run_finished");
+    assert_eq!(recent.data[0].run_id.as_deref(), Some("report:1"));
     let runs = engine.runs(10, 0, None).await.unwrap();
-    assert_eq!(runs["total"], 2);
-    assert_eq!(runs["items"][0]["run_id"], "report:1");
-    assert_eq!(runs["items"][1]["events_count"], 3);
-    assert_eq!(engine.runs(10, 0, Some("run-")).await.unwrap()["total"], 1);
+    assert_eq!(runs.total, 2);
+    assert_eq!(runs.items[0].run_id, "report:1");
+    assert_eq!(runs.items[0].last_type.as_deref(), Some("run_finished"));
+    assert_eq!(runs.items[1].events_count, 3);
+    assert_eq!(engine.runs(10, 0, Some("run-")).await.unwrap().total, 1);
     for bad in ["", "  "] {
         assert!(matches!(
             engine.run_timeline(bad, 10, 0).await,

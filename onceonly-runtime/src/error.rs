@@ -20,12 +20,9 @@ pub enum Error {
         detail: String,
     },
 
-    /// A plan or usage limit was reached (402).
-    #[error("usage limit reached: {detail}")]
-    OverLimit {
-        /// The server's detail object (plan, limit, usage, ...).
-        detail: serde_json::Value,
-    },
+    /// A plan or usage limit was reached (402): plan, bucket, limit, usage and month.
+    #[error("usage limit reached: {0}")]
+    OverLimit(Box<crate::models::OverLimit>),
 
     /// Too many requests (429), with the server's `Retry-After` hint when it gave one.
     #[error("rate limited{}", retry_after.map(|d| format!(", retry after {:.1}s", d.as_secs_f64())).unwrap_or_default())]

@@ -59,8 +59,10 @@ mod macro_support;
 pub mod models;
 pub mod run_fn;
 pub mod store;
+mod target;
 pub mod time;
 pub mod validate;
+pub mod wire;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -68,11 +70,12 @@ pub mod conformance;
 pub use backend::{Backend, BoxFuture};
 pub use call::Call;
 pub use client::{CheckLock, OnceOnly};
-pub use config::{ENV_API_KEY, ENV_BASE_URL, OnceOnlyBuilder, Target};
+pub use config::{ENV_API_KEY, ENV_BASE_URL, OnceOnlyBuilder};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, JsonMap, Result};
 pub use holder::HeldLease;
 pub use run_fn::{RunFn, RunFnOptions};
+pub use target::Target;
 
 #[cfg(feature = "macros")]
 pub use onceonly_macros::{idempotent, idempotent_ai};

@@ -527,14 +527,21 @@ mod cases {
         );
         assert_eq!(all.plan, make.plan);
         let me = client.me().await.unwrap();
-        assert_eq!(me["plan"], serde_json::json!(make.plan));
-        assert_eq!(me["is_active"], serde_json::json!(true));
+        assert_eq!(me.plan, make.plan);
+        assert!(me.is_active);
+        assert_eq!(me.month.as_deref(), Some(make.month.as_str()));
+        assert_eq!(
+            me.requests_total_month,
+            all.make.requests_total_month + all.ai.requests_total_month
+        );
+        assert!(me.current_period_start < me.current_period_end);
         let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
         let metrics = client.metrics(&today, &today).await.unwrap();
-        assert!(
-            metrics["totals"]["ai"]["usage"].as_u64().unwrap() >= 1,
-            "{metrics:?}"
-        );
+        assert_eq!((metrics.from_day.as_str(), metrics.days.len()), (today.as_str(), 1));
+        assert_eq!(metrics.days[0].day, today);
+        assert_eq!(metrics.days[0].counts, metrics.totals);
+        assert!(metrics.totals.ai.usage >= 1, "{metrics:?}");
+        assert!(metrics.totals.make.usage >= 2, "{metrics:?}");
         let e = client.metrics(&today, "yesterday").await.unwrap_err();
         assert!(matches!(e, Error::Validation(_)), "{e:?}");
     }
@@ -557,7 +564,8 @@ mod cases {
             })
             .await
             .unwrap();
-        assert_eq!(posted["run_id"], serde_json::json!("run-a"));
+        assert!(posted.ok && posted.event_id.is_some(), "{posted:?}");
+        assert_eq!(posted.run_id, "run-a");
         client
             .ai()
             .complete("job:timeline", run.lease_id.as_deref().unwrap())
@@ -580,19 +588,24 @@ mod cases {
         assert_eq!(page.events.len(), 1);
         assert_eq!(page.events[0].kind, kinds[1]);
         let events = client.events().limit(10).await.unwrap();
-        assert!(
-            events["data"].as_array().is_some_and(|d| !d.is_empty()),
-            "{events:?}"
-        );
+        assert_eq!(events.limit, 10);
+        // Newest first: the completion's run_finished, then the note, then run_started.
+        let newest: Vec<&str> = events.data.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(newest[..3], ["run_finished", "note", "run_started"], "{events:?}");
+        assert_eq!(events.data[1].id, posted.event_id);
+        assert_eq!(events.data[0].run_id.as_deref(), Some("run-a"));
+        let runs = client.list_runs().q("run-").await.unwrap();
+        assert_eq!(runs.total, 1);
+        assert_eq!(runs.items[0].run_id, "run-a");
+        assert_eq!(runs.items[0].events_count, timeline.total);
+        assert_eq!(runs.items[0].last_type.as_deref(), Some("run_finished"));
         let prefs = client
             .update_notifications()
             .email_notifications_enabled(false)
             .await
             .unwrap();
-        assert_eq!(
-            prefs["email_notifications_enabled"],
-            serde_json::json!(false)
-        );
+        assert!(!prefs.email_notifications_enabled);
+        assert!(prefs.tool_error_notifications_enabled && prefs.run_failure_notifications_enabled);
     }
 
     pub(super) async fn run_and_wait_attaches_to_a_running_job(client: OnceOnly) {

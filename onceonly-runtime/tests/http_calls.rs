@@ -312,25 +312,26 @@ async fn account_calls_send_the_documented_requests() {
     ])
     .await;
     let client = stub.client();
-    assert_eq!(client.me().await.unwrap()["plan"], json!("pro"));
-    client
+    let me = client.me().await.unwrap();
+    assert_eq!((me.plan.as_str(), me.is_active), ("pro", true));
+    let prefs = client
         .update_notifications()
         .email_notifications_enabled(false)
         .run_failure_notifications_enabled(true)
         .await
         .unwrap();
+    // Members the answer leaves out read as their default (on).
+    assert!(!prefs.email_notifications_enabled && prefs.run_failure_notifications_enabled);
     let usage = client.usage().await.unwrap();
     assert_eq!((usage.usage, usage.limit), (128, Some(100_000)));
     let ai = client.usage().kind(UsageKind::Ai).await.unwrap();
     assert_eq!((ai.usage, ai.limit), (3, None));
     let all = client.usage_all().await.unwrap();
     assert_eq!((all.make.charged_total_month, all.ai.usage), (1, 5));
-    // A bare array is wrapped as {"data": [...]}.
+    // A bare array is read as the page's data; the page is the one asked for.
     let events = client.events().limit(10).offset(20).await.unwrap();
-    assert_eq!(
-        Value::Object(events),
-        json!({"data": [{"type": "duplicate"}]})
-    );
+    assert_eq!((events.data.len(), events.limit, events.offset), (1, 10, 20));
+    assert_eq!(events.data[0].kind, "duplicate");
     let mut extra = onceonly_runtime::models::JsonMap::new();
     extra.insert("status".into(), "overridden".into());
     extra.insert("custom".into(), json!([1]));
@@ -502,11 +503,9 @@ async fn generic_error_mapping() {
         e => panic!("{e:?}"),
     }
     match next().await {
-        Error::OverLimit { detail } => {
-            assert_eq!(
-                (detail["limit"].clone(), detail["usage"].clone()),
-                (json!(1000), json!(1001))
-            )
+        Error::OverLimit(refusal) => {
+            assert_eq!((refusal.limit, refusal.usage), (Some(1000), Some(1001)));
+            assert_eq!(refusal.plan.as_deref(), Some("free"));
         }
         e => panic!("{e:?}"),
     }

@@ -234,7 +234,7 @@ async fn check_lock_402_422_429_are_errors_even_with_fail_open() {
     let client = stub.client();
     assert!(client.fail_open());
     match client.check_lock("k").await {
-        Err(Error::OverLimit { detail }) => assert_eq!(detail["limit"], json!(1000)),
+        Err(Error::OverLimit(refusal)) => assert_eq!(refusal.limit, Some(1000)),
         other => panic!("{other:?}"),
     }
     assert!(matches!(

@@ -96,7 +96,7 @@ async fn header_values_http_cannot_carry_are_validation_errors_not_outages() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::Validation(m) if m.contains("X-Request-Id")),
+        matches!(&e, Error::Validation(m) if m.contains("x-request-id")),
         "{e:?}"
     );
     let e = client

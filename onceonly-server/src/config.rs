@@ -18,11 +18,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use onceonly_runtime::EngineConfig;
 use onceonly_runtime::engine::Plan;
+use onceonly_runtime::models::UsageKind;
+use onceonly_runtime::{EngineConfig, Target};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The plan name of a keys-file key with limits but no `plan=`.
@@ -57,42 +57,18 @@ pub const MAX_API_KEY_BYTES: usize = 512;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Where the server keeps its state.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StoreSpec {
-    /// In-process memory: fast, nothing survives a restart, one process only.
-    #[default]
-    Memory,
-}
-
-impl FromStr for StoreSpec {
-    type Err = ConfigError;
-
-    /// `memory` (or `memory:`). `redis://`, `rediss://` and `sqlite:` are recognised and refused
-    /// with an explanation: those stores are not available in this version.
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        let lower = s.trim().to_ascii_lowercase();
-        if lower == "memory" || lower == "memory:" {
-            Ok(StoreSpec::Memory)
-        } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
-            Err(ConfigError(
-                "the redis store is not available in this version of onceonly-server yet; \
-                 use --store memory"
-                    .into(),
-            ))
-        } else if lower.starts_with("sqlite:") {
-            Err(ConfigError(
-                "the sqlite store is not available in this version of onceonly-server yet; \
-                 use --store memory"
-                    .into(),
-            ))
-        } else {
-            Err(ConfigError(format!(
-                "unknown store `{s}`: expected memory (redis:// and sqlite: are planned)"
-            )))
-        }
+/// Where the server keeps its state: `--store`, read by the runtime's one URL parser
+/// ([`Target`]). Anything but an HTTP URL names a store.
+pub fn parse_store(spec: &str) -> Result<Target, ConfigError> {
+    let target: Target = spec
+        .parse()
+        .map_err(|e: onceonly_runtime::Error| ConfigError(format!("--store: {e}")))?;
+    if !target.is_store() {
+        return Err(ConfigError(format!(
+            "--store `{spec}` is an HTTP API, not a store: expected memory, redis:// or sqlite:PATH"
+        )));
     }
+    Ok(target)
 }
 
 /// One API key and the plan its tenant is on. `Debug` never shows the key.
@@ -170,8 +146,8 @@ fn check_key(key: &str) -> Result<(), String> {
 pub struct ServerConfig {
     /// The address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// The store.
-    pub store: StoreSpec,
+    /// The store (never [`Target::Http`]: see [`parse_store`]).
+    pub store: Target,
     /// The API keys (tenants). At least one is required.
     pub api_keys: Vec<ApiKey>,
     /// Largest accepted request body, in bytes (413 beyond it).
@@ -187,7 +163,7 @@ impl ServerConfig {
     pub fn new(listen: SocketAddr) -> Self {
         ServerConfig {
             listen,
-            store: StoreSpec::Memory,
+            store: Target::Memory,
             api_keys: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             max_wait: DEFAULT_MAX_WAIT,
@@ -313,12 +289,17 @@ pub fn parse_keys_file(text: &str, source: &str) -> Result<Vec<ApiKey>, ConfigEr
                     plan.name = value.to_owned();
                     named = true;
                 }
-                "make" => plan.make_limit = parse_limit(value).map_err(&err)?,
-                "ai" => plan.ai_limit = parse_limit(value).map_err(&err)?,
-                _ => {
-                    return Err(err(format!(
-                        "unknown setting `{part}`: expected plan=NAME, make=N or ai=N"
-                    )));
+                kind => {
+                    let kind: UsageKind = kind.parse().map_err(|_| {
+                        err(format!(
+                            "unknown setting `{part}`: expected plan=NAME, make=N or ai=N"
+                        ))
+                    })?;
+                    let limit = parse_limit(value).map_err(&err)?;
+                    match kind {
+                        UsageKind::Make => plan.make_limit = limit,
+                        UsageKind::Ai => plan.ai_limit = limit,
+                    }
                 }
             }
         }
@@ -409,10 +390,14 @@ mod tests {
 
     #[test]
     fn stores() {
-        assert_eq!("memory".parse::<StoreSpec>().unwrap(), StoreSpec::Memory);
-        let e = "redis://127.0.0.1/".parse::<StoreSpec>().unwrap_err();
-        assert!(e.0.contains("not available"), "{e}");
-        assert!("sqlite:x.db".parse::<StoreSpec>().is_err());
-        assert!("postgres://x".parse::<StoreSpec>().is_err());
+        assert_eq!(parse_store("memory").unwrap(), Target::Memory);
+        assert_eq!(parse_store("memory:").unwrap(), Target::Memory);
+        let e = parse_store("http://127.0.0.1:8080/v1").unwrap_err();
+        assert!(e.0.contains("not a store"), "{e}");
+        let e = parse_store("postgres://x").unwrap_err();
+        assert!(
+            e.0.starts_with("--store: ") && e.0.contains("postgres://x"),
+            "{e}"
+        );
     }
 }

@@ -5,6 +5,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use onceonly_runtime::Error;
+use onceonly_runtime::models::OverLimit;
+use onceonly_runtime::wire::Refusal;
 use serde_json::{Value, json};
 
 /// An error answer: a status and the `detail` of its JSON body.
@@ -75,6 +77,41 @@ impl ApiError {
         )
     }
 
+    /// 402 with the body the hosted API documents for a plan limit, plus what the refusal
+    /// knows (bucket, month).
+    pub fn over_limit(refusal: &OverLimit) -> Self {
+        let mut detail = refusal.detail.clone();
+        let mut put = |name: &str, value: Value| {
+            detail.entry(name).or_insert(value);
+        };
+        put("error", "payment_required".into());
+        put("highlights", "Plan limit reached".into());
+        put("message", refusal.to_string().into());
+        put("type", "limit_reached".into());
+        put("upgrade_url", "".into());
+        for (name, value) in [
+            ("plan", refusal.plan.clone().map(Value::from)),
+            ("kind", refusal.kind.map(|k| k.as_str().into())),
+            ("month", refusal.period.clone().map(Value::from)),
+            ("limit", refusal.limit.map(Value::from)),
+            ("usage", refusal.usage.map(Value::from)),
+        ] {
+            if let Some(value) = value {
+                put(name, value);
+            }
+        }
+        ApiError::new(StatusCode::PAYMENT_REQUIRED, detail)
+    }
+
+    /// 409 with `{"error": refusal, "message": .., ..fields}`.
+    fn refusal(refusal: Refusal, message: &str, fields: Value) -> Self {
+        let mut detail = json!({"error": refusal.as_str(), "message": message});
+        if let (Some(d), Value::Object(fields)) = (detail.as_object_mut(), fields) {
+            d.extend(fields);
+        }
+        ApiError::new(StatusCode::CONFLICT, detail)
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -96,31 +133,31 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
             Error::Validation(msg) => ApiError::validation(msg),
-            Error::OverLimit { detail } => ApiError::new(StatusCode::PAYMENT_REQUIRED, detail),
-            Error::LeaseLost { key } => ApiError::new(
-                StatusCode::CONFLICT,
-                json!({
-                    "error": "lease_lost",
-                    "message": "this lease id is no longer the current one for the key: \
-                                its lease expired and another caller acquired it, or it ended",
-                    "key": key,
-                }),
+            Error::OverLimit(refusal) => ApiError::over_limit(&refusal),
+            Error::LeaseLost { key } => ApiError::refusal(
+                Refusal::LeaseLost,
+                "this lease id is no longer the current one for the key: its lease expired and \
+                 another caller acquired it, or it ended",
+                json!({"key": key}),
             ),
             Error::InProgress { key, retry_after } => {
-                let mut err = ApiError::new(
-                    StatusCode::CONFLICT,
-                    json!({"error": "in_progress", "message": "another caller holds this key", "key": key}),
+                let mut err = ApiError::refusal(
+                    Refusal::InProgress,
+                    "another caller holds this key",
+                    json!({"key": key}),
                 );
                 err.retry_after = retry_after.map(|d| d.as_secs().max(1));
                 err
             }
-            Error::PreviouslyFailed { key, error_code } => ApiError::new(
-                StatusCode::CONFLICT,
-                json!({"error": "previously_failed", "key": key, "error_code": error_code}),
+            Error::PreviouslyFailed { key, error_code } => ApiError::refusal(
+                Refusal::PreviouslyFailed,
+                "an earlier execution of this key failed for good",
+                json!({"key": key, "error_code": error_code}),
             ),
-            Error::Blocked { reason, decision } => ApiError::new(
-                StatusCode::CONFLICT,
-                json!({"error": "blocked", "policy_reason": reason, "decision": decision}),
+            Error::Blocked { reason, decision } => ApiError::refusal(
+                Refusal::Blocked,
+                "blocked by policy",
+                json!({"policy_reason": reason, "decision": decision}),
             ),
             Error::Unauthorized { .. } => ApiError::invalid_key(),
             Error::RateLimited { retry_after } => {

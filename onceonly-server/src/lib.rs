@@ -48,24 +48,21 @@ mod state;
 mod wire;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::serve::ListenerExt;
 use onceonly_runtime::Engine;
-use onceonly_runtime::store::MemoryStore;
-use onceonly_runtime::time::SystemClock;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
     ApiKey, COMPLETE_ENVELOPE, CUSTOM_PLAN, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_MAX_WAIT,
-    ENV_API_KEYS, MAX_API_KEY_BYTES, ServerConfig, StoreSpec, complete_body_limit, parse_key_list,
-    parse_keys_file, read_keys_file,
+    ENV_API_KEYS, MAX_API_KEY_BYTES, ServerConfig, complete_body_limit, parse_key_list,
+    parse_keys_file, parse_store, read_keys_file,
 };
 pub use error::ApiError;
-pub use routes::{ONCEONLY_STATUS, REQUEST_ID, router};
+pub use routes::router;
 pub use state::{AppState, Tenant, key_preview, tenant_id};
 
 /// Why the server could not start or stopped with an error.
@@ -96,17 +93,10 @@ pub enum ServerError {
 /// axum router.
 pub fn app(config: &ServerConfig) -> Result<Router, ServerError> {
     let keys = config.checked_keys()?;
-    match config.store {
-        StoreSpec::Memory => {
-            let root = Engine::with_config(
-                MemoryStore::new(),
-                config.engine.clone(),
-                Arc::new(SystemClock),
-            );
-            let state = AppState::new(&root, &keys, config.max_wait, config.body_limit)?;
-            Ok(routes::router(state))
-        }
-    }
+    let root = Engine::open(&config.store, config.engine.clone())
+        .map_err(|e| ConfigError(format!("cannot open the store {}: {e}", config.store)))?;
+    let state = AppState::new(&root, &keys, config.max_wait, config.body_limit)?;
+    Ok(routes::router(state))
 }
 
 /// A running server. Dropping it leaves the server running until the runtime stops; call

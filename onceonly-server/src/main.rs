@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use onceonly_server::{
-    ApiKey, ConfigError, DEFAULT_BODY_LIMIT, ENV_API_KEYS, Server, ServerConfig, StoreSpec,
-    parse_key_list, read_keys_file,
+    ApiKey, ConfigError, DEFAULT_BODY_LIMIT, ENV_API_KEYS, Server, ServerConfig, parse_key_list,
+    parse_store, read_keys_file,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -22,7 +22,8 @@ struct Cli {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
-    /// Where state lives: `memory` (redis:// and sqlite: are planned, not available yet).
+    /// Where state lives: `memory`, `redis://HOST[:PORT][/DB]` or `sqlite:PATH` (the last two
+    /// when built with the `redis` / `sqlite` features).
     #[arg(long, value_name = "STORE", default_value = "memory")]
     store: String,
 
@@ -49,7 +50,7 @@ struct Cli {
 }
 
 fn config(cli: &Cli) -> Result<ServerConfig, ConfigError> {
-    let store: StoreSpec = cli.store.parse()?;
+    let store = parse_store(&cli.store)?;
     let mut config = ServerConfig::new(cli.listen)
         .body_limit(cli.body_limit)
         .max_wait(Duration::from_millis(cli.max_wait_ms));
@@ -113,6 +114,7 @@ async fn main() -> ExitCode {
         }
     };
     let tenants = config.api_keys.len();
+    let store = config.store.to_string();
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -122,7 +124,7 @@ async fn main() -> ExitCode {
     };
     tracing::info!(
         listen = %server.local_addr(),
-        store = "memory",
+        %store,
         api_keys = tenants,
         "onceonly-server listening"
     );

@@ -8,12 +8,12 @@
 //! cancelled. Logs are capped (oldest entries go first) and expire after the engine's
 //! retention without new events.
 
-use serde_json::json;
-
 use super::Engine;
-use super::usage::object;
 use crate::error::{Error, JsonMap, Result};
-use crate::models::{RunEvent, RunTimeline};
+use crate::models::{
+    AccountEvent, EventAck, EventsPage, NotificationPrefs, NotificationUpdate, RunEvent, RunList,
+    RunSummary, RunTimeline,
+};
 use crate::store::{LeaseRecord, LeaseState, Store};
 use crate::time::ms;
 
@@ -35,12 +35,19 @@ pub const MAX_TIMELINE_PAGE: u32 = 2000;
 const EVENTS_LOG: &str = "events";
 const PREFS_LOG: &str = "prefs";
 const PREFS_KEEP_MS: u64 = 10 * 365 * 86_400_000;
-/// The notification preferences `update_notifications` accepts (all default to `true`).
-pub const NOTIFICATION_PREFS: [&str; 3] = [
-    "email_notifications_enabled",
-    "tool_error_notifications_enabled",
-    "run_failure_notifications_enabled",
-];
+
+/// A model as the JSON object a log keeps.
+fn to_map(value: &impl serde::Serialize) -> Result<JsonMap> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Ok(JsonMap::new()),
+    }
+}
+
+/// A log entry read back as a model.
+fn from_map<T: serde::de::DeserializeOwned>(map: JsonMap) -> Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::Object(map))?)
+}
 
 fn run_log(run_id: &str) -> String {
     format!("run/{run_id}")
@@ -159,7 +166,7 @@ impl<S: Store> Engine<S> {
         let now = self.now_ms();
         event.id = None;
         event.ts.get_or_insert((now / 1000) as i64);
-        let mut map = object(serde_json::to_value(&event)?);
+        let mut map = to_map(&event)?;
         let expiry = self.log_expiry(now);
         let store = &self.inner.store;
         let id = store
@@ -182,27 +189,28 @@ impl<S: Store> Engine<S> {
     }
 
     /// Logs an account-level event (no run), best effort.
-    pub(super) async fn log_account_event(&self, mut event: JsonMap) {
+    pub(super) async fn log_account_event(&self, mut event: AccountEvent) {
         let now = self.now_ms();
-        event
-            .entry("ts")
-            .or_insert_with(|| ((now / 1000) as i64).into());
+        event.ts.get_or_insert((now / 1000) as i64);
         let expiry = self.log_expiry(now);
-        if let Err(e) = self
-            .inner
-            .store
-            .append_log(EVENTS_LOG, event, MAX_RECENT_EVENTS, now, expiry)
-            .await
-        {
+        let written = match to_map(&event) {
+            Ok(map) => {
+                self.inner
+                    .store
+                    .append_log(EVENTS_LOG, map, MAX_RECENT_EVENTS, now, expiry)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             tracing::warn!(error = %e, "could not write an account event");
         }
     }
 
     /// Appends `event` to its run's timeline (`POST /events`). `run_id` and `type` are
     /// trimmed and must not be blank; `ts` defaults to now (unix seconds); extra fields are
-    /// kept verbatim; the whole event is at most 16 KiB of JSON. Answers
-    /// `{"ok": true, "event_id", "run_id"}`.
-    pub async fn post_event(&self, mut event: RunEvent) -> Result<JsonMap> {
+    /// kept verbatim; the whole event is at most 16 KiB of JSON.
+    pub async fn post_event(&self, mut event: RunEvent) -> Result<EventAck> {
         event.run_id = validate_run_id(&event.run_id)?.to_owned();
         event.kind = text_field("type", &event.kind, MAX_EVENT_TYPE_BYTES)?.to_owned();
         let len = serde_json::to_vec(&event)?.len();
@@ -213,36 +221,37 @@ impl<S: Store> Engine<S> {
         }
         let run_id = event.run_id.clone();
         let id = self.append_event(event).await?;
-        Ok(object(
-            json!({"ok": true, "event_id": id, "run_id": run_id}),
-        ))
+        Ok(EventAck {
+            ok: true,
+            event_id: Some(id),
+            run_id,
+        })
     }
 
     /// The account's recent events, newest first (`GET /events`): run events and
-    /// `limit_reached` refusals. `limit` is 1 to 500. Answers
-    /// `{"data": [...], "total", "limit", "offset"}`.
-    pub async fn events(&self, limit: u32, offset: u32) -> Result<JsonMap> {
+    /// `limit_reached` refusals. `limit` is 1 to 500.
+    pub async fn events(&self, limit: u32, offset: u32) -> Result<EventsPage> {
         let n = page("limit", limit, MAX_EVENTS_PAGE)?;
         let log = self
             .inner
             .store
             .read_log(EVENTS_LOG, true, offset as usize, n, self.now_ms())
             .await?;
-        let data: Vec<serde_json::Value> = log
+        let data = log
             .entries
             .into_iter()
             .map(|e| {
-                let mut m = (*e.value).clone();
-                m.insert("id".into(), e.seq.into());
-                serde_json::Value::Object(m)
+                let mut event: AccountEvent = from_map((*e.value).clone())?;
+                event.id = Some(e.seq);
+                Ok(event)
             })
-            .collect();
-        Ok(object(json!({
-            "data": data,
-            "total": log.total,
-            "limit": limit,
-            "offset": offset,
-        })))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EventsPage {
+            data,
+            total: log.total,
+            limit,
+            offset,
+        })
     }
 
     /// A run's timeline, oldest first (`GET /runs/{run_id}`); `limit` is 1 to 2000. An unknown
@@ -258,8 +267,8 @@ impl<S: Store> Engine<S> {
         let events = log
             .entries
             .into_iter()
-            .map(|e| serde_json::from_value((*e.value).clone().into()))
-            .collect::<Result<Vec<RunEvent>, _>>()?;
+            .map(|e| from_map((*e.value).clone()))
+            .collect::<Result<Vec<RunEvent>>>()?;
         Ok(RunTimeline {
             run_id: run_id.to_owned(),
             total: log.total,
@@ -267,11 +276,10 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// Runs with recent events, most recently active first (`GET /runs`): `{"total",
-    /// "items": [{"run_id", "last_ts", "last_type", "last_status", "events_count"}]}`.
-    /// `q` keeps run ids starting with it. Only runs among the account's last
-    /// [`MAX_RECENT_EVENTS`] events are listed.
-    pub async fn runs(&self, limit: u32, offset: u32, q: Option<&str>) -> Result<JsonMap> {
+    /// Runs with recent events, most recently active first (`GET /runs`). `q` keeps run ids
+    /// starting with it. Only runs among the account's last [`MAX_RECENT_EVENTS`] events are
+    /// listed.
+    pub async fn runs(&self, limit: u32, offset: u32, q: Option<&str>) -> Result<RunList> {
         let n = page("limit", limit, MAX_EVENTS_PAGE)?;
         let now = self.now_ms();
         let store = &self.inner.store;
@@ -299,50 +307,42 @@ impl<S: Store> Engine<S> {
                 .read_log(&run_log(run_id), true, 0, 0, now)
                 .await?
                 .total;
-            items.push(json!({
-                "run_id": run_id,
-                "last_ts": last.get("ts"),
-                "last_type": last.get("type"),
-                "last_status": last.get("status"),
-                "events_count": count,
-            }));
+            let text = |name: &str| last.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            items.push(RunSummary {
+                run_id: run_id.to_owned(),
+                last_ts: last.get("ts").and_then(serde_json::Value::as_i64),
+                last_type: text("type"),
+                last_status: text("status"),
+                events_count: count,
+            });
         }
-        Ok(object(json!({"total": latest.len(), "items": items})))
+        Ok(RunList {
+            total: latest.len() as u64,
+            items,
+        })
     }
 
     /// Updates notification preferences (`POST /me/notifications`): only the given ones
     /// change; answers all three. This engine sends no notifications; it keeps the choices.
-    pub async fn update_notifications(&self, prefs: JsonMap) -> Result<JsonMap> {
-        if prefs.is_empty() {
-            return Err(Error::Validation(format!(
-                "give at least one of {}",
-                NOTIFICATION_PREFS.join(", ")
-            )));
-        }
-        for (k, v) in &prefs {
-            if !NOTIFICATION_PREFS.contains(&k.as_str()) {
-                return Err(Error::Validation(format!(
-                    "unknown preference `{k}`; expected {}",
-                    NOTIFICATION_PREFS.join(", ")
-                )));
-            }
-            if !v.is_boolean() {
-                return Err(Error::Validation(format!("{k} must be true or false")));
-            }
+    pub async fn update_notifications(
+        &self,
+        update: NotificationUpdate,
+    ) -> Result<NotificationPrefs> {
+        if update.is_empty() {
+            return Err(Error::Validation(
+                "give at least one notification preference".into(),
+            ));
         }
         let now = self.now_ms();
         let store = &self.inner.store;
         let current = store.read_log(PREFS_LOG, true, 0, 1, now).await?;
-        let mut merged: JsonMap = NOTIFICATION_PREFS
-            .iter()
-            .map(|k| ((*k).to_owned(), true.into()))
-            .collect();
-        if let Some(prev) = current.entries.first() {
-            merged.extend(prev.value.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        merged.extend(prefs);
+        let prefs = match current.entries.first() {
+            Some(prev) => from_map((*prev.value).clone())?,
+            None => NotificationPrefs::default(),
+        };
+        let merged = update.apply(prefs);
         store
-            .append_log(PREFS_LOG, merged.clone(), 1, now, now + PREFS_KEEP_MS)
+            .append_log(PREFS_LOG, to_map(&merged)?, 1, now, now + PREFS_KEEP_MS)
             .await?;
         Ok(merged)
     }

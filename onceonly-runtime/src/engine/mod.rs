@@ -19,7 +19,7 @@ mod wait;
 
 pub use events::{
     MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_EVENTS_PAGE, MAX_RECENT_EVENTS, MAX_RUN_EVENTS,
-    MAX_RUN_ID_BYTES, MAX_TIMELINE_PAGE, NOTIFICATION_PREFS, validate_run_id,
+    MAX_RUN_ID_BYTES, MAX_TIMELINE_PAGE, validate_run_id,
 };
 pub use tenant::{Account, MAX_TENANT_ID_BYTES, Plan, TenantEngine, TenantStore};
 pub use usage::MAX_METRICS_DAYS;
@@ -29,11 +29,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::backend::{Backend, BoxFuture};
-use crate::error::{JsonMap, Result};
+use crate::error::Result;
 use crate::models::{
-    AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult, CompleteRequest,
-    ExtendRequest, FailRequest, Lease, LeaseRequest, RunEvent, RunTimeline, Usage, UsageAll,
-    UsageKind,
+    AccountInfo, AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult,
+    CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
+    Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
+    UsageAll, UsageKind,
 };
 use crate::store::{MemoryStore, Store};
 use crate::time::{Clock, SystemClock};
@@ -232,12 +233,15 @@ impl<S: Store> Backend for Engine<S> {
         Box::pin(Engine::run(self, req))
     }
 
-    fn me(&self) -> BoxFuture<'_, Result<JsonMap>> {
+    fn me(&self) -> BoxFuture<'_, Result<AccountInfo>> {
         Box::pin(Engine::me(self))
     }
 
-    fn update_notifications(&self, prefs: JsonMap) -> BoxFuture<'_, Result<JsonMap>> {
-        Box::pin(Engine::update_notifications(self, prefs))
+    fn update_notifications(
+        &self,
+        update: NotificationUpdate,
+    ) -> BoxFuture<'_, Result<NotificationPrefs>> {
+        Box::pin(Engine::update_notifications(self, update))
     }
 
     fn usage(&self, kind: UsageKind) -> BoxFuture<'_, Result<Usage>> {
@@ -248,11 +252,11 @@ impl<S: Store> Backend for Engine<S> {
         Box::pin(Engine::usage_all(self))
     }
 
-    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<JsonMap>> {
+    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<EventsPage>> {
         Box::pin(Engine::events(self, limit, offset))
     }
 
-    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<JsonMap>> {
+    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<EventAck>> {
         Box::pin(Engine::post_event(self, event))
     }
 
@@ -265,7 +269,16 @@ impl<S: Store> Backend for Engine<S> {
         Box::pin(Engine::run_timeline(self, run_id, limit, offset))
     }
 
-    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<JsonMap>> {
+    fn runs<'a>(
+        &'a self,
+        limit: u32,
+        offset: u32,
+        q: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunList>> {
+        Box::pin(Engine::runs(self, limit, offset, q))
+    }
+
+    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<Metrics>> {
         Box::pin(Engine::metrics(self, from_day, to_day))
     }
 }

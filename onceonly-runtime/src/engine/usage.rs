@@ -11,11 +11,13 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{Datelike, NaiveDate};
-use serde_json::json;
 
 use super::Engine;
 use crate::error::{Error, JsonMap, Result};
-use crate::models::{Usage, UsageAll, UsageBucket, UsageKind};
+use crate::models::{
+    AccountEvent, AccountInfo, AiCounts, DayMetrics, MakeCounts, Metrics, MetricsCounts, OverLimit,
+    PlanLimits, Usage, UsageAll, UsageBucket, UsageKind,
+};
 use crate::store::{CounterAdd, Store};
 use crate::time::datetime_from_ms;
 
@@ -51,21 +53,6 @@ fn kind_index(kind: UsageKind) -> usize {
     match kind {
         UsageKind::Make => 0,
         UsageKind::Ai => 1,
-    }
-}
-
-/// The map inside a JSON object value (an empty map for anything else).
-pub(super) fn object(v: serde_json::Value) -> JsonMap {
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => JsonMap::new(),
-    }
-}
-
-pub(super) fn kind_name(kind: UsageKind) -> &'static str {
-    match kind {
-        UsageKind::Make => "make",
-        UsageKind::Ai => "ai",
     }
 }
 
@@ -115,7 +102,7 @@ impl Window {
             .map_or(u64::MAX, |d| d.and_utc().timestamp_millis() as u64);
         let day = dt.day();
         let key = |kind: usize, field: Field| {
-            let kind = ["make", "ai"][kind];
+            let kind = UsageKind::ALL[kind].as_str();
             let field = field.name();
             (
                 format!("u/{kind}/{year:04}-{month:02}/{field}"),
@@ -164,15 +151,12 @@ impl Window {
         self.day_end_ms.saturating_add(KEEP_AFTER_WINDOW_MS)
     }
 
-    fn period_bounds(&self) -> (String, String) {
+    fn period_bounds(&self) -> (u64, u64) {
         let start = NaiveDate::from_ymd_opt(self.year, self.month, 1)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|d| d.and_utc().timestamp_millis() as u64)
             .unwrap_or_default();
-        (
-            crate::time::rfc3339_from_ms(start),
-            crate::time::rfc3339_from_ms(self.month_end_ms),
-        )
+        (start, self.month_end_ms)
     }
 }
 
@@ -217,7 +201,7 @@ impl<S: Store> Engine<S> {
 
     /// Counts one unit of `kind` against the plan. At the limit nothing is counted but a
     /// blocked request, a `limit_reached` event is logged, and the answer is
-    /// [`Error::OverLimit`] with the body the hosted API documents for 402.
+    /// [`Error::OverLimit`].
     pub(super) async fn charge(&self, kind: UsageKind, now: u64) -> Result<(Arc<Window>, Charge)> {
         match self.try_charge(kind, now).await? {
             Charged::Taken(w, charge) => Ok((w, charge)),
@@ -269,18 +253,33 @@ impl<S: Store> Engine<S> {
             return e;
         }
         let limit = self.inner.account.plan.limit(kind).unwrap_or(usage);
-        let detail = self.over_limit_detail(w, kind, usage, limit);
-        self.log_account_event(detail.clone()).await;
-        Error::OverLimit {
-            detail: serde_json::Value::Object(detail),
-        }
+        let refusal = OverLimit::new(
+            self.inner.account.plan.name.clone(),
+            kind,
+            limit,
+            usage,
+            w.month_label(),
+        );
+        let mut extra = JsonMap::new();
+        extra.insert("plan".into(), self.inner.account.plan.name.clone().into());
+        extra.insert("kind".into(), kind.as_str().into());
+        extra.insert("month".into(), w.month_label().into());
+        extra.insert("limit".into(), limit.into());
+        extra.insert("usage".into(), usage.into());
+        self.log_account_event(AccountEvent {
+            kind: "limit_reached".into(),
+            extra,
+            ..AccountEvent::default()
+        })
+        .await;
+        Error::OverLimit(Box::new(refusal))
     }
 
     /// Gives back one unit charged in `w` for a request that ended up acquiring nothing. A
     /// refund that fails is logged: the answer stands and the account is over-counted by one.
     pub(super) async fn refund(&self, w: &Window, kind: UsageKind, now: u64) {
         if let Err(e) = self.bump(w, kind, USAGE, -1, now).await {
-            tracing::warn!(kind = kind_name(kind), error = %e, "could not refund an unused charge");
+            tracing::warn!(kind = kind.as_str(), error = %e, "could not refund an unused charge");
         }
     }
 
@@ -298,26 +297,6 @@ impl<S: Store> Engine<S> {
             usage,
             limit: self.inner.account.plan.limit(kind),
         })
-    }
-
-    fn over_limit_detail(&self, w: &Window, kind: UsageKind, usage: u64, limit: u64) -> JsonMap {
-        let plan = &self.inner.account.plan.name;
-        let kind = kind_name(kind);
-        let mut m = JsonMap::new();
-        m.insert("error".into(), "payment_required".into());
-        m.insert("highlights".into(), "Plan limit reached".into());
-        m.insert(
-            "message".into(),
-            format!("the {plan} plan allows {limit} `{kind}` requests per month").into(),
-        );
-        m.insert("type".into(), "limit_reached".into());
-        m.insert("plan".into(), plan.clone().into());
-        m.insert("kind".into(), kind.into());
-        m.insert("month".into(), w.month_label().into());
-        m.insert("limit".into(), limit.into());
-        m.insert("usage".into(), usage.into());
-        m.insert("upgrade_url".into(), "".into());
-        m
     }
 
     async fn bucket(&self, w: &Window, kind: UsageKind, now: u64) -> Result<UsageBucket> {
@@ -363,30 +342,34 @@ impl<S: Store> Engine<S> {
     }
 
     /// The account (`GET /me`): plan, limits, this month's period and usage.
-    pub async fn me(&self) -> Result<JsonMap> {
+    pub async fn me(&self) -> Result<AccountInfo> {
         let now = self.now_ms();
         let w = self.inner.windows.get(now);
         let account = &self.inner.account;
         let make = self.bucket(&w, UsageKind::Make, now).await?;
         let ai = self.bucket(&w, UsageKind::Ai, now).await?;
         let (start, end) = w.period_bounds();
-        Ok(object(json!({
-            "plan": account.plan.name,
-            "is_active": true,
-            "tenant_id": account.tenant_id,
-            "key_preview": account.key_preview,
-            "limits": {"make": account.plan.make_limit, "ai": account.plan.ai_limit},
-            "month": w.month_label(),
-            "current_period_start": start,
-            "current_period_end": end,
-            "requests_total_month": make.requests_total_month + ai.requests_total_month,
-            "blocked_total_month": make.blocked_total_month + ai.blocked_total_month,
-        })))
+        Ok(AccountInfo {
+            plan: account.plan.name.clone(),
+            is_active: true,
+            tenant_id: account.tenant_id.clone(),
+            key_preview: account.key_preview.clone(),
+            limits: PlanLimits {
+                make: account.plan.make_limit,
+                ai: account.plan.ai_limit,
+            },
+            month: Some(w.month_label()),
+            current_period_start: Some(datetime_from_ms(start)),
+            current_period_end: Some(datetime_from_ms(end)),
+            requests_total_month: make.requests_total_month + ai.requests_total_month,
+            blocked_total_month: make.blocked_total_month + ai.blocked_total_month,
+            extra: JsonMap::new(),
+        })
     }
 
     /// Daily usage between two UTC days, inclusive (`GET /metrics?from_day=&to_day=`, days
     /// as `YYYY-MM-DD`, at most 93 days).
-    pub async fn metrics(&self, from_day: &str, to_day: &str) -> Result<JsonMap> {
+    pub async fn metrics(&self, from_day: &str, to_day: &str) -> Result<Metrics> {
         let parse = |field: &str, v: &str| {
             NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
                 Error::Validation(format!("{field} must be a date as YYYY-MM-DD, got {v:?}"))
@@ -408,38 +391,37 @@ impl<S: Store> Engine<S> {
         let now = self.now_ms();
         let store = &self.inner.store;
         let mut days = Vec::new();
-        let mut totals = [0u64; 5];
+        let mut totals = MetricsCounts::default();
         for day in from.iter_days().take(span as usize + 1) {
             let w = Window::of_day(day);
-            let mut v = [0u64; 5];
-            for (i, (kind, field)) in [
-                (UsageKind::Make, USAGE),
-                (UsageKind::Make, BLOCKED),
-                (UsageKind::Ai, USAGE),
-                (UsageKind::Ai, BLOCKED),
-                (UsageKind::Ai, POLLING),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                v[i] = store.get_counter(w.day_key(kind, field), now).await?;
-                totals[i] += v[i];
-            }
-            days.push(json!({
-                "day": w.day_label(),
-                "make": {"usage": v[0], "blocked": v[1]},
-                "ai": {"usage": v[2], "blocked": v[3], "polling": v[4]},
-            }));
+            let read = |kind, field| store.get_counter(w.day_key(kind, field), now);
+            let counts = MetricsCounts {
+                make: MakeCounts {
+                    usage: read(UsageKind::Make, USAGE).await?,
+                    blocked: read(UsageKind::Make, BLOCKED).await?,
+                },
+                ai: AiCounts {
+                    usage: read(UsageKind::Ai, USAGE).await?,
+                    blocked: read(UsageKind::Ai, BLOCKED).await?,
+                    polling: read(UsageKind::Ai, POLLING).await?,
+                },
+            };
+            totals.make.usage += counts.make.usage;
+            totals.make.blocked += counts.make.blocked;
+            totals.ai.usage += counts.ai.usage;
+            totals.ai.blocked += counts.ai.blocked;
+            totals.ai.polling += counts.ai.polling;
+            days.push(DayMetrics {
+                day: w.day_label(),
+                counts,
+            });
         }
-        Ok(object(json!({
-            "from_day": from.format("%Y-%m-%d").to_string(),
-            "to_day": to.format("%Y-%m-%d").to_string(),
-            "days": days,
-            "totals": {
-                "make": {"usage": totals[0], "blocked": totals[1]},
-                "ai": {"usage": totals[2], "blocked": totals[3], "polling": totals[4]},
-            },
-        })))
+        Ok(Metrics {
+            from_day: from.format("%Y-%m-%d").to_string(),
+            to_day: to.format("%Y-%m-%d").to_string(),
+            days,
+            totals,
+        })
     }
 }
 

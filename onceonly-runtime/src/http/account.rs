@@ -4,28 +4,30 @@ use serde_json::Value;
 
 use super::transport::{Request, Transport};
 use super::wire::{self, call, call_map};
-use crate::error::{Error, JsonMap, Result};
-use crate::models::{RunEvent, RunTimeline, Usage, UsageAll, UsageKind};
+use crate::error::{Error, Result};
+use crate::models::{
+    AccountInfo, EventAck, EventsPage, Metrics, NotificationPrefs, NotificationUpdate, RunEvent,
+    RunList, RunTimeline, Usage, UsageAll, UsageKind,
+};
 
-pub(crate) async fn me(t: &Transport) -> Result<JsonMap> {
-    call_map(t, Request::get(&["me"])).await
+pub(crate) async fn me(t: &Transport) -> Result<AccountInfo> {
+    call(t, Request::get(&["me"])).await
 }
 
-pub(crate) async fn update_notifications(t: &Transport, prefs: JsonMap) -> Result<JsonMap> {
-    call_map(t, Request::post(&["me", "notifications"], &prefs)?).await
+pub(crate) async fn update_notifications(
+    t: &Transport,
+    update: NotificationUpdate,
+) -> Result<NotificationPrefs> {
+    call(t, Request::post(&["me", "notifications"], &update)?).await
 }
 
 pub(crate) async fn usage(t: &Transport, kind: UsageKind) -> Result<Usage> {
-    let kind = match kind {
-        UsageKind::Make => "make",
-        UsageKind::Ai => "ai",
-    };
-    call(t, Request::get(&["usage"]).query("kind", kind)).await
+    call(t, Request::get(&["usage"]).query("kind", kind.as_str())).await
 }
 
 pub(crate) async fn usage_all(t: &Transport) -> Result<UsageAll> {
     let mut map = call_map(t, Request::get(&["usage", "all"])).await?;
-    for bucket in ["make", "ai"] {
+    for bucket in UsageKind::ALL.map(UsageKind::as_str) {
         if let Some(Value::Object(b)) = map.get_mut(bucket) {
             wire::tidy(b);
         }
@@ -33,17 +35,42 @@ pub(crate) async fn usage_all(t: &Transport) -> Result<UsageAll> {
     wire::decode(map)
 }
 
-pub(crate) async fn events(t: &Transport, limit: u32, offset: u32) -> Result<JsonMap> {
+pub(crate) async fn events(t: &Transport, limit: u32, offset: u32) -> Result<EventsPage> {
     let req = Request::get(&["events"])
         .query("limit", limit)
         .query("offset", offset);
-    call_map(t, req).await
+    let mut map = call_map(t, req).await?;
+    // The hosted API documents only `data`; the page it answered is the one asked for.
+    map.entry("limit").or_insert(limit.into());
+    map.entry("offset").or_insert(offset.into());
+    if let Some(Value::Array(events)) = map.get_mut("data") {
+        events.retain(Value::is_object);
+        for event in events.iter_mut().filter_map(Value::as_object_mut) {
+            event.retain(|_, v| !v.is_null());
+        }
+    }
+    wire::decode(map)
 }
 
-pub(crate) async fn post_event(t: &Transport, event: RunEvent) -> Result<JsonMap> {
+pub(crate) async fn post_event(t: &Transport, event: RunEvent) -> Result<EventAck> {
     // Through a `Value` so that extra members replace named ones instead of repeating them.
     let body = serde_json::to_value(&event)?;
-    call_map(t, Request::post(&["events"], &body)?).await
+    call(t, Request::post(&["events"], &body)?).await
+}
+
+pub(crate) async fn runs(
+    t: &Transport,
+    limit: u32,
+    offset: u32,
+    q: Option<&str>,
+) -> Result<RunList> {
+    let mut req = Request::get(&["runs"])
+        .query("limit", limit)
+        .query("offset", offset);
+    if let Some(q) = q {
+        req = req.query("q", q);
+    }
+    call(t, req).await
 }
 
 /// A run id as a single path segment. `.` and `..` would be read as path navigation by every
@@ -83,9 +110,9 @@ pub(crate) async fn run_timeline(
     wire::decode(map)
 }
 
-pub(crate) async fn metrics(t: &Transport, from_day: &str, to_day: &str) -> Result<JsonMap> {
+pub(crate) async fn metrics(t: &Transport, from_day: &str, to_day: &str) -> Result<Metrics> {
     let req = Request::get(&["metrics"])
         .query("from_day", from_day)
         .query("to_day", to_day);
-    call_map(t, req).await
+    call(t, req).await
 }

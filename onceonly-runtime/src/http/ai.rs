@@ -14,6 +14,7 @@ use crate::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest,
 };
+use crate::wire::Refusal;
 
 /// Shortest pause between two status polls when the server does not long-poll.
 const MIN_POLL: Duration = Duration::from_millis(500);
@@ -46,7 +47,7 @@ pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Re
 }
 
 /// Reads the engine's refusals back into the errors the embedded backend returns: a 409
-/// whose detail code is `lease_lost`, `in_progress`, `previously_failed` or `blocked`.
+/// whose detail code is a [`Refusal`].
 fn engine_refusal(key: &str) -> impl FnOnce(Error) -> Error + '_ {
     move |e| {
         let Error::Api {
@@ -63,23 +64,24 @@ fn engine_refusal(key: &str) -> impl FnOnce(Error) -> Error + '_ {
                 .unwrap_or_default()
                 .to_owned()
         };
-        match detail.get("error").and_then(Value::as_str) {
-            Some("lease_lost") => Error::LeaseLost {
+        let code = detail.get("error").and_then(Value::as_str);
+        match code.and_then(|c| c.parse::<Refusal>().ok()) {
+            Some(Refusal::LeaseLost) => Error::LeaseLost {
                 key: key.to_owned(),
             },
-            Some("in_progress") => Error::InProgress {
+            Some(Refusal::InProgress) => Error::InProgress {
                 key: key.to_owned(),
                 retry_after: None,
             },
-            Some("previously_failed") => Error::PreviouslyFailed {
+            Some(Refusal::PreviouslyFailed) => Error::PreviouslyFailed {
                 key: key.to_owned(),
                 error_code: text("error_code"),
             },
-            Some("blocked") => Error::Blocked {
+            Some(Refusal::Blocked) => Error::Blocked {
                 reason: text("policy_reason"),
                 decision: text("decision"),
             },
-            _ => e,
+            None => e,
         }
     }
 }

@@ -6,8 +6,11 @@ use serde_json::Value;
 use super::errors::{self, parse_json, truthy};
 use super::transport::{Request, Response, Transport};
 use super::wire::{self, KeyBody, ReleaseBody, secs, ttl_secs};
+use reqwest::header::HeaderName;
+
 use crate::error::{Error, Result};
 use crate::models::{CheckLockRequest, CheckLockResult};
+use crate::wire::header as wire_header;
 
 pub(crate) async fn check_lock(t: &Transport, req: CheckLockRequest) -> Result<CheckLockResult> {
     let body = KeyBody {
@@ -20,7 +23,7 @@ pub(crate) async fn check_lock(t: &Transport, req: CheckLockRequest) -> Result<C
     parse(&req, &resp, t)
 }
 
-fn header(resp: &Response, name: &str) -> Option<String> {
+fn header(resp: &Response, name: &HeaderName) -> Option<String> {
     resp.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -28,7 +31,7 @@ fn header(resp: &Response, name: &str) -> Option<String> {
 }
 
 fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<CheckLockResult> {
-    let request_id = header(resp, "x-request-id");
+    let request_id = header(resp, &wire_header::REQUEST_ID);
     let requested_ttl = req.ttl.map_or(0, secs);
     if resp.status == 409 {
         // Duplicate mode: {"detail": {"error": "Duplicate blocked", "first_seen_at": ".."}}.
@@ -66,7 +69,7 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
             .and_then(Value::as_str)
             .map(str::to_owned),
     )
-    .or_else(|| said(header(resp, "x-onceonly-status")));
+    .or_else(|| said(header(resp, &wire_header::ONCEONLY_STATUS)));
     let locked = match status.as_deref() {
         Some(s) => s == "locked",
         // No status anywhere: `success` decides, and its absence reads as a duplicate.

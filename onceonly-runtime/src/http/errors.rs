@@ -194,12 +194,12 @@ pub(crate) fn status_error(
         403 if is_key_problem(detail.as_ref()) => Error::Unauthorized {
             detail: error_text(detail.as_ref(), || "Invalid API Key (Unauthorized).".into()),
         },
-        402 => Error::OverLimit {
-            detail: match detail {
-                Some(d @ Value::Object(_)) => d,
-                _ => Value::Object(JsonMap::new()),
+        402 => Error::OverLimit(Box::new(crate::models::OverLimit::from_detail(
+            match detail {
+                Some(Value::Object(d)) => d,
+                _ => JsonMap::new(),
             },
-        },
+        ))),
         429 => Error::RateLimited {
             retry_after: retry_after(headers),
         },
@@ -320,10 +320,19 @@ mod tests {
             panic!()
         };
         assert_eq!(msg, "Validation Error: bad things");
-        let Error::OverLimit { detail } = err(402, r#"{"detail":"x"}"#) else {
+        let Error::OverLimit(refusal) = err(402, r#"{"detail":"x"}"#) else {
             panic!()
         };
-        assert_eq!(detail, json!({}));
+        assert_eq!(*refusal, crate::models::OverLimit::default());
+        let Error::OverLimit(refusal) = err(
+            402,
+            r#"{"detail":{"error":"payment_required","plan":"free","limit":1000,"usage":1001}}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(refusal.plan.as_deref(), Some("free"));
+        assert_eq!((refusal.limit, refusal.usage), (Some(1000), Some(1001)));
+        assert_eq!(refusal.detail["error"], "payment_required");
     }
 
     #[test]

@@ -117,11 +117,12 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backend::{Backend, BoxFuture};
-use crate::error::{Error, JsonMap, Result};
+use crate::error::{Error, Result};
 use crate::models::{
-    AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult, CompleteRequest,
-    ExtendRequest, FailRequest, Lease, LeaseRequest, RunEvent, RunTimeline, Usage, UsageAll,
-    UsageKind,
+    AccountInfo, AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult,
+    CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
+    Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
+    UsageAll, UsageKind,
 };
 use transport::Transport;
 
@@ -389,12 +390,15 @@ impl Backend for HttpBackend {
         Box::pin(ai::wait_status(&self.inner, key, max_wait))
     }
 
-    fn me(&self) -> BoxFuture<'_, Result<JsonMap>> {
+    fn me(&self) -> BoxFuture<'_, Result<AccountInfo>> {
         Box::pin(account::me(&self.inner))
     }
 
-    fn update_notifications(&self, prefs: JsonMap) -> BoxFuture<'_, Result<JsonMap>> {
-        Box::pin(account::update_notifications(&self.inner, prefs))
+    fn update_notifications(
+        &self,
+        update: NotificationUpdate,
+    ) -> BoxFuture<'_, Result<NotificationPrefs>> {
+        Box::pin(account::update_notifications(&self.inner, update))
     }
 
     fn usage(&self, kind: UsageKind) -> BoxFuture<'_, Result<Usage>> {
@@ -405,11 +409,11 @@ impl Backend for HttpBackend {
         Box::pin(account::usage_all(&self.inner))
     }
 
-    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<JsonMap>> {
+    fn events(&self, limit: u32, offset: u32) -> BoxFuture<'_, Result<EventsPage>> {
         Box::pin(account::events(&self.inner, limit, offset))
     }
 
-    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<JsonMap>> {
+    fn post_event(&self, event: RunEvent) -> BoxFuture<'_, Result<EventAck>> {
         Box::pin(account::post_event(&self.inner, event))
     }
 
@@ -422,7 +426,16 @@ impl Backend for HttpBackend {
         Box::pin(account::run_timeline(&self.inner, run_id, limit, offset))
     }
 
-    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<JsonMap>> {
+    fn runs<'a>(
+        &'a self,
+        limit: u32,
+        offset: u32,
+        q: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunList>> {
+        Box::pin(account::runs(&self.inner, limit, offset, q))
+    }
+
+    fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<Metrics>> {
         Box::pin(account::metrics(&self.inner, from_day, to_day))
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::RetryPolicy;
 use super::errors::{self, Scrub};
 use crate::error::{Error, Result};
-use crate::models::ACQUISITION_HEADER;
+use crate::wire::header;
 
 /// Answers worth another attempt.
 const RETRYABLE: [u16; 5] = [429, 500, 502, 503, 504];
@@ -24,7 +24,7 @@ pub(crate) struct Request {
     query: Vec<(&'static str, String)>,
     body: Option<Vec<u8>>,
     /// Per-request headers, the same on every retry.
-    headers: Vec<(&'static str, HeaderValue)>,
+    headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
     extra_timeout: Duration,
 }
 
@@ -61,8 +61,8 @@ impl Request {
     /// Adds a header. A value HTTP cannot carry is the caller's mistake, reported as
     /// [`Error::Validation`] before anything is sent (not as a transport failure, which
     /// would be retried and could fail open).
-    fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
-        crate::validate::token(name, value)?;
+    fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Result<Self> {
+        crate::validate::token(name.as_str(), value)?;
         let value = HeaderValue::from_str(value).map_err(|_| {
             Error::validation(format!(
                 "{name} must be visible ASCII to travel as an HTTP header"
@@ -75,7 +75,7 @@ impl Request {
     /// Sends `X-Request-Id` when `id` is non-empty.
     pub(crate) fn request_id(self, id: Option<&str>) -> Result<Self> {
         match id.filter(|id| !id.is_empty()) {
-            Some(id) => self.header("X-Request-Id", id),
+            Some(id) => self.header(header::REQUEST_ID, id),
             None => Ok(self),
         }
     }
@@ -83,7 +83,7 @@ impl Request {
     /// Sends `X-OnceOnly-Acquisition` (extension): the same on every retry of one
     /// acquisition, so the server can tell a retried request from a new one.
     pub(crate) fn acquisition(self, id: &str) -> Result<Self> {
-        self.header(ACQUISITION_HEADER, id)
+        self.header(header::ACQUISITION, id)
     }
 
     /// Lets this request run `extra` longer than the client's timeout (long polls).
@@ -226,7 +226,7 @@ impl Transport {
             .headers(self.headers.clone())
             .timeout(timeout);
         for (name, value) in &req.headers {
-            builder = builder.header(*name, value);
+            builder = builder.header(name, value);
         }
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());

@@ -50,10 +50,6 @@ impl RunStatus {
     }
 }
 
-/// The HTTP header carrying [`LeaseRequest::acquisition_id`] on `POST /ai/lease` and
-/// key-mode `POST /ai/run` (an extension of `onceonly-server`).
-pub const ACQUISITION_HEADER: &str = "X-OnceOnly-Acquisition";
-
 /// Ask for the lease of a key: `POST /ai/lease` (and key-mode `POST /ai/run`).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -66,7 +62,7 @@ pub struct LeaseRequest {
     pub metadata: Option<JsonMap>,
     /// Names this acquisition attempt, so that sending the same request again (a retry after
     /// a lost answer) gets the same lease back instead of `in_progress`. The HTTP backend
-    /// sets a fresh random one per call (sent as [`ACQUISITION_HEADER`]); `None`: every
+    /// sets a fresh random one per call (sent as [`ACQUISITION`](crate::wire::header::ACQUISITION)); `None`: every
     /// request is new. It must be unique per attempt and unguessable: whoever repeats it
     /// while the lease is live is handed that lease. 1 to 256 bytes of visible ASCII.
     pub acquisition_id: Option<String>,

@@ -4,20 +4,23 @@
 //! HTTP backend and the server. Timestamps are `DateTime<Utc>`, durations are whole seconds
 //! where the wire uses seconds.
 
+mod account;
 mod check_lock;
-mod governance;
+mod events;
 mod lease;
 mod usage;
 
+pub use account::{AccountInfo, NotificationPrefs, NotificationUpdate, OverLimit, PlanLimits};
+pub use events::{AccountEvent, EventAck, EventsPage, RunEvent, RunList, RunSummary, RunTimeline};
+
 pub use check_lock::{CheckLockRequest, CheckLockResult, FailOpenReason};
-pub use governance::{
-    AgentLogItem, AgentMetrics, AgentStatus, MetricsPeriod, Policy, PricingRule, Tool, ToolAuth,
-    ToolCount, ToolResult, ToolSpec,
-};
 pub use lease::{
-    ACQUISITION_HEADER, AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest,
-    FailRequest, Lease, LeaseRequest, RunStatus,
+    AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
+    LeaseRequest, RunStatus,
 };
-pub use usage::{RunEvent, RunTimeline, Usage, UsageAll, UsageBucket, UsageKind};
+pub use usage::{
+    AiCounts, DayMetrics, MakeCounts, Metrics, MetricsCounts, Usage, UsageAll, UsageBucket,
+    UsageKind,
+};
 
 pub use crate::error::JsonMap;

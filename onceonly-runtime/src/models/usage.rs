@@ -1,6 +1,9 @@
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
-use crate::error::JsonMap;
+use crate::error::Error;
 
 /// Which usage bucket: check-locks (`make`) or leases and runs (`ai`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -11,6 +14,37 @@ pub enum UsageKind {
     Make,
     /// Lease and run calls.
     Ai,
+}
+
+impl UsageKind {
+    /// Both kinds.
+    pub const ALL: [UsageKind; 2] = [UsageKind::Make, UsageKind::Ai];
+
+    /// The name on the wire (`make`, `ai`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageKind::Make => "make",
+            UsageKind::Ai => "ai",
+        }
+    }
+}
+
+impl fmt::Display for UsageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for UsageKind {
+    type Err = Error;
+
+    /// `make` or `ai`, exactly.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        UsageKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::Validation(format!("kind must be make or ai, got {s:?}")))
+    }
 }
 
 /// Usage of one bucket this month: `GET /usage?kind=`.
@@ -76,61 +110,66 @@ pub struct UsageAll {
     pub ai: UsageBucket,
 }
 
-/// One event of a run timeline: `POST /events`, and items of `GET /runs/{run_id}`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct RunEvent {
-    /// Server-assigned id (absent when posting).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<u64>,
-    /// The run this event belongs to.
-    pub run_id: String,
-    /// `run_started`, `tool_call`, `tool_result`, `run_finished`, `note`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Unix seconds; the server fills it in when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ts: Option<i64>,
-    /// Free-form status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// Duration of the step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
-    /// Step name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    /// Tool name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool: Option<String>,
-    /// Correlation id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub req_id: Option<String>,
-    /// Lease id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_id: Option<String>,
-    /// Agent id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// Human-readable message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Structured payload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<JsonMap>,
-    /// Extra top-level fields, kept verbatim.
-    #[serde(flatten)]
-    pub extra: JsonMap,
+/// Counters of the check-lock bucket for one day of [`Metrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MakeCounts {
+    /// Answered check-locks (what the plan limits).
+    #[serde(default)]
+    pub usage: u64,
+    /// Check-locks refused at the plan's limit.
+    #[serde(default)]
+    pub blocked: u64,
 }
 
-/// A run's events, oldest first: `GET /runs/{run_id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunTimeline {
-    /// The run.
-    pub run_id: String,
-    /// All events of the run (the page may hold fewer).
+/// Counters of the lease and run bucket for one day of [`Metrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AiCounts {
+    /// Acquired leases and runs (what the plan limits).
     #[serde(default)]
-    pub total: u64,
-    /// This page.
+    pub usage: u64,
+    /// Leases and runs refused at the plan's limit.
     #[serde(default)]
-    pub events: Vec<RunEvent>,
+    pub blocked: u64,
+    /// Lease and run answers that acquired nothing (free).
+    #[serde(default)]
+    pub polling: u64,
+}
+
+/// Both buckets' counters over a day or a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MetricsCounts {
+    /// Check-lock bucket.
+    #[serde(default)]
+    pub make: MakeCounts,
+    /// Lease and run bucket.
+    #[serde(default)]
+    pub ai: AiCounts,
+}
+
+/// One UTC day of [`Metrics`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DayMetrics {
+    /// `YYYY-MM-DD`, UTC.
+    #[serde(default)]
+    pub day: String,
+    /// The day's counters.
+    #[serde(flatten)]
+    pub counts: MetricsCounts,
+}
+
+/// Daily account metrics between two days, inclusive: `GET /metrics`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    /// First day, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub from_day: String,
+    /// Last day, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub to_day: String,
+    /// One entry per day, oldest first.
+    #[serde(default)]
+    pub days: Vec<DayMetrics>,
+    /// The sums over the range.
+    #[serde(default)]
+    pub totals: MetricsCounts,
 }

@@ -10,6 +10,7 @@
 //! windowed counters ([`Store::add_counter`], never passing a limit under concurrency) and
 //! capped append-only logs ([`Store::append_log`]). The engine decides what they count and log.
 
+mod any;
 #[cfg(feature = "testing")]
 mod hooked;
 mod memory;
@@ -19,6 +20,7 @@ mod record;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use any::AnyStore;
 #[cfg(feature = "testing")]
 pub use hooked::{Hooked, StoreHooks};
 pub use memory::MemoryStore;

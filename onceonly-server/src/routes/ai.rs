@@ -8,13 +8,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use onceonly_runtime::models::ACQUISITION_HEADER;
 use onceonly_runtime::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest,
 };
 use onceonly_runtime::store::Store;
 use onceonly_runtime::validate;
+use onceonly_runtime::wire::header::ACQUISITION;
 
 use super::governance;
 use crate::error::ApiError;
@@ -56,14 +56,14 @@ fn lease_request(
     let mut req = LeaseRequest::new(key);
     req.ttl = ttl;
     req.metadata = metadata;
-    if let Some(value) = headers.get(ACQUISITION_HEADER) {
+    if let Some(value) = headers.get(&ACQUISITION) {
         let id = value
             .to_str()
             .ok()
-            .filter(|id| validate::token(ACQUISITION_HEADER, id).is_ok())
+            .filter(|id| validate::token(ACQUISITION.as_str(), id).is_ok())
             .ok_or_else(|| {
                 ApiError::validation(format!(
-                    "the {ACQUISITION_HEADER} header must be 1 to 256 bytes of visible ASCII"
+                    "the {ACQUISITION} header must be 1 to 256 bytes of visible ASCII"
                 ))
             })?;
         req.acquisition_id = Some(id.to_owned());

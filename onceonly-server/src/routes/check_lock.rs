@@ -9,11 +9,11 @@ use onceonly_runtime::models::CheckLockRequest;
 use onceonly_runtime::store::Store;
 use serde::Serialize;
 
-use super::ONCEONLY_STATUS;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::{AppState, Tenant};
 use crate::wire::{KeyBody, ReleaseBody};
+use onceonly_runtime::wire::{header, status};
 
 pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
     Router::new()
@@ -42,7 +42,11 @@ async fn check_lock<S: Store>(
     req.ttl = body.ttl;
     req.metadata = body.metadata;
     let r = tenant.check_lock(req).await?;
-    let status = if r.locked { "locked" } else { "duplicate" };
+    let status = if r.locked {
+        status::LOCKED
+    } else {
+        status::DUPLICATE
+    };
     let answer = CheckLockAnswer {
         success: r.locked,
         status,
@@ -52,7 +56,7 @@ async fn check_lock<S: Store>(
         lock_id: r.lock_id.as_deref(),
     };
     Ok((
-        [(ONCEONLY_STATUS, HeaderValue::from_static(status))],
+        [(header::ONCEONLY_STATUS, HeaderValue::from_static(status))],
         axum::Json(answer),
     )
         .into_response())

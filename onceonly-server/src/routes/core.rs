@@ -1,12 +1,15 @@
 //! Account endpoints: `/v1/me`, `/v1/usage`, `/v1/events`, `/v1/runs`, `/v1/metrics`.
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use onceonly_runtime::JsonMap;
-use onceonly_runtime::models::{RunEvent, RunTimeline, Usage, UsageKind};
+use onceonly_runtime::models::{
+    AccountInfo, EventAck, EventsPage, Metrics, NotificationPrefs, NotificationUpdate, RunEvent,
+    RunList, RunTimeline, Usage, UsageKind,
+};
 use onceonly_runtime::store::Store;
+use onceonly_runtime::wire::header;
 
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, Segment};
@@ -27,24 +30,22 @@ pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/metrics", get(metrics::<S>))
 }
 
-async fn me<S: Store>(tenant: Tenant<S>) -> Answer<JsonMap> {
+async fn me<S: Store>(tenant: Tenant<S>) -> Answer<AccountInfo> {
     Ok(axum::Json(tenant.me().await?))
 }
 
 async fn notifications<S: Store>(
     tenant: Tenant<S>,
-    JsonBody(prefs): JsonBody<JsonMap>,
-) -> Answer<JsonMap> {
-    Ok(axum::Json(tenant.update_notifications(prefs).await?))
+    JsonBody(update): JsonBody<NotificationUpdate>,
+) -> Answer<NotificationPrefs> {
+    Ok(axum::Json(tenant.update_notifications(update).await?))
 }
 
+/// `make` when absent or blank, as the official SDKs default it.
 fn usage_kind(kind: Option<&str>) -> Result<UsageKind, ApiError> {
     match kind.map(str::trim) {
-        None | Some("") | Some("make") => Ok(UsageKind::Make),
-        Some("ai") => Ok(UsageKind::Ai),
-        Some(other) => Err(ApiError::validation(format!(
-            "kind must be make or ai, got {other:?}"
-        ))),
+        None | Some("") => Ok(UsageKind::Make),
+        Some(kind) => Ok(kind.parse()?),
     }
 }
 
@@ -61,11 +62,11 @@ async fn usage_all<S: Store>(tenant: Tenant<S>) -> Result<Response, ApiError> {
     let all = tenant.usage_all().await?;
     let mut res = axum::Json(&all).into_response();
     for (name, value) in [
-        ("x-onceonly-plan", all.plan.as_str()),
-        ("x-onceonly-month", all.month.as_str()),
+        (header::PLAN, all.plan.as_str()),
+        (header::MONTH, all.month.as_str()),
     ] {
         if let Ok(v) = HeaderValue::from_str(value) {
-            res.headers_mut().insert(HeaderName::from_static(name), v);
+            res.headers_mut().insert(name, v);
         }
     }
     Ok(res)
@@ -74,7 +75,7 @@ async fn usage_all<S: Store>(tenant: Tenant<S>) -> Result<Response, ApiError> {
 async fn events<S: Store>(
     tenant: Tenant<S>,
     QueryParams(q): QueryParams<PageQuery>,
-) -> Answer<JsonMap> {
+) -> Answer<EventsPage> {
     let page = tenant
         .events(q.limit.unwrap_or(50), q.offset.unwrap_or(0))
         .await?;
@@ -84,14 +85,14 @@ async fn events<S: Store>(
 async fn post_event<S: Store>(
     tenant: Tenant<S>,
     JsonBody(event): JsonBody<RunEvent>,
-) -> Answer<JsonMap> {
+) -> Answer<EventAck> {
     Ok(axum::Json(tenant.post_event(event).await?))
 }
 
 async fn runs<S: Store>(
     tenant: Tenant<S>,
     QueryParams(q): QueryParams<PageQuery>,
-) -> Answer<JsonMap> {
+) -> Answer<RunList> {
     let q_prefix = q.q.as_deref().filter(|s| !s.is_empty());
     let page = tenant
         .runs(q.limit.unwrap_or(50), q.offset.unwrap_or(0), q_prefix)
@@ -113,6 +114,6 @@ async fn run_timeline<S: Store>(
 async fn metrics<S: Store>(
     tenant: Tenant<S>,
     QueryParams(q): QueryParams<MetricsQuery>,
-) -> Answer<JsonMap> {
+) -> Answer<Metrics> {
     Ok(axum::Json(tenant.metrics(&q.from_day, &q.to_day).await?))
 }

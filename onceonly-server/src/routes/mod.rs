@@ -18,20 +18,17 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use onceonly_runtime::store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use onceonly_runtime::wire::header;
+
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// `X-Request-Id`: echoed when the caller sends a usable one, generated otherwise.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// `X-OnceOnly-Status` on check-lock answers: `locked` or `duplicate`.
-pub const ONCEONLY_STATUS: HeaderName = HeaderName::from_static("x-onceonly-status");
 
 /// The whole application for `state`.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
@@ -149,7 +146,7 @@ async fn request_context<S: Store>(
 ) -> Response {
     let id = req
         .headers()
-        .get(&REQUEST_ID)
+        .get(&header::REQUEST_ID)
         .filter(|v| usable_request_id(v))
         .cloned()
         .unwrap_or_else(new_request_id);
@@ -173,6 +170,6 @@ async fn request_context<S: Store>(
             "request"
         );
     }
-    res.headers_mut().insert(REQUEST_ID, id);
+    res.headers_mut().insert(header::REQUEST_ID, id);
     res
 }

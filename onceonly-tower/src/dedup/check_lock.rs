@@ -14,6 +14,8 @@ use serde_json::json;
 
 use super::key::FoundKey;
 use super::layer::Config;
+use onceonly_runtime::wire::status;
+
 use super::{ONCEONLY_STATUS, backend_failure};
 use crate::body::ResponseBody;
 use crate::response;
@@ -80,6 +82,6 @@ fn duplicate<B>(claimed: &CheckLockResult, found: &FoundKey) -> Response<Respons
         }),
     );
     res.headers_mut()
-        .insert(ONCEONLY_STATUS, HeaderValue::from_static("duplicate"));
+        .insert(ONCEONLY_STATUS, HeaderValue::from_static(status::DUPLICATE));
     res
 }

@@ -15,6 +15,7 @@ mod service;
 use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use onceonly_runtime::Error;
+use onceonly_runtime::wire::{self, header};
 
 pub use self::future::ResponseFuture;
 pub use self::key::{KeyExtractor, KeyRequest, KeySource};
@@ -30,10 +31,10 @@ use crate::body::ResponseBody;
 use crate::response;
 
 /// Response header naming what the layer did: `duplicate` (check-lock), `replayed`,
-/// `in_progress` (a 409), `unavailable` (a 503).
-pub const ONCEONLY_STATUS: HeaderName = HeaderName::from_static("x-onceonly-status");
+/// `in_progress` (a 409), `unavailable` (a 503); values in [`wire::status`].
+pub const ONCEONLY_STATUS: HeaderName = header::ONCEONLY_STATUS;
 /// Response header set to `true` on replayed responses.
-pub const IDEMPOTENCY_REPLAYED: HeaderName = HeaderName::from_static("idempotency-replayed");
+pub const IDEMPOTENCY_REPLAYED: HeaderName = header::IDEMPOTENCY_REPLAYED;
 
 /// Seconds a sender is asked to wait after a 503 from the layer.
 const UNAVAILABLE_RETRY_SECS: u64 = 5;
@@ -83,7 +84,9 @@ fn backend_failure<B>(config: &Config, key: &str, e: &Error) -> Option<Response<
         response::detail(StatusCode::SERVICE_UNAVAILABLE, detail),
         retry,
     );
-    res.headers_mut()
-        .insert(ONCEONLY_STATUS, HeaderValue::from_static("unavailable"));
+    res.headers_mut().insert(
+        ONCEONLY_STATUS,
+        HeaderValue::from_static(wire::status::UNAVAILABLE),
+    );
     Some(res)
 }

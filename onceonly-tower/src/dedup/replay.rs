@@ -25,6 +25,8 @@ use tower_service::Service;
 use super::key::FoundKey;
 use super::layer::Config;
 use super::service::passthrough;
+use onceonly_runtime::wire::status;
+
 use super::{IDEMPOTENCY_REPLAYED, ONCEONLY_STATUS, backend_failure};
 use crate::body::{BoxError, ResponseBody};
 use crate::buffer::{self, Collected};
@@ -311,7 +313,7 @@ fn replay<B>(
     res.headers_mut()
         .insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
     res.headers_mut()
-        .insert(ONCEONLY_STATUS, HeaderValue::from_static("replayed"));
+        .insert(ONCEONLY_STATUS, HeaderValue::from_static(status::REPLAYED));
     res
 }
 
@@ -358,8 +360,10 @@ fn conflict<B>(lease: &Lease, found: &FoundKey) -> Response<ResponseBody<B>> {
     if let Some(secs) = retry {
         res = response::retry_after(res, secs);
     }
-    res.headers_mut()
-        .insert(ONCEONLY_STATUS, HeaderValue::from_static("in_progress"));
+    res.headers_mut().insert(
+        ONCEONLY_STATUS,
+        HeaderValue::from_static(status::IN_PROGRESS),
+    );
     res
 }
 

@@ -9,14 +9,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
+use onceonly_runtime::wire::header;
 use sha2::Sha256;
 
 /// Header carrying the lowercase hex HMAC-SHA256 of the raw body.
-pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-onceonly-signature");
+pub const SIGNATURE_HEADER: HeaderName = header::SIGNATURE;
 /// Header naming the algorithm; always [`ALGORITHM`].
-pub const ALGORITHM_HEADER: HeaderName = HeaderName::from_static("x-onceonly-signature-alg");
+pub const ALGORITHM_HEADER: HeaderName = header::SIGNATURE_ALG;
 /// Header carrying the signing time, in unix seconds.
-pub const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("x-onceonly-timestamp");
+pub const TIMESTAMP_HEADER: HeaderName = header::TIMESTAMP;
 /// The only algorithm: HMAC-SHA256 keyed by the shared secret (as UTF-8 bytes).
 pub const ALGORITHM: &str = "hmac_sha256";
 /// How far a timestamp may be from the receiver's clock, either way (300 s).

@@ -1,0 +1,137 @@
+//! [`AnyStore`]: whichever store a [`Target`] names, behind one type, so the server and the
+//! client builder open a store in one place and run one engine type over any of them.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{
+    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogPage, MemoryStore, Store, Subscription,
+    Versioned,
+};
+use crate::engine::{Engine, EngineConfig};
+use crate::error::{Error, JsonMap, Result};
+use crate::target::Target;
+use crate::time::SystemClock;
+
+/// One of the stores this build includes, chosen at run time.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyStore {
+    /// [`MemoryStore`].
+    Memory(MemoryStore),
+}
+
+impl AnyStore {
+    /// Opens the store `target` names. An HTTP target is not a store: [`Error::Config`].
+    pub fn open(target: &Target) -> Result<AnyStore> {
+        match target {
+            Target::Memory => Ok(AnyStore::Memory(MemoryStore::new())),
+            Target::Http(url) => Err(Error::Config(format!(
+                "`{url}` is an HTTP API, not a store: expected memory:, redis:// or sqlite:PATH"
+            ))),
+        }
+    }
+}
+
+impl Engine<AnyStore> {
+    /// The engine over the store `target` names, on the system clock: the one constructor
+    /// behind `OnceOnly::from_env` and `onceonly-server --store`.
+    pub fn open(target: &Target, config: EngineConfig) -> Result<Self> {
+        let store = AnyStore::open(target)?;
+        Ok(Engine::with_config(store, config, Arc::new(SystemClock)))
+    }
+}
+
+/// Forwards one call to the store inside.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Memory($s) => $call,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    fn name(&self) -> &'static str {
+        each!(self, s => s.name())
+    }
+
+    fn claim_lock(
+        &self,
+        key: &str,
+        now_ms: u64,
+        lock: LockEntry,
+    ) -> impl Future<Output = Result<LockClaim>> + Send {
+        async move { each!(self, s => s.claim_lock(key, now_ms, lock).await) }
+    }
+
+    fn release_lock(
+        &self,
+        key: &str,
+        lock_id: Option<&str>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move { each!(self, s => s.release_lock(key, lock_id, now_ms).await) }
+    }
+
+    fn get_record(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Versioned<Arc<LeaseRecord>>>>> + Send {
+        async move { each!(self, s => s.get_record(key).await) }
+    }
+
+    fn put_record(
+        &self,
+        key: &str,
+        expected_rev: Option<u64>,
+        record: LeaseRecord,
+    ) -> impl Future<Output = Result<Option<u64>>> + Send {
+        async move { each!(self, s => s.put_record(key, expected_rev, record).await) }
+    }
+
+    fn subscribe(&self, key: &str) -> impl Future<Output = Result<Subscription>> + Send {
+        async move { each!(self, s => s.subscribe(key).await) }
+    }
+
+    fn purge_expired(&self, now_ms: u64) -> impl Future<Output = Result<usize>> + Send {
+        async move { each!(self, s => s.purge_expired(now_ms).await) }
+    }
+
+    fn add_counter(
+        &self,
+        key: &str,
+        delta: i64,
+        limit: Option<u64>,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> impl Future<Output = Result<CounterAdd>> + Send {
+        async move { each!(self, s => s.add_counter(key, delta, limit, now_ms, expires_at_ms).await) }
+    }
+
+    fn get_counter(&self, key: &str, now_ms: u64) -> impl Future<Output = Result<u64>> + Send {
+        async move { each!(self, s => s.get_counter(key, now_ms).await) }
+    }
+
+    fn append_log(
+        &self,
+        key: &str,
+        value: JsonMap,
+        cap: usize,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        async move { each!(self, s => s.append_log(key, value, cap, now_ms, expires_at_ms).await) }
+    }
+
+    fn read_log(
+        &self,
+        key: &str,
+        newest_first: bool,
+        offset: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<LogPage>> + Send {
+        async move { each!(self, s => s.read_log(key, newest_first, offset, limit, now_ms).await) }
+    }
+}
