@@ -25,6 +25,38 @@ fn receipt(id: &str) -> Receipt {
     }
 }
 
+/// How a failed key must read, through `status` and `result` alike.
+struct Failed<'a> {
+    error_code: &'a str,
+    retryable: bool,
+    cancel_reason: Option<&'a str>,
+}
+
+async fn assert_failed(client: &OnceOnly, key: &str, want: Failed<'_>) {
+    let status = client.ai().status(key).await.unwrap();
+    let result = client.ai().result(key).await.unwrap();
+    for (status, error_code, retryable, reason) in [
+        (
+            status.status,
+            &status.error_code,
+            status.retryable,
+            &status.cancel_reason,
+        ),
+        (
+            result.status,
+            &result.error_code,
+            result.retryable,
+            &result.cancel_reason,
+        ),
+    ] {
+        assert_eq!(status, RunStatus::Failed, "{key}");
+        assert_eq!(error_code.as_deref(), Some(want.error_code), "{key}");
+        assert_eq!(retryable, want.retryable, "{key}");
+        assert_eq!(reason.as_deref(), want.cancel_reason, "{key}");
+    }
+    assert!(status.done_at.is_some() && result.result.is_none(), "{key}");
+}
+
 /// The cases, each a plain async function over a client.
 mod cases {
     use super::*;
@@ -204,6 +236,20 @@ mod cases {
         started_rx.await.unwrap();
         holder.abort();
         let _ = holder.await;
+        // The cancel-on-drop runs in the background: wait for the key to settle.
+        let settled = client
+            .ai()
+            .wait("email:u1")
+            .timeout(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(settled.status, RunStatus::Failed);
+        let dropped = Failed {
+            error_code: "cancelled",
+            retryable: true,
+            cancel_reason: Some("dropped"),
+        };
+        assert_failed(&client, "email:u1", dropped).await;
         // The lease lives 300 s; only the cancel-on-drop frees the key within the 30 s bound.
         let value: Receipt = client
             .ai()
@@ -226,9 +272,12 @@ mod cases {
             matches!(e, Error::Validation(ref m) if m == "card declined"),
             "{e:?}"
         );
-        let status = client.ai().status("charge:o2").await.unwrap();
-        assert_eq!(status.status, RunStatus::Failed);
-        assert!(status.retryable);
+        let released = Failed {
+            error_code: onceonly_runtime::run_fn::DEFAULT_ERROR_CODE,
+            retryable: true,
+            cancel_reason: None,
+        };
+        assert_failed(&client, "charge:o2", released).await;
         let calls = AtomicUsize::new(0);
         let value: Receipt = client
             .ai()
@@ -266,10 +315,79 @@ mod cases {
             }
             e => panic!("{e:?}"),
         }
-        let result = client.ai().result("charge:o3").await.unwrap();
-        assert_eq!(result.status, RunStatus::Failed);
-        assert_eq!(result.error_code.as_deref(), Some("fraud_suspected"));
-        assert!(!result.retryable);
+        let terminal = Failed {
+            error_code: "fraud_suspected",
+            retryable: false,
+            cancel_reason: None,
+        };
+        assert_failed(&client, "charge:o3", terminal).await;
+    }
+
+    pub(super) async fn every_failure_reads_back_its_code(client: OnceOnly) {
+        let ai = client.ai();
+        let lease = |key: &'static str| {
+            let ai = client.ai();
+            async move { ai.lease(key).await.unwrap().lease_id.unwrap() }
+        };
+        // Terminal failure, and a repeat with the same code (an idempotent no-op).
+        let id = lease("f:terminal").await;
+        let failed = ai.fail("f:terminal", &id, "card_declined").await.unwrap();
+        assert_eq!(failed.status, RunStatus::Failed);
+        assert_eq!(failed.error_code.as_deref(), Some("card_declined"));
+        assert!(!failed.retryable);
+        ai.fail("f:terminal", &id, "card_declined").await.unwrap();
+        let terminal = Failed {
+            error_code: "card_declined",
+            retryable: false,
+            cancel_reason: None,
+        };
+        assert_failed(&client, "f:terminal", terminal).await;
+        let again = ai.lease("f:terminal").await.unwrap();
+        assert_eq!(again.status, RunStatus::Failed);
+        assert_eq!(again.error_code.as_deref(), Some("card_declined"));
+
+        // Retryable failure: released with its own code, not `cancelled`.
+        let id = lease("f:retry").await;
+        let released = ai
+            .fail("f:retry", &id, "upstream_timeout")
+            .retryable(true)
+            .await
+            .unwrap();
+        assert_eq!(released.error_code.as_deref(), Some("upstream_timeout"));
+        assert!(released.retryable);
+        let retry = Failed {
+            error_code: "upstream_timeout",
+            retryable: true,
+            cancel_reason: None,
+        };
+        assert_failed(&client, "f:retry", retry).await;
+        assert_eq!(
+            ai.lease("f:retry").await.unwrap().status,
+            RunStatus::Acquired
+        );
+
+        // Cancel with and without a reason: the code is `cancelled`, the reason reads back.
+        let id = lease("f:cancel").await;
+        let cancelled = ai
+            .cancel("f:cancel", &id)
+            .reason("user aborted")
+            .await
+            .unwrap();
+        assert_eq!(cancelled.cancel_reason.as_deref(), Some("user aborted"));
+        let with_reason = Failed {
+            error_code: "cancelled",
+            retryable: true,
+            cancel_reason: Some("user aborted"),
+        };
+        assert_failed(&client, "f:cancel", with_reason).await;
+        let id = lease("f:cancel-bare").await;
+        ai.cancel("f:cancel-bare", &id).await.unwrap();
+        let bare = Failed {
+            error_code: "cancelled",
+            retryable: true,
+            cancel_reason: None,
+        };
+        assert_failed(&client, "f:cancel-bare", bare).await;
     }
 
     pub(super) async fn a_waiter_is_woken_by_completion(client: OnceOnly) {
@@ -355,9 +473,12 @@ mod cases {
             .reason("giving up")
             .await
             .unwrap();
-        let status = ai.status("fence").await.unwrap();
-        assert_eq!(status.status, RunStatus::Failed);
-        assert!(status.retryable);
+        let cancelled = Failed {
+            error_code: "cancelled",
+            retryable: true,
+            cancel_reason: Some("giving up"),
+        };
+        assert_failed(&client, "fence", cancelled).await;
         let second = ai.lease("fence").await.unwrap();
         assert_eq!(second.status, RunStatus::Acquired);
         let second_id = second.lease_id.unwrap();
@@ -406,6 +527,20 @@ mod cases {
             })
         };
         started_rx.await.unwrap();
+        // Nobody has taken the key yet once the lease runs out: it reads as expired.
+        let expired = client
+            .ai()
+            .wait("slow")
+            .timeout(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(expired.status, RunStatus::Failed);
+        let lapsed = Failed {
+            error_code: "lease_expired",
+            retryable: true,
+            cancel_reason: None,
+        };
+        assert_failed(&client, "slow", lapsed).await;
         // Waits for the slow holder, then acquires once its lease has run out.
         let fast: String = client
             .ai()
@@ -470,6 +605,12 @@ mod cases {
             "{again:?}"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 1, "the side effect ran once");
+        let refused = Failed {
+            error_code: onceonly_runtime::run_fn::RESULT_NOT_STORED,
+            retryable: false,
+            cancel_reason: None,
+        };
+        assert_failed(&client, "too-big", refused).await;
     }
 
     pub(super) async fn heartbeats_keep_a_long_run_alive(client: OnceOnly) {
@@ -537,7 +678,10 @@ mod cases {
         assert!(me.current_period_start < me.current_period_end);
         let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
         let metrics = client.metrics(&today, &today).await.unwrap();
-        assert_eq!((metrics.from_day.as_str(), metrics.days.len()), (today.as_str(), 1));
+        assert_eq!(
+            (metrics.from_day.as_str(), metrics.days.len()),
+            (today.as_str(), 1)
+        );
         assert_eq!(metrics.days[0].day, today);
         assert_eq!(metrics.days[0].counts, metrics.totals);
         assert!(metrics.totals.ai.usage >= 1, "{metrics:?}");
@@ -591,7 +735,11 @@ mod cases {
         assert_eq!(events.limit, 10);
         // Newest first: the completion's run_finished, then the note, then run_started.
         let newest: Vec<&str> = events.data.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(newest[..3], ["run_finished", "note", "run_started"], "{events:?}");
+        assert_eq!(
+            newest[..3],
+            ["run_finished", "note", "run_started"],
+            "{events:?}"
+        );
         assert_eq!(events.data[1].id, posted.event_id);
         assert_eq!(events.data[0].run_id.as_deref(), Some("run-a"));
         let runs = client.list_runs().q("run-").await.unwrap();
@@ -660,6 +808,7 @@ macro_rules! suite {
             a_dropped_holder_releases_the_key,
             a_user_error_releases_the_key,
             terminal_failures_are_remembered,
+            every_failure_reads_back_its_code,
             a_waiter_is_woken_by_completion,
             a_run_fn_waiting_on_a_holder_gets_its_value,
             a_stale_lease_id_is_lease_lost,

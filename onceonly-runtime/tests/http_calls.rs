@@ -330,7 +330,10 @@ async fn account_calls_send_the_documented_requests() {
     assert_eq!((all.make.charged_total_month, all.ai.usage), (1, 5));
     // A bare array is read as the page's data; the page is the one asked for.
     let events = client.events().limit(10).offset(20).await.unwrap();
-    assert_eq!((events.data.len(), events.limit, events.offset), (1, 10, 20));
+    assert_eq!(
+        (events.data.len(), events.limit, events.offset),
+        (1, 10, 20)
+    );
     assert_eq!(events.data[0].kind, "duplicate");
     let mut extra = onceonly_runtime::models::JsonMap::new();
     extra.insert("status".into(), "overridden".into());

@@ -85,7 +85,10 @@ async fn a_plan_limit_is_over_limit_and_never_fails_open() {
         Err(Error::OverLimit(refusal)) => {
             // Read back from the server's 402 into the same fields the engine fills.
             assert_eq!((refusal.limit, refusal.usage), (Some(1), Some(1)));
-            assert_eq!(refusal.kind, Some(onceonly_runtime::models::UsageKind::Make));
+            assert_eq!(
+                refusal.kind,
+                Some(onceonly_runtime::models::UsageKind::Make)
+            );
             assert!(refusal.period.is_some() && refusal.plan.is_some());
             assert_eq!(refusal.detail["error"], "payment_required");
         }

@@ -77,13 +77,17 @@ pub(crate) struct FailBody {
     pub(crate) retryable: bool,
 }
 
-/// `POST /ai/cancel`.
+/// `POST /ai/cancel`. `error_code` and `error_hash` (extension) make it a retryable failure.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CancelBody {
     pub(crate) key: String,
     pub(crate) lease_id: String,
     #[serde(default)]
     pub(crate) reason: Option<String>,
+    #[serde(default)]
+    pub(crate) error_code: Option<String>,
+    #[serde(default)]
+    pub(crate) error_hash: Option<String>,
 }
 
 /// `POST /check-lock/release` (extension). With `lock_id`, only that lock is released.

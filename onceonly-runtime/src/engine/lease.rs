@@ -165,6 +165,7 @@ impl<S: Store> Engine<S> {
                 result: None,
                 result_hash: None,
                 error_code: None,
+                cancel_reason: None,
                 error_hash: None,
                 metadata: req.metadata.clone(),
                 acquisition_id: req.acquisition_id.clone(),
@@ -247,14 +248,13 @@ impl<S: Store> Engine<S> {
         } else {
             LeaseState::Failed
         };
-        self.finish(
-            &req.key,
-            &req.lease_id,
-            target,
-            &req.error_code,
-            req.error_hash.clone(),
-        )
-        .await
+        let ending = Ending {
+            state: target,
+            error_code: &req.error_code,
+            error_hash: req.error_hash.clone(),
+            cancel_reason: None,
+        };
+        self.finish(&req.key, &req.lease_id, ending).await
     }
 
     /// Releases the key without a result; the next `lease` acquires at once.
@@ -262,36 +262,29 @@ impl<S: Store> Engine<S> {
         if let Some(reason) = &req.reason {
             validate::short_text("reason", reason)?;
         }
-        self.finish(
-            &req.key,
-            &req.lease_id,
-            LeaseState::Released,
-            CANCELLED,
-            None,
-        )
-        .await
+        let ending = Ending {
+            state: LeaseState::Released,
+            error_code: CANCELLED,
+            error_hash: None,
+            cancel_reason: req.reason.clone().filter(|r| !r.is_empty()),
+        };
+        self.finish(&req.key, &req.lease_id, ending).await
     }
 
-    async fn finish(
-        &self,
-        key: &str,
-        lease_id: &str,
-        target: LeaseState,
-        error_code: &str,
-        error_hash: Option<String>,
-    ) -> Result<Lease> {
+    async fn finish(&self, key: &str, lease_id: &str, ending: Ending<'_>) -> Result<Lease> {
         let retention = ms(self.inner.config.retention);
         self.change(key, lease_id, |rec, now| match rec.state {
             LeaseState::InProgress => {
                 let mut next = rec.clone();
-                next.state = target;
+                next.state = ending.state;
                 next.done_at_ms = Some(now);
-                next.error_code = Some(error_code.to_owned());
-                next.error_hash = error_hash.clone();
+                next.error_code = Some(ending.error_code.to_owned());
+                next.error_hash = ending.error_hash.clone();
+                next.cancel_reason = ending.cancel_reason.clone();
                 next.purge_at_ms = now + retention;
                 Some(Change::Write(Box::new(next)))
             }
-            state if state == target => Some(Change::AlreadyDone),
+            state if state == ending.state => Some(Change::AlreadyDone),
             _ => None,
         })
         .await
@@ -372,4 +365,12 @@ impl<S: Store> Engine<S> {
             .and_then(|v| Some((&*v.value, view::live(&v.value, now)?)));
         Ok(view::result(key, live, now))
     }
+}
+
+/// How a holder ends its lease without a result.
+struct Ending<'a> {
+    state: LeaseState,
+    error_code: &'a str,
+    error_hash: Option<String>,
+    cancel_reason: Option<String>,
 }

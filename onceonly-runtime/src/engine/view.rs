@@ -62,6 +62,7 @@ pub(crate) fn holder(key: &str, rec: &LeaseRecord, status: RunStatus) -> Lease {
     out.first_seen_at = Some(datetime_from_ms(rec.first_seen_at_ms));
     out.done_at = rec.done_at_ms.map(datetime_from_ms);
     out.error_code = rec.error_code.clone();
+    out.cancel_reason = rec.cancel_reason.clone();
     out.result_hash = rec.result_hash.clone();
     out.retryable = rec.state == LeaseState::Released;
     out
@@ -78,6 +79,7 @@ pub(crate) fn observer(key: &str, rec: &LeaseRecord, phase: Phase, now: u64) -> 
     out.done_at = status.done_at;
     out.result_hash = status.result_hash;
     out.error_code = status.error_code;
+    out.cancel_reason = status.cancel_reason;
     out.retry_after_sec = status.retry_after_sec;
     out.retryable = status.retryable;
     match phase {
@@ -99,6 +101,7 @@ pub(crate) fn status(key: &str, rec: &LeaseRecord, phase: Phase, now: u64) -> Ai
         done_at: rec.done_at_ms.map(datetime_from_ms),
         result_hash: rec.result_hash.clone(),
         error_code: None,
+        cancel_reason: None,
         retry_after_sec: None,
         retryable: false,
     };
@@ -117,6 +120,9 @@ pub(crate) fn status(key: &str, rec: &LeaseRecord, phase: Phase, now: u64) -> Ai
             // (which only stops on completed/failed) stops at once instead of polling.
             out.status = RunStatus::Failed;
             out.error_code = Some(free_error_code(rec));
+            if rec.state == LeaseState::Released {
+                out.cancel_reason = rec.cancel_reason.clone();
+            }
             out.retryable = true;
             out.done_at = out
                 .done_at
@@ -137,6 +143,7 @@ pub(crate) fn not_found_status(key: &str) -> AiStatus {
         done_at: None,
         result_hash: None,
         error_code: None,
+        cancel_reason: None,
         retry_after_sec: None,
         retryable: false,
     }
@@ -156,6 +163,7 @@ pub(crate) fn result(key: &str, rec: Option<(&LeaseRecord, Phase)>, now: u64) ->
             .and_then(|(r, _)| r.result.clone()),
         result_hash: st.result_hash,
         error_code: st.error_code,
+        cancel_reason: st.cancel_reason,
         done_at: st.done_at,
         retryable: st.retryable,
     }

@@ -143,13 +143,21 @@ struct FailBody<'a> {
     error_hash: Option<&'a str>,
 }
 
-/// A retryable failure is sent as `/ai/cancel` (reason = the error code): every server releases
-/// a cancelled key, while the `retryable` flag of `/ai/fail` is an extension the hosted API
-/// ignores, and there it would fail the key for good. The key then reads as `cancelled`.
+/// A retryable failure is sent as `/ai/cancel`, since every server releases a cancelled key,
+/// while `/ai/fail` fails it for good on the hosted API whatever flag it carries. The cancel
+/// carries the error code twice: as the `reason` every server takes, and as `error_code`
+/// (extension), which `onceonly-server` reads as "a retryable failure with this code", so the
+/// key reads back exactly as on the embedded engine. The hosted API reads it as `cancelled`.
 pub(crate) async fn fail(t: &Transport, req: FailRequest) -> Result<Lease> {
     if req.retryable {
-        let cancel = CancelRequest::new(req.key, req.lease_id, Some(req.error_code));
-        return self::cancel(t, cancel).await;
+        let body = CancelBody {
+            key: &req.key,
+            lease_id: &req.lease_id,
+            reason: Some(&req.error_code),
+            error_code: Some(&req.error_code),
+            error_hash: req.error_hash.as_deref(),
+        };
+        return holder_call(t, &["ai", "cancel"], &req.key, &body).await;
     }
     let body = FailBody {
         key: &req.key,
@@ -166,6 +174,11 @@ struct CancelBody<'a> {
     lease_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// Extension: present only on a retryable failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_hash: Option<&'a str>,
 }
 
 pub(crate) async fn cancel(t: &Transport, req: CancelRequest) -> Result<Lease> {
@@ -173,6 +186,8 @@ pub(crate) async fn cancel(t: &Transport, req: CancelRequest) -> Result<Lease> {
         key: &req.key,
         lease_id: &req.lease_id,
         reason: req.reason.as_deref().filter(|r| !r.is_empty()),
+        error_code: None,
+        error_hash: None,
     };
     holder_call(t, &["ai", "cancel"], &req.key, &body).await
 }

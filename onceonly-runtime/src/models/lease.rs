@@ -193,7 +193,7 @@ pub struct CancelRequest {
     pub key: String,
     /// The holder's lease id.
     pub lease_id: String,
-    /// Why (stored as the error code's detail).
+    /// Why; read back as `cancel_reason` (the error code stays `cancelled`).
     pub reason: Option<String>,
 }
 
@@ -250,6 +250,10 @@ pub struct Lease {
     /// The failure code (failed keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// Why the key was cancelled, when the canceller said (extension: the embedded engine and
+    /// `onceonly-server`; the hosted API keeps no reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
     /// A polling hint in seconds while someone else holds the lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_sec: Option<u64>,
@@ -290,6 +294,7 @@ impl Lease {
             result: None,
             result_hash: None,
             error_code: None,
+            cancel_reason: None,
             retry_after_sec: None,
             metadata: None,
             retryable: false,
@@ -329,6 +334,10 @@ pub struct AiStatus {
     /// The failure code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// Why the key was cancelled, when the canceller said (extension: the embedded engine and
+    /// `onceonly-server`; the hosted API keeps no reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
     /// A polling hint in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_sec: Option<u64>,
@@ -357,6 +366,10 @@ pub struct AiResult {
     /// The failure code.
     #[serde(default)]
     pub error_code: Option<String>,
+    /// Why the key was cancelled, when the canceller said (extension: the embedded engine and
+    /// `onceonly-server`; the hosted API keeps no reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
     /// When the key reached its terminal state.
     #[serde(default)]
     pub done_at: Option<DateTime<Utc>>,

@@ -60,6 +60,9 @@ pub struct LeaseRecord {
     /// The failure (or release) code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// Why the holder cancelled, when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
     /// The digest given with the failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_hash: Option<String>,

@@ -142,17 +142,27 @@ async fn fail<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<FailBody>) -
     ))
 }
 
+/// With `error_code` (extension) the cancel is a retryable failure with that code: the form in
+/// which clients send one, because the hosted API treats every `/ai/fail` as terminal.
 async fn cancel<S: Store>(
     tenant: Tenant<S>,
     JsonBody(body): JsonBody<CancelBody>,
 ) -> Answer<Lease> {
-    let reason = body.reason.filter(|r| !r.is_empty());
-    let req = CancelRequest::new(body.key, body.lease_id, reason);
-    Ok(axum::Json(
-        tenant
-            .settle(|t| async move { t.cancel(req).await })
-            .await?,
-    ))
+    let answer = match body.error_code {
+        Some(code) => {
+            let mut req = FailRequest::new(body.key, body.lease_id, code, true);
+            req.error_hash = body.error_hash;
+            tenant.settle(|t| async move { t.fail(req).await }).await?
+        }
+        None => {
+            let reason = body.reason.filter(|r| !r.is_empty());
+            let req = CancelRequest::new(body.key, body.lease_id, reason);
+            tenant
+                .settle(|t| async move { t.cancel(req).await })
+                .await?
+        }
+    };
+    Ok(axum::Json(answer))
 }
 
 /// With `wait_ms` (extension), waits up to that long (capped by the server's bound) for the
