@@ -39,9 +39,9 @@ use crate::models::{
 };
 
 /// Default page size of [`OnceOnly::events`].
-pub const DEFAULT_EVENTS_LIMIT: u32 = 50;
+pub(crate) const DEFAULT_EVENTS_LIMIT: u32 = 50;
 /// Default page size of [`OnceOnly::get_run_timeline`].
-pub const DEFAULT_TIMELINE_LIMIT: u32 = 200;
+pub(crate) const DEFAULT_TIMELINE_LIMIT: u32 = 200;
 
 fn non_blank(field: &str, value: String) -> Result<String> {
     let trimmed = value.trim();

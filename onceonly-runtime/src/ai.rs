@@ -4,16 +4,16 @@ use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use crate::backend::BoxFuture;
-use crate::call::Call;
+pub use crate::call::{Call, Request};
 use crate::client::OnceOnly;
 use crate::error::{Error, Result};
 use crate::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, LeaseRequest,
 };
-use crate::run_fn::RunFn;
+pub use crate::run_fn::{RunFn, RunFnOptions};
 
 /// Default bound of [`Ai::wait`].
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lease and run operations of a [`OnceOnly`] client. Get one with [`OnceOnly::ai`].
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +140,7 @@ impl<'a> IntoFuture for Wait<'a> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let backend = self.client.backend();
-            let deadline = crate::run_fn::deadline_after(self.timeout);
+            let deadline = crate::time::deadline_after(self.timeout);
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let status = backend.wait_status(&self.key, left).await?;
@@ -156,7 +156,7 @@ impl<'a> IntoFuture for Wait<'a> {
 }
 
 /// How often [`Ai::run_and_wait`] extends the lease that `run` returned, by default.
-pub const DEFAULT_EXTEND_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_EXTEND_EVERY: Duration = Duration::from_secs(30);
 
 impl<'a> Ai<'a> {
     /// Starts a background run for `key`, or attaches to the existing one: key-mode
@@ -325,7 +325,7 @@ impl<'a> IntoFuture for RunAndWait<'a> {
             };
             let every = extend_every.max(Duration::from_secs(1));
             let heartbeat = async {
-                let start = crate::run_fn::deadline_after(every);
+                let start = crate::time::deadline_after(every);
                 let mut tick = tokio::time::interval_at(start, every);
                 loop {
                     tick.tick().await;

@@ -17,15 +17,8 @@ fn is_wrapper(map: &JsonMap) -> bool {
     map.len() == 1 && map.contains_key(WRAP_KEY)
 }
 
-/// Encodes `value` as the result object stored for a key.
-///
-/// ```
-/// use onceonly_runtime::codec::{decode_result, encode_result};
-/// let stored = encode_result(&42u32).unwrap();
-/// assert_eq!(serde_json::Value::Object(stored.clone()), serde_json::json!({"value": 42}));
-/// assert_eq!(decode_result::<u32>(Some(stored)).unwrap(), 42);
-/// ```
-pub fn encode_result<T: Serialize + ?Sized>(value: &T) -> Result<JsonMap> {
+/// Encodes `value` as the result object stored for a key (`42` as `{"value": 42}`).
+pub(crate) fn encode_result<T: Serialize + ?Sized>(value: &T) -> Result<JsonMap> {
     match serde_json::to_value(value)? {
         Value::Object(map) if !is_wrapper(&map) => Ok(map),
         other => {
@@ -38,7 +31,7 @@ pub fn encode_result<T: Serialize + ?Sized>(value: &T) -> Result<JsonMap> {
 
 /// Decodes a stored result object into `T`. A missing result decodes as JSON `null`
 /// (so `()` and `Option<_>` work for results stored without a body).
-pub fn decode_result<T: DeserializeOwned>(stored: Option<JsonMap>) -> Result<T> {
+pub(crate) fn decode_result<T: DeserializeOwned>(stored: Option<JsonMap>) -> Result<T> {
     let value = match stored {
         None => Value::Null,
         Some(mut map) if is_wrapper(&map) => map.remove(WRAP_KEY).unwrap_or(Value::Null),

@@ -44,10 +44,10 @@ use crate::backend::{Backend, BoxFuture};
 use crate::client::OnceOnly;
 use crate::error::Error;
 use crate::models::{CancelRequest, ExtendRequest, FailRequest};
-use crate::run_fn::deadline_after;
+use crate::time::deadline_after;
 
 /// The shortest heartbeat interval [`HeldLease::run_with_heartbeat`] uses.
-pub const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+pub(crate) const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// A lease this process holds: the backend, key, lease id and TTL, plus a cancel-on-drop guard.
 ///
@@ -127,7 +127,7 @@ impl HeldLease {
         self.armed
     }
 
-    /// Runs `work` while extending the lease every `every` (at least [`MIN_HEARTBEAT`]); the
+    /// Runs `work` while extending the lease every `every` (at least 100 ms); the
     /// first extension is one interval after the start.
     ///
     /// Heartbeat failures never fail the work: whether it counts is decided when the result is
@@ -158,12 +158,22 @@ impl HeldLease {
         }
     }
 
-    /// Records a failure with `code`: `retryable` gives the key back for a retry, otherwise it
-    /// fails for good. Disarms once the call has returned; while it is in flight the holder
-    /// stays armed, so a drop in the middle still cancels the lease. A failure to record it is
-    /// logged, not returned: the caller's own error is the one that matters, and the lease
-    /// expires anyway.
-    pub async fn release(&mut self, code: &str, retryable: bool) {
+    /// Gives the key back for a retry, recording `code` as the reason (a retryable failure:
+    /// the key reads `failed` with `retryable: true` until someone acquires it again).
+    /// Disarms once the call has returned; while it is in flight the holder stays armed, so a
+    /// drop in the middle still cancels the lease. A failure to record it is logged, not
+    /// returned: the caller's own error is the one that matters, and the lease expires anyway.
+    pub async fn release(&mut self, code: &str) {
+        self.end(code, true).await;
+    }
+
+    /// Fails the key for good with `code`: later callers get
+    /// [`Error::PreviouslyFailed`]. Disarms and logs like [`release`](Self::release).
+    pub async fn fail(&mut self, code: &str) {
+        self.end(code, false).await;
+    }
+
+    async fn end(&mut self, code: &str, retryable: bool) {
         let req = FailRequest::new(self.key.as_str(), self.lease_id.as_str(), code, retryable);
         if let Err(e) = self.backend.fail(req).await {
             tracing::warn!(

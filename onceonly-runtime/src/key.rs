@@ -11,14 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 
-/// The canonical JSON text of `value`.
-///
-/// ```
-/// use onceonly_runtime::key::canonical_json;
-/// let v = serde_json::json!({"b": 1, "a": {"d": [1, 2], "c": null}});
-/// assert_eq!(canonical_json(&v), r#"{"a":{"c":null,"d":[1,2]},"b":1}"#);
-/// ```
-pub fn canonical_json(value: &Value) -> String {
+/// The canonical JSON text of `value`: object members sorted by key, no white space.
+pub(crate) fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
     out
@@ -57,7 +51,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 /// Lowercase hex SHA-256 of the canonical JSON of `value`.
 ///
 /// ```
-/// use onceonly_runtime::key::canonical_hash;
+/// use onceonly_runtime::canonical_hash;
 /// let h = canonical_hash(&serde_json::json!({"amount": 50, "user_id": "u_100"})).unwrap();
 /// assert_eq!(h.len(), 64);
 /// ```
@@ -73,6 +67,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn canonical_text() {
+        let v = serde_json::json!({"b": 1, "a": {"d": [1, 2], "c": null}});
+        assert_eq!(canonical_json(&v), r#"{"a":{"c":null,"d":[1,2]},"b":1}"#);
+    }
 
     #[test]
     fn key_order_does_not_matter() {

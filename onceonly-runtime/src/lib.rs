@@ -26,55 +26,77 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The pieces:
-//! - [`OnceOnly`]: the client handle (cheap to clone), with [`OnceOnly::check_lock`] and the
-//!   [`ai()`](OnceOnly::ai) namespace (`run_fn`, `lease`, `extend`, `complete`, `fail`,
-//!   `cancel`, `status`, `result`, `wait`).
-//! - [`Engine`]: every rule, written once, over a [`Store`](store::Store) of atomic
-//!   primitives; [`MemoryStore`](store::MemoryStore) is the default store.
-//! - [`Backend`]: what a client talks to (the engine, or the HTTP API).
-//! - [`HeldLease`]: holding a lease while local work runs (heartbeat, release, cancel on
+//! # The surface
+//!
+//! At the root, what most programs name:
+//! - [`OnceOnly`]: the client handle (cheap to clone). [`OnceOnly::memory`] (embedded),
+//!   [`OnceOnly::new`] (hosted API), [`OnceOnly::builder`] ([`OnceOnlyBuilder`]),
+//!   [`OnceOnly::from_env`] ([`ENV_BASE_URL`], [`ENV_API_KEY`], read by [`Target`]).
+//! - Its calls: [`OnceOnly::check_lock`] ([`CheckLock`]), `release_lock`, and the account
+//!   calls `me`, `usage` ([`GetUsage`]), `usage_all`, `events` ([`GetEvents`]), `post_event`,
+//!   `list_runs` ([`ListRuns`]), `get_run_timeline` ([`GetRunTimeline`]), `metrics`,
+//!   `update_notifications` ([`UpdateNotifications`]).
+//! - [`Error`] (one error type; [`Error::is_retryable`], [`Error::is_outage`]), [`Result`],
+//!   [`JsonMap`].
+//! - `#[idempotent]` and `#[idempotent_ai]` (feature `macros`, on by default), and
+//!   [`RunFnOptions`], which they fill.
+//! - [`canonical_hash`]: the digest in the keys `#[idempotent]` derives, to compute one by hand.
+//! - [`HeldLease`]: holding a lease while local work runs (heartbeat, release, fail, cancel on
 //!   drop), the building block of `run_fn` and of HTTP middleware.
-//! - [`Error`]: one error type; [`Error::is_retryable`] tells what a retry can fix.
+//! - [`Engine`] and [`EngineConfig`]: every rule, written once, over a store; [`Backend`] and
+//!   [`BoxFuture`]: what a client talks to (the engine, or the HTTP API).
+//!
+//! Modules:
+//! - [`ai`]: the `client.ai()` namespace: `run_fn`, `run`, `run_and_wait`, `wait`, and the
+//!   lease API `lease / extend / complete / fail / cancel / status / result`, with their
+//!   builders.
+//! - [`models`]: the typed requests and answers of every call, shared by every backend.
+//! - [`wire`]: the wire vocabulary: header names, refusal codes, error codes.
+//! - [`engine`]: accounts, plans and tenants of the embedded engine.
+//! - [`store`]: the [`Store`](store::Store) trait of atomic primitives and the stores.
+//! - [`http`]: the HTTP backend's configuration (feature `http`, on by default).
+//! - [`time`]: the engine's clock.
+//! - `conformance` (feature `testing`): the suite every store must pass.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-pub mod account;
+mod account;
 pub mod ai;
 mod backend;
 mod call;
 mod client;
-pub mod codec;
+mod codec;
 mod config;
 pub mod engine;
 mod error;
 mod global;
-pub mod holder;
+mod holder;
 #[cfg(feature = "http")]
 pub mod http;
 mod ids;
-pub mod key;
+mod key;
 #[cfg(feature = "macros")]
 mod macro_support;
 pub mod models;
-pub mod run_fn;
+mod run_fn;
 pub mod store;
 mod target;
 pub mod time;
-pub mod validate;
+mod validate;
 pub mod wire;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use account::{GetEvents, GetRunTimeline, GetUsage, ListRuns, UpdateNotifications};
 pub use backend::{Backend, BoxFuture};
-pub use call::Call;
 pub use client::{CheckLock, OnceOnly};
 pub use config::{ENV_API_KEY, ENV_BASE_URL, OnceOnlyBuilder};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, JsonMap, Result};
 pub use holder::HeldLease;
-pub use run_fn::{RunFn, RunFnOptions};
+pub use key::canonical_hash;
+pub use run_fn::RunFnOptions;
 pub use target::Target;
 
 #[cfg(feature = "macros")]
@@ -83,13 +105,19 @@ pub use onceonly_macros::{idempotent, idempotent_ai};
 /// The hosted API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.onceonly.tech/v1";
 
-/// What the macros' generated code needs. Not a public API: it may change in any release.
+/// What the macros' generated code and the sibling crates need. Not a public API: it may
+/// change in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use serde;
     pub use serde_json;
 
+    pub use crate::holder::run_detached;
     pub use crate::key::canonical_hash;
+    /// Input checks, shared with the server.
+    pub mod validate {
+        pub use crate::validate::*;
+    }
     #[cfg(feature = "macros")]
     #[allow(unused_imports, unreachable_pub)]
     pub use crate::macro_support::*;

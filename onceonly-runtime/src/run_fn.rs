@@ -17,19 +17,15 @@ use crate::codec::{decode_result, encode_result};
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
 use crate::models::{CompleteRequest, LeaseRequest, RunStatus};
+use crate::time::deadline_after;
 
 /// Default lease TTL of `run_fn`.
-pub const DEFAULT_RUN_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_RUN_TTL: Duration = Duration::from_secs(300);
 /// Default bound on waiting for another holder.
-pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default error code stored when the function returns `Err`.
-pub const DEFAULT_ERROR_CODE: &str = "fn_error";
-/// The error code a key fails with for good when its value could not be serialized into a JSON
-/// result (the function ran, so it must not run again).
-pub const RESULT_NOT_SERIALIZABLE: &str = "result_not_serializable";
-/// The error code a key fails with for good when the backend refused to store its result (too
-/// large, say): the function ran, so it must not run again.
-pub const RESULT_NOT_STORED: &str = "result_not_stored";
+pub(crate) const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::wire::error_code::{
+    FN_ERROR as DEFAULT_ERROR_CODE, RESULT_NOT_SERIALIZABLE, RESULT_NOT_STORED,
+};
 
 /// Options of a `run_fn` call. The builder methods of [`RunFn`] set them; the macros fill them
 /// from their attribute arguments.
@@ -73,7 +69,7 @@ impl Default for RunFnOptions {
 /// call resolves to the same `Result<T, E>`:
 /// - the first caller runs the closure, its `Ok(T)` is stored and returned;
 /// - later callers, and concurrent callers after waiting, get the stored `T` back without
-///   running the closure (`T` must be `Serialize + DeserializeOwned`, see [`crate::codec`]);
+///   running the closure (`T` must be `Serialize + DeserializeOwned`, non-object values are stored as `{"value": ..}`);
 /// - an `Err` is returned as is and releases the key, so a retry runs again
 ///   (`.terminal_failures(true)` stores the failure instead);
 /// - dropping the call while the closure runs (a timeout, a disconnected client) cancels the
@@ -196,7 +192,7 @@ where
             let stored = match encode_result(&value) {
                 Ok(stored) => stored,
                 Err(e) => {
-                    held.release(RESULT_NOT_SERIALIZABLE, false).await;
+                    held.fail(RESULT_NOT_SERIALIZABLE).await;
                     return Err(e.into());
                 }
             };
@@ -215,7 +211,7 @@ where
                 // lease would expire and the next caller run the side effect again; the key
                 // fails for good instead, as for a result that cannot be serialized.
                 Err(e) if e.is_content_refused() => {
-                    held.release(RESULT_NOT_STORED, false).await;
+                    held.fail(RESULT_NOT_STORED).await;
                     Err(e.into())
                 }
                 Err(e) => Err(e.into()),
@@ -224,8 +220,11 @@ where
         Err(user_error) => {
             // The holder stays armed while the failure is recorded: a drop in the middle still
             // gives the key back (a cancel) instead of leaving it locked for the TTL.
-            let retryable = !opts.terminal_failures;
-            held.release(&opts.error_code, retryable).await;
+            if opts.terminal_failures {
+                held.fail(&opts.error_code).await;
+            } else {
+                held.release(&opts.error_code).await;
+            }
             Err(user_error)
         }
     }
@@ -297,11 +296,4 @@ async fn acquire<T: DeserializeOwned>(
             backend.wait_status(key, left).await?;
         }
     }
-}
-
-/// `now + wait`, saturating far in the future instead of overflowing on "wait forever".
-pub(crate) fn deadline_after(wait: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(wait)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

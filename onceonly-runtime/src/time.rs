@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 /// A source of "now" in unix milliseconds.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
@@ -64,13 +64,8 @@ impl Clock for ManualClock {
 }
 
 /// Converts unix milliseconds into a UTC timestamp.
-pub fn datetime_from_ms(ms: u64) -> DateTime<Utc> {
+pub(crate) fn datetime_from_ms(ms: u64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms as i64).unwrap_or_default()
-}
-
-/// Formats unix milliseconds the way the API does: RFC 3339, UTC, `Z` suffix.
-pub fn rfc3339_from_ms(ms: u64) -> String {
-    datetime_from_ms(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Whole seconds left until `deadline_ms`, rounded up, 0 when past.
@@ -80,4 +75,11 @@ pub(crate) fn secs_left(deadline_ms: u64, now_ms: u64) -> u64 {
 
 pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `now + wait`, saturating far in the future instead of overflowing on "wait forever".
+pub(crate) fn deadline_after(wait: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -55,6 +55,24 @@ pub mod status {
     pub const UNAVAILABLE: &str = "unavailable";
 }
 
+/// The error codes a key reads back with (`error_code` of status, result and lease answers,
+/// and of [`Error::PreviouslyFailed`](crate::Error::PreviouslyFailed)) when the runtime chose
+/// them. A caller's own codes (`fail(key, id, "card_declined")`) read back as given.
+pub mod error_code {
+    /// `run_fn` (and so the macros) when the function returned `Err`, unless
+    /// `.error_code(..)` chose another.
+    pub const FN_ERROR: &str = "fn_error";
+    /// `run_fn`: the function's value could not be encoded as JSON.
+    pub const RESULT_NOT_SERIALIZABLE: &str = "result_not_serializable";
+    /// `run_fn`: the backend refused to store the value (too large, invalid); the key fails
+    /// for good instead of running the side effect again.
+    pub const RESULT_NOT_STORED: &str = "result_not_stored";
+    /// The holder cancelled (its reason, if any, reads back as `cancel_reason`).
+    pub const CANCELLED: &str = "cancelled";
+    /// The holder's lease ran out and nobody has acquired the key since.
+    pub const LEASE_EXPIRED: &str = "lease_expired";
+}
+
 /// Why a lease operation was refused: the `detail.error` of a `409` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -273,7 +273,7 @@ mod cases {
             "{e:?}"
         );
         let released = Failed {
-            error_code: onceonly_runtime::run_fn::DEFAULT_ERROR_CODE,
+            error_code: onceonly_runtime::wire::error_code::FN_ERROR,
             retryable: true,
             cancel_reason: None,
         };
@@ -601,12 +601,12 @@ mod cases {
         let again = call().await.unwrap_err();
         assert!(
             matches!(&again, Error::PreviouslyFailed { error_code, .. }
-                if error_code == onceonly_runtime::run_fn::RESULT_NOT_STORED),
+                if error_code == onceonly_runtime::wire::error_code::RESULT_NOT_STORED),
             "{again:?}"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 1, "the side effect ran once");
         let refused = Failed {
-            error_code: onceonly_runtime::run_fn::RESULT_NOT_STORED,
+            error_code: onceonly_runtime::wire::error_code::RESULT_NOT_STORED,
             retryable: false,
             cancel_reason: None,
         };

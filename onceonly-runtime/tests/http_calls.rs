@@ -70,10 +70,10 @@ async fn lease_calls_send_the_documented_bodies() {
             json!({"key": "k", "lease_id": "lease_1", "error_code": "card_declined"}),
         ),
         // A retryable failure releases the key through `/ai/cancel`, which every server
-        // honours (the `retryable` flag of `/ai/fail` is an extension).
+        // honours; `error_code` (extension) lets onceonly-server keep the code as given.
         (
             "/v1/ai/cancel",
-            json!({"key": "k", "lease_id": "lease_1", "reason": "fn_error"}),
+            json!({"key": "k", "lease_id": "lease_1", "reason": "fn_error", "error_code": "fn_error", "error_hash": "e1"}),
         ),
         ("/v1/ai/cancel", json!({"key": "k", "lease_id": "lease_1"})),
         (

@@ -489,7 +489,7 @@ async fn repro_a_result_that_cannot_be_stored_fails_the_key_for_good() {
     assert!(matches!(call().await, Err(Error::Decode(_))));
     let again = call().await;
     assert!(
-        matches!(again, Err(Error::PreviouslyFailed { ref error_code, .. }) if error_code == onceonly_runtime::run_fn::RESULT_NOT_SERIALIZABLE),
+        matches!(again, Err(Error::PreviouslyFailed { ref error_code, .. }) if error_code == onceonly_runtime::wire::error_code::RESULT_NOT_SERIALIZABLE),
         "{again:?}"
     );
     assert_eq!(

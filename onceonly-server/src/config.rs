@@ -60,9 +60,10 @@ pub struct ConfigError(pub String);
 /// Where the server keeps its state: `--store`, read by the runtime's one URL parser
 /// ([`Target`]). Anything but an HTTP URL names a store.
 pub fn parse_store(spec: &str) -> Result<Target, ConfigError> {
-    let target: Target = spec
-        .parse()
-        .map_err(|e: onceonly_runtime::Error| ConfigError(format!("--store: {e}")))?;
+    let target: Target = spec.parse().map_err(|e| match e {
+        onceonly_runtime::Error::Config(msg) => ConfigError(format!("--store: {msg}")),
+        other => ConfigError(format!("--store: {other}")),
+    })?;
     if !target.is_store() {
         return Err(ConfigError(format!(
             "--store `{spec}` is an HTTP API, not a store: expected memory, redis:// or sqlite:PATH"

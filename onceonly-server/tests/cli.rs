@@ -34,13 +34,25 @@ async fn configuration_errors_are_explained() {
     );
 
     let e = fails_with(
-        &["--store", "redis://127.0.0.1/", "--api-key", "k_secret_1"],
+        &["--store", "postgres://db/x", "--api-key", "k_secret_1"],
         &[],
     )
     .await;
-    assert!(e.contains("redis store is not available"), "{e}");
-    let e = fails_with(&["--store", "sqlite:x.db", "--api-key", "k_secret_1"], &[]).await;
-    assert!(e.contains("sqlite store is not available"), "{e}");
+    assert!(
+        e.contains("--store: unsupported URL `postgres://db/x`"),
+        "{e}"
+    );
+    let e = fails_with(
+        &[
+            "--store",
+            "http://127.0.0.1:1/v1",
+            "--api-key",
+            "k_secret_1",
+        ],
+        &[],
+    )
+    .await;
+    assert!(e.contains("is an HTTP API, not a store"), "{e}");
 
     let dir = std::env::temp_dir().join(format!("onceonly-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -223,7 +223,7 @@ async fn a_bad_acquisition_header_is_422_and_acquires_nothing() {
             assert_client_error(&a, &format!("{path} {value:?}"));
             assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
             assert!(
-                a.detail().to_string().contains("X-OnceOnly-Acquisition"),
+                a.detail().to_string().contains("x-onceonly-acquisition"),
                 "{}",
                 a.text
             );

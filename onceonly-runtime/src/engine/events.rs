@@ -18,19 +18,19 @@ use crate::store::{LeaseRecord, LeaseState, Store};
 use crate::time::ms;
 
 /// Most events kept per run timeline.
-pub const MAX_RUN_EVENTS: usize = 10_000;
+pub(crate) const MAX_RUN_EVENTS: usize = 10_000;
 /// Most events kept in an account's recent-events log (also the window `runs` looks at).
-pub const MAX_RECENT_EVENTS: usize = 10_000;
+pub(crate) const MAX_RECENT_EVENTS: usize = 10_000;
 /// Largest accepted event, in bytes of JSON.
-pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_EVENT_BYTES: usize = 16 * 1024;
 /// Longest accepted run id, in bytes.
-pub const MAX_RUN_ID_BYTES: usize = 256;
+pub(crate) const MAX_RUN_ID_BYTES: usize = 256;
 /// Longest accepted event type, in bytes.
-pub const MAX_EVENT_TYPE_BYTES: usize = 64;
+pub(crate) const MAX_EVENT_TYPE_BYTES: usize = 64;
 /// Largest page of `events` and `runs`.
-pub const MAX_EVENTS_PAGE: u32 = 500;
+pub(crate) const MAX_EVENTS_PAGE: u32 = 500;
 /// Largest page of a run timeline.
-pub const MAX_TIMELINE_PAGE: u32 = 2000;
+pub(crate) const MAX_TIMELINE_PAGE: u32 = 2000;
 
 const EVENTS_LOG: &str = "events";
 const PREFS_LOG: &str = "prefs";
@@ -74,7 +74,7 @@ fn text_field<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str> {
 
 /// Checks a run id as `GET /runs/{run_id}` and `POST /events` take it: trimmed, 1 to 256 bytes,
 /// no control characters. Returns the trimmed id.
-pub fn validate_run_id(run_id: &str) -> Result<&str> {
+pub(crate) fn validate_run_id(run_id: &str) -> Result<&str> {
     text_field("run_id", run_id, MAX_RUN_ID_BYTES)
 }
 
@@ -277,7 +277,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// Runs with recent events, most recently active first (`GET /runs`). `q` keeps run ids
-    /// starting with it. Only runs among the account's last [`MAX_RECENT_EVENTS`] events are
+    /// starting with it. Only runs among the account's last 10,000 events are
     /// listed.
     pub async fn runs(&self, limit: u32, offset: u32, q: Option<&str>) -> Result<RunList> {
         let n = page("limit", limit, MAX_EVENTS_PAGE)?;

@@ -17,15 +17,9 @@ mod usage;
 mod view;
 mod wait;
 
-pub use events::{
-    MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_EVENTS_PAGE, MAX_RECENT_EVENTS, MAX_RUN_EVENTS,
-    MAX_RUN_ID_BYTES, MAX_TIMELINE_PAGE, validate_run_id,
-};
-pub use tenant::{Account, MAX_TENANT_ID_BYTES, Plan, TenantEngine, TenantStore};
-pub use usage::MAX_METRICS_DAYS;
+pub use tenant::{Account, Plan, TenantEngine, TenantStore};
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::backend::{Backend, BoxFuture};
@@ -126,10 +120,11 @@ impl<S: Store> Clone for Engine<S> {
 }
 
 struct Inner<S> {
-    store: S,
+    store: Arc<S>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
-    purger_started: AtomicBool,
+    /// Shared with the tenant engines of this store.
+    purger: Arc<dyn purge::StartPurge>,
     account: Account,
     windows: usage::WindowCache,
 }
@@ -149,12 +144,14 @@ impl<S: Store> Engine<S> {
 
     /// An engine with an explicit configuration and clock.
     pub fn with_config(store: S, config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
+        let store = Arc::new(store);
+        let purger = purge::Purger::new(&store, Arc::clone(&clock), config.purge_interval);
         Engine {
             inner: Arc::new(Inner {
                 store,
                 clock,
                 config,
-                purger_started: AtomicBool::new(false),
+                purger: Arc::new(purger),
                 account: Account::default(),
                 windows: usage::WindowCache::default(),
             }),

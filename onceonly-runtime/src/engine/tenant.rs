@@ -8,8 +8,8 @@
 //! purge loop.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
+use super::purge::StartPurge;
 use super::{Engine, Inner};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::UsageKind;
@@ -18,7 +18,7 @@ use crate::store::{
 };
 
 /// Longest accepted tenant id, in bytes.
-pub const MAX_TENANT_ID_BYTES: usize = 64;
+pub(crate) const MAX_TENANT_ID_BYTES: usize = 64;
 
 /// Monthly limits of an account, per usage bucket. `None` means unlimited (the default).
 ///
@@ -162,16 +162,18 @@ impl<S: Store> Engine<S> {
         validate_tenant_id(id)?;
         let prefix = format!("t/{id}/");
         self.ensure_purger();
+        let store = TenantStore {
+            store: Arc::clone(&self.inner.store),
+            prefix,
+            purger: Arc::clone(&self.inner.purger),
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
-                store: TenantStore {
-                    root: self.clone(),
-                    prefix,
-                },
+                store: Arc::new(store),
                 clock: Arc::clone(&self.inner.clock),
                 config: self.inner.config.clone(),
-                // The root's purge loop covers every tenant's keys.
-                purger_started: AtomicBool::new(true),
+                // The root's purge loop sweeps the whole store, every tenant's keys included.
+                purger: Arc::clone(&self.inner.purger),
                 account,
                 windows: super::usage::WindowCache::default(),
             }),
@@ -197,14 +199,16 @@ fn validate_tenant_id(id: &str) -> Result<()> {
 /// The store of a [`TenantEngine`]: the root engine's store with every key prefixed by
 /// `t/<tenant id>/`.
 pub struct TenantStore<S: Store> {
-    root: Engine<S>,
+    store: Arc<S>,
     prefix: String,
+    /// The root's purger: started on first use, if the root was made outside a runtime.
+    purger: Arc<dyn StartPurge>,
 }
 
 impl<S: Store> std::fmt::Debug for TenantStore<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantStore")
-            .field("store", &self.root.store().name())
+            .field("store", &self.store.name())
             .field("prefix", &self.prefix)
             .finish()
     }
@@ -225,14 +229,14 @@ impl<S: Store> TenantStore<S> {
 
     fn inner(&self) -> &S {
         // The root may have been created outside a runtime; start its purge loop on first use.
-        self.root.ensure_purger();
-        self.root.store()
+        self.purger.ensure_started();
+        &self.store
     }
 }
 
 impl<S: Store> Store for TenantStore<S> {
     fn name(&self) -> &'static str {
-        self.root.store().name()
+        self.store.name()
     }
 
     async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {

@@ -25,7 +25,7 @@ const DAY_MS: u64 = 86_400_000;
 /// How long counters stay readable after their window ends (about three months).
 const KEEP_AFTER_WINDOW_MS: u64 = 100 * DAY_MS;
 /// Longest range of days one `metrics` call covers.
-pub const MAX_METRICS_DAYS: i64 = 93;
+pub(crate) const MAX_METRICS_DAYS: i64 = 93;
 
 /// The counters of a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,7 @@ use crate::models::{AiResult, AiStatus, Lease, RunStatus};
 use crate::store::{LeaseRecord, LeaseState};
 use crate::time::{datetime_from_ms, secs_left};
 
-/// The error code a key reads with after its holder's lease ran out.
-pub(crate) const LEASE_EXPIRED: &str = "lease_expired";
-/// The error code of a cancelled lease.
-pub(crate) const CANCELLED: &str = "cancelled";
+pub(crate) use crate::wire::error_code::{CANCELLED, LEASE_EXPIRED};
 /// Longest polling hint handed to clients, in seconds.
 const MAX_RETRY_HINT_SECS: u64 = 5;
 

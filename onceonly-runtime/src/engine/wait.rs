@@ -19,7 +19,7 @@ impl<S: Store> Engine<S> {
     /// missed; a holder that dies is noticed when its lease expires, without any write.
     pub async fn wait_status(&self, key: &str, max_wait: Duration) -> Result<AiStatus> {
         validate::key(key)?;
-        let deadline = crate::run_fn::deadline_after(max_wait);
+        let deadline = crate::time::deadline_after(max_wait);
         loop {
             let mut sub = self.inner.store.subscribe(key).await?;
             let current = self.inner.store.get_record(key).await?;

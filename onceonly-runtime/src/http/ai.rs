@@ -210,7 +210,7 @@ pub(crate) async fn result(t: &Transport, key: &str) -> Result<AiResult> {
 /// that held the request for that long is asked again at once, one that answered sooner is
 /// asked again after its `retry_after_sec` hint (clamped to [0.5 s, 5 s]).
 pub(crate) async fn wait_status(t: &Transport, key: &str, max_wait: Duration) -> Result<AiStatus> {
-    let deadline = crate::run_fn::deadline_after(max_wait);
+    let deadline = crate::time::deadline_after(max_wait);
     loop {
         let started = Instant::now();
         let wait = deadline

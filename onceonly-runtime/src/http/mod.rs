@@ -31,7 +31,7 @@
 //!   (GET included) and `User-Agent: onceonly-rust/<version>`; check-lock adds `X-Request-Id`
 //!   when one is given. Absent optional fields are omitted from bodies, never sent as `null`.
 //!   Path segments (a run id) are percent-encoded, so `run x/y` travels as `run%20x%2Fy`.
-//! - The base URL is normalised as the official SDKs do ([`normalize_base_url`]): trailing
+//! - The base URL is normalised as the official SDKs do: trailing
 //!   slashes go, and a URL without a path gets `/v1`.
 //! - The timeout (default 5 s) bounds each attempt, connection included.
 //!
@@ -127,10 +127,10 @@ use crate::models::{
 use transport::Transport;
 
 /// Per-request timeout used when none is configured.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `User-Agent` sent by default: `onceonly-rust/<crate version>`.
-pub const USER_AGENT: &str = concat!("onceonly-rust/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("onceonly-rust/", env!("CARGO_PKG_VERSION"));
 
 /// When and how long the HTTP backend waits before trying a request again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,16 +192,8 @@ impl RetryPolicy {
 
 /// Normalises a base URL as the official SDKs do: trailing slashes are removed, and a URL
 /// whose path is then empty gets `/v1`; any other path is kept as it is.
-///
-/// ```
-/// use onceonly_runtime::http::normalize_base_url;
-///
-/// assert_eq!(normalize_base_url("https://api.onceonly.tech").unwrap(), "https://api.onceonly.tech/v1");
-/// assert_eq!(normalize_base_url("http://127.0.0.1:8080/v1/").unwrap(), "http://127.0.0.1:8080/v1");
-/// assert_eq!(normalize_base_url("https://proxy.example/custom//").unwrap(), "https://proxy.example/custom");
-/// assert!(normalize_base_url("not a url").is_err());
-/// ```
-pub fn normalize_base_url(url: &str) -> Result<String> {
+#[cfg(test)]
+fn normalize_base_url(url: &str) -> Result<String> {
     Ok(parse_base_url(url)?.as_str().to_owned())
 }
 
@@ -233,13 +225,13 @@ fn parse_base_url(raw: &str) -> Result<Url> {
 pub struct HttpConfig {
     /// The API key, sent as `Authorization: Bearer <key>`.
     pub api_key: SecretString,
-    /// The base URL (normalised by [`normalize_base_url`]).
+    /// The base URL (normalised: `/v1` added to a bare host, trailing slashes removed).
     pub base_url: String,
-    /// Per-attempt timeout (default [`DEFAULT_TIMEOUT`]).
+    /// Per-attempt timeout (default 5 s).
     pub timeout: Duration,
     /// Retries (default: none).
     pub retry: RetryPolicy,
-    /// The `User-Agent` (default [`USER_AGENT`]).
+    /// The `User-Agent` (default `onceonly-rust/<version>`).
     pub user_agent: String,
 }
 

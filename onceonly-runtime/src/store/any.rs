@@ -1,7 +1,6 @@
 //! [`AnyStore`]: whichever store a [`Target`] names, behind one type, so the server and the
 //! client builder open a store in one place and run one engine type over any of them.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use super::{
@@ -56,82 +55,69 @@ impl Store for AnyStore {
         each!(self, s => s.name())
     }
 
-    fn claim_lock(
-        &self,
-        key: &str,
-        now_ms: u64,
-        lock: LockEntry,
-    ) -> impl Future<Output = Result<LockClaim>> + Send {
-        async move { each!(self, s => s.claim_lock(key, now_ms, lock).await) }
+    async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {
+        each!(self, s => s.claim_lock(key, now_ms, lock).await)
     }
 
-    fn release_lock(
-        &self,
-        key: &str,
-        lock_id: Option<&str>,
-        now_ms: u64,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move { each!(self, s => s.release_lock(key, lock_id, now_ms).await) }
+    async fn release_lock(&self, key: &str, lock_id: Option<&str>, now_ms: u64) -> Result<bool> {
+        each!(self, s => s.release_lock(key, lock_id, now_ms).await)
     }
 
-    fn get_record(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Versioned<Arc<LeaseRecord>>>>> + Send {
-        async move { each!(self, s => s.get_record(key).await) }
+    async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
+        each!(self, s => s.get_record(key).await)
     }
 
-    fn put_record(
+    async fn put_record(
         &self,
         key: &str,
         expected_rev: Option<u64>,
         record: LeaseRecord,
-    ) -> impl Future<Output = Result<Option<u64>>> + Send {
-        async move { each!(self, s => s.put_record(key, expected_rev, record).await) }
+    ) -> Result<Option<u64>> {
+        each!(self, s => s.put_record(key, expected_rev, record).await)
     }
 
-    fn subscribe(&self, key: &str) -> impl Future<Output = Result<Subscription>> + Send {
-        async move { each!(self, s => s.subscribe(key).await) }
+    async fn subscribe(&self, key: &str) -> Result<Subscription> {
+        each!(self, s => s.subscribe(key).await)
     }
 
-    fn purge_expired(&self, now_ms: u64) -> impl Future<Output = Result<usize>> + Send {
-        async move { each!(self, s => s.purge_expired(now_ms).await) }
+    async fn purge_expired(&self, now_ms: u64) -> Result<usize> {
+        each!(self, s => s.purge_expired(now_ms).await)
     }
 
-    fn add_counter(
+    async fn add_counter(
         &self,
         key: &str,
         delta: i64,
         limit: Option<u64>,
         now_ms: u64,
         expires_at_ms: u64,
-    ) -> impl Future<Output = Result<CounterAdd>> + Send {
-        async move { each!(self, s => s.add_counter(key, delta, limit, now_ms, expires_at_ms).await) }
+    ) -> Result<CounterAdd> {
+        each!(self, s => s.add_counter(key, delta, limit, now_ms, expires_at_ms).await)
     }
 
-    fn get_counter(&self, key: &str, now_ms: u64) -> impl Future<Output = Result<u64>> + Send {
-        async move { each!(self, s => s.get_counter(key, now_ms).await) }
+    async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
+        each!(self, s => s.get_counter(key, now_ms).await)
     }
 
-    fn append_log(
+    async fn append_log(
         &self,
         key: &str,
         value: JsonMap,
         cap: usize,
         now_ms: u64,
         expires_at_ms: u64,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        async move { each!(self, s => s.append_log(key, value, cap, now_ms, expires_at_ms).await) }
+    ) -> Result<u64> {
+        each!(self, s => s.append_log(key, value, cap, now_ms, expires_at_ms).await)
     }
 
-    fn read_log(
+    async fn read_log(
         &self,
         key: &str,
         newest_first: bool,
         offset: usize,
         limit: usize,
         now_ms: u64,
-    ) -> impl Future<Output = Result<LogPage>> + Send {
-        async move { each!(self, s => s.read_log(key, newest_first, offset, limit, now_ms).await) }
+    ) -> Result<LogPage> {
+        each!(self, s => s.read_log(key, newest_first, offset, limit, now_ms).await)
     }
 }

@@ -8,12 +8,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use onceonly_runtime::__private::validate;
 use onceonly_runtime::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest,
 };
 use onceonly_runtime::store::Store;
-use onceonly_runtime::validate;
 use onceonly_runtime::wire::header::ACQUISITION;
 
 use super::governance;

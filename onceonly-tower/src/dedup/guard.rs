@@ -9,12 +9,13 @@
 
 use std::task::{Context, Poll, ready};
 
-use onceonly_runtime::{BoxFuture, OnceOnly, holder};
+use onceonly_runtime::__private;
+use onceonly_runtime::{BoxFuture, OnceOnly};
 
-/// Runs a clean-up future from synchronous code (see [`holder::run_detached`]), logging when
+/// Runs a clean-up future from synchronous code (see the runtime's `run_detached`), logging when
 /// it could not.
 fn run_detached(work: BoxFuture<'static, ()>) {
-    if !holder::run_detached(work) {
+    if !__private::run_detached(work) {
         tracing::warn!(
             "request dropped outside a tokio runtime; its key stays claimed until it expires"
         );

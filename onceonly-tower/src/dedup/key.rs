@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
-use onceonly_runtime::validate::MAX_KEY_BYTES;
+use onceonly_runtime::__private::validate::MAX_KEY_BYTES;
 use sha2::{Digest, Sha256};
 
 /// The IETF `Idempotency-Key` request header.
@@ -309,7 +309,7 @@ fn hashed(method: &Method, raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
-    use onceonly_runtime::validate;
+    use onceonly_runtime::__private::validate;
 
     use super::*;
 

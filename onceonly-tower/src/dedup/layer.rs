@@ -7,8 +7,8 @@ use http::header::{
     LINK, LOCATION,
 };
 use http::{HeaderName, Method};
+use onceonly_runtime::__private::validate::{MAX_TTL, MIN_TTL};
 use onceonly_runtime::OnceOnly;
-use onceonly_runtime::validate::{MAX_TTL, MIN_TTL};
 use tower_layer::Layer;
 
 use super::key::{KeyExtractor, KeySource};

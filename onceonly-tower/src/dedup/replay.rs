@@ -158,7 +158,7 @@ where
     let (parts, body) = match held.run_with_heartbeat(work, every).await {
         Ok(answer) => answer,
         Err(e) => {
-            held.release("handler_error", true).await;
+            held.release("handler_error").await;
             return Err(e);
         }
     };
@@ -181,13 +181,13 @@ where
             } else {
                 "http_retry_later"
             };
-            held.release(code, true).await;
+            held.release(code).await;
             return Ok(Response::from_parts(parts, ResponseBody::inner(body)));
         }
     };
     match collected {
         Collected::Failed(e) => {
-            held.release("response_body_error", true).await;
+            held.release("response_body_error").await;
             Ok(Response::from_parts(parts, ResponseBody::failed(e)))
         }
         Collected::Complete { data, trailers } => {
