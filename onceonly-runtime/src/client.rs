@@ -5,6 +5,9 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
+use crate::telemetry::{Outcome, Traced};
 use crate::ai::Ai;
 use crate::backend::{Backend, BoxFuture};
 use crate::config::OnceOnlyBuilder;
@@ -174,19 +177,29 @@ impl<'a> IntoFuture for CheckLock<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         let CheckLock { client, req } = self;
-        if !client.inner.fail_open {
-            return client.inner.backend.check_lock(req);
-        }
-        Box::pin(async move {
-            let (key, ttl) = (req.key.clone(), req.ttl);
-            match client.inner.backend.check_lock(req).await {
-                Err(e) => match fail_open_reason(&e) {
-                    Some(reason) => Ok(failed_open(key, ttl, reason, &e)),
-                    None => Err(e),
-                },
-                ok => ok,
+        let backend = &client.inner.backend;
+        let traced = Traced::check_lock(backend.name(), &req.key);
+        let span = traced.span().clone();
+        Box::pin(
+            async move {
+                let (key, ttl) = (req.key.clone(), req.ttl);
+                let answer = match backend.check_lock(req).await {
+                    Err(e) if client.inner.fail_open => match fail_open_reason(&e) {
+                        Some(reason) => Ok(failed_open(key, ttl, reason, &e)),
+                        None => Err(e),
+                    },
+                    answer => answer,
+                };
+                traced.finish(match &answer {
+                    Ok(r) if r.fail_open.is_some() => Outcome::FailOpen,
+                    Ok(r) if r.locked => Outcome::Executed,
+                    Ok(_) => Outcome::Replayed,
+                    Err(_) => Outcome::Failed,
+                });
+                answer
             }
-        })
+            .instrument(span),
+        )
     }
 }
 

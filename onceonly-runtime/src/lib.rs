@@ -81,6 +81,7 @@ pub mod models;
 mod run_fn;
 pub mod store;
 mod target;
+mod telemetry;
 pub mod time;
 mod validate;
 pub mod wire;

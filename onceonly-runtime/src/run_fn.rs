@@ -8,6 +8,7 @@ use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use serde::Serialize;
+use tracing::Instrument;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::client::OnceOnly;
 use crate::codec::{decode_result, encode_result};
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
+use crate::telemetry::{Outcome, Traced};
 use crate::models::{CompleteRequest, LeaseRequest, RunStatus};
 use crate::time::deadline_after;
 
@@ -157,7 +159,16 @@ where
     type IntoFuture = BoxFuture<'a, Result<T, E>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(run(self.client, self.key, self.f, self.options))
+        let traced = Traced::run_fn(self.client.backend().name(), &self.key);
+        let span = traced.span().clone();
+        Box::pin(
+            async move {
+                let (answer, outcome) = run(self.client, self.key, self.f, self.options).await;
+                traced.finish(outcome);
+                answer
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -165,20 +176,44 @@ where
 enum Acquired<T> {
     /// We hold the lease with this id.
     Lease(String),
-    /// The key already has a value.
-    Replay(T),
+    /// The key already has a value; `waited` when another holder produced it meanwhile.
+    Replay { value: T, waited: bool },
 }
 
-async fn run<F, Fut, T, E>(client: &OnceOnly, key: String, f: F, opts: RunFnOptions) -> Result<T, E>
+/// The outcome of a backend error, for the span.
+fn outcome_of(e: &Error) -> Outcome {
+    match e {
+        Error::LeaseLost { .. } => Outcome::LeaseLost,
+        _ => Outcome::Failed,
+    }
+}
+
+async fn run<F, Fut, T, E>(
+    client: &OnceOnly,
+    key: String,
+    f: F,
+    opts: RunFnOptions,
+) -> (Result<T, E>, Outcome)
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     T: Serialize + DeserializeOwned,
     E: From<Error>,
 {
-    let lease_id = match acquire::<T>(client.backend(), &key, &opts).await? {
-        Acquired::Replay(value) => return Ok(value),
-        Acquired::Lease(lease_id) => lease_id,
+    let lease_id = match acquire::<T>(client.backend(), &key, &opts).await {
+        Ok(Acquired::Replay { value, waited }) => {
+            let outcome = if waited {
+                Outcome::Waited
+            } else {
+                Outcome::Replayed
+            };
+            return (Ok(value), outcome);
+        }
+        Ok(Acquired::Lease(lease_id)) => lease_id,
+        Err(e) => {
+            let outcome = outcome_of(&e);
+            return (Err(e.into()), outcome);
+        }
     };
     let mut held = HeldLease::new(client, key, lease_id, opts.ttl);
 
@@ -193,7 +228,7 @@ where
                 Ok(stored) => stored,
                 Err(e) => {
                     held.fail(RESULT_NOT_SERIALIZABLE).await;
-                    return Err(e.into());
+                    return (Err(e.into()), Outcome::Failed);
                 }
             };
             // A failed `complete` is returned, not hidden.
@@ -206,15 +241,18 @@ where
                 ))
                 .await;
             match completed {
-                Ok(_) => Ok(value),
+                Ok(_) => (Ok(value), Outcome::Executed),
                 // The backend will never take this result (too large, say). Left alone, the
                 // lease would expire and the next caller run the side effect again; the key
                 // fails for good instead, as for a result that cannot be serialized.
                 Err(e) if e.is_content_refused() => {
                     held.fail(RESULT_NOT_STORED).await;
-                    Err(e.into())
+                    (Err(e.into()), Outcome::Failed)
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => {
+                    let outcome = outcome_of(&e);
+                    (Err(e.into()), outcome)
+                }
             }
         }
         Err(user_error) => {
@@ -222,10 +260,11 @@ where
             // gives the key back (a cancel) instead of leaving it locked for the TTL.
             if opts.terminal_failures {
                 held.fail(&opts.error_code).await;
+                (Err(user_error), Outcome::Failed)
             } else {
                 held.release(&opts.error_code).await;
+                (Err(user_error), Outcome::Released)
             }
-            Err(user_error)
         }
     }
 }
@@ -237,6 +276,7 @@ async fn acquire<T: DeserializeOwned>(
     opts: &RunFnOptions,
 ) -> Result<Acquired<T>> {
     let deadline = deadline_after(opts.timeout);
+    let mut waited = false;
     loop {
         let mut req = LeaseRequest::new(key).ttl(opts.ttl);
         req.metadata = opts.metadata.clone();
@@ -257,7 +297,8 @@ async fn acquire<T: DeserializeOwned>(
                     Some(result) => Some(result),
                     None => backend.result(key).await?.result,
                 };
-                return Ok(Acquired::Replay(decode_result(stored)?));
+                let value = decode_result(stored)?;
+                return Ok(Acquired::Replay { value, waited });
             }
             RunStatus::Failed if !lease.retryable => {
                 return Err(Error::PreviouslyFailed {
@@ -289,6 +330,7 @@ async fn acquire<T: DeserializeOwned>(
                 retry_after,
             });
         }
+        waited = true;
         if lease.status == RunStatus::Failed {
             // Released but not acquired by us: a remote backend lagging; ask again shortly.
             tokio::time::sleep(Duration::from_millis(50).min(left)).await;

@@ -1,0 +1,121 @@
+//! Spans for the calls users care about: one per `check_lock` and one per `run_fn` (and so per
+//! macro call), with the backend, the outcome and the duration.
+//!
+//! Keys may carry personal data (an email address, an order id), so a span never shows one:
+//! it shows `key_hash`, the first 16 hex digits of the key's SHA-256, enough to correlate the
+//! spans of one key across services without revealing it. The API key never reaches a span.
+//! The digest is computed only when a subscriber has enabled the span.
+
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tracing::Span;
+
+/// What a traced call ended with: the `outcome` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The work ran here: a check-lock that locked, a `run_fn` whose closure ran and whose
+    /// value was stored.
+    Executed,
+    /// Nothing ran: a duplicate check-lock, or a `run_fn` that returned the stored value.
+    Replayed,
+    /// A `run_fn` waited for another holder and returned that holder's value.
+    Waited,
+    /// The closure failed and the key was given back for a retry.
+    Released,
+    /// The call failed: a terminal failure, a refusal or a backend error.
+    Failed,
+    /// The holder's lease ended before it completed; its value was not stored.
+    LeaseLost,
+    /// The backend was unreachable and the check-lock let the caller proceed unlocked.
+    FailOpen,
+}
+
+impl Outcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Executed => "executed",
+            Outcome::Replayed => "replayed",
+            Outcome::Waited => "waited",
+            Outcome::Released => "released",
+            Outcome::Failed => "failed",
+            Outcome::LeaseLost => "lease_lost",
+            Outcome::FailOpen => "fail_open",
+        }
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of `key`.
+pub(crate) fn key_hash(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// A span being filled in: created before the call, finished with its outcome.
+pub(crate) struct Traced {
+    span: Span,
+    start: Option<Instant>,
+}
+
+impl Traced {
+    /// The span of a `check_lock`.
+    pub(crate) fn check_lock(backend: &'static str, key: &str) -> Traced {
+        let span = tracing::info_span!(
+            "onceonly.check_lock",
+            backend,
+            key_hash = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        Traced::start(span, key)
+    }
+
+    /// The span of a `run_fn`.
+    pub(crate) fn run_fn(backend: &'static str, key: &str) -> Traced {
+        let span = tracing::info_span!(
+            "onceonly.run_fn",
+            backend,
+            key_hash = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        Traced::start(span, key)
+    }
+
+    fn start(span: Span, key: &str) -> Traced {
+        if span.is_disabled() {
+            return Traced { span, start: None };
+        }
+        span.record("key_hash", key_hash(key));
+        Traced {
+            span,
+            start: Some(Instant::now()),
+        }
+    }
+
+    /// The span, to instrument the call's future with.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records the outcome and the time since the span started.
+    pub(crate) fn finish(&self, outcome: Outcome) {
+        if let Some(start) = self.start {
+            self.span.record("outcome", outcome.as_str());
+            self.span
+                .record("duration_ms", start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hashes_are_short_and_stable() {
+        assert_eq!(key_hash("stripe:evt_1"), key_hash("stripe:evt_1"));
+        assert_eq!(key_hash("stripe:evt_1").len(), 16);
+        assert_ne!(key_hash("stripe:evt_1"), key_hash("stripe:evt_2"));
+    }
+}
