@@ -148,8 +148,7 @@ async fn run_fn_spans_carry_each_outcome() {
     });
     let waiter = async {
         tokio::task::yield_now().await;
-        let value = ai.run_fn("order:2", ok).await;
-        value
+        ai.run_fn("order:2", ok).await
     };
     let opener = async {
         tokio::time::sleep(Duration::from_millis(50)).await;

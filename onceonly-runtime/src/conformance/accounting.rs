@@ -1,0 +1,270 @@
+//! Counters, capped logs, tenants and plan limits.
+
+use super::*;
+
+/// Concurrent adds never take a counter past its limit; refusals change nothing.
+pub async fn counter_limit_race<S: Store>(store: S) {
+    let store = Arc::new(store);
+    let (now, expires) = (1_000, 10_000);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .add_counter("c/race", 1, Some(10), now, expires)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut added = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            CounterAdd::Added(v) => added.push(v),
+            CounterAdd::Refused(v) => assert_eq!(v, 10, "refused only at the limit"),
+        }
+    }
+    added.sort_unstable();
+    assert_eq!(
+        added,
+        (1..=10).collect::<Vec<_>>(),
+        "each value is reached once"
+    );
+    assert_eq!(store.get_counter("c/race", now).await.unwrap(), 10);
+    assert_eq!(
+        store
+            .add_counter("c/race", 5, None, now, expires)
+            .await
+            .unwrap(),
+        CounterAdd::Added(15),
+        "no limit, no refusal"
+    );
+}
+
+/// A counter reads 0 once its window ended, and the next add opens a new window; negative
+/// deltas stop at 0.
+pub async fn counter_window<S: Store>(store: S) {
+    assert_eq!(store.get_counter("c/w", 0).await.unwrap(), 0);
+    assert_eq!(
+        store.add_counter("c/w", 3, None, 100, 1_000).await.unwrap(),
+        CounterAdd::Added(3)
+    );
+    assert_eq!(
+        store.add_counter("c/w", 2, None, 200, 5_000).await.unwrap(),
+        CounterAdd::Added(5),
+        "a live counter keeps its window"
+    );
+    assert_eq!(store.get_counter("c/w", 999).await.unwrap(), 5);
+    assert_eq!(
+        store.get_counter("c/w", 1_000).await.unwrap(),
+        0,
+        "window over"
+    );
+    assert_eq!(
+        store
+            .add_counter("c/w", 1, Some(1), 1_000, 2_000)
+            .await
+            .unwrap(),
+        CounterAdd::Added(1),
+        "the old value does not count in the new window"
+    );
+    assert_eq!(
+        store
+            .add_counter("c/w", -4, Some(0), 1_500, 2_000)
+            .await
+            .unwrap(),
+        CounterAdd::Added(0),
+        "negative deltas are never refused and stop at 0"
+    );
+    assert_eq!(store.get_counter("c/other", 1_500).await.unwrap(), 0);
+    assert!(store.purge_expired(2_000).await.unwrap() >= 1);
+    assert_eq!(store.get_counter("c/w", 1_500).await.unwrap(), 0, "purged");
+}
+
+/// Logs keep the newest `cap` entries with increasing sequence numbers, page from either
+/// end, and expire.
+pub async fn log_cap_and_pages<S: Store>(store: S) {
+    let entry = |i: u64| {
+        let mut m = JsonMap::new();
+        m.insert("i".into(), i.into());
+        m
+    };
+    for i in 1..=5 {
+        let seq = store
+            .append_log("l/a", entry(i), 3, 100, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(seq, i);
+    }
+    let seqs = |p: crate::store::LogPage| p.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let newest = store.read_log("l/a", true, 0, 10, 100).await.unwrap();
+    assert_eq!(newest.total, 3, "capped at 3");
+    assert_eq!(newest.entries[0].value.get("i"), Some(&5.into()));
+    assert_eq!(seqs(newest), [5, 4, 3]);
+    assert_eq!(
+        seqs(store.read_log("l/a", false, 1, 1, 100).await.unwrap()),
+        [4]
+    );
+    assert_eq!(
+        seqs(store.read_log("l/a", false, 5, 10, 100).await.unwrap()),
+        Vec::<u64>::new()
+    );
+    let empty = store.read_log("l/none", true, 0, 10, 100).await.unwrap();
+    assert_eq!((empty.total, empty.entries.len()), (0, 0));
+    let expired = store.read_log("l/a", true, 0, 10, 1_000).await.unwrap();
+    assert_eq!(expired.total, 0, "an expired log reads empty");
+    let seq = store
+        .append_log("l/a", entry(6), 3, 1_000, 2_000)
+        .await
+        .unwrap();
+    let fresh = store.read_log("l/a", true, 0, 10, 1_000).await.unwrap();
+    assert_eq!(fresh.total, 1, "an append after expiry starts afresh");
+    assert_eq!(fresh.entries[0].seq, seq);
+    assert!(seq > 5, "sequence numbers are not reused");
+}
+
+/// Two tenants of one store never see, wait on or release each other's keys and events.
+pub async fn tenant_isolation<S: Store>(store: S) {
+    let (root, _) = engine(store);
+    let a = root
+        .tenant(Account::tenant("a", Plan::unlimited()))
+        .unwrap();
+    let b = root
+        .tenant(Account::tenant("b", Plan::unlimited()))
+        .unwrap();
+    let a_lock = a.check_lock(lock("k", TTL)).await.unwrap();
+    assert!(a_lock.locked);
+    assert!(
+        !b.release_lock("k", None).await.unwrap(),
+        "b cannot release a's lock"
+    );
+    assert!(
+        !b.release_lock("k", a_lock.lock_id.as_deref())
+            .await
+            .unwrap(),
+        "not even with a's lock id"
+    );
+    assert!(a.check_lock(lock("k", TTL)).await.unwrap().duplicate);
+    assert!(b.check_lock(lock("k", TTL)).await.unwrap().locked);
+    let la = a.lease(lease("job")).await.unwrap();
+    assert_eq!(la.status, RunStatus::Acquired);
+    assert_eq!(
+        b.status("job").await.unwrap().status,
+        RunStatus::NotFound,
+        "b does not see a's lease"
+    );
+    let id = la.lease_id.unwrap();
+    assert!(matches!(
+        b.complete(CompleteRequest::new("job", &id, None)).await,
+        Err(Error::LeaseLost { .. })
+    ));
+    assert_eq!(
+        b.lease(lease("job")).await.unwrap().status,
+        RunStatus::Acquired
+    );
+    a.post_event(RunEvent {
+        run_id: "r1".into(),
+        kind: "note".into(),
+        ..RunEvent::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.run_timeline("r1", 10, 0).await.unwrap().total, 1);
+    assert_eq!(b.run_timeline("r1", 10, 0).await.unwrap().total, 0);
+    assert_eq!(b.usage(UsageKind::Make).await.unwrap().usage, 1);
+    assert_eq!(a.usage(UsageKind::Make).await.unwrap().usage, 2);
+    assert!(
+        root.tenant(Account::tenant("../x", Plan::unlimited()))
+            .is_err()
+    );
+}
+
+/// A plan's monthly limits hold under concurrency; refusals are counted and leave nothing
+/// behind; answers that acquire nothing are free.
+pub async fn plan_limits<S: Store>(store: S) {
+    let (root, clock) = engine(store);
+    let plan = Plan::new("free").make_limit(3).ai_limit(2);
+    let t = root.tenant(Account::tenant("free", plan)).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let t = t.clone();
+            tokio::spawn(async move { t.check_lock(lock(&format!("k{i}"), TTL)).await })
+        })
+        .collect();
+    let (mut ok, mut over) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::OverLimit(refusal)) => {
+                over += 1;
+                assert_eq!(refusal.plan.as_deref(), Some("free"));
+                assert_eq!(refusal.kind, Some(UsageKind::Make));
+                assert_eq!((refusal.limit, refusal.usage), (Some(3), Some(3)));
+                assert_eq!(refusal.period.as_deref(), Some("2026-01"));
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((ok, over), (3, 13));
+    let make = t.usage(UsageKind::Make).await.unwrap();
+    assert_eq!(
+        (
+            make.usage,
+            make.limit,
+            make.blocked_total_month,
+            make.requests_total_month
+        ),
+        (3, Some(3), 13, 16)
+    );
+
+    let first = t.lease(lease("j1")).await.unwrap();
+    assert_eq!(
+        (first.charged, first.usage, first.limit),
+        (Some(1), Some(1), Some(2))
+    );
+    let busy = t.lease(lease("j1")).await.unwrap();
+    assert_eq!(busy.status, RunStatus::InProgress);
+    assert_eq!(
+        (busy.charged, busy.usage),
+        (Some(0), Some(1)),
+        "polling is free"
+    );
+    assert_eq!(
+        t.lease(lease("j2")).await.unwrap().status,
+        RunStatus::Acquired
+    );
+    assert!(matches!(
+        t.lease(lease("j3")).await,
+        Err(Error::OverLimit { .. })
+    ));
+    assert_eq!(
+        t.status("j3").await.unwrap().status,
+        RunStatus::NotFound,
+        "a refused acquisition changes nothing"
+    );
+    // At the limit, answers that acquire nothing still work: polling and replays are free.
+    assert_eq!(
+        t.lease(lease("j1")).await.unwrap().status,
+        RunStatus::InProgress
+    );
+    let j2 = t.lease(lease("j2")).await;
+    assert_eq!(j2.unwrap().status, RunStatus::InProgress);
+    let all = t.usage_all().await.unwrap();
+    assert_eq!(
+        (
+            all.ai.usage,
+            all.ai.polling_total_month,
+            all.ai.blocked_total_month
+        ),
+        (2, 3, 1)
+    );
+    assert_eq!(all.ai.requests_total_month, 6);
+    let events = t.events(10, 0).await.unwrap();
+    assert_eq!(events.data[0].kind, "limit_reached");
+    assert_eq!(events.data[0].extra["kind"], "ai");
+
+    // Next month the counters start again.
+    clock.advance(Duration::from_secs(32 * 24 * 3600));
+    assert!(t.check_lock(lock("k-next", TTL)).await.unwrap().locked);
+    assert_eq!(t.usage(UsageKind::Make).await.unwrap().usage, 1);
+}
