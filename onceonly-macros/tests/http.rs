@@ -5,23 +5,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use onceonly_runtime::{Error, OnceOnly, idempotent, idempotent_ai};
-use onceonly_server::{ApiKey, Server, ServerConfig};
+use onceonly_server::testing::TestServer;
 use serde::{Deserialize, Serialize};
 
-const API_KEY: &str = "once_test_macros_http_01";
-
-async fn server_and_client() -> (Server, OnceOnly) {
-    let config =
-        ServerConfig::new("127.0.0.1:0".parse().unwrap()).api_key(ApiKey::new(API_KEY).unwrap());
-    let server = Server::bind(config).await.unwrap();
-    let client = OnceOnly::builder()
-        .api_key(API_KEY)
-        .base_url(server.base_url())
-        .max_retries(0)
-        // A thousand callers at once on a loaded machine: slow answers are not what is tested.
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .unwrap();
+async fn server_and_client() -> (TestServer, OnceOnly) {
+    let server = TestServer::start().await;
+    let client = server.client();
     (server, client)
 }
 
@@ -63,7 +52,7 @@ async fn concurrent_calls_over_http_run_the_body_once_and_replay_the_typed_value
     );
     assert!(receipts.iter().all(|r| r == &receipts[0]));
     assert_eq!(charge(&client, "o-http", 900).await.unwrap(), receipts[0]);
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 static FLAKY: AtomicUsize = AtomicUsize::new(0);
@@ -100,7 +89,7 @@ async fn failures_release_or_stick_over_http_as_on_the_engine() {
         other => panic!("expected PreviouslyFailed, got {other:?}"),
     }
     assert_eq!(DOOMED.load(Ordering::SeqCst), 1);
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 static OPEN: AtomicUsize = AtomicUsize::new(0);
@@ -127,7 +116,7 @@ async fn fail_open_runs_the_body_when_the_server_is_gone() {
         "exactly once while the server is up"
     );
 
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
     match closed(&client, 1).await {
         Err(e) => assert!(e.is_retryable(), "an outage, not {e:?}"),
         Ok(v) => panic!("ran without a server: {v}"),

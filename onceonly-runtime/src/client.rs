@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use crate::telemetry::{Outcome, Traced};
 use crate::ai::Ai;
 use crate::backend::{Backend, BoxFuture};
 use crate::config::OnceOnlyBuilder;
 use crate::engine::Engine;
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{CheckLockRequest, CheckLockResult, FailOpenReason};
+use crate::telemetry::{Outcome, Traced};
 
 /// A OnceOnly client: exactly-once execution and governance for one account or engine.
 ///

@@ -8,17 +8,17 @@ use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use serde::Serialize;
-use tracing::Instrument;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::backend::{Backend, BoxFuture};
 use crate::client::OnceOnly;
 use crate::codec::{decode_result, encode_result};
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
-use crate::telemetry::{Outcome, Traced};
 use crate::models::{CompleteRequest, LeaseRequest, RunStatus};
+use crate::telemetry::{Outcome, Traced};
 use crate::time::deadline_after;
 
 /// Default lease TTL of `run_fn`.

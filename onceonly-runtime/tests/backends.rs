@@ -836,7 +836,7 @@ macro_rules! suite {
 /// A client and whatever must live as long as it.
 struct Harness {
     client: OnceOnly,
-    _server: Option<onceonly_server::Server>,
+    _server: Option<onceonly_server::testing::TestServer>,
 }
 
 mod memory {
@@ -854,22 +854,12 @@ mod memory {
 
 mod http {
     use super::*;
-    use onceonly_server::{ApiKey, Server, ServerConfig};
-
-    const KEY: &str = "once_test_backends";
+    use onceonly_server::testing::TestServer;
 
     /// A fresh `onceonly-server` on a free loopback port, and a client of it.
     async fn make() -> Harness {
-        let config =
-            ServerConfig::new("127.0.0.1:0".parse().unwrap()).api_key(ApiKey::new(KEY).unwrap());
-        let server = Server::bind(config).await.unwrap();
-        let client = OnceOnly::builder()
-            .api_key(KEY)
-            .base_url(server.base_url())
-            // Hundreds of callers at once on a loaded machine: slow answers are not tested here.
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
+        let server = TestServer::start().await;
+        let client = server.client();
         assert_eq!(client.backend().name(), "http");
         Harness {
             client,

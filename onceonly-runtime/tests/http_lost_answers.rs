@@ -14,10 +14,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use onceonly_runtime::OnceOnly;
 use onceonly_runtime::models::{RunStatus, UsageKind};
-use onceonly_server::{ApiKey, Server, ServerConfig};
+use onceonly_server::testing::{TEST_API_KEY as KEY, TestServer};
 use tokio::net::TcpListener;
-
-const KEY: &str = "once_test_lost_answers";
 
 /// What the proxy forwards to, and how many acquisition answers it has swallowed.
 #[derive(Clone)]
@@ -69,10 +67,8 @@ async fn forward(State(proxy): State<Proxy>, uri: Uri, req: Request) -> Response
 
 /// A server, a proxy in front of it dropping the first answer to `paths`, and a client of
 /// the proxy that retries once.
-async fn setup(paths: &'static [&'static str]) -> (Server, OnceOnly, Arc<AtomicUsize>) {
-    let config =
-        ServerConfig::new("127.0.0.1:0".parse().unwrap()).api_key(ApiKey::new(KEY).unwrap());
-    let server = Server::bind(config).await.unwrap();
+async fn setup(paths: &'static [&'static str]) -> (TestServer, OnceOnly, Arc<AtomicUsize>) {
+    let server = TestServer::start().await;
     let upstream = server.base_url().trim_end_matches("/v1").to_owned();
     let leases_seen = Arc::new(AtomicUsize::new(0));
     let proxy = Proxy {

@@ -8,25 +8,18 @@ use std::time::Duration;
 use onceonly_runtime::engine::Plan;
 use onceonly_runtime::models::{FailOpenReason, RunStatus};
 use onceonly_runtime::{Error, OnceOnly};
-use onceonly_server::{ApiKey, Server, ServerConfig};
+use onceonly_server::testing::TestServer;
+use onceonly_server::{ApiKey, ServerConfig};
 
 const KEY_A: &str = "once_test_tenant_a";
 const KEY_B: &str = "once_test_tenant_b";
 
-async fn server(keys: Vec<ApiKey>) -> Server {
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-    for key in keys {
-        config = config.api_key(key);
-    }
-    Server::bind(config).await.unwrap()
+async fn server(keys: Vec<ApiKey>) -> TestServer {
+    TestServer::start_with(|config| keys.into_iter().fold(config, ServerConfig::api_key)).await
 }
 
-fn client(server: &Server, key: &str) -> OnceOnly {
-    OnceOnly::builder()
-        .api_key(key)
-        .base_url(server.base_url())
-        .build()
-        .unwrap()
+fn client(server: &TestServer, key: &str) -> OnceOnly {
+    server.client_for(key)
 }
 
 #[tokio::test]
@@ -134,7 +127,7 @@ async fn a_server_that_went_away_fails_check_lock_open_and_nothing_else() {
     let server = server(vec![ApiKey::new(KEY_A).unwrap()]).await;
     let client = client(&server, KEY_A);
     assert!(client.check_lock("before").await.unwrap().locked);
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
     let res = client.check_lock("after").await.unwrap();
     assert_eq!(res.fail_open, Some(FailOpenReason::RequestError));
     assert!(res.should_proceed());
@@ -145,10 +138,12 @@ async fn a_server_that_went_away_fails_check_lock_open_and_nothing_else() {
 #[tokio::test]
 async fn a_long_wait_spans_several_long_polls_and_still_wakes() {
     // The server caps one long poll at 600 ms, so this wait is several polls in a row.
-    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap())
-        .api_key(ApiKey::new(KEY_A).unwrap())
-        .max_wait(Duration::from_millis(600));
-    let server = Server::bind(config).await.unwrap();
+    let server = TestServer::start_with(|config| {
+        config
+            .api_key(ApiKey::new(KEY_A).unwrap())
+            .max_wait(Duration::from_millis(600))
+    })
+    .await;
     let client = client(&server, KEY_A);
     let lease = client.ai().lease("slow").await.unwrap();
     let waiter = {

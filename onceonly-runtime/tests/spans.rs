@@ -30,8 +30,10 @@ struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        );
     }
 }
 
@@ -122,7 +124,10 @@ async fn check_lock_spans_carry_the_outcome_and_no_key() {
     let open = remote.check_lock(key).await.unwrap();
     assert!(open.fail_open.is_some());
     let all = capture.outcomes("onceonly.check_lock");
-    assert_eq!(all.last().unwrap(), &("fail_open".to_owned(), "http".to_owned()));
+    assert_eq!(
+        all.last().unwrap(),
+        &("fail_open".to_owned(), "http".to_owned())
+    );
     capture.assert_nowhere(api_key);
     capture.assert_nowhere("jane@example.com");
 }
@@ -160,12 +165,19 @@ async fn run_fn_spans_carry_each_outcome() {
     // A failing closure releases the key; with terminal failures it fails for good.
     let fails = || async { Err::<u32, _>(Error::Validation("declined".into())) };
     assert!(ai.run_fn("order:3", fails).await.is_err());
-    assert!(ai.run_fn("order:4", fails).terminal_failures(true).await.is_err());
+    assert!(
+        ai.run_fn("order:4", fails)
+            .terminal_failures(true)
+            .await
+            .is_err()
+    );
 
     assert_eq!(
         capture.outcomes("onceonly.run_fn"),
         outcomes(
-            &["executed", "replayed", "executed", "waited", "released", "failed"],
+            &[
+                "executed", "replayed", "executed", "waited", "released", "failed"
+            ],
             "embedded"
         )
     );
@@ -196,5 +208,8 @@ async fn a_holder_that_outlived_its_lease_is_traced_as_lease_lost() {
     assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
     assert_eq!(taken.unwrap(), 2);
     let got = capture.outcomes("onceonly.run_fn");
-    assert!(got.contains(&("lease_lost".to_owned(), "embedded".to_owned())), "{got:?}");
+    assert!(
+        got.contains(&("lease_lost".to_owned(), "embedded".to_owned())),
+        "{got:?}"
+    );
 }

@@ -45,6 +45,8 @@ mod error;
 mod extract;
 mod routes;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wire;
 
 use std::net::SocketAddr;

@@ -47,15 +47,20 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(tweak: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
-    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap())
-        .api_key(ApiKey::new(A).unwrap())
-        .api_key(ApiKey::new(B).unwrap())
-        .api_key(
-            ApiKey::new(F)
-                .unwrap()
-                .plan(Plan::new("free").make_limit(3).ai_limit(2)),
-        );
-    let server = Server::bind(tweak(config)).await.unwrap();
+    let server = onceonly_server::testing::TestServer::start_with(|config| {
+        tweak(
+            config
+                .api_key(ApiKey::new(A).unwrap())
+                .api_key(ApiKey::new(B).unwrap())
+                .api_key(
+                    ApiKey::new(F)
+                        .unwrap()
+                        .plan(Plan::new("free").make_limit(3).ai_limit(2)),
+                ),
+        )
+    })
+    .await
+    .into_server();
     let base = server.base_url();
     TestServer {
         server,
