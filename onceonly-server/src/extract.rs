@@ -3,7 +3,8 @@
 //! Bodies are read as bytes and parsed as JSON whatever the `Content-Type` (the official SDKs
 //! always send `application/json`; curl users often do not). Parse errors name the field
 //! (`ttl: invalid type: string "x", expected ...`) and answer 422, like the hosted API's
-//! validation errors, so the SDKs raise their `ValidationError`.
+//! validation errors, so the SDKs raise their `ValidationError`. A body must arrive in full
+//! within the body timeout, or the answer is 408 (and the connection is closed).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -52,8 +53,18 @@ where
             .extensions()
             .get::<BodyLimit>()
             .map_or(state.body_limit, |l| l.0);
-        let bytes = Bytes::from_request(req, state)
+        // A deadline for the whole body: tower-http's body timeout restarts on every chunk,
+        // which a client sending a byte at a time never lets expire.
+        let bytes = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state))
             .await
+            .map_err(|_| {
+                state.stats.connections.body_timed_out();
+                tracing::debug!(
+                    timeout_secs = state.body_timeout.as_secs_f64(),
+                    "request body timeout"
+                );
+                ApiError::body_timeout(state.body_timeout)
+            })?
             .map_err(|e| body_rejection(&e, limit))?;
         parse_json(&bytes).map(JsonBody)
     }
