@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use onceonly_runtime::engine::Plan;
 use onceonly_server::{ApiKey, Server, ServerConfig};
 use reqwest::header::HeaderMap;
@@ -125,6 +127,13 @@ impl TestServer {
     }
 
     /// `GET path`, asserting 200, returning the JSON body.
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let a = self.raw(Method::GET, "/metrics", None, None, &[]).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.text
+    }
+
     pub async fn get_ok(&self, key: &str, path: &str) -> Value {
         let a = self.get(key, path).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
