@@ -17,6 +17,17 @@ pub const B: &str = "once_test_tenant_b_0002";
 /// Tenant F: plan `free`, 3 check-locks and 2 acquired leases per month.
 pub const F: &str = "once_test_tenant_free_03";
 
+/// Property tests run 64 cases each, or `PROPTEST_CASES`; a failure is reported, not written
+/// into the tree (a case worth keeping becomes a named test).
+pub fn proptest_config() -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 64;
+    }
+    config.failure_persistence = None;
+    config
+}
+
 pub struct TestServer {
     pub server: Server,
     pub base: String,
