@@ -6,7 +6,7 @@
 //! validation errors, so the SDKs raise their `ValidationError`. A body must arrive in full
 //! within the body timeout, or the answer is 408 (and the connection is closed).
 
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
@@ -53,6 +53,10 @@ where
             .extensions()
             .get::<BodyLimit>()
             .map_or(state.body_limit, |l| l.0);
+        // A body announced over the limit is refused from the head, without waiting for it.
+        if req.body().size_hint().lower() > limit as u64 {
+            return Err(ApiError::payload_too_large(limit));
+        }
         // A deadline for the whole body: tower-http's body timeout restarts on every chunk,
         // which a client sending a byte at a time never lets expire.
         let bytes = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state))

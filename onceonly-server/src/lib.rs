@@ -57,7 +57,6 @@ use axum::Router;
 use onceonly_runtime::Engine;
 use onceonly_runtime::store::MemoryStore;
 use onceonly_runtime::time::SystemClock;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -141,13 +140,10 @@ impl Server {
     /// ones wait in the listen backlog).
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let (app, stats) = build(&config)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = connections::listen(config.listen).map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let addr = listener.local_addr()?;
         let limits = connections::Limits {
             header_timeout: config.header_timeout,

@@ -116,3 +116,13 @@ async fn a_broken_chunked_body_reaches_the_server_and_gets_a_json_detail() {
     assert_eq!(answer.status, 400, "{answer:?}");
     assert_eq!(answer.json()["detail"]["error"], "bad_request");
 }
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_from_the_head() {
+    let s = start().await;
+    // Only the head is sent: the answer must not wait for the 8 MiB it announces.
+    let head = check_lock(&format!("Content-Length: {}\r\n", 8 << 20), "");
+    let answer = raw::exchange(s.server.local_addr(), &head).await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(answer.json()["detail"]["error"], "payload_too_large");
+}

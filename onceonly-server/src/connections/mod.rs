@@ -28,7 +28,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub(crate) use self::stats::ConnectionStats;
@@ -41,6 +41,27 @@ pub(crate) struct Limits {
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: usize,
+}
+
+/// Longest listen backlog asked of the kernel, which caps it at `net.core.somaxconn` (4096 on
+/// current Linux). tokio's `TcpListener::bind` asks for 1024: a burst of connects beyond what
+/// the accept loop has taken overflows that, and the kernel drops the excess handshakes, which
+/// clients retry only after a second. Connections waiting past `max_connections` wait here too.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`].
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does on Unix: a restarted server can bind while old connections
+    // of the previous one linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits for
