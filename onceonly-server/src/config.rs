@@ -51,6 +51,20 @@ pub fn complete_body_limit(body_limit: usize, max_result_bytes: usize) -> usize 
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 /// Longest accepted API key, in bytes.
 pub const MAX_API_KEY_BYTES: usize = 512;
+/// Default time a new connection has to send a complete request head: 10 seconds. A head is
+/// a few hundred bytes; 10 s covers slow links while a slowloris connection must start over
+/// every 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a kept-alive connection may wait for its next request: 60 seconds, long
+/// enough for client connection pools to reuse connections between calls.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a request body has to arrive in full: 30 seconds (the default 256 KiB body
+/// at under 9 KB/s).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default cap on open connections: 4,096. An idle connection holds a file descriptor and a
+/// few KiB (hyper's read buffer and a task), so the cap bounds both at tens of MiB, while
+/// clients, which pool a handful of connections each, stay far below it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// A configuration mistake: bad flag, unreadable keys file, no keys at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +171,18 @@ pub struct ServerConfig {
     pub max_wait: Duration,
     /// TTL defaults, retention and limits of the engine.
     pub engine: EngineConfig,
+    /// How long a new connection has to send a complete request head before it is closed
+    /// (silent and slowloris connections).
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next complete request head after an
+    /// answer before it is closed.
+    pub idle_timeout: Duration,
+    /// How long a request body has to arrive in full, counted from when the handler starts
+    /// reading it; later, the answer is 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// Most connections open at once; past it, new connections wait in the kernel's listen
+    /// backlog until open ones close.
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -169,6 +195,10 @@ impl ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             max_wait: DEFAULT_MAX_WAIT,
             engine: EngineConfig::default(),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
@@ -194,6 +224,47 @@ impl ServerConfig {
     pub fn engine(mut self, engine: EngineConfig) -> Self {
         self.engine = engine;
         self
+    }
+
+    /// Sets the header timeout.
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// Sets the idle timeout of kept-alive connections.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the request-body timeout.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Sets the cap on open connections.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Checks the connection limits: every timeout and the cap above zero.
+    pub(crate) fn check_limits(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("header timeout", self.header_timeout),
+            ("idle timeout", self.idle_timeout),
+            ("body timeout", self.body_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError(format!("the {name} must be above zero")));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError("max connections must be at least 1".into()));
+        }
+        Ok(())
     }
 
     /// Checks the keys: at least one, and no key listed twice with different plans (the same

@@ -1,6 +1,7 @@
 //! Error answers. Every error leaves the server as JSON `{"detail": ...}` with the status the
 //! official SDKs classify correctly: 401/403 for keys, 402 for plan limits,
-//! 409 for lost leases, 422 for validation, 404/405/413 for requests that miss the API.
+//! 409 for lost leases, 422 for validation, 404/405/413 for requests that miss the API, 408
+//! for a body that does not arrive in time.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,8 @@ pub struct ApiError {
     status: StatusCode,
     detail: Value,
     retry_after: Option<u64>,
+    /// Whether the answer ends the connection (`Connection: close`).
+    close: bool,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             retry_after: None,
+            close: false,
         }
     }
 
@@ -112,6 +116,21 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, detail)
     }
 
+    /// 408 for a body that did not arrive in full within `timeout`. The rest of the body is
+    /// not read, so the connection is closed.
+    pub fn body_timeout(timeout: std::time::Duration) -> Self {
+        let mut err = ApiError::coded(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs_f64()
+            ),
+        );
+        err.close = true;
+        err
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -124,6 +143,10 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         res
     }

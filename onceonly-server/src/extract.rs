@@ -3,9 +3,10 @@
 //! Bodies are read as bytes and parsed as JSON whatever the `Content-Type` (the official SDKs
 //! always send `application/json`; curl users often do not). Parse errors name the field
 //! (`ttl: invalid type: string "x", expected ...`) and answer 422, like the hosted API's
-//! validation errors, so the SDKs raise their `ValidationError`.
+//! validation errors, so the SDKs raise their `ValidationError`. A body must arrive in full
+//! within the body timeout, or the answer is 408 (and the connection is closed).
 
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
@@ -52,8 +53,22 @@ where
             .extensions()
             .get::<BodyLimit>()
             .map_or(state.body_limit, |l| l.0);
-        let bytes = Bytes::from_request(req, state)
+        // A body announced over the limit is refused from the head, without waiting for it.
+        if req.body().size_hint().lower() > limit as u64 {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        // A deadline for the whole body: tower-http's body timeout restarts on every chunk,
+        // which a client sending a byte at a time never lets expire.
+        let bytes = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state))
             .await
+            .map_err(|_| {
+                state.stats.connections.body_timed_out();
+                tracing::debug!(
+                    timeout_secs = state.body_timeout.as_secs_f64(),
+                    "request body timeout"
+                );
+                ApiError::body_timeout(state.body_timeout)
+            })?
             .map_err(|e| body_rejection(&e, limit))?;
         parse_json(&bytes).map(JsonBody)
     }

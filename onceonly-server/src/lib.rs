@@ -13,7 +13,9 @@
 //! plan limits (default: unlimited) that answer 402 with the documented body. The semantics
 //! all live in [`onceonly_runtime::Engine`]; this crate only translates HTTP to engine calls
 //! and back, with the error bodies the official SDKs classify (401, 402, 403, 409, 422, and
-//! JSON 404/405/413). `GET /healthz` and Prometheus `GET /metrics` need no key.
+//! JSON 404/405/408/413). `GET /healthz` and Prometheus `GET /metrics` need no key.
+//! Connections are bounded: header, idle and body timeouts and a cap on open connections
+//! (see [`ServerConfig`]).
 //!
 //! Start it in-process, for tests or to embed it:
 //!
@@ -41,6 +43,7 @@
 //! the key completes, fails or is released.
 
 mod config;
+mod connections;
 mod error;
 mod extract;
 mod routes;
@@ -50,16 +53,16 @@ pub mod testing;
 mod wire;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use onceonly_runtime::Engine;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ApiKey, COMPLETE_ENVELOPE, CUSTOM_PLAN, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_MAX_WAIT,
+    ApiKey, COMPLETE_ENVELOPE, CUSTOM_PLAN, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_WAIT,
     ENV_API_KEYS, MAX_API_KEY_BYTES, ServerConfig, complete_body_limit, parse_key_list,
     parse_keys_file, parse_store, read_keys_file,
 };
@@ -92,13 +95,24 @@ pub enum ServerError {
 }
 
 /// The application (router with state) for `config`, to serve yourself or nest into another
-/// axum router.
+/// axum router. The connection limits of `config` other than the body timeout apply only to
+/// [`Server::bind`], which owns the connections.
 pub fn app(config: &ServerConfig) -> Result<Router, ServerError> {
+    Ok(build(config)?.0)
+}
+
+/// The router, and the counters its `/metrics` shares with the accept loop.
+fn build(
+    config: &ServerConfig,
+) -> Result<(Router, Arc<connections::ConnectionStats>), ServerError> {
     let keys = config.checked_keys()?;
+    config.check_limits()?;
     let root = Engine::open(&config.store, config.engine.clone())
         .map_err(|e| ConfigError(format!("cannot open the store {}: {e}", config.store)))?;
-    let state = AppState::new(&root, &keys, config.max_wait, config.body_limit)?;
-    Ok(routes::router(state))
+    let state = AppState::new(&root, &keys, config.max_wait, config.body_limit)?
+        .body_timeout(config.body_timeout);
+    let stats = state.connection_stats();
+    Ok((routes::router(state), stats))
 }
 
 /// A running server. Dropping it leaves the server running until the runtime stops; call
@@ -107,35 +121,38 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerError> {
 pub struct Server {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Server {
     /// Binds `config.listen`, starts serving on the current tokio runtime, and returns once
     /// the socket accepts connections. Port 0 picks a free port: see [`Server::local_addr`].
+    ///
+    /// Connections get the limits of `config`: header and idle timeouts (closed without an
+    /// answer), the body timeout (408), and at most `max_connections` open at once (the next
+    /// ones wait in the listen backlog).
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let app = app(&config)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let (app, stats) = build(&config)?;
+        let listener = connections::listen(config.listen).map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let addr = listener.local_addr()?;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
+        let limits = connections::Limits {
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+        };
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(connections::serve(
+            listener,
+            app,
+            limits,
+            stats,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Ok(Server {
             addr,
             shutdown: Some(tx),
@@ -158,7 +175,7 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        Ok((&mut self.task).await??)
+        Ok((&mut self.task).await?)
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.

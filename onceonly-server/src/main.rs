@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use onceonly_server::{
-    ApiKey, ConfigError, DEFAULT_BODY_LIMIT, ENV_API_KEYS, Server, ServerConfig, parse_key_list,
-    parse_store, read_keys_file,
+    ApiKey, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ENV_API_KEYS, Server, ServerConfig,
+    parse_key_list, parse_store, read_keys_file,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -44,16 +45,46 @@ struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     max_wait_ms: u64,
 
+    /// Seconds a new connection has to send a complete request head (closes silent and
+    /// slowloris connections).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = at_least_one::<u64>)]
+    header_timeout: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = at_least_one::<u64>)]
+    idle_timeout: u64,
+
+    /// Seconds a request body has to arrive in full (408 after that).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_BODY_TIMEOUT.as_secs(), value_parser = at_least_one::<u64>)]
+    body_timeout: u64,
+
+    /// Most connections open at once; past it, new ones wait in the listen backlog. Keep it
+    /// below the open-file limit (`ulimit -n`).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one::<usize>)]
+    max_connections: usize,
+
     /// Log filter (`info`, `debug`, `onceonly_server=debug`, ...). `RUST_LOG` wins when set.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log: String,
+}
+
+/// A whole number of at least 1 (seconds, connections).
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        _ => Err(format!("expected a whole number of at least 1, got `{s}`")),
+    }
 }
 
 fn config(cli: &Cli) -> Result<ServerConfig, ConfigError> {
     let store = parse_store(&cli.store)?;
     let mut config = ServerConfig::new(cli.listen)
         .body_limit(cli.body_limit)
-        .max_wait(Duration::from_millis(cli.max_wait_ms));
+        .max_wait(Duration::from_millis(cli.max_wait_ms))
+        .header_timeout(Duration::from_secs(cli.header_timeout))
+        .idle_timeout(Duration::from_secs(cli.idle_timeout))
+        .body_timeout(Duration::from_secs(cli.body_timeout))
+        .max_connections(cli.max_connections);
     config.store = store;
     for (i, key) in cli.api_keys.iter().enumerate() {
         let key = ApiKey::new(key.trim())
@@ -115,6 +146,12 @@ async fn main() -> ExitCode {
     };
     let tenants = config.api_keys.len();
     let store = config.store.to_string();
+    let (header, idle, body, max_connections) = (
+        config.header_timeout.as_secs(),
+        config.idle_timeout.as_secs(),
+        config.body_timeout.as_secs(),
+        config.max_connections,
+    );
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -126,6 +163,10 @@ async fn main() -> ExitCode {
         listen = %server.local_addr(),
         %store,
         api_keys = tenants,
+        header_timeout_secs = header,
+        idle_timeout_secs = idle,
+        body_timeout_secs = body,
+        max_connections,
         "onceonly-server listening"
     );
     println!("onceonly-server listening on {}", server.base_url());

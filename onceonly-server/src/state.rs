@@ -54,6 +54,8 @@ pub struct AppState<S: Store> {
     pub(crate) body_limit: usize,
     /// The body limit of `POST /v1/ai/complete`: room for the largest result the engine takes.
     pub(crate) complete_body_limit: usize,
+    /// How long a request body has to arrive in full.
+    pub(crate) body_timeout: Duration,
     pub(crate) stats: Arc<crate::routes::Stats>,
 }
 
@@ -64,6 +66,7 @@ impl<S: Store> Clone for AppState<S> {
             max_wait: self.max_wait,
             body_limit: self.body_limit,
             complete_body_limit: self.complete_body_limit,
+            body_timeout: self.body_timeout,
             stats: Arc::clone(&self.stats),
         }
     }
@@ -95,8 +98,21 @@ impl<S: Store> AppState<S> {
                 body_limit,
                 root.config().max_result_bytes,
             ),
+            body_timeout: crate::config::DEFAULT_BODY_TIMEOUT,
             stats: Arc::default(),
         })
+    }
+
+    /// Sets how long a request body has to arrive in full (default
+    /// [`DEFAULT_BODY_TIMEOUT`](crate::DEFAULT_BODY_TIMEOUT)); later, the answer is 408.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The counters the accept loop shares with `/metrics`.
+    pub(crate) fn connection_stats(&self) -> Arc<crate::connections::ConnectionStats> {
+        Arc::clone(&self.stats.connections)
     }
 
     /// How many API keys (tenants) are configured.

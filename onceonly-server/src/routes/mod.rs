@@ -13,6 +13,7 @@ mod governance;
 
 use std::any::Any;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ use axum::routing::get;
 use onceonly_runtime::store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::connections::ConnectionStats;
 use onceonly_runtime::wire::header;
 
 use crate::error::ApiError;
@@ -59,6 +61,8 @@ pub(crate) struct Stats {
     started: Instant,
     /// Answers by status class: 1xx .. 5xx.
     by_class: [AtomicU64; 5],
+    /// Connections, and what the connection limits closed or refused.
+    pub(crate) connections: Arc<ConnectionStats>,
 }
 
 impl Default for Stats {
@@ -66,11 +70,13 @@ impl Default for Stats {
         Stats {
             started: Instant::now(),
             by_class: Default::default(),
+            connections: Arc::default(),
         }
     }
 }
 
-/// Prometheus text format: answers by status class, tenants, uptime. No per-key labels.
+/// Prometheus text format: answers by status class, connections and the limits that closed
+/// them, tenants, uptime. No per-key labels.
 async fn prometheus<S: Store>(State(state): State<AppState<S>>) -> impl IntoResponse {
     let mut out = String::new();
     out.push_str(
@@ -96,6 +102,7 @@ async fn prometheus<S: Store>(State(state): State<AppState<S>>) -> impl IntoResp
         state.tenants(),
         state.stats.started.elapsed().as_secs()
     );
+    state.stats.connections.render(&mut out);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use onceonly_runtime::engine::Plan;
 use onceonly_server::{ApiKey, Server, ServerConfig};
 use reqwest::header::HeaderMap;
@@ -14,6 +16,17 @@ pub const A: &str = "once_test_tenant_a_0001";
 pub const B: &str = "once_test_tenant_b_0002";
 /// Tenant F: plan `free`, 3 check-locks and 2 acquired leases per month.
 pub const F: &str = "once_test_tenant_free_03";
+
+/// Property tests run 64 cases each, or `PROPTEST_CASES`; a failure is reported, not written
+/// into the tree (a case worth keeping becomes a named test).
+pub fn proptest_config() -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 64;
+    }
+    config.failure_persistence = None;
+    config
+}
 
 pub struct TestServer {
     pub server: Server,
@@ -130,6 +143,13 @@ impl TestServer {
     }
 
     /// `GET path`, asserting 200, returning the JSON body.
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let a = self.raw(Method::GET, "/metrics", None, None, &[]).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.text
+    }
+
     pub async fn get_ok(&self, key: &str, path: &str) -> Value {
         let a = self.get(key, path).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);

@@ -307,13 +307,13 @@ fn hashed(method: &Method, raw: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use http::HeaderValue;
     use onceonly_runtime::__private::validate;
 
     use super::*;
 
-    fn request<'a>(
+    pub(in crate::dedup) fn request<'a>(
         headers: &'a HeaderMap,
         body: Option<&'a [u8]>,
         parts: &'a (Method, Uri, Extensions),
@@ -327,7 +327,7 @@ mod tests {
         }
     }
 
-    fn parts() -> (Method, Uri, Extensions) {
+    pub(in crate::dedup) fn parts() -> (Method, Uri, Extensions) {
         (Method::POST, Uri::from_static("/hooks"), Extensions::new())
     }
 

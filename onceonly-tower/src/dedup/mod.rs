@@ -9,6 +9,8 @@ mod guard;
 pub(crate) mod key;
 mod layer;
 mod pointer;
+#[cfg(test)]
+mod props;
 mod replay;
 mod service;
 

@@ -181,11 +181,11 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// What a parsed `Value` says: the reference this module must agree with.
-    fn reference(body: &[u8], pointer: &str) -> Option<String> {
+    pub(in crate::dedup) fn reference(body: &[u8], pointer: &str) -> Option<String> {
         let value: Value = serde_json::from_slice(body).ok()?;
         match value.pointer(pointer)? {
             Value::String(s) => Some(s.clone()),
