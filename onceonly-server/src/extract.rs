@@ -62,7 +62,7 @@ where
         let bytes = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state))
             .await
             .map_err(|_| {
-                state.stats.connections.body_timed_out();
+                state.metrics.connections.body_timed_out();
                 tracing::debug!(
                     timeout_secs = state.body_timeout.as_secs_f64(),
                     "request body timeout"

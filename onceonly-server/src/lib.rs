@@ -46,6 +46,7 @@ mod config;
 mod connections;
 mod error;
 mod extract;
+mod metrics;
 mod routes;
 mod state;
 #[cfg(feature = "testing")]

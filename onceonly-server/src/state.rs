@@ -56,7 +56,7 @@ pub struct AppState<S: Store> {
     pub(crate) complete_body_limit: usize,
     /// How long a request body has to arrive in full.
     pub(crate) body_timeout: Duration,
-    pub(crate) stats: Arc<crate::routes::Stats>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl<S: Store> Clone for AppState<S> {
@@ -67,7 +67,7 @@ impl<S: Store> Clone for AppState<S> {
             body_limit: self.body_limit,
             complete_body_limit: self.complete_body_limit,
             body_timeout: self.body_timeout,
-            stats: Arc::clone(&self.stats),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -99,7 +99,7 @@ impl<S: Store> AppState<S> {
                 root.config().max_result_bytes,
             ),
             body_timeout: crate::config::DEFAULT_BODY_TIMEOUT,
-            stats: Arc::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new(keys.len())),
         })
     }
 
@@ -112,7 +112,7 @@ impl<S: Store> AppState<S> {
 
     /// The counters the accept loop shares with `/metrics`.
     pub(crate) fn connection_stats(&self) -> Arc<crate::connections::ConnectionStats> {
-        Arc::clone(&self.stats.connections)
+        Arc::clone(&self.metrics.connections)
     }
 
     /// How many API keys (tenants) are configured.

@@ -26,7 +26,7 @@ async fn prometheus_metrics_count_answers_by_class_without_keys() {
     assert_eq!(a.status, StatusCode::OK);
     assert!(
         a.header("content-type")
-            .is_some_and(|c| c.starts_with("text/plain"))
+            .is_some_and(|c| c.starts_with("application/openmetrics-text"))
     );
     assert!(
         a.text
@@ -43,6 +43,18 @@ async fn prometheus_metrics_count_answers_by_class_without_keys() {
     // A, B and F, plus the test server's default tenant.
     assert!(a.text.contains("onceonly_tenants 4\n"), "{}", a.text);
     assert!(!a.text.contains(A));
+    // Outcomes per endpoint, by route template, never by key.
+    let outcome = |endpoint: &str, outcome: &str| {
+        format!("onceonly_outcomes_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} 1\n")
+    };
+    for line in [
+        outcome("/v1/check-lock", "locked"),
+        outcome("unmatched", "not_found"),
+        outcome("/v1/me", "unauthorized"),
+    ] {
+        assert!(a.text.contains(&line), "{line} in {}", a.text);
+    }
+    assert!(!a.text.contains("m1"), "no key in metrics: {}", a.text);
 }
 
 #[tokio::test]

@@ -1,24 +1,10 @@
-//! Counters of the connection limits, kept in one place and rendered for `/metrics`.
+//! Counters of the connection limits, registered with the server's metrics registry.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// What the accept loop and the body reader count. All are monotonic except `open`.
-#[derive(Debug, Default)]
-pub(crate) struct ConnectionStats {
-    /// Connections being served now.
-    open: AtomicU64,
-    /// Connections accepted since start.
-    accepted: AtomicU64,
-    /// Connections closed because no complete request head arrived in the header timeout.
-    header_timeouts: AtomicU64,
-    /// Kept-alive connections closed because no next request arrived in the idle timeout.
-    idle_timeouts: AtomicU64,
-    /// Requests answered 408 because their body did not arrive in the body timeout.
-    body_timeouts: AtomicU64,
-    /// Times the accept loop reached `max_connections` and paused.
-    at_capacity: AtomicU64,
-}
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 /// Which timer closed a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,62 +15,78 @@ pub(crate) enum Timeout {
     Idle,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// What the accept loop and the body reader count. All are monotonic except `open`.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionStats {
+    open: Gauge,
+    accepted: Counter,
+    timeouts: Family<KindLabel, Counter>,
+    body_timeouts: Counter,
+    at_capacity: Counter,
+}
+
 impl ConnectionStats {
+    /// Registers every counter with `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        // Both kinds show from the start, so a dashboard sees zeros rather than gaps.
+        for kind in ["header", "idle"] {
+            let _ = self.timeouts.get_or_create(&KindLabel { kind });
+        }
+        registry.register(
+            "onceonly_connections_open",
+            "HTTP connections being served",
+            self.open.clone(),
+        );
+        registry.register(
+            "onceonly_connections_accepted",
+            "HTTP connections accepted",
+            self.accepted.clone(),
+        );
+        registry.register(
+            "onceonly_connection_timeouts",
+            "Connections closed by a timeout: header (no complete request head in time) or \
+             idle (kept alive, no next request)",
+            self.timeouts.clone(),
+        );
+        registry.register(
+            "onceonly_request_body_timeouts",
+            "Requests answered 408 because their body did not arrive in time",
+            self.body_timeouts.clone(),
+        );
+        registry.register(
+            "onceonly_connection_limit_reached",
+            "Times new connections had to wait because max_connections were open",
+            self.at_capacity.clone(),
+        );
+    }
+
     pub(crate) fn opened(&self) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        self.open.fetch_add(1, Ordering::Relaxed);
+        self.accepted.inc();
+        self.open.inc();
     }
 
     pub(crate) fn closed(&self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.open.dec();
     }
 
     pub(crate) fn timed_out(&self, which: Timeout) {
-        match which {
-            Timeout::Header => &self.header_timeouts,
-            Timeout::Idle => &self.idle_timeouts,
-        }
-        .fetch_add(1, Ordering::Relaxed);
+        let kind = match which {
+            Timeout::Header => "header",
+            Timeout::Idle => "idle",
+        };
+        self.timeouts.get_or_create(&KindLabel { kind }).inc();
     }
 
     pub(crate) fn body_timed_out(&self) {
-        self.body_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.body_timeouts.inc();
     }
 
     pub(crate) fn reached_capacity(&self) {
-        self.at_capacity.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Appends the Prometheus text of these counters to `out`.
-    pub(crate) fn render(&self, out: &mut String) {
-        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        let _ = write!(
-            out,
-            "# HELP onceonly_connections_open HTTP connections being served.\n\
-             # TYPE onceonly_connections_open gauge\n\
-             onceonly_connections_open {}\n\
-             # HELP onceonly_connections_accepted_total HTTP connections accepted.\n\
-             # TYPE onceonly_connections_accepted_total counter\n\
-             onceonly_connections_accepted_total {}\n\
-             # HELP onceonly_connection_timeouts_total Connections closed by a timeout: \
-             header (no complete request head in time) or idle (kept alive, no next request).\n\
-             # TYPE onceonly_connection_timeouts_total counter\n\
-             onceonly_connection_timeouts_total{{kind=\"header\"}} {}\n\
-             onceonly_connection_timeouts_total{{kind=\"idle\"}} {}\n\
-             # HELP onceonly_request_body_timeouts_total Requests answered 408 because their \
-             body did not arrive in time.\n\
-             # TYPE onceonly_request_body_timeouts_total counter\n\
-             onceonly_request_body_timeouts_total {}\n\
-             # HELP onceonly_connection_limit_reached_total Times new connections had to wait \
-             because max_connections were open.\n\
-             # TYPE onceonly_connection_limit_reached_total counter\n\
-             onceonly_connection_limit_reached_total {}\n",
-            get(&self.open),
-            get(&self.accepted),
-            get(&self.header_timeouts),
-            get(&self.idle_timeouts),
-            get(&self.body_timeouts),
-            get(&self.at_capacity),
-        );
+        self.at_capacity.inc();
     }
 }

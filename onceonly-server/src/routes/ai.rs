@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use onceonly_runtime::__private::validate;
 use onceonly_runtime::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
-    LeaseRequest,
+    LeaseRequest, RunStatus,
 };
 use onceonly_runtime::store::Store;
 use onceonly_runtime::wire::header::ACQUISITION;
@@ -19,12 +20,45 @@ use onceonly_runtime::wire::header::ACQUISITION;
 use super::governance;
 use crate::error::ApiError;
 use crate::extract::{BodyLimit, JsonBody, QueryParams};
+use crate::metrics::Outcome;
 use crate::state::{AppState, Tenant};
 use crate::wire::{
     CancelBody, CompleteBody, ExtendBody, FailBody, KeyBody, KeyQuery, RunBody, StatusQuery,
 };
 
-type Answer<T> = Result<axum::Json<T>, ApiError>;
+type Answer<T> = Result<Reply<T>, ApiError>;
+
+/// A lease, status or result answer; `/metrics` counts it under its `status`.
+struct Reply<T>(T);
+
+trait HasStatus: serde::Serialize {
+    fn status(&self) -> RunStatus;
+}
+
+impl HasStatus for Lease {
+    fn status(&self) -> RunStatus {
+        self.status
+    }
+}
+
+impl HasStatus for AiStatus {
+    fn status(&self) -> RunStatus {
+        self.status
+    }
+}
+
+impl HasStatus for AiResult {
+    fn status(&self) -> RunStatus {
+        self.status
+    }
+}
+
+impl<T: HasStatus> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        let outcome = Outcome(self.0.status().as_str());
+        (Extension(outcome), axum::Json(self.0)).into_response()
+    }
+}
 
 pub(super) fn routes<S: Store>(complete_body_limit: usize) -> Router<AppState<S>> {
     Router::new()
@@ -86,7 +120,7 @@ async fn run<S: Store>(
         )),
         Some(key) => {
             let req = lease_request(&headers, key, body.ttl, body.metadata)?;
-            Ok(axum::Json(
+            Ok(Reply(
                 tenant.settle(|t| async move { t.run(req).await }).await?,
             ))
         }
@@ -103,7 +137,7 @@ async fn lease<S: Store>(
     JsonBody(body): JsonBody<KeyBody>,
 ) -> Answer<Lease> {
     let req = lease_request(&headers, body.key, body.ttl, body.metadata)?;
-    Ok(axum::Json(
+    Ok(Reply(
         tenant.settle(|t| async move { t.lease(req).await }).await?,
     ))
 }
@@ -113,7 +147,7 @@ async fn extend<S: Store>(
     JsonBody(body): JsonBody<ExtendBody>,
 ) -> Answer<Lease> {
     let req = ExtendRequest::new(body.key, body.lease_id, body.ttl);
-    Ok(axum::Json(
+    Ok(Reply(
         tenant
             .settle(|t| async move { t.extend(req).await })
             .await?,
@@ -126,7 +160,7 @@ async fn complete<S: Store>(
 ) -> Answer<Lease> {
     let mut req = CompleteRequest::new(body.key, body.lease_id, body.result);
     req.result_hash = body.result_hash;
-    Ok(axum::Json(
+    Ok(Reply(
         tenant
             .settle(|t| async move { t.complete(req).await })
             .await?,
@@ -137,7 +171,7 @@ async fn complete<S: Store>(
 async fn fail<S: Store>(tenant: Tenant<S>, JsonBody(body): JsonBody<FailBody>) -> Answer<Lease> {
     let mut req = FailRequest::new(body.key, body.lease_id, body.error_code, body.retryable);
     req.error_hash = body.error_hash;
-    Ok(axum::Json(
+    Ok(Reply(
         tenant.settle(|t| async move { t.fail(req).await }).await?,
     ))
 }
@@ -162,7 +196,7 @@ async fn cancel<S: Store>(
                 .await?
         }
     };
-    Ok(axum::Json(answer))
+    Ok(Reply(answer))
 }
 
 /// With `wait_ms` (extension), waits up to that long (capped by the server's bound) for the
@@ -179,12 +213,12 @@ async fn status<S: Store>(
         }
         None => tenant.status(&q.key).await?,
     };
-    Ok(axum::Json(status))
+    Ok(Reply(status))
 }
 
 async fn result<S: Store>(
     tenant: Tenant<S>,
     QueryParams(q): QueryParams<KeyQuery>,
 ) -> Answer<AiResult> {
-    Ok(axum::Json(tenant.result(&q.key).await?))
+    Ok(Reply(tenant.result(&q.key).await?))
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::metrics::Outcome;
 use crate::state::{AppState, Tenant};
 use crate::wire::{KeyBody, ReleaseBody};
 use onceonly_runtime::wire::{header, status};
@@ -57,6 +58,7 @@ async fn check_lock<S: Store>(
     };
     Ok((
         [(header::ONCEONLY_STATUS, HeaderValue::from_static(status))],
+        axum::Extension(Outcome(status)),
         axum::Json(answer),
     )
         .into_response())

@@ -12,24 +12,23 @@ mod core;
 mod governance;
 
 use std::any::Any;
-use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use onceonly_runtime::store::Store;
-use tower_http::catch_panic::CatchPanicLayer;
-
-use crate::connections::ConnectionStats;
 use onceonly_runtime::wire::header;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::metrics::Outcome;
 use crate::state::AppState;
 
 /// The whole application for `state`.
@@ -47,68 +46,65 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            request_context::<S>,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), count::<S>))
+        .layer(PropagateRequestIdLayer::new(header::REQUEST_ID))
+        // The access log: method, path (never the query, which may carry a key), status and
+        // latency, at debug level.
+        .layer(TraceLayer::new_for_http().make_span_with(access_span))
+        .layer(SetRequestIdLayer::new(header::REQUEST_ID, NewRequestId))
         .layer(CatchPanicLayer::custom(on_panic))
         .with_state(state)
 }
 
-/// Server-wide request counters, exposed at `/metrics`.
-#[derive(Debug)]
-pub(crate) struct Stats {
-    started: Instant,
-    /// Answers by status class: 1xx .. 5xx.
-    by_class: [AtomicU64; 5],
-    /// Connections, and what the connection limits closed or refused.
-    pub(crate) connections: Arc<ConnectionStats>,
-}
+/// `req_` and 24 random hex digits, for requests that come without an `X-Request-Id`.
+#[derive(Debug, Clone, Copy)]
+struct NewRequestId;
 
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            started: Instant::now(),
-            by_class: Default::default(),
-            connections: Arc::default(),
-        }
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = format!("req_{}", hex::encode(rand::random::<[u8; 12]>()));
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
 
-/// Prometheus text format: answers by status class, connections and the limits that closed
-/// them, tenants, uptime. No per-key labels.
+fn access_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get(&header::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id,
+    )
+}
+
+/// Counts every answer in `/metrics`: by status class, and by endpoint and outcome.
+async fn count<S: Store>(State(state): State<AppState<S>>, req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    let outcome = res
+        .extensions()
+        .get::<Outcome>()
+        .copied()
+        .unwrap_or_else(|| Outcome::of_status(res.status()));
+    state.metrics.answered(&endpoint, res.status(), outcome);
+    res
+}
+
+/// OpenMetrics text: see [`crate::metrics`].
 async fn prometheus<S: Store>(State(state): State<AppState<S>>) -> impl IntoResponse {
-    let mut out = String::new();
-    out.push_str(
-        "# HELP onceonly_http_requests_total HTTP requests answered, by status class.\n\
-         # TYPE onceonly_http_requests_total counter\n",
-    );
-    for (i, n) in state.stats.by_class.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "onceonly_http_requests_total{{class=\"{}xx\"}} {}",
-            i + 1,
-            n.load(Ordering::Relaxed)
-        );
-    }
-    let _ = write!(
-        out,
-        "# HELP onceonly_tenants API keys (tenants) configured.\n\
-         # TYPE onceonly_tenants gauge\n\
-         onceonly_tenants {}\n\
-         # HELP onceonly_uptime_seconds Seconds since the server started.\n\
-         # TYPE onceonly_uptime_seconds gauge\n\
-         onceonly_uptime_seconds {}\n",
-        state.tenants(),
-        state.stats.started.elapsed().as_secs()
-    );
-    state.stats.connections.render(&mut out);
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
-        out,
+        state.metrics.render(),
     )
 }
 
@@ -132,51 +128,4 @@ fn on_panic(_: Box<dyn Any + Send + 'static>) -> Response {
         "internal server error",
     )
     .into_response()
-}
-
-fn usable_request_id(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
-}
-
-fn new_request_id() -> HeaderValue {
-    let id = format!("req_{:024x}", rand::random::<u128>() >> 32);
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req"))
-}
-
-/// Sets `X-Request-Id` on every answer and logs each request at debug level (method, path,
-/// status, duration, request id; never headers or bodies, so never keys).
-async fn request_context<S: Store>(
-    State(state): State<AppState<S>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let id = req
-        .headers()
-        .get(&header::REQUEST_ID)
-        .filter(|v| usable_request_id(v))
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    let log = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        (
-            req.method().clone(),
-            req.uri().path().to_owned(),
-            Instant::now(),
-        )
-    });
-    let mut res = next.run(req).await;
-    let class = usize::from(res.status().as_u16() / 100).clamp(1, 5) - 1;
-    state.stats.by_class[class].fetch_add(1, Ordering::Relaxed);
-    if let Some((method, path, started)) = log {
-        tracing::debug!(
-            %method,
-            %path,
-            status = res.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            request_id = id.to_str().unwrap_or_default(),
-            "request"
-        );
-    }
-    res.headers_mut().insert(header::REQUEST_ID, id);
-    res
 }
