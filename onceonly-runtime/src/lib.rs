@@ -64,6 +64,9 @@ pub mod validate;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use backend::{Backend, BoxFuture};
 pub use call::Call;
