@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use onceonly_runtime::Engine;
 use onceonly_runtime::models::CheckLockRequest;
-use onceonly_runtime::store::RedisStore;
-use onceonly_runtime::testing::RedisServer;
+use onceonly_runtime::store::{LockClaim, RedisStore, Store};
+use onceonly_runtime::testing::{self, RedisServer};
 
 const CALLERS: u64 = 50;
 
@@ -80,6 +80,29 @@ fn check_lock_vs_set_nx(c: &mut Criterion) {
                 async move {
                     let lock = engine.check_lock(CheckLockRequest::new(fresh_key()));
                     assert!(lock.await.expect("check-lock").locked);
+                }
+            })
+        });
+    });
+    // The store alone (one script call), to tell its cost from the engine's other round trips.
+    let store = rt.block_on(async {
+        let url = server.url();
+        RedisStore::builder(url)
+            .prefix("store-only")
+            .connect()
+            .await
+    });
+    let store = std::sync::Arc::new(store.expect("connect"));
+    group.bench_function("store_claim_lock", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let store = std::sync::Arc::clone(&store);
+            concurrently(iters, move || {
+                let store = std::sync::Arc::clone(&store);
+                async move {
+                    let now = 1_767_225_600_000;
+                    let lock = testing::lock_entry("l", now, 60_000);
+                    let claim = store.claim_lock(&fresh_key(), now, lock).await;
+                    assert_eq!(claim.expect("claim"), LockClaim::Claimed);
                 }
             })
         });

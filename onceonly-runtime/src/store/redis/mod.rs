@@ -32,12 +32,14 @@ const DEFAULT_PREFIX: &str = "onceonly";
 ///
 /// # Layout
 /// Every key starts with the store's prefix (default `onceonly`), so several stores share one
-/// Redis without seeing each other: `PREFIX:lock:KEY`, `PREFIX:rec:KEY`, `PREFIX:ctr:KEY` and
-/// `PREFIX:log:KEY`, each a hash. Record writes are published on the channel `PREFIX:changed`.
+/// Redis without seeing each other: `PREFIX:lock:KEY` (a string), `PREFIX:rec:KEY`,
+/// `PREFIX:ctr:KEY` and `PREFIX:log:KEY` (hashes). Record writes are published on the channel
+/// `PREFIX:changed`.
 ///
 /// # Atomicity and Redis Cluster
 /// Every primitive is one Redis command or one Lua script (`EVALSHA`; a script missing after a
-/// Redis restart is loaded again on the spot), and each touches exactly one key. Under Redis
+/// Redis restart is loaded again on the spot), and each touches exactly one key. (A check-lock
+/// on a key Redis does not hold is a plain `SET NX`; only an existing key needs the script.) Under Redis
 /// Cluster an operation therefore always runs on the one node that owns its key, with no
 /// cross-slot command anywhere: no hash tags are needed, because no operation spans two keys.
 /// The connection itself is a single-node one: the layout is ready for Cluster, the client
@@ -278,8 +280,17 @@ fn corrupt(op: &'static str, what: impl Into<String>) -> Error {
     StoreFailure::error("redis", op, what.into())
 }
 
-fn json_or_empty(map: Option<&JsonMap>) -> Result<String> {
-    map.map_or(Ok(String::new()), |m| Ok(serde_json::to_string(m)?))
+/// A lock as Redis holds it: `"EXP FIRST LOCK_ID\nMETADATA"`, deadline first so the scripts
+/// read it with one pattern (lock ids are visible ASCII, never a space or a newline).
+fn lock_value(lock: &LockEntry) -> Result<String> {
+    let metadata = match &lock.metadata {
+        Some(m) => serde_json::to_string(m)?,
+        None => String::new(),
+    };
+    Ok(format!(
+        "{} {} {}\n{metadata}",
+        lock.expires_at_ms, lock.first_seen_at_ms, lock.lock_id
+    ))
 }
 
 impl Store for RedisStore {
@@ -288,14 +299,28 @@ impl Store for RedisStore {
     }
 
     async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {
+        let key = self.key("lock", key);
+        let value = lock_value(&lock)?;
+        let gc_ttl = gc_ttl_ms(lock.expires_at_ms, now_ms);
+        // A key Redis does not hold is free whatever the clock says: one plain command claims
+        // it. Only a key that exists needs the script, to compare its deadline with `now`.
+        let set: Option<String> = ::redis::cmd("SET")
+            .arg(&key)
+            .arg(&value)
+            .arg("NX")
+            .arg("PX")
+            .arg(gc_ttl)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("claim_lock"))?;
+        if set.is_some() {
+            return Ok(LockClaim::Claimed);
+        }
         let held: Option<(u64, u64)> = scripts::CLAIM_LOCK
-            .key(self.key("lock", key))
+            .key(key)
             .arg(now_ms)
-            .arg(&lock.lock_id)
-            .arg(lock.first_seen_at_ms)
-            .arg(lock.expires_at_ms)
-            .arg(json_or_empty(lock.metadata.as_ref())?)
-            .arg(gc_ttl_ms(lock.expires_at_ms, now_ms))
+            .arg(value)
+            .arg(gc_ttl)
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed("claim_lock"))?;

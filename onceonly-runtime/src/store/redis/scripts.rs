@@ -7,25 +7,25 @@
 //! compared with the `now` argument, never with Redis's clock; the `PEXPIRE`s are only garbage
 //! collection, relative and generous (see `gc_ttl_ms`).
 //!
-//! Every hash keeps in its `exp` field the engine time after which it may be deleted, which is
-//! all the purge script needs to know.
+//! Every hash keeps in its `exp` field the engine time after which it may be deleted; a lock (a
+//! string) starts with it. That is all the purge script needs to know.
 
 use std::sync::LazyLock;
 
 use ::redis::Script;
 
-/// Claim-if-absent-or-expired. `KEYS[1]`: the lock hash (`id`, `first`, `exp`, `md`).
-/// `ARGV`: now, lock id, first seen, expires at, metadata JSON (`''` for none), GC TTL.
+/// Claim-if-expired, after `SET NX` found the key taken. `KEYS[1]`: the lock, a string
+/// `"EXP FIRST LOCK_ID\nMETADATA"` (see `lock_value`). `ARGV`: now, the new value, GC TTL.
 /// Returns nil when claimed, or `{first, exp}` of the live lock.
 pub(super) static CLAIM_LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local held = redis.call('HMGET', KEYS[1], 'exp', 'first')
-if held[1] and tonumber(held[1]) > tonumber(ARGV[1]) then
-  return {held[2], held[1]}
+local held = redis.call('GET', KEYS[1])
+if held then
+  local exp, first = string.match(held, '^(%d+) (%d+) ')
+  if tonumber(exp) > tonumber(ARGV[1]) then return {first, exp} end
 end
-redis.call('HSET', KEYS[1], 'id', ARGV[2], 'first', ARGV[3], 'exp', ARGV[4], 'md', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return false
 ",
     )
@@ -36,10 +36,12 @@ return false
 pub(super) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local held = redis.call('HMGET', KEYS[1], 'id', 'exp')
-if not held[1] or (ARGV[2] == '1' and held[1] ~= ARGV[3]) then return 0 end
+local held = redis.call('GET', KEYS[1])
+if not held then return 0 end
+local exp, id = string.match(held, '^(%d+) %d+ (%S*)')
+if ARGV[2] == '1' and id ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[1])
-if tonumber(held[2]) > tonumber(ARGV[1]) then return 1 end
+if tonumber(exp) > tonumber(ARGV[1]) then return 1 end
 return 0
 ",
     )
@@ -152,12 +154,17 @@ return out
     )
 });
 
-/// Deletes a key of the store whose `exp` is past. `KEYS[1]`: the key. `ARGV`: now.
+/// Deletes a key of the store whose deadline is past. `KEYS[1]`: the key. `ARGV`: now.
 /// Returns 1 when it went away.
 pub(super) static PURGE_KEY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local exp = redis.call('HGET', KEYS[1], 'exp')
+local exp
+if redis.call('TYPE', KEYS[1]).ok == 'string' then
+  exp = string.match(redis.call('GET', KEYS[1]), '^(%d+) ')
+else
+  exp = redis.call('HGET', KEYS[1], 'exp')
+end
 if exp and tonumber(exp) <= tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[1])
   return 1
