@@ -30,7 +30,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///   writer waits up to 5 s for the lock (`busy_timeout`) before failing with
 ///   [`Error::Store`](crate::Error::Store).
 /// - **Async.** SQLite calls block, so each runs on tokio's blocking pool, never on a runtime
-///   worker.
+///   worker. Reads use a second connection, so they never wait behind a commit's sync.
 /// - **Waiters.** Writes of this store wake its waiters at once. Commits by other connections
 ///   (other processes, or another store on the same file) are noticed by a watcher that checks
 ///   `PRAGMA data_version` every 50 ms while somebody waits, and wakes every waiter to read
@@ -52,7 +52,11 @@ pub struct SqliteStore {
 
 #[derive(Debug)]
 struct Inner {
-    conn: Mutex<Connection>,
+    /// Every write goes through this connection.
+    writer: Mutex<Connection>,
+    /// Plain reads use their own connection, so they never queue behind a commit's sync
+    /// (WAL lets readers run while a write is in progress).
+    reader: Mutex<Connection>,
     path: PathBuf,
     notifier: Notifier,
     watcher_started: AtomicBool,
@@ -64,12 +68,18 @@ impl SqliteStore {
     /// Opens the database at `path`, creating the file and its schema when missing.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref();
-        let conn = schema::open(path).map_err(|e| StoreFailure::error("sqlite", "open", e))?;
-        let opened_data_version =
-            watch::data_version(&conn).map_err(|e| StoreFailure::error("sqlite", "open", e))?;
+        let open = || -> Result<_, BoxError> {
+            let writer = schema::open(path)?;
+            let reader = schema::open_reader(path)?;
+            let version = watch::data_version(&writer)?;
+            Ok((writer, reader, version))
+        };
+        let (writer, reader, opened_data_version) =
+            open().map_err(|e| StoreFailure::error("sqlite", "open", e))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                writer: Mutex::new(writer),
+                reader: Mutex::new(reader),
                 path: path.to_owned(),
                 notifier: Notifier::new(),
                 watcher_started: AtomicBool::new(false),
@@ -83,14 +93,24 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `f` with the connection on the blocking pool.
-    async fn run<T: Send + 'static>(
+    /// Runs `f` with the reading connection on the blocking pool.
+    async fn read<T: Send + 'static>(
         &self,
         op: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, BoxError> + Send + 'static,
     ) -> Result<T> {
+        self.run(op, |inner| &inner.reader, f).await
+    }
+
+    /// Runs `f` with the connection `pick` chooses, on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        pick: fn(&Inner) -> &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> Result<T, BoxError> + Send + 'static,
+    ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&mut inner.connection()))
+        tokio::task::spawn_blocking(move || f(&mut locked(pick(&inner))))
             .await
             .map_err(|e| StoreFailure::error("sqlite", op, e))?
             .map_err(|e| StoreFailure::error("sqlite", op, e))
@@ -102,22 +122,24 @@ impl SqliteStore {
         op: &'static str,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, BoxError> + Send + 'static,
     ) -> Result<T> {
-        self.run(op, |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })
+        self.run(
+            op,
+            |inner| &inner.writer,
+            |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            },
+        )
         .await
     }
 }
 
-impl Inner {
-    /// A poisoned lock only means a panic elsewhere; an unfinished transaction was rolled back
-    /// when it was dropped, so the connection is still good.
-    fn connection(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// A poisoned lock only means a panic elsewhere; an unfinished transaction was rolled back when
+/// it was dropped, so the connection is still good.
+fn locked(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// SQLite integers are signed: engine times and counters are far below `i64::MAX`, and a
@@ -186,7 +208,7 @@ impl Store for SqliteStore {
 
     async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
         let key = key.to_owned();
-        self.run("get_record", move |conn| {
+        self.read("get_record", move |conn| {
             let row: Option<(i64, String)> = conn
                 .prepare_cached("SELECT rev, record FROM records WHERE key = ?1")?
                 .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -318,7 +340,7 @@ impl Store for SqliteStore {
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
         let key = key.to_owned();
-        self.run("get_counter", move |conn| {
+        self.read("get_counter", move |conn| {
             let value: Option<i64> = conn
                 .prepare_cached("SELECT value FROM counters WHERE key = ?1 AND expires_at_ms > ?2")?
                 .query_row(params![key, to_sql(now_ms)], |r| r.get(0))
@@ -371,7 +393,7 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<LogPage> {
         let key = key.to_owned();
-        self.run("read_log", move |conn| {
+        self.read("read_log", move |conn| {
             // One read transaction: the total and the page come from the same snapshot.
             let tx = conn.transaction()?;
             let live = tx

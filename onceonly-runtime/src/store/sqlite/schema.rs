@@ -79,6 +79,14 @@ pub(super) fn open(path: &Path) -> Result<Connection, BoxError> {
     Ok(conn)
 }
 
+/// A second connection to a file [`open`] prepared, for reads only.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, BoxError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
 /// Creates the schema of a new file, under a write lock so two processes opening the same new
 /// file do not both create it.
 fn migrate(conn: &mut Connection) -> Result<(), BoxError> {

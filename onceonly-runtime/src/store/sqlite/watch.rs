@@ -33,7 +33,8 @@ pub(super) fn start(inner: &Arc<Inner>) -> std::io::Result<()> {
                 if inner.notifier.is_empty() {
                     continue;
                 }
-                let version = data_version(&inner.connection());
+                // The writing connection: its own commits do not move its version, only others'.
+                let version = data_version(&super::locked(&inner.writer));
                 match version {
                     Ok(v) if v == seen => {}
                     Ok(v) => {
