@@ -228,11 +228,27 @@ async fn prefixes_keep_stores_apart() {
         b.claim_lock("k", NOW, lock("b", NOW)).await.unwrap(),
         LockClaim::Claimed
     );
+    // Something else under b's prefix is not b's to purge, and does not stop the purge.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let foreign = format!("{}:other", b.prefix());
+    let _: () = redis::cmd("RPUSH")
+        .arg(&foreign)
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(
         b.purge_expired(NOW + 120_000).await.unwrap(),
         1,
         "b's purge removes b's lock only"
     );
+    let left: bool = redis::cmd("EXISTS")
+        .arg(&foreign)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left);
     assert!(matches!(
         a.claim_lock("k", NOW, lock("a2", NOW)).await.unwrap(),
         LockClaim::Held { .. }

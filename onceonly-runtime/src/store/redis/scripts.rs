@@ -155,14 +155,14 @@ return out
 });
 
 /// Deletes a key of the store whose deadline is past. `KEYS[1]`: the key. `ARGV`: now.
-/// Returns 1 when it went away.
+/// Returns 1 when it went away. A key of another shape under the prefix is left alone.
 pub(super) static PURGE_KEY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local exp
-if redis.call('TYPE', KEYS[1]).ok == 'string' then
+local kind, exp = redis.call('TYPE', KEYS[1]).ok, nil
+if kind == 'string' then
   exp = string.match(redis.call('GET', KEYS[1]), '^(%d+) ')
-else
+elseif kind == 'hash' then
   exp = redis.call('HGET', KEYS[1], 'exp')
 end
 if exp and tonumber(exp) <= tonumber(ARGV[1]) then
