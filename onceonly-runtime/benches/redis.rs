@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use onceonly_runtime::Engine;
 use onceonly_runtime::models::CheckLockRequest;
-use onceonly_runtime::store::{LockClaim, RedisStore, Store};
+use onceonly_runtime::store::{CounterAdd, LockClaim, RedisStore, Store};
 use onceonly_runtime::testing::{self, RedisServer};
 
 const CALLERS: u64 = 50;
@@ -103,6 +103,20 @@ fn check_lock_vs_set_nx(c: &mut Criterion) {
                     let lock = testing::lock_entry("l", now, 60_000);
                     let claim = store.claim_lock(&fresh_key(), now, lock).await;
                     assert_eq!(claim.expect("claim"), LockClaim::Claimed);
+                }
+            })
+        });
+    });
+    // One usage counter, as the engine bumps it twice per check-lock (month and day).
+    group.bench_function("store_add_counter", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let store = std::sync::Arc::clone(&store);
+            concurrently(iters, move || {
+                let store = std::sync::Arc::clone(&store);
+                async move {
+                    let (now, end) = (1_767_225_600_000, 1_769_904_000_000);
+                    let added = store.add_counter("usage", 1, None, now, end).await;
+                    assert!(matches!(added.expect("add"), CounterAdd::Added(_)));
                 }
             })
         });
