@@ -58,6 +58,32 @@ impl OnceOnly {
         OnceOnly::from_backend(Engine::memory())
     }
 
+    /// A client over the embedded engine with a [`RedisStore`](crate::store::RedisStore) at
+    /// `url` (`redis://[:password@]host[:port][/db]`), connected now: every process (and every
+    /// `onceonly-server`) over the same Redis shares locks, leases and results, and waiters are
+    /// woken across processes. Feature `redis`.
+    #[cfg(feature = "redis")]
+    pub async fn redis(url: &str) -> Result<Self> {
+        let target = crate::Target::parse(url)?;
+        if !matches!(target, crate::Target::Redis(_)) {
+            return Err(Error::Config(format!(
+                "OnceOnly::redis needs a redis:// URL, got `{target}`"
+            )));
+        }
+        let engine = Engine::connect(&target, crate::EngineConfig::default()).await?;
+        Ok(OnceOnly::from_backend(engine))
+    }
+
+    /// A client over the embedded engine with a [`SqliteStore`](crate::store::SqliteStore) in
+    /// the file at `path` (created if absent): durable across restarts, shared by the
+    /// processes of one host. Feature `sqlite`.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let target = crate::Target::Sqlite(path.as_ref().to_owned());
+        let engine = Engine::open(&target, crate::EngineConfig::default())?;
+        Ok(OnceOnly::from_backend(engine))
+    }
+
     /// A client over any backend, for example an [`Engine`] over another store.
     pub fn from_backend(backend: impl Backend) -> Self {
         OnceOnly::from_shared_backend(Arc::new(backend), true)

@@ -88,6 +88,9 @@ pub mod wire;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use account::{GetEvents, GetRunTimeline, GetUsage, ListRuns, UpdateNotifications};
 pub use backend::{Backend, BoxFuture};

@@ -98,17 +98,18 @@ pub enum ServerError {
 /// The application (router with state) for `config`, to serve yourself or nest into another
 /// axum router. The connection limits of `config` other than the body timeout apply only to
 /// [`Server::bind`], which owns the connections.
-pub fn app(config: &ServerConfig) -> Result<Router, ServerError> {
-    Ok(build(config)?.0)
+pub async fn app(config: &ServerConfig) -> Result<Router, ServerError> {
+    Ok(build(config).await?.0)
 }
 
 /// The router, and the counters its `/metrics` shares with the accept loop.
-fn build(
+async fn build(
     config: &ServerConfig,
 ) -> Result<(Router, Arc<connections::ConnectionStats>), ServerError> {
     let keys = config.checked_keys()?;
     config.check_limits()?;
-    let root = Engine::open(&config.store, config.engine.clone())
+    let root = Engine::connect(&config.store, config.engine.clone())
+        .await
         .map_err(|e| ConfigError(format!("cannot open the store {}: {e}", config.store)))?;
     let state = AppState::new(&root, &keys, config.max_wait, config.body_limit)?
         .body_timeout(config.body_timeout);
@@ -133,7 +134,7 @@ impl Server {
     /// answer), the body timeout (408), and at most `max_connections` open at once (the next
     /// ones wait in the listen backlog).
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let (app, stats) = build(&config)?;
+        let (app, stats) = build(&config).await?;
         let listener = connections::listen(config.listen).map_err(|source| ServerError::Bind {
             addr: config.listen,
             source,

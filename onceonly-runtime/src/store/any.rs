@@ -1,5 +1,9 @@
 //! [`AnyStore`]: whichever store a [`Target`] names, behind one type, so the server and the
 //! client builder open a store in one place and run one engine type over any of them.
+//!
+//! A Redis store opened from synchronous code ([`AnyStore::open`], which `OnceOnly::from_env`
+//! uses) connects on its first call; [`AnyStore::connect`] (`OnceOnly::redis`,
+//! `onceonly-server --store redis://..`) connects at once, so a wrong URL fails at start-up.
 
 use std::sync::Arc;
 
@@ -18,25 +22,79 @@ use crate::time::SystemClock;
 pub enum AnyStore {
     /// [`MemoryStore`].
     Memory(MemoryStore),
+    /// [`RedisStore`](super::RedisStore), connected now or on first use.
+    #[cfg(feature = "redis")]
+    Redis(LazyRedis),
+    /// [`SqliteStore`](super::SqliteStore).
+    #[cfg(feature = "sqlite")]
+    Sqlite(super::SqliteStore),
+}
+
+/// A Redis store that connects on first use (and retries on the next call if that failed).
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+pub struct LazyRedis {
+    url: secrecy::SecretString,
+    store: tokio::sync::OnceCell<super::RedisStore>,
+}
+
+#[cfg(feature = "redis")]
+impl LazyRedis {
+    async fn get(&self) -> Result<&super::RedisStore> {
+        use secrecy::ExposeSecret;
+        self.store
+            .get_or_try_init(|| super::RedisStore::connect(self.url.expose_secret()))
+            .await
+    }
+}
+
+fn not_a_store(url: &str) -> Error {
+    Error::Config(format!(
+        "`{url}` is an HTTP API, not a store: expected memory:, redis:// or sqlite:PATH"
+    ))
 }
 
 impl AnyStore {
-    /// Opens the store `target` names. An HTTP target is not a store: [`Error::Config`].
+    /// Opens the store `target` names without waiting on the network: a Redis store connects
+    /// on its first call. An HTTP target is not a store: [`Error::Config`].
     pub fn open(target: &Target) -> Result<AnyStore> {
         match target {
             Target::Memory => Ok(AnyStore::Memory(MemoryStore::new())),
-            Target::Http(url) => Err(Error::Config(format!(
-                "`{url}` is an HTTP API, not a store: expected memory:, redis:// or sqlite:PATH"
-            ))),
+            #[cfg(feature = "redis")]
+            Target::Redis(url) => Ok(AnyStore::Redis(LazyRedis {
+                url: url.clone().into(),
+                store: tokio::sync::OnceCell::new(),
+            })),
+            #[cfg(feature = "sqlite")]
+            Target::Sqlite(path) => Ok(AnyStore::Sqlite(super::SqliteStore::open(path)?)),
+            Target::Http(url) => Err(not_a_store(url)),
         }
+    }
+
+    /// Opens the store `target` names and connects it now: an unreachable Redis is an error
+    /// here rather than on the first call.
+    pub async fn connect(target: &Target) -> Result<AnyStore> {
+        let store = AnyStore::open(target)?;
+        #[cfg(feature = "redis")]
+        if let AnyStore::Redis(lazy) = &store {
+            lazy.get().await?;
+        }
+        Ok(store)
     }
 }
 
 impl Engine<AnyStore> {
     /// The engine over the store `target` names, on the system clock: the one constructor
-    /// behind `OnceOnly::from_env` and `onceonly-server --store`.
+    /// behind `OnceOnly::from_env`. A Redis store connects on its first call.
     pub fn open(target: &Target, config: EngineConfig) -> Result<Self> {
         let store = AnyStore::open(target)?;
+        Ok(Engine::with_config(store, config, Arc::new(SystemClock)))
+    }
+
+    /// [`Engine::open`], connected now: what `onceonly-server --store` and `OnceOnly::redis`
+    /// use, so a wrong address fails at once.
+    pub async fn connect(target: &Target, config: EngineConfig) -> Result<Self> {
+        let store = AnyStore::connect(target).await?;
         Ok(Engine::with_config(store, config, Arc::new(SystemClock)))
     }
 }
@@ -46,13 +104,26 @@ macro_rules! each {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             AnyStore::Memory($s) => $call,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(lazy) => {
+                let $s = lazy.get().await?;
+                $call
+            }
+            #[cfg(feature = "sqlite")]
+            AnyStore::Sqlite($s) => $call,
         }
     };
 }
 
 impl Store for AnyStore {
     fn name(&self) -> &'static str {
-        each!(self, s => s.name())
+        match self {
+            AnyStore::Memory(s) => s.name(),
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(_) => "redis",
+            #[cfg(feature = "sqlite")]
+            AnyStore::Sqlite(s) => s.name(),
+        }
     }
 
     async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {

@@ -11,21 +11,33 @@
 //! capped append-only logs ([`Store::append_log`]). The engine decides what they count and log.
 
 mod any;
+#[cfg(any(feature = "redis", feature = "sqlite"))]
+mod failure;
 #[cfg(feature = "testing")]
 mod hooked;
 mod memory;
 mod notify;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::future::Future;
 use std::sync::Arc;
 
 pub use any::AnyStore;
+#[cfg(feature = "redis")]
+pub use any::LazyRedis;
 #[cfg(feature = "testing")]
 pub use hooked::{Hooked, StoreHooks};
 pub use memory::MemoryStore;
 pub use notify::{Notifier, Subscription};
 pub use record::{LeaseRecord, LeaseState, LockEntry};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 use crate::error::{JsonMap, Result};
 

@@ -45,6 +45,17 @@ impl Notifier {
         }
     }
 
+    /// Wakes the subscribers of every key. For stores that may have missed writes (a lost
+    /// pub/sub connection, another process's commit): a spurious wake only makes a waiter read
+    /// the key again.
+    pub fn notify_all(&self) {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.retain(|_, tx| tx.receiver_count() > 0);
+        for tx in channels.values() {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
     /// Drops channels nobody listens to any more (called by the purge loop).
     pub fn prune(&self) {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());

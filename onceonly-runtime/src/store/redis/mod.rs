@@ -1,0 +1,522 @@
+//! A store in Redis, shared by every process and machine that connects to it (feature `redis`).
+
+mod pubsub;
+mod scripts;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, FromRedisValue, RedisError, Value};
+use futures_util::future::try_join_all;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::failure::StoreFailure;
+use super::{
+    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier, Store,
+    Subscription, Versioned,
+};
+use crate::error::{Error, JsonMap, Result};
+
+/// Added to every garbage-collection TTL: how far an engine's clock may run behind Redis's
+/// before an entry could disappear before its deadline.
+const GC_MARGIN: Duration = Duration::from_secs(600);
+/// The longest garbage-collection TTL set (about ten years): far-future deadlines are capped.
+const GC_TTL_MAX_MS: u64 = 10 * 365 * 86_400_000;
+/// How many keys one `SCAN` call looks at, and how many calls one purge makes at most.
+const SCAN_COUNT: usize = 500;
+const PURGE_SCANS: usize = 20;
+const DEFAULT_PREFIX: &str = "onceonly";
+
+/// A [`Store`] over Redis: atomic per key, shared across processes and machines.
+///
+/// # Layout
+/// Every key starts with the store's prefix (default `onceonly`), so several stores share one
+/// Redis without seeing each other: `PREFIX:lock:KEY` (a string), `PREFIX:rec:KEY`,
+/// `PREFIX:ctr:KEY` and `PREFIX:log:KEY` (hashes). Record writes are published on the channel
+/// `PREFIX:changed`.
+///
+/// # Atomicity and Redis Cluster
+/// Every primitive is one Redis command or one Lua script (`EVALSHA`; a script missing after a
+/// Redis restart is loaded again on the spot), and each touches exactly one key. (A check-lock
+/// on a key Redis does not hold is a plain `SET NX`; only an existing key needs the script.) Under Redis
+/// Cluster an operation therefore always runs on the one node that owns its key, with no
+/// cross-slot command anywhere: no hash tags are needed, because no operation spans two keys.
+/// The connection itself is a single-node one: the layout is ready for Cluster, the client
+/// does not route by slot yet.
+///
+/// # Expiry
+/// Every deadline is the engine's (its clock decides), stored in the hash and compared inside
+/// the scripts with the `now` the engine passes. Redis's own TTLs only collect garbage: each
+/// write sets a relative TTL of what is left by the engine's clock plus 10 minutes, so an
+/// engine clock that runs behind Redis's by less than that never sees an entry vanish early.
+/// [`Store::purge_expired`] removes what is past its deadline by the engine's clock, walking a
+/// bounded slice of the keyspace per call.
+///
+/// # Waiters
+/// [`Store::subscribe`] registers with an in-process [`Notifier`]. Record writes publish their
+/// key; one background connection per store listens, and after it reconnects it wakes every
+/// waiter, so a lost message costs a re-read, never a hang.
+///
+/// # Outages and durability
+/// While Redis is unreachable every call fails fast with [`Error::Store`]; later calls
+/// reconnect by themselves. What Redis acknowledged survives a Redis crash only with AOF on
+/// (`appendonly yes`; `appendfsync always` for every write, `everysec` may lose the last
+/// second). Redis 5 or newer (scripts call `TIME` before writing).
+///
+/// ```no_run
+/// # async fn demo() -> onceonly_runtime::Result<()> {
+/// use onceonly_runtime::{Engine, store::RedisStore};
+///
+/// let store = RedisStore::builder("redis://127.0.0.1/").prefix("billing").connect().await?;
+/// let engine = Engine::new(store);
+/// # Ok(()) }
+/// ```
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    channel: String,
+    notifier: Arc<Notifier>,
+    /// Where the next purge resumes its walk of the keyspace.
+    purge_cursor: Mutex<u64>,
+    _listener: pubsub::Listener,
+}
+
+impl std::fmt::Debug for RedisStore {
+    /// Names the prefix only: the URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a [`RedisStore`], from [`RedisStore::builder`].
+pub struct RedisStoreBuilder {
+    url: SecretString,
+    prefix: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The namespace of every key and channel (default `onceonly`): ASCII letters, digits,
+    /// `-`, `_` and `.`, so no prefix is the start of another's keys.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long one connection attempt may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a command may wait for its answer before failing (default 2 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Connects (a command connection and a pub/sub connection) and returns the store. A bad
+    /// URL or prefix is [`Error::Config`]; an unreachable server is [`Error::Store`].
+    pub async fn connect(self) -> Result<RedisStore> {
+        validate_prefix(&self.prefix)?;
+        let client = Client::open(self.url.expose_secret())
+            .map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
+        // Calls made while Redis is down fail after one quick retry instead of queueing;
+        // every later call tries to reconnect again, so the store recovers by itself.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(failed("connect"))?;
+        let notifier = Arc::new(Notifier::new());
+        let channel = format!("{}:changed", self.prefix);
+        let listener = pubsub::Listener::start(
+            client,
+            channel.clone(),
+            Arc::clone(&notifier),
+            self.connect_timeout,
+        )
+        .await
+        .map_err(failed("subscribe"))?;
+        Ok(RedisStore {
+            conn,
+            prefix: self.prefix,
+            channel,
+            notifier,
+            purge_cursor: Mutex::new(0),
+            _listener: listener,
+        })
+    }
+}
+
+fn validate_prefix(prefix: &str) -> Result<()> {
+    let ok = !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "invalid Redis key prefix {prefix:?}: use ASCII letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[:password@]host[:port][/db]` or `redis+unix:///path`) with
+    /// the default options.
+    pub async fn connect(url: &str) -> Result<RedisStore> {
+        RedisStore::builder(url).connect().await
+    }
+
+    /// Options for connecting to `url`.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: SecretString::from(url.into()),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The namespace of this store's keys.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, kind: &str, key: &str) -> String {
+        format!("{}:{kind}:{key}", self.prefix)
+    }
+
+    /// A handle on the shared multiplexed connection (cheap: an `Arc`).
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Two fields of a hash, in one command (a plain read needs no script).
+    async fn hmget<A: FromRedisValue, B: FromRedisValue>(
+        &self,
+        key: String,
+        fields: [&str; 2],
+        op: &'static str,
+    ) -> Result<(Option<A>, Option<B>)> {
+        ::redis::cmd("HMGET")
+            .arg(key)
+            .arg(&fields)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed(op))
+    }
+
+    /// One bounded slice of the keyspace walk: deletes this store's keys past their deadline.
+    /// Returns the next cursor and how many keys went away.
+    async fn purge_slice(&self, cursor: u64, pattern: &str, now_ms: u64) -> Result<(u64, usize)> {
+        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("purge_expired"))?;
+        let purged = try_join_all(keys.iter().map(|key| async move {
+            scripts::PURGE_KEY
+                .key(key)
+                .arg(now_ms)
+                .invoke_async::<u8>(&mut self.conn())
+                .await
+        }))
+        .await
+        .map_err(failed("purge_expired"))?;
+        Ok((next, purged.iter().map(|&n| usize::from(n)).sum()))
+    }
+}
+
+/// The garbage-collection TTL of an entry whose engine deadline is `deadline_ms`: what is left
+/// by the engine's clock plus the margin. Relative, so it holds whatever the engine's clock.
+fn gc_ttl_ms(deadline_ms: u64, now_ms: u64) -> u64 {
+    deadline_ms
+        .saturating_sub(now_ms)
+        .saturating_add(GC_MARGIN.as_millis() as u64)
+        .min(GC_TTL_MAX_MS)
+}
+
+/// The latest time the record shows had come when it was written (`put_record` is given no
+/// clock): every write stamps `done_at_ms`, or `lease_expires_at_ms` as its own now plus
+/// `ttl_ms`. Never after the real write, so a TTL measured from it is never too short.
+fn written_at(record: &LeaseRecord) -> u64 {
+    record
+        .lease_expires_at_ms
+        .saturating_sub(record.ttl_ms)
+        .max(record.done_at_ms.unwrap_or(0))
+        .max(record.first_seen_at_ms)
+}
+
+fn failed(op: &'static str) -> impl FnOnce(RedisError) -> Error {
+    move |e| StoreFailure::error("redis", op, e)
+}
+
+fn corrupt(op: &'static str, what: impl Into<String>) -> Error {
+    StoreFailure::error("redis", op, what.into())
+}
+
+/// A lock as Redis holds it: `"EXP FIRST LOCK_ID\nMETADATA"`, deadline first so the scripts
+/// read it with one pattern (lock ids are visible ASCII, never a space or a newline).
+fn lock_value(lock: &LockEntry) -> Result<String> {
+    let metadata = match &lock.metadata {
+        Some(m) => serde_json::to_string(m)?,
+        None => String::new(),
+    };
+    Ok(format!(
+        "{} {} {}\n{metadata}",
+        lock.expires_at_ms, lock.first_seen_at_ms, lock.lock_id
+    ))
+}
+
+impl Store for RedisStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn claim_lock(&self, key: &str, now_ms: u64, lock: LockEntry) -> Result<LockClaim> {
+        let key = self.key("lock", key);
+        let value = lock_value(&lock)?;
+        let gc_ttl = gc_ttl_ms(lock.expires_at_ms, now_ms);
+        // A key Redis does not hold is free whatever the clock says: one plain command claims
+        // it. Only a key that exists needs the script, to compare its deadline with `now`.
+        let set: Option<String> = ::redis::cmd("SET")
+            .arg(&key)
+            .arg(&value)
+            .arg("NX")
+            .arg("PX")
+            .arg(gc_ttl)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("claim_lock"))?;
+        if set.is_some() {
+            return Ok(LockClaim::Claimed);
+        }
+        let held: Option<(u64, u64)> = scripts::CLAIM_LOCK
+            .key(key)
+            .arg(now_ms)
+            .arg(value)
+            .arg(gc_ttl)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("claim_lock"))?;
+        Ok(match held {
+            None => LockClaim::Claimed,
+            Some((first_seen_at_ms, expires_at_ms)) => LockClaim::Held {
+                first_seen_at_ms,
+                expires_at_ms,
+            },
+        })
+    }
+
+    async fn release_lock(&self, key: &str, lock_id: Option<&str>, now_ms: u64) -> Result<bool> {
+        let removed: u8 = scripts::RELEASE_LOCK
+            .key(self.key("lock", key))
+            .arg(now_ms)
+            .arg(if lock_id.is_some() { "1" } else { "0" })
+            .arg(lock_id.unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("release_lock"))?;
+        Ok(removed == 1)
+    }
+
+    async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
+        let (rev, json): (Option<u64>, Option<Vec<u8>>) = self
+            .hmget(self.key("rec", key), ["rev", "val"], "get_record")
+            .await?;
+        match (rev, json) {
+            (Some(rev), Some(json)) => {
+                let record = serde_json::from_slice(&json)
+                    .map_err(|e| StoreFailure::error("redis", "get_record", e))?;
+                Ok(Some(Versioned {
+                    rev,
+                    value: Arc::new(record),
+                }))
+            }
+            (None, None) => Ok(None),
+            _ => Err(corrupt(
+                "get_record",
+                format!("record {key:?} is incomplete"),
+            )),
+        }
+    }
+
+    async fn put_record(
+        &self,
+        key: &str,
+        expected_rev: Option<u64>,
+        record: LeaseRecord,
+    ) -> Result<Option<u64>> {
+        let rev: Option<u64> = scripts::PUT_RECORD
+            .key(self.key("rec", key))
+            .arg(expected_rev.map(|r| r.to_string()).unwrap_or_default())
+            .arg(serde_json::to_string(&record)?)
+            .arg(record.purge_at_ms)
+            .arg(gc_ttl_ms(record.purge_at_ms, written_at(&record)))
+            .arg(&self.channel)
+            .arg(key)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("put_record"))?;
+        if rev.is_some() {
+            // Waiters of this process need not wait for the round trip through pub/sub.
+            self.notifier.notify(key);
+        }
+        Ok(rev)
+    }
+
+    async fn subscribe(&self, key: &str) -> Result<Subscription> {
+        Ok(self.notifier.subscribe(key))
+    }
+
+    async fn purge_expired(&self, now_ms: u64) -> Result<usize> {
+        let pattern = format!("{}:*", self.prefix);
+        let start = *self.purge_cursor.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut cursor, mut purged, mut wrapped) = (start, 0, false);
+        for _ in 0..PURGE_SCANS {
+            let (next, n) = self.purge_slice(cursor, &pattern, now_ms).await?;
+            purged += n;
+            cursor = next;
+            if cursor == 0 {
+                // A walk that started mid-way goes round once more, up to where it began.
+                if start == 0 || wrapped {
+                    break;
+                }
+                wrapped = true;
+            }
+        }
+        *self.purge_cursor.lock().unwrap_or_else(|e| e.into_inner()) = cursor;
+        self.notifier.prune();
+        Ok(purged)
+    }
+
+    async fn add_counter(
+        &self,
+        key: &str,
+        delta: i64,
+        limit: Option<u64>,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<CounterAdd> {
+        let (added, value): (u8, u64) = scripts::ADD_COUNTER
+            .key(self.key("ctr", key))
+            .arg(delta)
+            .arg(limit.map(|l| l.to_string()).unwrap_or_default())
+            .arg(now_ms)
+            .arg(expires_at_ms)
+            .arg(gc_ttl_ms(expires_at_ms, now_ms))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("add_counter"))?;
+        Ok(if added == 1 {
+            CounterAdd::Added(value)
+        } else {
+            CounterAdd::Refused(value)
+        })
+    }
+
+    async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
+        let (value, exp): (Option<u64>, Option<u64>) = self
+            .hmget(self.key("ctr", key), ["v", "exp"], "get_counter")
+            .await?;
+        Ok(match (value, exp) {
+            (Some(v), Some(exp)) if exp > now_ms => v,
+            _ => 0,
+        })
+    }
+
+    async fn append_log(
+        &self,
+        key: &str,
+        value: JsonMap,
+        cap: usize,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<u64> {
+        scripts::APPEND_LOG
+            .key(self.key("log", key))
+            .arg(serde_json::to_string(&value)?)
+            .arg(cap)
+            .arg(now_ms)
+            .arg(expires_at_ms)
+            .arg(gc_ttl_ms(expires_at_ms, now_ms))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("append_log"))
+    }
+
+    async fn read_log(
+        &self,
+        key: &str,
+        newest_first: bool,
+        offset: usize,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<LogPage> {
+        let reply: Vec<Value> = scripts::READ_LOG
+            .key(self.key("log", key))
+            .arg(if newest_first { "1" } else { "0" })
+            .arg(offset)
+            .arg(limit)
+            .arg(now_ms)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("read_log"))?;
+        log_page(key, reply)
+    }
+}
+
+/// Decodes `{total, seq, entry, seq, entry, ...}` from the read script.
+fn log_page(key: &str, reply: Vec<Value>) -> Result<LogPage> {
+    let bad = || {
+        corrupt(
+            "read_log",
+            format!("log {key:?} answered an unexpected shape"),
+        )
+    };
+    let mut items = reply.into_iter();
+    let total: u64 = items
+        .next()
+        .and_then(|v| ::redis::from_redis_value(v).ok())
+        .ok_or_else(bad)?;
+    let mut entries = Vec::new();
+    while let Some(seq) = items.next() {
+        let seq: u64 = ::redis::from_redis_value(seq).map_err(|_| bad())?;
+        let json: Vec<u8> = items
+            .next()
+            .and_then(|v| ::redis::from_redis_value(v).ok())
+            .ok_or_else(bad)?;
+        let value: JsonMap = serde_json::from_slice(&json)
+            .map_err(|e| StoreFailure::error("redis", "read_log", e))?;
+        entries.push(LogEntry {
+            seq,
+            value: Arc::new(value),
+        });
+    }
+    Ok(LogPage { total, entries })
+}

@@ -1,0 +1,119 @@
+//! Change notifications across processes: every record write publishes its key on the
+//! store's channel, and one background connection per store listens and wakes local waiters.
+//!
+//! A message can be lost while that connection is down. After it is back (and subscribed
+//! again) every waited-on key is notified: a spurious wake only makes a waiter read its key
+//! again, so a lost message costs one reconnect delay, never a hang. A connection that stops
+//! answering pings counts as lost, so a silent network failure is noticed too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{PubSubSink, PubSubStream};
+use ::redis::{Client, RedisError, RedisResult};
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::store::Notifier;
+
+/// How often an idle connection is checked, and how long a check may take.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bounds of the delay between two reconnection attempts.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// The background listener; dropping it stops it.
+#[derive(Debug)]
+pub(super) struct Listener {
+    task: JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Listener {
+    /// Subscribes to `channel` (an error here is the caller's: the store cannot start), then
+    /// listens in the background for as long as the listener lives.
+    pub(super) async fn start(
+        client: Client,
+        channel: String,
+        notifier: Arc<Notifier>,
+        connect_timeout: Duration,
+    ) -> RedisResult<Listener> {
+        let first = subscribe(&client, &channel, connect_timeout).await?;
+        let task = tokio::spawn(async move {
+            let mut conn = first;
+            loop {
+                listen(conn, &notifier).await;
+                tracing::warn!(%channel, "redis pub/sub connection lost; reconnecting");
+                conn = resubscribe(&client, &channel, connect_timeout).await;
+                tracing::info!(%channel, "redis pub/sub connection back");
+                notifier.notify_all();
+            }
+        });
+        Ok(Listener { task })
+    }
+}
+
+async fn subscribe(
+    client: &Client,
+    channel: &str,
+    connect_timeout: Duration,
+) -> RedisResult<(PubSubSink, PubSubStream)> {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub.split())
+    };
+    tokio::time::timeout(connect_timeout, connect)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+/// Tries until subscribed again, backing off up to [`RETRY_MAX`].
+async fn resubscribe(
+    client: &Client,
+    channel: &str,
+    connect_timeout: Duration,
+) -> (PubSubSink, PubSubStream) {
+    let mut delay = RETRY_MIN;
+    loop {
+        tokio::time::sleep(delay).await;
+        match subscribe(client, channel, connect_timeout).await {
+            Ok(conn) => return conn,
+            Err(e) => tracing::debug!(error = %e, "redis pub/sub reconnection failed"),
+        }
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+/// Forwards messages to the notifier until the connection is lost.
+async fn listen((mut sink, mut stream): (PubSubSink, PubSubStream), notifier: &Notifier) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(msg) => match std::str::from_utf8(msg.get_payload_bytes()) {
+                    Ok(key) => notifier.notify(key),
+                    Err(_) => tracing::debug!("ignored a non-UTF-8 change notification"),
+                },
+                None => return,
+            },
+            _ = ping.tick() => {
+                let pong = tokio::time::timeout(PING_TIMEOUT, sink.ping::<::redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn timed_out() -> RedisError {
+    RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}

@@ -1,0 +1,175 @@
+//! The Lua scripts behind every multi-step primitive of the Redis store.
+//!
+//! Each script touches exactly one key (`KEYS[1]`), so it runs atomically on the node that owns
+//! that key. Numbers travel as decimal strings; Lua holds them as doubles, which is exact for
+//! every value the engine uses (unix milliseconds, counters, sequence numbers are far below
+//! 2^53), and `%.0f` writes them back without an exponent. Deadlines are the engine's and are
+//! compared with the `now` argument, never with Redis's clock; the `PEXPIRE`s are only garbage
+//! collection, relative and generous (see `gc_ttl_ms`).
+//!
+//! Every hash keeps in its `exp` field the engine time after which it may be deleted; a lock (a
+//! string) starts with it. That is all the purge script needs to know.
+
+use std::sync::LazyLock;
+
+use ::redis::Script;
+
+/// Claim-if-expired, after `SET NX` found the key taken. `KEYS[1]`: the lock, a string
+/// `"EXP FIRST LOCK_ID\nMETADATA"` (see `lock_value`). `ARGV`: now, the new value, GC TTL.
+/// Returns nil when claimed, or `{first, exp}` of the live lock.
+pub(super) static CLAIM_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local held = redis.call('GET', KEYS[1])
+if held then
+  local exp, first = string.match(held, '^(%d+) (%d+) ')
+  if tonumber(exp) > tonumber(ARGV[1]) then return {first, exp} end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return false
+",
+    )
+});
+
+/// Compare-and-delete of a lock. `KEYS[1]`: the lock. `ARGV`: now, `'1'` to delete only the lock
+/// whose id is `ARGV[3]` or `'0'` for any lock. Returns 1 when a live lock went away.
+pub(super) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local held = redis.call('GET', KEYS[1])
+if not held then return 0 end
+local exp, id = string.match(held, '^(%d+) %d+ (%S*)')
+if ARGV[2] == '1' and id ~= ARGV[3] then return 0 end
+redis.call('DEL', KEYS[1])
+if tonumber(exp) > tonumber(ARGV[1]) then return 1 end
+return 0
+",
+    )
+});
+
+/// Compare-and-swap of a lease record. `KEYS[1]`: the record hash (`rev`, `val`, `exp`).
+/// `ARGV`: expected revision (`''`: the key must be absent), record JSON, purge at, GC TTL,
+/// channel, the key to publish. Returns the new revision, or nil on a mismatch.
+///
+/// A revision is `max(previous + 1, Redis time in microseconds)`: it grows with every write and
+/// a record that was purged and created again starts above every revision of its previous
+/// life (which ended at least a retention period earlier), so a writer still holding an old
+/// revision can never match by accident.
+pub(super) static PUT_RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cur = redis.call('HGET', KEYS[1], 'rev')
+if (ARGV[1] == '' and cur) or (ARGV[1] ~= '' and cur ~= ARGV[1]) then return false end
+local t = redis.call('TIME')
+local rev = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if cur and tonumber(cur) >= rev then rev = tonumber(cur) + 1 end
+rev = string.format('%.0f', rev)
+redis.call('HSET', KEYS[1], 'rev', rev, 'val', ARGV[2], 'exp', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return rev
+",
+    )
+});
+
+/// Windowed counter. `KEYS[1]`: the counter hash (`v`, `exp`). `ARGV`: delta, limit (`''` for
+/// none), now, window end, GC TTL. Returns `{1, value}` when added, `{0, value}` when refused.
+pub(super) static ADD_COUNTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local c = redis.call('HMGET', KEYS[1], 'v', 'exp')
+local live = c[2] and tonumber(c[2]) > tonumber(ARGV[3])
+local v = 0
+if live then v = tonumber(c[1]) end
+local delta = tonumber(ARGV[1])
+local nv = v + delta
+if delta >= 0 then
+  if ARGV[2] ~= '' and nv > tonumber(ARGV[2]) then return {0, string.format('%.0f', v)} end
+elseif nv < 0 then
+  nv = 0
+end
+nv = string.format('%.0f', nv)
+if live then
+  redis.call('HSET', KEYS[1], 'v', nv)
+else
+  redis.call('HSET', KEYS[1], 'v', nv, 'exp', ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+return {1, nv}
+",
+    )
+});
+
+/// Capped log append. `KEYS[1]`: the log hash: `first` and `last` sequence numbers, `exp`, and
+/// one `e<seq>` field per entry (the entries are always the whole range `first..=last`).
+/// `ARGV`: entry JSON, cap, now, expires at, GC TTL. Returns the entry's sequence number.
+///
+/// An expired log loses its entries but keeps counting from its last sequence number.
+pub(super) static APPEND_LOG: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local function n(x) return string.format('%.0f', x) end
+local m = redis.call('HMGET', KEYS[1], 'first', 'last', 'exp')
+local last = tonumber(m[2]) or 0
+local first = last + 1
+if m[3] and tonumber(m[3]) > tonumber(ARGV[3]) then
+  first = tonumber(m[1])
+elseif m[2] then
+  redis.call('DEL', KEYS[1])
+end
+local seq = last + 1
+redis.call('HSET', KEYS[1], 'e' .. n(seq), ARGV[1])
+local cap = tonumber(ARGV[2])
+while seq - first + 1 > cap do
+  redis.call('HDEL', KEYS[1], 'e' .. n(first))
+  first = first + 1
+end
+redis.call('HSET', KEYS[1], 'first', n(first), 'last', n(seq), 'exp', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return n(seq)
+",
+    )
+});
+
+/// A page of a log, read in one snapshot. `KEYS[1]`: the log. `ARGV`: `'1'` newest first or
+/// `'0'` oldest first, offset, limit, now. Returns `{total, seq, entry, seq, entry, ...}`.
+pub(super) static READ_LOG: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local function n(x) return string.format('%.0f', x) end
+local m = redis.call('HMGET', KEYS[1], 'first', 'last', 'exp')
+if not m[3] or tonumber(m[3]) <= tonumber(ARGV[4]) then return {0} end
+local first, last = tonumber(m[1]), tonumber(m[2])
+local out = {last - first + 1}
+local step, seq = 1, first + tonumber(ARGV[2])
+if ARGV[1] == '1' then step, seq = -1, last - tonumber(ARGV[2]) end
+for _ = 1, tonumber(ARGV[3]) do
+  if seq < first or seq > last then break end
+  out[#out + 1] = n(seq)
+  out[#out + 1] = redis.call('HGET', KEYS[1], 'e' .. n(seq))
+  seq = seq + step
+end
+return out
+",
+    )
+});
+
+/// Deletes a key of the store whose deadline is past. `KEYS[1]`: the key. `ARGV`: now.
+/// Returns 1 when it went away. A key of another shape under the prefix is left alone.
+pub(super) static PURGE_KEY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local kind, exp = redis.call('TYPE', KEYS[1]).ok, nil
+if kind == 'string' then
+  exp = string.match(redis.call('GET', KEYS[1]), '^(%d+) ')
+elseif kind == 'hash' then
+  exp = redis.call('HGET', KEYS[1], 'exp')
+end
+if exp and tonumber(exp) <= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+",
+    )
+});

@@ -1,0 +1,110 @@
+//! Opening a database file: connection settings and the versioned schema.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::BoxError;
+
+/// The schema this build writes, kept in `PRAGMA user_version`.
+pub(super) const SCHEMA_VERSION: u32 = 1;
+
+/// How long a write waits for another connection's write to finish before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Version 1. Times are unix milliseconds of the engine's clock, JSON is stored as text. The
+/// expiry indexes keep purges from reading whole tables.
+const SCHEMA_V1: &str = "
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Revisions come from one counter for the whole file, so a purged and recreated record never
+-- reuses a revision a slow writer may still expect.
+INSERT INTO meta (name, value) VALUES ('last_rev', 0);
+
+CREATE TABLE locks (
+    key TEXT PRIMARY KEY,
+    lock_id TEXT NOT NULL,
+    first_seen_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    metadata TEXT
+) WITHOUT ROWID;
+CREATE INDEX locks_by_expiry ON locks (expires_at_ms);
+
+CREATE TABLE records (
+    key TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    purge_at_ms INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX records_by_purge ON records (purge_at_ms);
+
+CREATE TABLE counters (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX counters_by_expiry ON counters (expires_at_ms);
+
+CREATE TABLE logs (
+    key TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX logs_by_expiry ON logs (expires_at_ms);
+
+CREATE TABLE log_entries (
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (key, seq)
+);
+";
+
+/// Opens (creating if needed) the database at `path`, in WAL mode with `synchronous = FULL`,
+/// and brings its schema to [`SCHEMA_VERSION`].
+pub(super) fn open(path: &Path) -> Result<Connection, BoxError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never block the writer, and several processes share the file safely.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("the database cannot use WAL mode (journal mode is {mode})").into());
+    }
+    // FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// A second connection to a file [`open`] prepared, for reads only.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, BoxError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// Creates the schema of a new file, under a write lock so two processes opening the same new
+/// file do not both create it.
+fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        SCHEMA_VERSION => {}
+        newer => {
+            return Err(format!(
+                "the database has schema version {newer}; this build knows up to {SCHEMA_VERSION}"
+            )
+            .into());
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}

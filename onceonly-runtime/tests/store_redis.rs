@@ -1,0 +1,259 @@
+//! The Redis store against the shared conformance suite, on a private `redis-server`, plus what
+//! only a real Redis shows: its restart under a live store, and notifications across stores.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use onceonly_runtime::Error;
+use onceonly_runtime::store::{
+    Hooked, LeaseRecord, LockClaim, LockEntry, RedisStore, Store, StoreHooks,
+};
+use onceonly_runtime::testing::{self, RedisServer};
+
+/// Keeps the shared server alive while a case uses its store.
+struct KeepAlive(#[allow(dead_code)] Arc<RedisServer>);
+
+impl StoreHooks for KeepAlive {}
+
+/// One server for the cases running at the same time; killed when the last of them ends
+/// (statics are never dropped, so a server kept in one would outlive the test process).
+fn shared_server() -> Option<Arc<RedisServer>> {
+    static SERVER: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
+    let mut shared = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(server) = shared.upgrade() {
+        return Some(server);
+    }
+    let server = Arc::new(RedisServer::start()?);
+    *shared = Arc::downgrade(&server);
+    Some(server)
+}
+
+/// A namespace no other case uses.
+fn fresh_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("case{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+onceonly_runtime::store_conformance_tests!(optional: || async {
+    let server = shared_server()?;
+    let store = RedisStore::builder(server.url())
+        .prefix(fresh_prefix())
+        .connect()
+        .await
+        .expect("connect to the test redis-server");
+    Some(Hooked::new(store, KeepAlive(server)))
+});
+
+/// 2026-01-01, as the suite's manual clock: far behind the real time.
+const NOW: u64 = 1_767_225_600_000;
+/// Generous bound for what happens "by itself" in the background.
+const EVENTUALLY: Duration = Duration::from_secs(30);
+
+fn lock(id: &str, now: u64) -> LockEntry {
+    testing::lock_entry(id, now, 60_000)
+}
+
+fn record() -> LeaseRecord {
+    testing::in_progress_record("lease_1", NOW, 60_000)
+}
+
+/// Retries `claim_lock` until the store answers again (a reconnection may cost a failed call
+/// or two), within [`EVENTUALLY`].
+async fn claim_when_back(store: &RedisStore, key: &str) -> LockClaim {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        match store.claim_lock(key, NOW, lock("l", NOW)).await {
+            Ok(claim) => return claim,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert!(e.is_outage(), "only outage errors while reconnecting: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the store did not recover after Redis came back: {e}"),
+        }
+    }
+}
+
+/// How many Lua scripts the server has cached (`INFO memory`).
+async fn cached_scripts(server: &RedisServer) -> u64 {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO memory lists number_of_cached_scripts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_under_a_live_store() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    assert_eq!(
+        store
+            .claim_lock("before", NOW, lock("a", NOW))
+            .await
+            .unwrap(),
+        LockClaim::Claimed
+    );
+
+    server.kill();
+    let err = store
+        .claim_lock("gap", NOW, lock("b", NOW))
+        .await
+        .expect_err("a call while Redis is down fails");
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert!(err.is_outage() && err.is_retryable());
+    assert!(
+        err.to_string().contains("redis claim_lock failed"),
+        "the error names the store and the step: {err}"
+    );
+
+    // A new server knows no scripts: the store loads them again by itself.
+    server.restart();
+    assert_eq!(cached_scripts(&server).await, 0);
+    assert_eq!(claim_when_back(&store, "after").await, LockClaim::Claimed);
+    assert_eq!(
+        store
+            .claim_lock("after", NOW, lock("c", NOW))
+            .await
+            .unwrap(),
+        LockClaim::Held {
+            first_seen_at_ms: NOW,
+            expires_at_ms: NOW + 60_000
+        },
+        "the claim script (for a key that exists) runs on the restarted server"
+    );
+    assert!(cached_scripts(&server).await >= 1, "it was loaded again");
+    assert!(
+        store
+            .put_record("rec", None, record())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_woken_across_stores_and_after_a_reconnect() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let waiter = RedisStore::connect(&server.url()).await.unwrap();
+    let writer = RedisStore::connect(&server.url()).await.unwrap();
+
+    // Another store's write reaches this store's waiter through pub/sub.
+    let mut sub = waiter.subscribe("k1").await.unwrap();
+    writer.put_record("k1", None, record()).await.unwrap();
+    tokio::time::timeout(EVENTUALLY, sub.changed())
+        .await
+        .expect("woken by the other store's write");
+
+    // Writes while the listener is disconnected are lost: after it is back, every waiter is
+    // woken to read again.
+    let mut sub = waiter.subscribe("k2").await.unwrap();
+    server.kill();
+    server.restart();
+    tokio::time::timeout(EVENTUALLY, sub.changed())
+        .await
+        .expect("woken once the pub/sub connection is back");
+
+    // And the listener hears new writes again.
+    let mut sub = waiter.subscribe("k3").await.unwrap();
+    claim_when_back(&writer, "wake-up").await;
+    writer.put_record("k3", None, record()).await.unwrap();
+    tokio::time::timeout(EVENTUALLY, sub.changed())
+        .await
+        .expect("woken by a write after the reconnect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_follow_the_engine_clock_not_redis() {
+    let Some(server) = shared_server() else {
+        return;
+    };
+    let store = RedisStore::builder(server.url())
+        .prefix(fresh_prefix())
+        .connect()
+        .await
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // An engine clock a year behind or ahead of Redis: the lock lives for its TTL either way.
+    for (key, now) in [("past", NOW - 365 * 86_400_000), ("future", NOW * 2)] {
+        assert_eq!(
+            store.claim_lock(key, now, lock("x", now)).await.unwrap(),
+            LockClaim::Claimed
+        );
+        assert!(matches!(
+            store
+                .claim_lock(key, now + 59_999, lock("y", now))
+                .await
+                .unwrap(),
+            LockClaim::Held { .. }
+        ));
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(format!("{}:lock:{key}", store.prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            pttl > 60_000,
+            "Redis keeps the key past its deadline (relative TTL plus margin), got {pttl} ms"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_keep_stores_apart() {
+    let Some(server) = shared_server() else {
+        return;
+    };
+    let connect = |prefix: String| RedisStore::builder(server.url()).prefix(prefix).connect();
+    let (a, b) = (
+        connect(fresh_prefix()).await.unwrap(),
+        connect(fresh_prefix()).await.unwrap(),
+    );
+    assert_eq!(
+        a.claim_lock("k", NOW, lock("a", NOW)).await.unwrap(),
+        LockClaim::Claimed
+    );
+    assert_eq!(
+        b.claim_lock("k", NOW, lock("b", NOW)).await.unwrap(),
+        LockClaim::Claimed
+    );
+    // Something else under b's prefix is not b's to purge, and does not stop the purge.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let foreign = format!("{}:other", b.prefix());
+    let _: () = redis::cmd("RPUSH")
+        .arg(&foreign)
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.purge_expired(NOW + 120_000).await.unwrap(),
+        1,
+        "b's purge removes b's lock only"
+    );
+    let left: bool = redis::cmd("EXISTS")
+        .arg(&foreign)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left);
+    assert!(matches!(
+        a.claim_lock("k", NOW, lock("a2", NOW)).await.unwrap(),
+        LockClaim::Held { .. }
+    ));
+    for bad in ["", "a:b", "a*", "a b"] {
+        assert!(matches!(connect(bad.into()).await, Err(Error::Config(_))));
+    }
+}
