@@ -72,6 +72,16 @@ pub enum Error {
         key: String,
     },
 
+    /// A repeated `complete`, `fail` or `cancel` with the same lease id said something other
+    /// than the first one did (another result, another error code). The first one stands.
+    #[error("conflict on key `{key}`: {reason}")]
+    Conflict {
+        /// The key.
+        key: String,
+        /// What differed.
+        reason: String,
+    },
+
     /// An earlier execution for this key failed for good (terminal failure).
     #[error("an earlier execution of key `{key}` failed: {error_code}")]
     PreviouslyFailed {

@@ -3,17 +3,15 @@
 
 /// `<prefix>_` and 32 lowercase hex digits.
 ///
-/// Every check-lock makes one (before it knows whether it will claim), so this is on the
-/// hottest path: written by hand, it costs a fraction of what `format!` does.
+/// Every check-lock makes one (before it knows whether it will claim), so the id is written
+/// into one buffer of the right size rather than through `format!`.
 pub(crate) fn random(prefix: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bits = rand::random::<u128>();
-    let mut id = String::with_capacity(prefix.len() + 33);
+    let mut digits = [0u8; 32];
+    hex::encode_to_slice(rand::random::<[u8; 16]>(), &mut digits).expect("32 digits for 16 bytes");
+    let mut id = String::with_capacity(prefix.len() + 1 + digits.len());
     id.push_str(prefix);
     id.push('_');
-    for shift in (0..32).rev() {
-        id.push(HEX[((bits >> (shift * 4)) & 0xf) as usize] as char);
-    }
+    id.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
     id
 }
 

@@ -86,15 +86,19 @@ pub enum Refusal {
     PreviouslyFailed,
     /// A governed call was refused by policy ([`Error::Blocked`](crate::Error::Blocked)).
     Blocked,
+    /// A repeated `complete` or `fail` said something else than the first one
+    /// ([`Error::Conflict`](crate::Error::Conflict)).
+    Conflict,
 }
 
 impl Refusal {
     /// Every refusal, for tests and documentation.
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::LeaseLost,
         Refusal::InProgress,
         Refusal::PreviouslyFailed,
         Refusal::Blocked,
+        Refusal::Conflict,
     ];
 
     /// The code on the wire.
@@ -104,6 +108,7 @@ impl Refusal {
             Refusal::InProgress => "in_progress",
             Refusal::PreviouslyFailed => "previously_failed",
             Refusal::Blocked => "blocked",
+            Refusal::Conflict => "conflict",
         }
     }
 }

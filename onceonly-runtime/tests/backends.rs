@@ -323,6 +323,26 @@ mod cases {
         assert_failed(&client, "charge:o3", terminal).await;
     }
 
+    pub(super) async fn a_conflicting_repeat_is_refused_and_the_first_stands(client: OnceOnly) {
+        let ai = client.ai();
+        let id = ai.lease("c:1").await.unwrap().lease_id.unwrap();
+        let mut first = onceonly_runtime::JsonMap::new();
+        first.insert("receipt".into(), "r_1".into());
+        ai.complete("c:1", &id).result(first.clone()).await.unwrap();
+        ai.complete("c:1", &id)
+            .result(first.clone())
+            .await
+            .expect("the same result again is a no-op");
+        let mut second = first.clone();
+        second.insert("receipt".into(), "r_2".into());
+        let e = ai.complete("c:1", &id).result(second).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Conflict { key, reason } if key == "c:1" && !reason.is_empty()),
+            "{e:?}"
+        );
+        assert_eq!(ai.result("c:1").await.unwrap().result, Some(first));
+    }
+
     pub(super) async fn every_failure_reads_back_its_code(client: OnceOnly) {
         let ai = client.ai();
         let lease = |key: &'static str| {
@@ -336,6 +356,11 @@ mod cases {
         assert_eq!(failed.error_code.as_deref(), Some("card_declined"));
         assert!(!failed.retryable);
         ai.fail("f:terminal", &id, "card_declined").await.unwrap();
+        let other = ai.fail("f:terminal", &id, "fraud").await.unwrap_err();
+        assert!(
+            matches!(&other, Error::Conflict { key, .. } if key == "f:terminal"),
+            "{other:?}"
+        );
         let terminal = Failed {
             error_code: "card_declined",
             retryable: false,
@@ -809,6 +834,7 @@ macro_rules! suite {
             a_user_error_releases_the_key,
             terminal_failures_are_remembered,
             every_failure_reads_back_its_code,
+            a_conflicting_repeat_is_refused_and_the_first_stands,
             a_waiter_is_woken_by_completion,
             a_run_fn_waiting_on_a_holder_gets_its_value,
             a_stale_lease_id_is_lease_lost,

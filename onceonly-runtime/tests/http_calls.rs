@@ -132,8 +132,19 @@ async fn a_stale_lease_id_is_lease_lost() {
         client.ai().run("k").await,
         Err(Error::Blocked { reason, .. }) if reason == "tool_blocked"
     ));
-    // Any other 409 stays an API error.
-    let stub = Stub::start(vec![Reply::json(409, r#"{"detail":{"error":"conflict"}}"#)]).await;
+    // A conflicting repeat, and any other 409, which stays an API error.
+    let stub = Stub::start(vec![
+        Reply::json(
+            409,
+            r#"{"detail":{"error":"conflict","message":"another result","key":"k"}}"#,
+        ),
+        Reply::json(409, r#"{"detail":{"error":"something_else"}}"#),
+    ])
+    .await;
+    assert!(matches!(
+        stub.client().ai().complete("k", "l").await,
+        Err(Error::Conflict { key, reason }) if key == "k" && reason == "another result"
+    ));
     assert!(matches!(
         stub.client().ai().complete("k", "l").await,
         Err(Error::Api { status: 409, .. })

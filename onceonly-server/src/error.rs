@@ -177,6 +177,9 @@ impl From<Error> for ApiError {
                 "an earlier execution of this key failed for good",
                 json!({"key": key, "error_code": error_code}),
             ),
+            Error::Conflict { key, reason } => {
+                ApiError::refusal(Refusal::Conflict, &reason, json!({"key": key}))
+            }
             Error::Blocked { reason, decision } => ApiError::refusal(
                 Refusal::Blocked,
                 "blocked by policy",

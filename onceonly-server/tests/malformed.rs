@@ -328,14 +328,11 @@ async fn bodies_over_the_limit_are_413() {
         "{}",
         far_over.text
     );
-    let small_result = s
-        .post_ok(
-            A,
-            "ai/complete",
-            json!({"key": "big", "lease_id": lease["lease_id"], "result": {"ok": true}}),
-        )
-        .await;
-    assert_eq!(small_result["status"], "completed", "{small_result}");
+    // The escaped result was stored: the same lease completing with another result is refused.
+    let other = json!({"key": "big", "lease_id": lease["lease_id"], "result": {"ok": true}});
+    let other = raw_post(&s, "ai/complete", other.to_string().as_bytes()).await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert_eq!(other.detail()["error"], "conflict", "{}", other.text);
 
     let small = start_with(|c| c.body_limit(64)).await;
     let a = raw_post(

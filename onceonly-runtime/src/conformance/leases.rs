@@ -241,21 +241,45 @@ pub async fn stale_lease_rejected<S: Store>(store: S) {
 }
 
 /// A holder past its TTL may still complete while nobody else acquired.
-pub async fn late_complete_accepted<S: Store>(store: S) {
+pub async fn late_complete_refused<S: Store>(store: S) {
     let (engine, clock) = engine(store);
     let a = engine.lease(lease("late")).await.unwrap().lease_id.unwrap();
-    clock.advance(TTL * 3);
-    let done = engine
+    // At the deadline the key reads as a retryable failure, with nobody acquiring it.
+    clock.advance(TTL);
+    let st = engine.status("late").await.unwrap();
+    assert_eq!(
+        (st.status, st.error_code.as_deref(), st.retryable),
+        (RunStatus::Failed, Some("lease_expired"), true)
+    );
+    clock.advance(TTL * 2);
+    // The late holder cannot turn that failure into a completion, nor revive its lease.
+    let late = engine
         .complete(CompleteRequest::new(
             "late",
             &a,
             result(serde_json::json!({"ok": true})),
         ))
+        .await;
+    assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
+    let revived = engine.extend(ExtendRequest::new("late", &a, None)).await;
+    assert!(
+        matches!(revived, Err(Error::LeaseLost { .. })),
+        "{revived:?}"
+    );
+    assert_eq!(
+        engine.status("late").await.unwrap().status,
+        RunStatus::Failed
+    );
+    // A new acquisition is what moves the key on.
+    let b = engine.lease(lease("late")).await.unwrap();
+    assert_eq!(b.status, RunStatus::Acquired);
+    let lease_b = b.lease_id.unwrap();
+    engine
+        .complete(CompleteRequest::new("late", &lease_b, None))
         .await
         .unwrap();
-    assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(
-        engine.lease(lease("late")).await.unwrap().status,
+        engine.status("late").await.unwrap().status,
         RunStatus::Completed
     );
 }
@@ -269,9 +293,23 @@ pub async fn completed_replays<S: Store>(store: S) {
     req.result_hash = Some("h1".into());
     engine.complete(req.clone()).await.unwrap();
     engine
-        .complete(req)
+        .complete(req.clone())
         .await
         .expect("a retried complete succeeds");
+    // The same lease completing with another result is refused; the first one stands.
+    let mut other = req.clone();
+    other.result = result(serde_json::json!({"receipt": "r_2"}));
+    let conflict = engine.complete(other).await;
+    assert!(
+        matches!(conflict, Err(Error::Conflict { .. })),
+        "{conflict:?}"
+    );
+    let mut rehashed = req;
+    rehashed.result_hash = Some("h2".into());
+    assert!(matches!(
+        engine.complete(rehashed).await,
+        Err(Error::Conflict { .. })
+    ));
     let again = engine.lease(lease("done")).await.unwrap();
     assert_eq!(again.status, RunStatus::Completed);
     assert_eq!(again.result, body);
@@ -301,6 +339,15 @@ pub async fn fail_terminal_and_retryable<S: Store>(store: S) {
         .fail(FailRequest::new("term", &id, "card_declined", false))
         .await
         .unwrap();
+    // Repeating the same failure is a no-op; another code is a conflict and changes nothing.
+    engine
+        .fail(FailRequest::new("term", &id, "card_declined", false))
+        .await
+        .expect("a retried fail succeeds");
+    let other = engine
+        .fail(FailRequest::new("term", &id, "fraud", false))
+        .await;
+    assert!(matches!(other, Err(Error::Conflict { .. })), "{other:?}");
     let l = engine.lease(lease("term")).await.unwrap();
     assert_eq!(
         (l.status, l.error_code.as_deref(), l.retryable),

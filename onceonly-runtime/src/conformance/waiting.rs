@@ -38,6 +38,9 @@ pub async fn waiter_woken_on_completion<S: Store>(store: S) {
         .unwrap()
         .lease_id
         .unwrap();
+    // A store that notifies through a server (Redis pub/sub) delivers the acquisition's own
+    // notification a moment later; let it arrive before the waiter subscribes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let before = reads.count.load(Ordering::SeqCst);
     let parked = reads.happened.notified();
     let waiter = {

@@ -38,6 +38,8 @@ enum Change {
     Write(Box<LeaseRecord>),
     /// The operation already happened (a retried `complete`, say): answer without writing.
     AlreadyDone,
+    /// The same lease already ended differently (another result, another error code).
+    Conflict(&'static str),
 }
 
 impl<S: Store> Engine<S> {
@@ -212,7 +214,8 @@ impl<S: Store> Engine<S> {
         .await
     }
 
-    /// Stores `req.result` and ends the lease. Repeating it with the same lease id is a no-op.
+    /// Stores `req.result` and ends the lease. Repeating it with the same lease id and the same
+    /// result is a no-op; with another result it is [`Error::Conflict`] and the first stays.
     pub async fn complete(&self, req: CompleteRequest) -> Result<Lease> {
         if let Some(result) = &req.result {
             let len = serde_json::to_vec(result)?.len();
@@ -234,7 +237,16 @@ impl<S: Store> Engine<S> {
                 next.purge_at_ms = now + retention;
                 Some(Change::Write(Box::new(next)))
             }
-            LeaseState::Completed => Some(Change::AlreadyDone),
+            // A repeat that leaves the digest out does not contradict the first one.
+            LeaseState::Completed
+                if rec.result == req.result
+                    && (req.result_hash.is_none() || rec.result_hash == req.result_hash) =>
+            {
+                Some(Change::AlreadyDone)
+            }
+            LeaseState::Completed => Some(Change::Conflict(
+                "this lease already completed with another result; the first result stands",
+            )),
             _ => None,
         })
         .await
@@ -284,7 +296,15 @@ impl<S: Store> Engine<S> {
                 next.purge_at_ms = now + retention;
                 Some(Change::Write(Box::new(next)))
             }
-            state if state == ending.state => Some(Change::AlreadyDone),
+            state
+                if state == ending.state
+                    && rec.error_code.as_deref() == Some(ending.error_code) =>
+            {
+                Some(Change::AlreadyDone)
+            }
+            LeaseState::Failed | LeaseState::Released => Some(Change::Conflict(
+                "this lease already ended with another error code or state; the first stands",
+            )),
             _ => None,
         })
         .await
@@ -311,8 +331,20 @@ impl<S: Store> Engine<S> {
             if rec.lease_id != lease_id || view::live(rec, now).is_none() {
                 return Err(lost());
             }
+            // A lease ends at its deadline, whether or not someone acquired the key since: the
+            // key already reads `failed` / `lease_expired`, and a late holder must not turn
+            // that into `completed` (or anything else) without a new acquisition.
+            if rec.state == LeaseState::InProgress && rec.lease_expires_at_ms <= now {
+                return Err(lost());
+            }
             let next = match decide(rec, now).ok_or_else(lost)? {
                 Change::AlreadyDone => return Ok(self.holder_answer(key, rec)),
+                Change::Conflict(reason) => {
+                    return Err(Error::Conflict {
+                        key: key.to_owned(),
+                        reason: reason.to_owned(),
+                    });
+                }
                 Change::Write(next) => next,
             };
             let answer = self.holder_answer(key, &next);

@@ -81,6 +81,10 @@ fn engine_refusal(key: &str) -> impl FnOnce(Error) -> Error + '_ {
                 reason: text("policy_reason"),
                 decision: text("decision"),
             },
+            Some(Refusal::Conflict) => Error::Conflict {
+                key: key.to_owned(),
+                reason: text("message"),
+            },
             None => e,
         }
     }
