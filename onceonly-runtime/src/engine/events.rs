@@ -12,7 +12,7 @@ use super::Engine;
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{
     AccountEvent, EventAck, EventsPage, NotificationPrefs, NotificationUpdate, RunEvent, RunList,
-    RunSummary, RunTimeline,
+    RunStatus, RunSummary, RunTimeline,
 };
 use crate::store::{LeaseRecord, LeaseState, Store};
 use crate::time::ms;
@@ -105,12 +105,12 @@ fn string_of(metadata: Option<&JsonMap>, field: &str) -> Option<String> {
 pub(super) fn finished_event(key: &str, rec: &LeaseRecord) -> Option<RunEvent> {
     let status = match rec.state {
         LeaseState::InProgress => return None,
-        LeaseState::Completed => "completed",
-        LeaseState::Failed => "failed",
+        LeaseState::Completed => RunStatus::Completed.as_str(),
+        LeaseState::Failed => RunStatus::Failed.as_str(),
         LeaseState::Released if rec.error_code.as_deref() == Some(super::view::CANCELLED) => {
-            "cancelled"
+            super::view::CANCELLED
         }
-        LeaseState::Released => "failed",
+        LeaseState::Released => RunStatus::Failed.as_str(),
     };
     let run_id = run_id_of(rec.metadata.as_ref())?;
     let mut data = JsonMap::new();
@@ -118,6 +118,9 @@ pub(super) fn finished_event(key: &str, rec: &LeaseRecord) -> Option<RunEvent> {
     data.insert("version".into(), rec.version.into());
     if let Some(code) = &rec.error_code {
         data.insert("error_code".into(), code.clone().into());
+    }
+    if let Some(reason) = &rec.cancel_reason {
+        data.insert("cancel_reason".into(), reason.clone().into());
     }
     if rec.state == LeaseState::Released {
         data.insert("retryable".into(), true.into());
@@ -149,7 +152,7 @@ pub(super) fn started_event(
     Some(RunEvent {
         run_id,
         kind: "run_started".into(),
-        status: Some("in_progress".into()),
+        status: Some(RunStatus::InProgress.as_str().into()),
         agent_id: string_of(metadata, "agent_id"),
         data: Some(data),
         ..RunEvent::default()
