@@ -128,6 +128,33 @@ def test_stale_lease_is_an_api_error_409(client):
     assert e.value.detail["error"] == "lease_lost"
 
 
+def test_a_key_that_read_failed_never_reads_completed_without_a_new_acquisition(client):
+    key = unique("late")
+    lease_id = client.ai.lease(key=key, ttl=1)["lease_id"]
+    # The SDK's own waiter sees the lapsed lease as a (retryable) failure and stops.
+    res = client.ai.wait(key, timeout=10, poll_min=0.2, poll_max=0.5)
+    assert res.status == "failed" and res.error_code == "lease_expired"
+    # The late holder cannot turn it around: its complete is refused, the key still reads failed.
+    with pytest.raises(ApiError) as e:
+        client.ai.complete(key=key, lease_id=lease_id, result={"late": True})
+    assert e.value.status_code == 409
+    assert e.value.detail["error"] == "lease_lost"
+    assert client.ai.status(key).status == "failed"
+    assert client.ai.result(key).result is None
+
+
+def test_a_repeated_complete_with_another_result_is_a_conflict(client):
+    key = unique("repeat")
+    lease_id = client.ai.lease(key=key)["lease_id"]
+    client.ai.complete(key=key, lease_id=lease_id, result={"receipt": "r_1"})
+    client.ai.complete(key=key, lease_id=lease_id, result={"receipt": "r_1"})
+    with pytest.raises(ApiError) as e:
+        client.ai.complete(key=key, lease_id=lease_id, result={"receipt": "r_2"})
+    assert e.value.status_code == 409
+    assert e.value.detail["error"] == "conflict"
+    assert client.ai.result(key).result == {"receipt": "r_1"}
+
+
 def test_fail_is_terminal(client):
     key = unique("fail")
     lease_id = client.ai.lease(key=key)["lease_id"]
