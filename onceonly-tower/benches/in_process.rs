@@ -5,8 +5,12 @@
 //! routes over TCP.
 //!
 //! ```text
-//! cargo bench -p onceonly-tower --bench in_process -- [--requests 20000] [--rounds 5] [--only N]
+//! cargo bench -p onceonly-tower --bench in_process -- [--requests 20000] [--rounds 5] [--only N] [--fmt]
 //! ```
+//!
+//! With `--fmt`, a `tracing_subscriber::fmt` subscriber at `INFO` writes a line per closed span
+//! (to nowhere): the cost of the layer's span when someone listens. Without it no subscriber is
+//! installed.
 
 mod common;
 
@@ -19,7 +23,7 @@ use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
 use tower::ServiceExt;
 
-use common::{PATH, arg, median, stripe, value_pointer};
+use common::{Instant0, PATH, arg, median, stripe, value_pointer};
 
 /// Calls the router `n` times from one task, each request with a distinct key (an
 /// `Idempotency-Key` header and a Stripe-style body); returns µs per request.
@@ -44,81 +48,6 @@ async fn in_process(app: &Router, n: u64, seq: &AtomicU64) -> f64 {
     started.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
-/// A backend that grants every check-lock at once without storing anything: with it, what a
-/// request costs beyond the bare route is the layer's own work alone. Benchmark use only.
-#[derive(Debug)]
-struct Instant0;
-
-mod instant_backend {
-    use onceonly_runtime::models::*;
-    use onceonly_runtime::{Backend, BoxFuture, Error, Result};
-
-    fn no<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T>> {
-        Box::pin(async {
-            Err(Error::Unsupported {
-                operation: "benchmark",
-                backend: "instant",
-            })
-        })
-    }
-
-    impl Backend for super::Instant0 {
-        fn name(&self) -> &'static str {
-            "instant"
-        }
-        fn check_lock(&self, req: CheckLockRequest) -> BoxFuture<'_, Result<CheckLockResult>> {
-            Box::pin(async move {
-                Ok(CheckLockResult {
-                    locked: true,
-                    duplicate: false,
-                    key: req.key,
-                    ttl: 0,
-                    first_seen_at: None,
-                    lock_id: None,
-                    request_id: None,
-                    status_code: 200,
-                    fail_open: None,
-                })
-            })
-        }
-        fn release_lock<'a>(
-            &'a self,
-            _: &'a str,
-            _: Option<&'a str>,
-        ) -> BoxFuture<'a, Result<bool>> {
-            no()
-        }
-        fn lease(&self, _: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
-            no()
-        }
-        fn extend(&self, _: ExtendRequest) -> BoxFuture<'_, Result<Lease>> {
-            no()
-        }
-        fn complete(&self, _: CompleteRequest) -> BoxFuture<'_, Result<Lease>> {
-            no()
-        }
-        fn fail(&self, _: FailRequest) -> BoxFuture<'_, Result<Lease>> {
-            no()
-        }
-        fn cancel(&self, _: CancelRequest) -> BoxFuture<'_, Result<Lease>> {
-            no()
-        }
-        fn status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<AiStatus>> {
-            no()
-        }
-        fn result<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<AiResult>> {
-            no()
-        }
-        fn wait_status<'a>(
-            &'a self,
-            _: &'a str,
-            _: std::time::Duration,
-        ) -> BoxFuture<'a, Result<AiStatus>> {
-            no()
-        }
-    }
-}
-
 /// The embedded engine alone: µs per check-lock with a distinct key, no HTTP at all.
 async fn engine_alone(n: u64, seq: &AtomicU64) -> f64 {
     let client = OnceOnly::memory();
@@ -132,8 +61,42 @@ async fn engine_alone(n: u64, seq: &AtomicU64) -> f64 {
     started.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
+/// The embedded engine alone: µs per lease and completion with a distinct key, carrying what
+/// replay mode sends (a fingerprint as metadata, a small stored response), no HTTP at all.
+async fn engine_replay_alone(n: u64, seq: &AtomicU64) -> f64 {
+    use onceonly_runtime::models::{CompleteRequest, LeaseRequest};
+    let client = OnceOnly::memory();
+    let started = Instant::now();
+    for _ in 0..n {
+        let k = seq.fetch_add(1, Ordering::Relaxed);
+        let key = format!("POST /webhooks/stripe idempotency-key=k{k}");
+        let fingerprint = serde_json::json!({"onceonly-tower/fingerprint": "0".repeat(64)});
+        let lease = LeaseRequest::new(key.as_str())
+            .ttl(std::time::Duration::from_secs(60))
+            .metadata(fingerprint.as_object().cloned().unwrap());
+        let lease = client.backend().lease(lease).await.unwrap();
+        let stored = serde_json::json!({
+            "format": "onceonly-tower/response@1",
+            "fingerprint": "0".repeat(64),
+            "status": 200,
+            "headers": [["content-type", "application/json"]],
+            "body": "eyJyZWNlaXZlZCI6ImV2dF8xIiwidHlwZSI6ImNoYXJnZS5zdWNjZWVkZWQifQ==",
+            "body_len": 46,
+        });
+        let done = CompleteRequest::new(key, lease.lease_id.unwrap(), stored.as_object().cloned());
+        client.backend().complete(done).await.unwrap();
+    }
+    started.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    if common::flag("--fmt") {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .init();
+    }
     let n: u64 = arg("--requests").unwrap_or(20_000);
     let rounds: usize = arg("--rounds").unwrap_or(5).max(1);
     let runs = Arc::new(AtomicU64::new(0));
@@ -167,12 +130,14 @@ async fn main() {
     let seq = AtomicU64::new(0);
     let mut micros: Vec<Vec<f64>> = vec![Vec::new(); apps.len()];
     let mut engine = Vec::new();
+    let mut engine_replay = Vec::new();
     // Interleaved rounds, so drift of the machine hits every variant alike.
     for _ in 0..rounds {
         for (i, (_, app)) in apps.iter().enumerate() {
             micros[i].push(in_process(app, n, &seq).await);
         }
         engine.push(engine_alone(n, &seq).await);
+        engine_replay.push(engine_replay_alone(n, &seq).await);
     }
     println!("\n{rounds} rounds of {n} requests per variant, one task\n");
     println!("| variant | µs/request (median) | over the bare route |");
@@ -183,7 +148,8 @@ async fn main() {
         println!("| {name} | {m:.2} | {:+.2} |", m - base);
     }
     println!(
-        "\nembedded engine alone: {:.2} µs per check-lock (distinct keys)",
-        median(engine)
+        "\nembedded engine alone, distinct keys: {:.2} µs per check-lock, {:.2} µs per lease and completion",
+        median(engine),
+        median(engine_replay)
     );
 }

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! cargo bench -p onceonly-tower --bench server_bound -- [--secs 5] [--rounds 5] \
-//!     [--connections 64] [--threads 2] [--warmup 2] [--no-pin]
+//!     [--connections 64] [--threads 2] [--warmup 2] [--no-pin] [--only 0,2]
 //! ```
 //!
 //! Needs `wrk` on the `PATH` (Debian: `apt-get install wrk`).
@@ -28,7 +28,7 @@ use axum::Router;
 use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
 
-use common::{PATH, arg, flag, median, stripe, value_pointer};
+use common::{Instant0, PATH, arg, flag, median, stripe, value_pointer};
 
 struct Options {
     secs: u64,
@@ -187,6 +187,10 @@ fn main() {
         ("check-lock, Idempotency-Key", |r| {
             r.layer(OnceOnlyLayer::new(OnceOnly::memory()))
         }),
+        (
+            "check-lock, Idempotency-Key, backend that answers at once (layer alone)",
+            |r| r.layer(OnceOnlyLayer::new(OnceOnly::from_backend(Instant0))),
+        ),
         ("check-lock, JSON pointer /id", |r| {
             r.layer(
                 OnceOnlyLayer::new(OnceOnly::memory())
@@ -205,8 +209,17 @@ fn main() {
             r.layer(OnceOnlyLayer::new(OnceOnly::memory()).mode(Mode::Replay))
         }),
     ];
+    // `--only 0,3` keeps those variants (the first one kept is the baseline): for profiling.
+    let only: Option<Vec<usize>> = arg::<String>("--only").map(|list| {
+        list.split(',')
+            .filter_map(|i| i.trim().parse().ok())
+            .collect()
+    });
     let served: Vec<(&str, String, Arc<AtomicU64>)> = variants
         .iter()
+        .enumerate()
+        .filter(|(i, _)| only.as_ref().is_none_or(|keep| keep.contains(i)))
+        .map(|(_, v)| v)
         .map(|(name, wrap)| {
             let runs = Arc::new(AtomicU64::new(0));
             (*name, serve(&server, wrap(stripe(&runs))), runs)

@@ -55,6 +55,81 @@ pub fn flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)
 }
 
+/// A backend that grants every check-lock at once without storing anything: with it, what a
+/// request costs beyond the bare route is the layer's own work alone. Benchmark use only.
+#[derive(Debug)]
+pub struct Instant0;
+
+mod instant_backend {
+    use onceonly_runtime::models::*;
+    use onceonly_runtime::{Backend, BoxFuture, Error, Result};
+
+    fn no<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T>> {
+        Box::pin(async {
+            Err(Error::Unsupported {
+                operation: "benchmark",
+                backend: "instant",
+            })
+        })
+    }
+
+    impl Backend for super::Instant0 {
+        fn name(&self) -> &'static str {
+            "instant"
+        }
+        fn check_lock(&self, req: CheckLockRequest) -> BoxFuture<'_, Result<CheckLockResult>> {
+            Box::pin(async move {
+                Ok(CheckLockResult {
+                    locked: true,
+                    duplicate: false,
+                    key: req.key,
+                    ttl: 0,
+                    first_seen_at: None,
+                    lock_id: None,
+                    request_id: None,
+                    status_code: 200,
+                    fail_open: None,
+                })
+            })
+        }
+        fn release_lock<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<bool>> {
+            no()
+        }
+        fn lease(&self, _: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn extend(&self, _: ExtendRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn complete(&self, _: CompleteRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn fail(&self, _: FailRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn cancel(&self, _: CancelRequest) -> BoxFuture<'_, Result<Lease>> {
+            no()
+        }
+        fn status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<AiStatus>> {
+            no()
+        }
+        fn result<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<AiResult>> {
+            no()
+        }
+        fn wait_status<'a>(
+            &'a self,
+            _: &'a str,
+            _: std::time::Duration,
+        ) -> BoxFuture<'a, Result<AiStatus>> {
+            no()
+        }
+    }
+}
+
 /// The middle value (the upper one of an even count).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
