@@ -23,7 +23,7 @@ use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
 use tower::ServiceExt;
 
-use common::{Instant0, PATH, arg, median, stripe, value_pointer};
+use common::{Instant0, PATH, arg, median, stripe};
 
 /// Calls the router `n` times from one task, each request with a distinct key (an
 /// `Idempotency-Key` header and a Stripe-style body); returns µs per request.
@@ -112,10 +112,6 @@ async fn main() {
         (
             "check-lock, JSON pointer /id",
             route().layer(layer().key_sources([]).json_pointer("/id")),
-        ),
-        (
-            "check-lock, /id via serde_json Value::pointer",
-            route().layer(layer().key_sources([]).key_extractor(value_pointer)),
         ),
         (
             "replay, Idempotency-Key",

@@ -28,7 +28,7 @@ use axum::Router;
 use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
 
-use common::{Instant0, PATH, arg, flag, median, stripe, value_pointer};
+use common::{Instant0, PATH, arg, flag, median, stripe};
 
 struct Options {
     secs: u64,
@@ -196,13 +196,6 @@ fn main() {
                 OnceOnlyLayer::new(OnceOnly::memory())
                     .key_sources([])
                     .json_pointer("/id"),
-            )
-        }),
-        ("check-lock, /id via serde_json Value::pointer", |r| {
-            r.layer(
-                OnceOnlyLayer::new(OnceOnly::memory())
-                    .key_sources([])
-                    .key_extractor(value_pointer),
             )
         }),
         ("replay, Idempotency-Key", |r| {

@@ -32,17 +32,6 @@ pub fn stripe(runs: &Arc<AtomicU64>) -> Router {
     )
 }
 
-/// The key at `/id` read the plain way: the whole body parsed into a `serde_json::Value`,
-/// then `Value::pointer`. What the layer's own JSON-pointer reader is compared with.
-pub fn value_pointer(req: &onceonly_tower::KeyRequest<'_>) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(req.body?).ok()?;
-    match value.pointer("/id")? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// The value after `--name` on the command line, when there is one and it parses.
 pub fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
     let args: Vec<String> = std::env::args().collect();
