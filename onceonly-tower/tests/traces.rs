@@ -1,10 +1,15 @@
-//! The `onceonly.dedup` span: one per deduplicated request, with its outcome, the backend, the
-//! status and the duration; never the key or the API key.
+//! What the layer tells `tracing`: the `onceonly.dedup` span (one per deduplicated request,
+//! with its outcome, the backend, the status and the duration; never the key or the API key)
+//! and the fail-open warning.
+//!
+//! Every test here installs its own subscriber before it sends anything: a test without one,
+//! running alongside, could have `tracing` cache the layer's span as disabled for everyone.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -12,6 +17,7 @@ use axum::http::StatusCode;
 use common::{Runs, client, serve};
 use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
+use sha2::{Digest, Sha256};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -89,16 +95,24 @@ impl Capture {
     }
 }
 
-/// A client whose backend is an HTTP server that is not there.
-fn unreachable_client() -> OnceOnly {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    OnceOnly::builder()
-        .base_url(format!("http://127.0.0.1:{port}/v1"))
-        .api_key(API_KEY)
-        .build()
-        .unwrap()
+/// Collects what the `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
 
 /// `/ok` answers 200, `/fail` answers 500; both behind `layer`.
@@ -137,12 +151,12 @@ async fn every_path_records_its_outcome_and_no_key() {
     ))
     .await;
     let open = serve(app(
-        OnceOnlyLayer::new(unreachable_client()).fail_open(),
+        OnceOnlyLayer::new(common::unreachable_client(API_KEY)).fail_open(),
         &runs,
     ))
     .await;
     let closed = serve(app(
-        OnceOnlyLayer::new(unreachable_client()).fail_closed(),
+        OnceOnlyLayer::new(common::unreachable_client(API_KEY)).fail_closed(),
         &runs,
     ))
     .await;
@@ -207,4 +221,50 @@ async fn every_path_records_its_outcome_and_no_key() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fail_open_runs_the_handler_and_logs_it() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let runs = Runs::default();
+    // The client says fail-closed; the layer's own setting wins.
+    let layer = OnceOnlyLayer::new(common::unreachable_client(API_KEY))
+        .json_pointer("/id")
+        .fail_open();
+    let base = serve(app(layer, &runs)).await;
+    let http = client();
+    for _ in 0..2 {
+        let res = http
+            .post(format!("{base}/ok"))
+            .body(r#"{"id":"evt_outage"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "processed");
+    }
+    // Without a backend nothing can be deduplicated: both deliveries ran, both were logged.
+    assert_eq!(runs.get(), 2);
+    let logs = logs.text();
+    assert_eq!(logs.matches("fail-open").count(), 2, "{logs}");
+    assert!(logs.contains("WARN"), "{logs}");
+    // The log follows the delivery by its key's hash, never by the key itself.
+    let key = "POST /ok json:/id=evt_outage";
+    let hash = hex::encode(&Sha256::digest(key)[..8]);
+    assert_eq!(
+        logs.matches(&format!("key_hash=\"{hash}\"")).count(),
+        2,
+        "{logs}"
+    );
+    assert!(!logs.contains("evt_outage"), "{logs}");
+    assert!(!logs.contains(API_KEY), "{logs}");
 }
