@@ -117,11 +117,8 @@ where
         match extraction {
             // The common webhook case: a key from a header, no body to read.
             Extraction::Found(found) if config.mode == Mode::CheckLock => {
-                let key = key::namespaced(
-                    req.method(),
-                    key::route(req.uri(), req.extensions()),
-                    &found,
-                );
+                let route = key::route(req.uri(), req.extensions());
+                let key = key::namespaced(req.method(), route, &config.sources, &found);
                 let trace = Trace::new(&config, &key);
                 let req = req.map(RequestBody::inner);
                 ResponseFuture::check_lock(config, inner, req, key, found, trace)
@@ -181,11 +178,8 @@ where
         }
         return passthrough(inner, req).await;
     };
-    let key = key::namespaced(
-        req.method(),
-        key::route(req.uri(), req.extensions()),
-        &found,
-    );
+    let route = key::route(req.uri(), req.extensions());
+    let key = key::namespaced(req.method(), route, &config.sources, &found);
     let mut trace = Trace::new(&config, &key);
     match config.mode {
         Mode::CheckLock => ResponseFuture::check_lock(config, inner, req, key, found, trace).await,
