@@ -184,6 +184,11 @@ fn main() {
         .unwrap();
     let variants: Vec<(&str, Wrap)> = vec![
         ("bare route", |r| r),
+        ("layer, request without a key (passthrough)", |r| {
+            let elsewhere =
+                onceonly_tower::KeySource::header(axum::http::HeaderName::from_static("x-absent"));
+            r.layer(OnceOnlyLayer::new(OnceOnly::memory()).key_sources([elsewhere]))
+        }),
         ("check-lock, Idempotency-Key", |r| {
             r.layer(OnceOnlyLayer::new(OnceOnly::memory()))
         }),
