@@ -70,24 +70,26 @@ async fn engine_alone(n: u64, seq: &AtomicU64) -> f64 {
 async fn engine_replay_alone(n: u64, seq: &AtomicU64) -> f64 {
     use onceonly_runtime::models::{CompleteRequest, LeaseRequest};
     let client = OnceOnly::memory();
+    let fingerprint = serde_json::json!({"onceonly-tower/fingerprint": "0".repeat(64)});
+    let fingerprint = fingerprint.as_object().cloned().unwrap();
+    let stored = serde_json::json!({
+        "format": "onceonly-tower/response@1",
+        "fingerprint": "0".repeat(64),
+        "status": 200,
+        "headers": [["content-type", "application/json"]],
+        "body": "eyJyZWNlaXZlZCI6ImV2dF8xIiwidHlwZSI6ImNoYXJnZS5zdWNjZWVkZWQifQ==",
+        "body_len": 46,
+    });
+    let stored = stored.as_object().cloned().unwrap();
     let started = Instant::now();
     for _ in 0..n {
         let k = seq.fetch_add(1, Ordering::Relaxed);
         let key = format!("POST /webhooks/stripe idempotency-key=k{k}");
-        let fingerprint = serde_json::json!({"onceonly-tower/fingerprint": "0".repeat(64)});
         let lease = LeaseRequest::new(key.as_str())
             .ttl(std::time::Duration::from_secs(60))
-            .metadata(fingerprint.as_object().cloned().unwrap());
+            .metadata(fingerprint.clone());
         let lease = client.backend().lease(lease).await.unwrap();
-        let stored = serde_json::json!({
-            "format": "onceonly-tower/response@1",
-            "fingerprint": "0".repeat(64),
-            "status": 200,
-            "headers": [["content-type", "application/json"]],
-            "body": "eyJyZWNlaXZlZCI6ImV2dF8xIiwidHlwZSI6ImNoYXJnZS5zdWNjZWVkZWQifQ==",
-            "body_len": 46,
-        });
-        let done = CompleteRequest::new(key, lease.lease_id.unwrap(), stored.as_object().cloned());
+        let done = CompleteRequest::new(key, lease.lease_id.unwrap(), Some(stored.clone()));
         client.backend().complete(done).await.unwrap();
     }
     started.elapsed().as_secs_f64() * 1e6 / n as f64
