@@ -104,7 +104,8 @@ pub enum KeySource {
     Header(HeaderName),
     /// GitHub: `X-GitHub-Delivery`, qualified by `X-GitHub-Hook-ID` when present.
     GitHub,
-    /// A string or number at a JSON pointer (RFC 6901) into the JSON body, such as `/id`.
+    /// A string or number at a JSON pointer (RFC 6901) into the JSON body, such as `/id`. The
+    /// body must parse as JSON (`serde_json`); one that does not has no key.
     JsonPointer(String),
     /// A custom extractor.
     Custom(Arc<dyn KeyExtractor>),
