@@ -83,6 +83,36 @@
 //! The hosted API has no way to release a check-lock, so on it a failed first delivery keeps
 //! its key until the TTL ends; [`Mode::Replay`] releases through leases and works everywhere.
 //!
+//! ## Tracing
+//!
+//! Each request the layer deduplicates (one with a key) runs in an `INFO` span named
+//! `onceonly.dedup`; the handler and the layer's own log events run inside it. It opens once
+//! the key is known (after the body is read when the key comes from it) and carries:
+//!
+//! - `mode`: `check_lock` or `replay`; `backend`: the client's backend (`embedded`, `http`).
+//! - `key_hash`: the first 8 bytes of the SHA-256 of the namespaced key, in hex. Keys often
+//!   hold personal data (an email, an order number), so neither the key nor the sender's id
+//!   appears in the span or in the layer's log events; the hash still tells one delivery's
+//!   retries from another's. It is not a secret: whoever can guess a key can confirm it.
+//!   The API key never appears.
+//! - `status`: the HTTP status answered (absent when the handler failed with an error).
+//! - `duration_ms`: from the moment the key is known to the answer.
+//! - `outcome`:
+//!
+//! | outcome | check-lock | replay |
+//! |---|---|---|
+//! | `executed` | the handler ran and its answer kept the key | the handler ran and its response was stored |
+//! | `replayed` | a duplicate: `200` `X-OnceOnly-Status: duplicate`, handler not run | the stored response replayed |
+//! | `waited` | — | `409` with `Retry-After`: the first request with the key is still running |
+//! | `released` | `5xx`, handler error or dropped request: the key was given back | the same, and the "try later" statuses that [`is_stored`] refuses |
+//! | `failed` | `503`: backend down (fail-closed) or refusing | `503` likewise; `422` (other body); `409` after a failure for good |
+//! | `lease_lost` | — | the handler ran but the lease had passed to another request, so nothing was stored |
+//! | `fail_open` | backend down, handler run without deduplication | the same |
+//!
+//! A request dropped before the backend answered has no outcome. Without a subscriber that
+//! enables the span, the layer computes none of it (no clock read, no hash). Requests without
+//! a key get no span.
+//!
 //! ## Plain tower
 //!
 //! The layer fits `Router::layer`, `Router::route_layer`, `MethodRouter::layer` and any tower

@@ -1,53 +1,12 @@
-//! Backend outage: the HTTP backend pointed at a closed loopback port. Fail-open runs the
-//! handler and logs a warning; fail-closed answers 503 without running it.
+//! Backend outage: the HTTP backend pointed at a closed loopback port. Fail-closed answers 503
+//! without running the handler (fail-open, which logs, is tested in `traces.rs`).
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use common::{Runs, client, header, serve};
-use onceonly_runtime::OnceOnly;
 use onceonly_tower::{Mode, OnceOnlyLayer};
 use serde_json::Value;
-
-/// A base URL where nothing listens: a port that was just free.
-fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}/v1")
-}
-
-fn unreachable_client() -> OnceOnly {
-    OnceOnly::builder()
-        .base_url(closed_port_url())
-        .api_key("k")
-        .fail_open(false)
-        .build()
-        .expect("the HTTP backend builds for an http:// base URL")
-}
-
-/// Collects what the `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 fn app(layer: OnceOnlyLayer, runs: &Runs) -> Router {
     Router::new()
@@ -55,49 +14,11 @@ fn app(layer: OnceOnlyLayer, runs: &Runs) -> Router {
         .layer(layer)
 }
 
-// A current-thread runtime keeps the server on this thread, under the test's subscriber.
-#[tokio::test(flavor = "current_thread")]
-async fn fail_open_runs_the_handler_and_logs_it() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let runs = Runs::default();
-    // The client says fail-closed; the layer's own setting wins.
-    let layer = OnceOnlyLayer::new(unreachable_client())
-        .json_pointer("/id")
-        .fail_open();
-    let base = serve(app(layer, &runs)).await;
-    let http = client();
-    for _ in 0..2 {
-        let res = http
-            .post(format!("{base}/webhooks/stripe"))
-            .body(r#"{"id":"evt_outage"}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.text().await.unwrap(), "processed");
-    }
-    // Without a backend nothing can be deduplicated: both deliveries ran, both were logged.
-    assert_eq!(runs.get(), 2);
-    let logs = logs.text();
-    assert_eq!(logs.matches("fail-open").count(), 2, "{logs}");
-    assert!(logs.contains("WARN"), "{logs}");
-    assert!(logs.contains("evt_outage"), "{logs}");
-}
-
 #[tokio::test]
 async fn fail_closed_answers_503_without_running_the_handler() {
     for mode in [Mode::CheckLock, Mode::Replay] {
         let runs = Runs::default();
-        let layer = OnceOnlyLayer::new(unreachable_client())
+        let layer = OnceOnlyLayer::new(common::unreachable_client("k"))
             .json_pointer("/id")
             .mode(mode)
             .fail_closed();
@@ -127,7 +48,7 @@ async fn fail_closed_answers_503_without_running_the_handler() {
 async fn the_layer_follows_the_clients_fail_open_setting_by_default() {
     let runs = Runs::default();
     // `unreachable_client()` is built with fail_open(false).
-    let layer = OnceOnlyLayer::new(unreachable_client()).json_pointer("/id");
+    let layer = OnceOnlyLayer::new(common::unreachable_client("k")).json_pointer("/id");
     let base = serve(app(layer, &runs)).await;
     let res = client()
         .post(format!("{base}/webhooks/stripe"))

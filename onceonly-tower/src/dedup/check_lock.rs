@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::key::FoundKey;
 use super::layer::Config;
+use super::trace::{Outcome, Trace};
 use onceonly_runtime::wire::status;
 
 use super::{ONCEONLY_STATUS, backend_failure};
@@ -43,20 +44,30 @@ pub(crate) enum Decision<B> {
     Answer(Response<ResponseBody<B>>),
 }
 
+/// Turns the backend's answer into a decision, and sets the outcome it implies: `replayed`
+/// for a duplicate, `failed` or `fail_open` for a backend failure, and `released` for a claim
+/// (what a request dropped from now on comes to; a handler whose answer stands makes it
+/// `executed`).
 pub(crate) fn decide<B>(
     config: &Config,
-    key: &str,
     found: &FoundKey,
     answer: Result<CheckLockResult>,
+    trace: &mut Trace,
 ) -> Decision<B> {
     match answer {
-        Ok(claimed) if claimed.duplicate => Decision::Answer(duplicate(&claimed, found)),
-        Ok(locked) => Decision::Run {
-            claimed: Some(Claimed {
-                lock_id: locked.lock_id,
-            }),
-        },
-        Err(e) => match backend_failure(config, key, &e) {
+        Ok(claimed) if claimed.duplicate => {
+            trace.outcome(Outcome::Replayed);
+            Decision::Answer(duplicate(&claimed, found))
+        }
+        Ok(locked) => {
+            trace.outcome(Outcome::Released);
+            Decision::Run {
+                claimed: Some(Claimed {
+                    lock_id: locked.lock_id,
+                }),
+            }
+        }
+        Err(e) => match backend_failure(config, trace, &e) {
             Some(answer) => Decision::Answer(answer),
             None => Decision::Run { claimed: None },
         },

@@ -13,6 +13,7 @@ use super::check_lock;
 use super::guard::{Detached, LockGuard};
 use super::key::FoundKey;
 use super::layer::Config;
+use super::trace::{Outcome, Trace};
 use crate::body::{RequestBody, ResponseBody};
 
 pin_project! {
@@ -28,6 +29,8 @@ pin_project! {
     {
         #[pin]
         kind: Kind<S, ReqBody, ResBody>,
+        // The span of a check-lock driven here; `None` on the other paths.
+        trace: Option<Trace>,
     }
 }
 
@@ -85,6 +88,7 @@ where
     pub(crate) fn passthrough(future: S::Future) -> Self {
         ResponseFuture {
             kind: Kind::Passthrough { future },
+            trace: None,
         }
     }
 
@@ -93,6 +97,7 @@ where
             kind: Kind::Ready {
                 response: Some(response),
             },
+            trace: None,
         }
     }
 
@@ -101,17 +106,19 @@ where
     ) -> Self {
         ResponseFuture {
             kind: Kind::Guarded { future },
+            trace: None,
         }
     }
 
     /// [`Mode::CheckLock`](super::Mode::CheckLock) for a request with its key: claim, then
-    /// call the (ready) `service` or answer as a duplicate.
+    /// call the (ready) `service` or answer as a duplicate, under `trace`.
     pub(crate) fn check_lock(
         config: Arc<Config>,
         service: S,
         request: Request<RequestBody<ReqBody>>,
         key: String,
         found: FoundKey,
+        trace: Trace,
     ) -> Self {
         ResponseFuture {
             kind: Kind::Locking {
@@ -124,6 +131,7 @@ where
                     config,
                 }),
             },
+            trace: Some(trace),
         }
     }
 }
@@ -154,7 +162,11 @@ where
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut kind = self.project().kind;
+        let this = self.project();
+        let mut kind = this.kind;
+        let trace = this.trace;
+        // The handler and the layer's events run inside the request's span.
+        let _entered = trace.as_ref().map(|t| t.span().clone().entered());
         loop {
             let next = match kind.as_mut().project() {
                 KindProj::Passthrough { future } => {
@@ -162,9 +174,10 @@ where
                     return Poll::Ready(res.map(|r| r.map(ResponseBody::inner)));
                 }
                 KindProj::Ready { response } => {
-                    return Poll::Ready(Ok(response
+                    let response = response
                         .take()
-                        .expect("ResponseFuture polled after completion")));
+                        .expect("ResponseFuture polled after completion");
+                    return finish(trace, Ok(response));
                 }
                 KindProj::Guarded { future } => return future.as_mut().poll(cx),
                 KindProj::Locking { lock, pending } => {
@@ -178,13 +191,19 @@ where
                     } = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    match check_lock::decide(&config, &key, &found, answer) {
+                    let trace = trace
+                        .as_mut()
+                        .expect("a check-lock future carries its trace");
+                    match check_lock::decide(&config, &found, answer, trace) {
                         check_lock::Decision::Answer(response) => Kind::Ready {
                             response: Some(response),
                         },
                         check_lock::Decision::Run { claimed } => Kind::Calling {
                             future: service.call(request),
-                            guard: claimed.map(|c| LockGuard::new(&config.client, key, c.lock_id)),
+                            guard: claimed.map(|c| {
+                                let span = trace.span().clone();
+                                LockGuard::new(&config.client, key, c.lock_id, span)
+                            }),
                         },
                     }
                 }
@@ -206,21 +225,35 @@ where
                         },
                         Some(guard) => {
                             guard.keep();
-                            return Poll::Ready(outcome);
+                            if let Some(trace) = trace.as_mut() {
+                                trace.outcome(Outcome::Executed);
+                            }
+                            return finish(trace, outcome);
                         }
-                        None => return Poll::Ready(outcome),
+                        // Fail-open: nothing was claimed, so nothing to keep or release.
+                        None => return finish(trace, outcome),
                     }
                 }
                 KindProj::Releasing { release, outcome } => {
                     ready!(release.poll(cx));
-                    return Poll::Ready(
-                        outcome
-                            .take()
-                            .expect("ResponseFuture polled after completion"),
-                    );
+                    let outcome = outcome
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return finish(trace, outcome);
                 }
             };
             kind.set(next);
         }
     }
+}
+
+/// Ends the request's trace (recording the answer's status) and hands the answer on.
+fn finish<B, E>(
+    trace: &mut Option<Trace>,
+    outcome: Result<Response<B>, E>,
+) -> Poll<Result<Response<B>, E>> {
+    if let Some(mut trace) = trace.take() {
+        trace.answered(&outcome);
+    }
+    Poll::Ready(outcome)
 }

@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 
 use onceonly_runtime::__private;
 use onceonly_runtime::{BoxFuture, OnceOnly};
+use tracing::{Instrument, Span};
 
 /// Runs a clean-up future from synchronous code (see the runtime's `run_detached`), logging when
 /// it could not.
@@ -28,20 +29,23 @@ pub(crate) struct LockGuard {
 }
 
 /// What releasing needs: the lock id fences the release, so a handler that outlived its TTL
-/// cannot delete the lock of a later delivery.
+/// cannot delete the lock of a later delivery. The release logs in the request's span, even
+/// when it finishes in the background.
 struct Held {
     client: OnceOnly,
     key: String,
     lock_id: Option<String>,
+    span: Span,
 }
 
 impl LockGuard {
-    pub(crate) fn new(client: &OnceOnly, key: String, lock_id: Option<String>) -> Self {
+    pub(crate) fn new(client: &OnceOnly, key: String, lock_id: Option<String>, span: Span) -> Self {
         LockGuard {
             armed: Some(Held {
                 client: client.clone(),
                 key,
                 lock_id,
+                span,
             }),
         }
     }
@@ -54,11 +58,7 @@ impl LockGuard {
     /// Releases the lock, so the sender's retry runs the handler: the returned future does
     /// it, and finishes it in the background if dropped first.
     pub(crate) fn into_release(mut self, why: &'static str) -> Detached {
-        let work: Option<BoxFuture<'static, ()>> = self
-            .armed
-            .take()
-            .map(|held| Box::pin(release_lock(held, why)) as BoxFuture<'static, ()>);
-        Detached(work)
+        Detached(self.armed.take().map(|held| release_lock(held, why)))
     }
 }
 
@@ -85,33 +85,37 @@ impl Drop for Detached {
     }
 }
 
-async fn release_lock(held: Held, why: &'static str) {
+fn release_lock(held: Held, why: &'static str) -> BoxFuture<'static, ()> {
     let Held {
         client,
         key,
         lock_id,
+        span,
     } = held;
-    match client
-        .backend()
-        .release_lock(&key, lock_id.as_deref())
-        .await
-    {
-        Ok(true) => tracing::debug!(%key, why, "released the key for a retry"),
-        Ok(false) => tracing::debug!(
-            %key, why,
-            "the lock had expired or was taken by a later delivery; nothing to release"
-        ),
-        Err(e) => tracing::warn!(
-            %key, why, error = %e,
-            "could not release the key; a retry is treated as a duplicate until the lock expires"
-        ),
-    }
+    let release = async move {
+        match client
+            .backend()
+            .release_lock(&key, lock_id.as_deref())
+            .await
+        {
+            Ok(true) => tracing::debug!(why, "released the key for a retry"),
+            Ok(false) => tracing::debug!(
+                why,
+                "the lock had expired or was taken by a later delivery; nothing to release"
+            ),
+            Err(e) => tracing::warn!(
+                why, error = %e,
+                "could not release the key; a retry is treated as a duplicate until the lock expires"
+            ),
+        }
+    };
+    Box::pin(release.instrument(span))
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Some(held) = self.armed.take() {
-            run_detached(Box::pin(release_lock(held, "request dropped")));
+            run_detached(release_lock(held, "request dropped"));
         }
     }
 }

@@ -104,7 +104,8 @@ pub enum KeySource {
     Header(HeaderName),
     /// GitHub: `X-GitHub-Delivery`, qualified by `X-GitHub-Hook-ID` when present.
     GitHub,
-    /// A string or number at a JSON pointer (RFC 6901) into the JSON body, such as `/id`.
+    /// A string or number at a JSON pointer (RFC 6901) into the JSON body, such as `/id`. The
+    /// body must parse as JSON (`serde_json`); one that does not has no key.
     JsonPointer(String),
     /// A custom extractor.
     Custom(Arc<dyn KeyExtractor>),
@@ -187,12 +188,17 @@ impl KeySource {
         }
     }
 
-    fn label(&self) -> String {
+    /// Appends the label that namespaces this source's keys (`idempotency-key`, `github`,
+    /// `json:/id`, ...): written in place, since it is part of every key.
+    fn write_label(&self, out: &mut Vec<u8>) {
         match self {
-            KeySource::Header(name) => name.as_str().to_owned(),
-            KeySource::GitHub => "github".to_owned(),
-            KeySource::JsonPointer(p) => format!("json:{p}"),
-            KeySource::Custom(ex) => ex.name().to_owned(),
+            KeySource::Header(name) => out.extend_from_slice(name.as_str().as_bytes()),
+            KeySource::GitHub => out.extend_from_slice(b"github"),
+            KeySource::JsonPointer(p) => {
+                out.extend_from_slice(b"json:");
+                out.extend_from_slice(p.as_bytes());
+            }
+            KeySource::Custom(ex) => out.extend_from_slice(ex.name().as_bytes()),
         }
     }
 
@@ -231,10 +237,10 @@ fn non_blank(id: &[u8]) -> Option<Vec<u8>> {
     (!id.is_empty()).then(|| id.to_vec())
 }
 
-/// A key found by a source: the source's label and the sender's id.
+/// A key found by a source: the index of the source among those tried, and the sender's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FoundKey {
-    pub(crate) label: String,
+    pub(crate) source: usize,
     pub(crate) id: Vec<u8>,
 }
 
@@ -259,15 +265,12 @@ pub(crate) enum Extraction {
 /// Tries `sources` in order. Without a body, the first body source ends the search with
 /// [`Extraction::NeedBody`].
 pub(crate) fn extract(sources: &[KeySource], req: &KeyRequest<'_>) -> Extraction {
-    for source in sources {
+    for (index, source) in sources.iter().enumerate() {
         if req.body.is_none() && source.reads_body() {
             return Extraction::NeedBody;
         }
         if let Some(id) = source.extract(req) {
-            return Extraction::Found(FoundKey {
-                label: source.label(),
-                id,
-            });
+            return Extraction::Found(FoundKey { source: index, id });
         }
     }
     Extraction::Missing
@@ -284,15 +287,23 @@ pub(crate) fn route<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
     uri.path()
 }
 
-/// The backend key of a request: `"{METHOD} {route} {label}={id}"`, or
-/// `"{METHOD} sha256:{hex}"` of that when it is not a valid key as is.
-pub(crate) fn namespaced(method: &Method, route: &str, found: &FoundKey) -> String {
+/// The backend key of a request whose key `found` came from one of `sources`:
+/// `"{METHOD} {route} {label}={id}"`, or `"{METHOD} sha256:{hex}"` of that when it is not a
+/// valid key as is.
+pub(crate) fn namespaced(
+    method: &Method,
+    route: &str,
+    sources: &[KeySource],
+    found: &FoundKey,
+) -> String {
     let mut raw = Vec::with_capacity(method.as_str().len() + route.len() + found.id.len() + 24);
     raw.extend_from_slice(method.as_str().as_bytes());
     raw.push(b' ');
     raw.extend_from_slice(route.as_bytes());
     raw.push(b' ');
-    raw.extend_from_slice(found.label.as_bytes());
+    if let Some(source) = sources.get(found.source) {
+        source.write_label(&mut raw);
+    }
     raw.push(b'=');
     raw.extend_from_slice(&found.id);
     match String::from_utf8(raw) {
@@ -342,7 +353,7 @@ pub(super) mod tests {
         else {
             panic!("expected a key")
         };
-        assert_eq!(found.label, "webhook-id");
+        assert_eq!(found.source, 1, "webhook-id");
         assert_eq!(found.id, b"msg_1");
     }
 
@@ -384,10 +395,7 @@ pub(super) mod tests {
         let Extraction::Found(found) = extract(&sources, &request(&headers, Some(body), &p)) else {
             panic!("expected a key")
         };
-        assert_eq!(
-            (found.label.as_str(), &found.id[..]),
-            ("json:/id", &b"evt_1"[..])
-        );
+        assert_eq!((found.source, &found.id[..]), (1, &b"evt_1"[..]));
         for body in [
             &b"not json"[..],
             br#"{"id":{"a":1}}"#,
@@ -409,31 +417,35 @@ pub(super) mod tests {
 
     #[test]
     fn keys_are_namespaced_and_always_valid() {
-        let found = FoundKey {
-            label: "json:/id".into(),
-            id: b"evt_1".to_vec(),
+        let sources = [
+            KeySource::json_pointer("/id"),
+            KeySource::github(),
+            KeySource::custom(|_: &KeyRequest<'_>| None),
+            KeySource::idempotency_key(),
+        ];
+        let key = |method: &Method, route: &str, source: usize, id: &[u8]| {
+            let found = FoundKey {
+                source,
+                id: id.to_vec(),
+            };
+            namespaced(method, route, &sources, &found)
         };
+        let post = &Method::POST;
         assert_eq!(
-            namespaced(&Method::POST, "/webhooks/stripe", &found),
+            key(post, "/webhooks/stripe", 0, b"evt_1"),
             "POST /webhooks/stripe json:/id=evt_1"
         );
+        assert_eq!(key(post, "/gh", 1, b"1/d"), "POST /gh github=1/d");
+        assert_eq!(key(post, "/c", 2, b"c"), "POST /c custom=c");
+        assert_eq!(key(post, "/h", 3, b"h"), "POST /h idempotency-key=h");
+        assert_ne!(key(post, "/a", 0, b"evt_1"), key(post, "/b", 0, b"evt_1"));
         assert_ne!(
-            namespaced(&Method::POST, "/a", &found),
-            namespaced(&Method::POST, "/b", &found)
+            key(post, "/a", 0, b"evt_1"),
+            key(&Method::PUT, "/a", 0, b"evt_1")
         );
-        assert_ne!(
-            namespaced(&Method::POST, "/a", &found),
-            namespaced(&Method::PUT, "/a", &found)
-        );
+        assert_ne!(key(post, "/a", 0, b"1"), key(post, "/a", 3, b"1"));
         for id in [vec![b'x'; 400], b"a\tb".to_vec(), vec![0xff, 0xfe]] {
-            let key = namespaced(
-                &Method::POST,
-                "/a",
-                &FoundKey {
-                    label: "h".into(),
-                    id,
-                },
-            );
+            let key = key(post, "/a", 3, &id);
             validate::key(&key).unwrap();
             assert!(key.starts_with("POST sha256:"), "{key}");
         }

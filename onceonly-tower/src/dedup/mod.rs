@@ -13,6 +13,7 @@ mod pointer;
 mod props;
 mod replay;
 mod service;
+mod trace;
 
 use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
@@ -29,6 +30,7 @@ pub use self::replay::is_stored;
 pub use self::service::OnceOnlyService;
 
 use self::layer::Config;
+use self::trace::{Outcome, Trace};
 use crate::body::ResponseBody;
 use crate::response;
 
@@ -42,24 +44,30 @@ pub const IDEMPOTENCY_REPLAYED: HeaderName = header::IDEMPOTENCY_REPLAYED;
 const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 /// Decides what a backend failure means for the request: `None` to run the handler without
-/// deduplication (fail-open, logged), or the answer to send instead (`503`).
+/// deduplication (fail-open, logged), or the answer to send instead (`503`). Sets the
+/// outcome: `fail_open` or `failed`.
 ///
 /// The sender gets a generic detail; the error itself goes to the log, since it may describe
-/// the deployment.
-fn backend_failure<B>(config: &Config, key: &str, e: &Error) -> Option<Response<ResponseBody<B>>> {
+/// the deployment. The log names no key: the request's span carries its hash.
+fn backend_failure<B>(
+    config: &Config,
+    trace: &mut Trace,
+    e: &Error,
+) -> Option<Response<ResponseBody<B>>> {
     // Refusals (unauthorized, over limit, rate limited) are never bypassed: running handlers
     // undeduplicated because an account is over its limit would be a silent downgrade.
     let outage = e.is_outage();
     if outage && config.fail_open {
+        trace.outcome(Outcome::FailOpen);
         tracing::warn!(
-            %key, error = %e, backend = config.client.backend().name(),
+            error = %e, backend = config.client.backend().name(),
             "OnceOnly backend unavailable: running the handler without deduplication (fail-open)"
         );
         return None;
     }
     let (detail, retry) = if outage {
         tracing::error!(
-            %key, error = %e, backend = config.client.backend().name(),
+            error = %e, backend = config.client.backend().name(),
             "OnceOnly backend unavailable: answering 503 (fail-closed)"
         );
         (
@@ -68,7 +76,7 @@ fn backend_failure<B>(config: &Config, key: &str, e: &Error) -> Option<Response<
         )
     } else {
         tracing::error!(
-            %key, error = %e, backend = config.client.backend().name(),
+            error = %e, backend = config.client.backend().name(),
             "OnceOnly backend refused the request: answering 503"
         );
         let retry = match e {
@@ -82,6 +90,7 @@ fn backend_failure<B>(config: &Config, key: &str, e: &Error) -> Option<Response<
             retry,
         )
     };
+    trace.outcome(Outcome::Failed);
     let mut res = response::retry_after(
         response::detail(StatusCode::SERVICE_UNAVAILABLE, detail),
         retry,

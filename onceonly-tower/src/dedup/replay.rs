@@ -16,7 +16,7 @@ use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use onceonly_runtime::models::{CompleteRequest, Lease, LeaseRequest, RunStatus};
-use onceonly_runtime::{HeldLease, JsonMap};
+use onceonly_runtime::{Error, HeldLease, JsonMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -25,6 +25,7 @@ use tower_service::Service;
 use super::key::FoundKey;
 use super::layer::Config;
 use super::service::passthrough;
+use super::trace::{Outcome, Trace};
 use onceonly_runtime::wire::status;
 
 use super::{IDEMPOTENCY_REPLAYED, ONCEONLY_STATUS, backend_failure};
@@ -78,9 +79,16 @@ impl Stored {
 }
 
 fn fingerprint(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
+    // Through a buffer: `hex::encode` collects the digits one `char` at a time, which showed in
+    // profiles of this path (it runs on every request in replay mode).
+    let mut digits = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(body), &mut digits).expect("32 bytes make 64 digits");
+    std::str::from_utf8(&digits)
+        .expect("hex digits are ASCII")
+        .to_owned()
 }
 
+/// Runs a request with its key, setting the outcome in `trace`.
 pub(crate) async fn run<S, B, ResBody>(
     config: &Config,
     inner: S,
@@ -88,6 +96,7 @@ pub(crate) async fn run<S, B, ResBody>(
     key: String,
     found: FoundKey,
     body: &Bytes,
+    trace: &mut Trace,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
@@ -103,7 +112,7 @@ where
     let lease = match config.client.backend().lease(lease_req).await {
         Ok(lease) => lease,
         Err(e) => {
-            return match backend_failure(config, &key, &e) {
+            return match backend_failure(config, trace, &e) {
                 Some(answer) => Ok(answer),
                 None => passthrough(inner, req).await,
             };
@@ -113,13 +122,16 @@ where
         (RunStatus::Acquired, Some(lease_id)) => {
             let held = HeldLease::new(&config.client, key.as_str(), lease_id, config.lease_ttl)
                 .cancel_reason("request dropped");
-            first(config, held, inner, req, fingerprint).await
+            // Dropped from now on, the request gives the lease back.
+            trace.outcome(Outcome::Released);
+            first(config, held, inner, req, fingerprint, trace).await
         }
-        (RunStatus::Completed, _) => Ok(replay(config, lease.result, &fingerprint, &found)),
+        (RunStatus::Completed, _) => Ok(replay(config, lease.result, &fingerprint, &found, trace)),
         (RunStatus::InProgress, _) if held_for_another_body(&lease, &fingerprint) => {
+            trace.outcome(Outcome::Failed);
             Ok(different_body(&found))
         }
-        _ => Ok(conflict(&lease, &found)),
+        _ => Ok(conflict(&lease, &found, trace)),
     }
 }
 
@@ -129,13 +141,15 @@ enum Answer<B> {
     Unread(B),
 }
 
-/// Runs the handler for the first request with the key, and stores or releases.
+/// Runs the handler for the first request with the key, and stores or releases. The outcome
+/// stays `released` unless the response is stored.
 async fn first<S, B, ResBody>(
     config: &Config,
     mut held: HeldLease,
     mut inner: S,
     req: Request<B>,
     fingerprint: String,
+    trace: &mut Trace,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
@@ -199,7 +213,7 @@ where
                 body: Some(BASE64.encode(&data)),
                 body_len: data.len() as u64,
             };
-            store(held, stored).await;
+            trace.outcome(store(held, stored).await);
             Ok(Response::from_parts(
                 parts,
                 ResponseBody::full_with_trailers(data, trailers),
@@ -218,7 +232,7 @@ where
                     .and_then(|v| v.to_str().ok()?.parse().ok())
                     .unwrap_or(0),
             };
-            store(held, stored).await;
+            trace.outcome(store(held, stored).await);
             Ok(Response::from_parts(
                 parts,
                 ResponseBody::resumed(prefix, rest),
@@ -228,9 +242,10 @@ where
 }
 
 /// Completes the lease with the stored response. A result the backend refuses (too large for
-/// it: 422 or 413) is stored without its body; any other failure is logged and the lease left to expire (the
-/// handler did run, so an immediate re-run would be worse).
-async fn store(mut held: HeldLease, mut stored: Stored) {
+/// it: 422 or 413) is stored without its body; any other failure is logged and the lease left
+/// to expire (the handler did run, so an immediate re-run would be worse). Answers `executed`,
+/// or `lease_lost` when another request had taken the key over.
+async fn store(mut held: HeldLease, mut stored: Stored) -> Outcome {
     // The handler has run: from here a dropped request must not release the key for a re-run.
     held.disarm();
     let held = &held;
@@ -246,26 +261,38 @@ async fn store(mut held: HeldLease, mut stored: Stored) {
         && reason.is_content_refused()
         && stored.body.is_some()
     {
-        tracing::warn!(key = %held.key(), %reason, "stored response refused; storing it without its body");
+        tracing::warn!(%reason, "stored response refused; storing it without its body");
         stored.body = None;
         outcome = complete(stored.to_result()).await;
     }
     match outcome {
-        Ok(_) => {}
-        Err(e) => tracing::warn!(
-            key = %held.key(), error = %e,
-            "could not store the response; duplicates get 409 until the lease expires, then run again"
-        ),
+        Ok(_) => Outcome::Executed,
+        // Its message names the key; the span carries the key's hash instead.
+        Err(Error::LeaseLost { .. }) => {
+            tracing::warn!(
+                "the lease passed to another request before the response was stored; it was not stored"
+            );
+            Outcome::LeaseLost
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "could not store the response; duplicates get 409 until the lease expires, then run again"
+            );
+            Outcome::Executed
+        }
     }
 }
 
-/// The stored response again, or `422` when the body differs.
+/// The stored response again (`replayed`), or `422` when the body differs (`failed`).
 fn replay<B>(
     config: &Config,
     result: Option<JsonMap>,
     fingerprint: &str,
     found: &FoundKey,
+    trace: &mut Trace,
 ) -> Response<ResponseBody<B>> {
+    trace.outcome(Outcome::Failed);
     let Some(stored) = Stored::from_result(result) else {
         return response::detail(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -278,6 +305,7 @@ fn replay<B>(
     if stored.fingerprint != fingerprint {
         return different_body(found);
     }
+    trace.outcome(Outcome::Replayed);
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut res = match stored.body.as_deref().map(|b| BASE64.decode(b)) {
         Some(Ok(body)) => {
@@ -340,8 +368,9 @@ fn different_body<B>(found: &FoundKey) -> Response<ResponseBody<B>> {
     )
 }
 
-/// `409` with `Retry-After`: the first request is still running (or just gave the key back).
-fn conflict<B>(lease: &Lease, found: &FoundKey) -> Response<ResponseBody<B>> {
+/// `409` with `Retry-After`: the first request is still running or just gave the key back
+/// (`waited`); `409` without it when an earlier request failed for good (`failed`).
+fn conflict<B>(lease: &Lease, found: &FoundKey, trace: &mut Trace) -> Response<ResponseBody<B>> {
     let id = found.id_lossy();
     let (detail, retry) = match lease.status {
         RunStatus::Failed if !lease.retryable => (
@@ -357,7 +386,9 @@ fn conflict<B>(lease: &Lease, found: &FoundKey) -> Response<ResponseBody<B>> {
         ),
     };
     let mut res = response::detail(StatusCode::CONFLICT, detail);
+    trace.outcome(Outcome::Failed);
     if let Some(secs) = retry {
+        trace.outcome(Outcome::Waited);
         res = response::retry_after(res, secs);
     }
     res.headers_mut().insert(
@@ -370,6 +401,14 @@ fn conflict<B>(lease: &Lease, found: &FoundKey) -> Response<ResponseBody<B>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_the_hex_sha256_of_the_body() {
+        assert_eq!(
+            fingerprint(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn stored_statuses() {

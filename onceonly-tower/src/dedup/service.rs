@@ -10,9 +10,11 @@ use super::future::ResponseFuture;
 use super::key::{self, Extraction, FoundKey, KeyRequest, KeySource};
 use super::layer::{Config, Mode};
 use super::replay;
+use super::trace::Trace;
 use crate::body::{BoxError, RequestBody, ResponseBody};
 use crate::buffer::{self, ReadError};
 use crate::response;
+use tracing::Instrument;
 
 /// The service made by [`OnceOnlyLayer`](super::OnceOnlyLayer). See the [crate docs](crate).
 ///
@@ -115,12 +117,11 @@ where
         match extraction {
             // The common webhook case: a key from a header, no body to read.
             Extraction::Found(found) if config.mode == Mode::CheckLock => {
-                let key = key::namespaced(
-                    req.method(),
-                    key::route(req.uri(), req.extensions()),
-                    &found,
-                );
-                ResponseFuture::check_lock(config, inner, req.map(RequestBody::inner), key, found)
+                let route = key::route(req.uri(), req.extensions());
+                let key = key::namespaced(req.method(), route, &config.sources, &found);
+                let trace = Trace::new(&config, &key);
+                let req = req.map(RequestBody::inner);
+                ResponseFuture::check_lock(config, inner, req, key, found, trace)
             }
             extraction => {
                 ResponseFuture::guarded(Box::pin(guarded(config, inner, req, extraction)))
@@ -177,18 +178,20 @@ where
         }
         return passthrough(inner, req).await;
     };
-    let key = key::namespaced(
-        req.method(),
-        key::route(req.uri(), req.extensions()),
-        &found,
-    );
+    let route = key::route(req.uri(), req.extensions());
+    let key = key::namespaced(req.method(), route, &config.sources, &found);
+    let mut trace = Trace::new(&config, &key);
     match config.mode {
-        Mode::CheckLock => ResponseFuture::check_lock(config, inner, req, key, found).await,
+        Mode::CheckLock => ResponseFuture::check_lock(config, inner, req, key, found, trace).await,
         Mode::Replay => {
             let bytes = bytes.unwrap_or_default();
             // Boxed: its state is twice the size of the check-lock path's, and every request
             // would otherwise carry (and copy) it.
-            Box::pin(replay::run(&config, inner, req, key, found, &bytes)).await
+            let span = trace.span().clone();
+            let steps = replay::run(&config, inner, req, key, found, &bytes, &mut trace);
+            let answer = Box::pin(steps.instrument(span)).await;
+            trace.answered(&answer);
+            answer
         }
     }
 }

@@ -71,6 +71,20 @@ pub fn hangs_first(
     (route, started)
 }
 
+/// A client of the HTTP backend at a loopback port where nothing listens, with `api_key`,
+/// built fail-closed.
+pub fn unreachable_client(api_key: &str) -> onceonly_runtime::OnceOnly {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    onceonly_runtime::OnceOnly::builder()
+        .base_url(format!("http://127.0.0.1:{port}/v1"))
+        .api_key(api_key)
+        .fail_open(false)
+        .build()
+        .expect("the HTTP backend builds for an http:// base URL")
+}
+
 /// The value of a response header, or `None`.
 pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()

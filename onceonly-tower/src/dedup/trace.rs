@@ -1,0 +1,147 @@
+//! The `onceonly.dedup` span: one per request the layer deduplicates, with what became of it.
+//!
+//! The span opens once the request's key is known and closes when the answer is ready; the
+//! handler and the layer's own log events run inside it. Its fields are filled in as the
+//! request goes: the outcome is the last one set, so a request dropped after its key was
+//! claimed reads `released` (the key is given back), and one dropped before the backend
+//! answered has none. Without a subscriber that wants the span, nothing is computed: no clock
+//! read, no hash.
+
+use std::time::Instant;
+
+use http::{Response, StatusCode};
+use sha2::{Digest, Sha256};
+use tracing::Span;
+use tracing::field::Empty;
+
+use super::layer::{Config, Mode};
+
+/// What became of a request, as the `outcome` field spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The handler ran and its answer stood.
+    Executed,
+    /// Answered without running the handler: a check-lock duplicate or a stored response.
+    Replayed,
+    /// Another request with the key was in progress: `409` with `Retry-After`.
+    Waited,
+    /// The key was given back for a retry: `5xx`, a handler error, a dropped request.
+    Released,
+    /// Refused without running the handler: `503` (fail-closed outage, or the backend refused),
+    /// `422` (the key was used for a different body), `409` (an earlier request failed for good).
+    Failed,
+    /// The handler ran, but its lease had passed to another request before the answer was
+    /// stored.
+    LeaseLost,
+    /// The backend was unreachable and the handler ran without deduplication.
+    FailOpen,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Executed => "executed",
+            Outcome::Replayed => "replayed",
+            Outcome::Waited => "waited",
+            Outcome::Released => "released",
+            Outcome::Failed => "failed",
+            Outcome::LeaseLost => "lease_lost",
+            Outcome::FailOpen => "fail_open",
+        }
+    }
+}
+
+/// How many bytes of the key's SHA-256 the span shows: enough to tell keys apart in logs.
+const KEY_HASH_BYTES: usize = 8;
+
+/// The span of one request, recorded when it is dropped.
+pub(crate) struct Trace {
+    span: Span,
+    /// `None` when no subscriber wants the span: then nothing is recorded.
+    started: Option<Instant>,
+    outcome: Option<Outcome>,
+    status: Option<StatusCode>,
+}
+
+impl Trace {
+    /// Opens the span of a request whose (namespaced) key is `key`.
+    pub(crate) fn new(config: &Config, key: &str) -> Trace {
+        let span = tracing::info_span!(
+            "onceonly.dedup",
+            mode = match config.mode {
+                Mode::CheckLock => "check_lock",
+                Mode::Replay => "replay",
+            },
+            backend = config.client.backend().name(),
+            key_hash = Empty,
+            outcome = Empty,
+            status = Empty,
+            duration_ms = Empty,
+        );
+        let started = if span.is_disabled() {
+            None
+        } else {
+            span.record("key_hash", key_hash(key));
+            Some(Instant::now())
+        };
+        Trace {
+            span,
+            started,
+            outcome: None,
+            status: None,
+        }
+    }
+
+    /// The span, to enter while the request's work runs.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Sets the outcome recorded when the trace ends (the last one set wins).
+    pub(crate) fn outcome(&mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+    }
+
+    /// Notes the status of the answer, when there is one (not a handler error).
+    pub(crate) fn answered<B, E>(&mut self, answer: &Result<Response<B>, E>) {
+        if let Ok(response) = answer {
+            self.status = Some(response.status());
+        }
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let Some(started) = self.started else {
+            return;
+        };
+        if let Some(outcome) = self.outcome {
+            self.span.record("outcome", outcome.as_str());
+        }
+        if let Some(status) = self.status {
+            self.span.record("status", status.as_u16());
+        }
+        self.span
+            .record("duration_ms", started.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
+/// The first bytes of the key's SHA-256, in hex: the same key always reads the same, so
+/// deliveries of one event can be followed, without the key (which may hold personal data).
+fn key_hash(key: &str) -> String {
+    hex::encode(&Sha256::digest(key.as_bytes())[..KEY_HASH_BYTES])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hashes_are_short_stable_and_distinct() {
+        let a = key_hash("POST /hooks idempotency-key=alice@example.com");
+        assert_eq!(a.len(), 2 * KEY_HASH_BYTES);
+        assert_eq!(a, key_hash("POST /hooks idempotency-key=alice@example.com"));
+        assert_ne!(a, key_hash("POST /hooks idempotency-key=bob@example.com"));
+        assert!(!a.contains("alice"));
+    }
+}
