@@ -118,6 +118,7 @@ pub mod __private {
 
     pub use crate::holder::run_detached;
     pub use crate::key::canonical_hash;
+    pub use crate::telemetry::{Outcome, key_hash};
     /// Input checks, shared with the server.
     pub mod validate {
         pub use crate::validate::*;

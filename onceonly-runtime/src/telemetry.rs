@@ -11,9 +11,10 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use tracing::Span;
 
-/// What a traced call ended with: the `outcome` field.
+/// What a traced call ended with: the `outcome` field (of the runtime's spans and of the tower
+/// layer's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// The work ran here: a check-lock that locked, a `run_fn` whose closure ran and whose
     /// value was stored.
     Executed,
@@ -32,7 +33,8 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The word the `outcome` field carries.
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Executed => "executed",
             Outcome::Replayed => "replayed",
@@ -46,7 +48,7 @@ impl Outcome {
 }
 
 /// The first 16 hex digits of the SHA-256 of `key`.
-pub(crate) fn key_hash(key: &str) -> String {
+pub fn key_hash(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     hex::encode(&digest[..8])
 }

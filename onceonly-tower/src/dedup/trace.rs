@@ -10,49 +10,13 @@
 use std::time::Instant;
 
 use http::{Response, StatusCode};
-use sha2::{Digest, Sha256};
 use tracing::Span;
 use tracing::field::Empty;
 
+pub(crate) use onceonly_runtime::__private::Outcome;
+use onceonly_runtime::__private::key_hash;
+
 use super::layer::{Config, Mode};
-
-/// What became of a request, as the `outcome` field spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The handler ran and its answer stood.
-    Executed,
-    /// Answered without running the handler: a check-lock duplicate or a stored response.
-    Replayed,
-    /// Another request with the key was in progress: `409` with `Retry-After`.
-    Waited,
-    /// The key was given back for a retry: `5xx`, a handler error, a dropped request.
-    Released,
-    /// Refused without running the handler: `503` (fail-closed outage, or the backend refused),
-    /// `422` (the key was used for a different body), `409` (an earlier request failed for good).
-    Failed,
-    /// The handler ran, but its lease had passed to another request before the answer was
-    /// stored.
-    LeaseLost,
-    /// The backend was unreachable and the handler ran without deduplication.
-    FailOpen,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Executed => "executed",
-            Outcome::Replayed => "replayed",
-            Outcome::Waited => "waited",
-            Outcome::Released => "released",
-            Outcome::Failed => "failed",
-            Outcome::LeaseLost => "lease_lost",
-            Outcome::FailOpen => "fail_open",
-        }
-    }
-}
-
-/// How many bytes of the key's SHA-256 the span shows: enough to tell keys apart in logs.
-const KEY_HASH_BYTES: usize = 8;
 
 /// The span of one request, recorded when it is dropped.
 pub(crate) struct Trace {
@@ -123,25 +87,5 @@ impl Drop for Trace {
         }
         self.span
             .record("duration_ms", started.elapsed().as_secs_f64() * 1e3);
-    }
-}
-
-/// The first bytes of the key's SHA-256, in hex: the same key always reads the same, so
-/// deliveries of one event can be followed, without the key (which may hold personal data).
-fn key_hash(key: &str) -> String {
-    hex::encode(&Sha256::digest(key.as_bytes())[..KEY_HASH_BYTES])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_hashes_are_short_stable_and_distinct() {
-        let a = key_hash("POST /hooks idempotency-key=alice@example.com");
-        assert_eq!(a.len(), 2 * KEY_HASH_BYTES);
-        assert_eq!(a, key_hash("POST /hooks idempotency-key=alice@example.com"));
-        assert_ne!(a, key_hash("POST /hooks idempotency-key=bob@example.com"));
-        assert!(!a.contains("alice"));
     }
 }
