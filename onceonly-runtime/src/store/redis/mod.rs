@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::failure::StoreFailure;
 use super::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier, Store,
-    Subscription, Versioned,
+    COUNTER_GROUP_END, CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogEntry,
+    LogPage, Notifier, Store, Subscription, Versioned,
 };
 use crate::error::{Error, JsonMap, Result};
 
@@ -205,6 +205,17 @@ impl RedisStore {
 
     fn key(&self, kind: &str, key: &str) -> String {
         format!("{}:{kind}:{key}", self.prefix)
+    }
+
+    /// A counter's key: its group (the text before [`COUNTER_GROUP_END`]) is the hash tag, so
+    /// the counters of one `add_counters` call live in one Redis Cluster slot.
+    fn counter_key(&self, key: &str) -> String {
+        match key.split_once(COUNTER_GROUP_END) {
+            Some((group, rest)) => {
+                format!("{}:ctr:{{{group}}}{COUNTER_GROUP_END}{rest}", self.prefix)
+            }
+            None => self.key("ctr", key),
+        }
     }
 
     /// A handle on the shared multiplexed connection (cheap: an `Arc`).
@@ -415,24 +426,23 @@ impl Store for RedisStore {
         Ok(purged)
     }
 
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
-        let (added, value): (u8, u64) = scripts::ADD_COUNTER
-            .key(self.key("ctr", key))
-            .arg(delta)
-            .arg(limit.map(|l| l.to_string()).unwrap_or_default())
-            .arg(now_ms)
-            .arg(expires_at_ms)
-            .arg(gc_ttl_ms(expires_at_ms, now_ms))
+    async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
+        if adds.is_empty() {
+            return Ok(CounterAdd::Added(0));
+        }
+        let mut call = scripts::ADD_COUNTERS.prepare_invoke();
+        call.arg(now_ms);
+        for add in adds {
+            call.key(self.counter_key(add.key))
+                .arg(add.delta)
+                .arg(add.limit.map(|l| l.to_string()).unwrap_or_default())
+                .arg(add.expires_at_ms)
+                .arg(gc_ttl_ms(add.expires_at_ms, now_ms));
+        }
+        let (added, value): (u8, u64) = call
             .invoke_async(&mut self.conn())
             .await
-            .map_err(failed("add_counter"))?;
+            .map_err(failed("add_counters"))?;
         Ok(if added == 1 {
             CounterAdd::Added(value)
         } else {
@@ -442,7 +452,7 @@ impl Store for RedisStore {
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
         let (value, exp): (Option<u64>, Option<u64>) = self
-            .hmget(self.key("ctr", key), ["v", "exp"], "get_counter")
+            .hmget(self.counter_key(key), ["v", "exp"], "get_counter")
             .await?;
         Ok(match (value, exp) {
             (Some(v), Some(exp)) if exp > now_ms => v,
