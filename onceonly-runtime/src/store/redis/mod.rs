@@ -33,17 +33,19 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// # Layout
 /// Every key starts with the store's prefix (default `onceonly`), so several stores share one
 /// Redis without seeing each other: `PREFIX:lock:KEY` (a string), `PREFIX:rec:KEY`,
-/// `PREFIX:ctr:KEY` and `PREFIX:log:KEY` (hashes). Record writes are published on the channel
+/// `PREFIX:ctr:KEY` and `PREFIX:log:KEY` (hashes). A counter key with a group
+/// (`GROUP#REST`, see [`COUNTER_GROUP_END`]) is stored as `PREFIX:ctr:{GROUP}#REST`. Record writes are published on the channel
 /// `PREFIX:changed`.
 ///
 /// # Atomicity and Redis Cluster
 /// Every primitive is one Redis command or one Lua script (`EVALSHA`; a script missing after a
-/// Redis restart is loaded again on the spot), and each touches exactly one key. (A check-lock
-/// on a key Redis does not hold is a plain `SET NX`; only an existing key needs the script.) Under Redis
-/// Cluster an operation therefore always runs on the one node that owns its key, with no
-/// cross-slot command anywhere: no hash tags are needed, because no operation spans two keys.
-/// The connection itself is a single-node one: the layout is ready for Cluster, the client
-/// does not route by slot yet.
+/// Redis restart is loaded again on the spot), and each touches exactly one key, except
+/// [`Store::add_counters`] (one script over several counters), whose keys share a hash tag:
+/// the counters' group, for the engine one tenant's usage counters. (A check-lock on a key
+/// Redis does not hold is a plain `SET NX`; only an existing key needs the script.) Under Redis
+/// Cluster every operation therefore runs within one slot, on the node that owns it. The
+/// connection itself is a single-node one: the layout is ready for Cluster, the client does
+/// not route by slot yet.
 ///
 /// # Expiry
 /// Every deadline is the engine's (its clock decides), stored in the hash and compared inside
@@ -60,9 +62,11 @@ const DEFAULT_PREFIX: &str = "onceonly";
 ///
 /// # Outages and durability
 /// While Redis is unreachable every call fails fast with [`Error::Store`]; later calls
-/// reconnect by themselves. What Redis acknowledged survives a Redis crash only with AOF on
-/// (`appendonly yes`; `appendfsync always` for every write, `everysec` may lose the last
-/// second). Redis 5 or newer (scripts call `TIME` before writing).
+/// reconnect by themselves. What Redis acknowledged survives a Redis crash (or a `SIGKILL`)
+/// only with AOF on and synced before each answer: `appendonly yes` with
+/// `appendfsync always`. `everysec` (Redis's default when AOF is on) may lose the last second
+/// of acknowledged locks, leases and results; RDB snapshots alone lose everything since the
+/// last snapshot. Redis 5 or newer (scripts call `TIME` before writing).
 ///
 /// ```no_run
 /// # async fn demo() -> onceonly_runtime::Result<()> {
