@@ -2,6 +2,12 @@
 //! through the same client library, both at 50 concurrent callers and in one run: the ratio
 //! of their throughputs is the figure that counts. Needs `redis-server` (skipped without it).
 //!
+//! It also runs `redis-benchmark -c 50 -n 200000 -r 100000000 SET __rand_int__ v NX PX 60000`
+//! against the same server (when installed) and prints its operations per second, the baseline
+//! of the check-lock ratio; and it replays the three sequential round trips a check-lock made
+//! before usage counters moved together (`store_three_round_trips`), to show the difference in
+//! the same run.
+//!
 //! `cargo bench -p onceonly-runtime --features redis --bench redis`
 
 // `criterion_group!` generates undocumented items.
@@ -14,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use onceonly_runtime::Engine;
 use onceonly_runtime::models::CheckLockRequest;
-use onceonly_runtime::store::{CounterAdd, LockClaim, RedisStore, Store};
+use onceonly_runtime::store::{CounterAdd, CounterDelta, LockClaim, RedisStore, Store};
 use onceonly_runtime::testing::{self, RedisServer};
 
 const CALLERS: u64 = 50;
@@ -107,16 +113,36 @@ fn check_lock_vs_set_nx(c: &mut Criterion) {
             })
         });
     });
-    // One usage counter, as the engine bumps it twice per check-lock (month and day).
-    group.bench_function("store_add_counter", |b| {
+    // The month and day usage counters in one call, as the engine charges a check-lock.
+    group.bench_function("store_add_counters", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let store = std::sync::Arc::clone(&store);
             concurrently(iters, move || {
                 let store = std::sync::Arc::clone(&store);
                 async move {
                     let (now, end) = (1_767_225_600_000, 1_769_904_000_000);
-                    let added = store.add_counter("usage", 1, None, now, end).await;
+                    let adds = [usage("u#make/m", end), usage("u#make/d", end)];
+                    let added = store.add_counters(&adds, now).await;
                     assert!(matches!(added.expect("add"), CounterAdd::Added(_)));
+                }
+            })
+        });
+    });
+    // The store traffic of a check-lock before: month counter, day counter, claim, one by one.
+    group.bench_function("store_three_round_trips", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let store = std::sync::Arc::clone(&store);
+            concurrently(iters, move || {
+                let store = std::sync::Arc::clone(&store);
+                async move {
+                    let (now, end) = (1_767_225_600_000, 1_769_904_000_000);
+                    for key in ["u#make/m", "u#make/d"] {
+                        let added = store.add_counters(&[usage(key, end)], now).await;
+                        assert!(matches!(added.expect("add"), CounterAdd::Added(_)));
+                    }
+                    let lock = testing::lock_entry("l", now, 60_000);
+                    let claim = store.claim_lock(&fresh_key(), now, lock).await;
+                    assert_eq!(claim.expect("claim"), LockClaim::Claimed);
                 }
             })
         });
@@ -142,6 +168,41 @@ fn check_lock_vs_set_nx(c: &mut Criterion) {
         });
     });
     group.finish();
+    redis_benchmark(server.port());
+}
+
+fn usage(key: &str, end: u64) -> CounterDelta<'_> {
+    CounterDelta {
+        key,
+        delta: 1,
+        limit: None,
+        expires_at_ms: end,
+    }
+}
+
+/// `redis-benchmark`'s `SET NX PX` at the same concurrency, printed for the ratio.
+fn redis_benchmark(port: u16) {
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-c",
+            &CALLERS.to_string(),
+            "-n",
+            "200000",
+            "-r",
+            "100000000",
+            "-q",
+        ])
+        .args(["SET", "__rand_int__", "v", "NX", "PX", "60000"])
+        .output();
+    match out {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let last = text.rsplit('\r').next().unwrap_or_default().trim();
+            println!("redis-benchmark -c {CALLERS} SET __rand_int__ v NX PX 60000: {last}");
+        }
+        Err(e) => println!("redis-benchmark not run: {e}"),
+    }
 }
 
 criterion_group!(benches, check_lock_vs_set_nx);

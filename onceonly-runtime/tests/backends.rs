@@ -1,7 +1,8 @@
-//! One behaviour suite, two backends: every case runs against the embedded engine
-//! (`OnceOnly::memory()`) and against the HTTP backend talking to a real `onceonly-server`
-//! on loopback. The semantics are written once, in the engine; this suite proves the HTTP
-//! translation (client and server) keeps every one of them.
+//! One behaviour suite, every backend and store: each case runs against the embedded engine
+//! over the memory, Redis (a private `redis-server`) and SQLite (a temporary file) stores, and
+//! against the HTTP backend talking to a real `onceonly-server` on loopback over each of those
+//! stores. The semantics are written once, in the engine; this suite proves every store and the
+//! HTTP translation (client and server) keep every one of them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -820,7 +821,8 @@ mod cases {
     }
 }
 
-/// Declares one `#[tokio::test]` per case, each on a fresh client from `$make`.
+/// Declares one `#[tokio::test]` per case, each on a fresh client from `$make` (which returns
+/// `None` when the store it needs is not installed: see `RedisServer::start`).
 macro_rules! suite {
     ($make:path) => {
         suite!(@cases $make;
@@ -851,7 +853,9 @@ macro_rules! suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let harness = $make().await;
+                let Some(harness) = $make().await else {
+                    return;
+                };
                 crate::cases::$case(harness.client.clone()).await;
                 drop(harness);
             }
@@ -859,20 +863,93 @@ macro_rules! suite {
     };
 }
 
-/// A client and whatever must live as long as it.
+/// A client and whatever must live as long as it (a server, a `redis-server`, a directory),
+/// dropped after the client.
 struct Harness {
     client: OnceOnly,
-    _server: Option<onceonly_server::testing::TestServer>,
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+/// Where a harness keeps its state: a fresh store per case, so cases never share keys.
+mod stores {
+    use onceonly_runtime::Target;
+    use onceonly_runtime::testing::RedisServer;
+
+    /// A target and what keeps it alive.
+    pub(super) type Store = (Target, Box<dyn std::any::Any + Send>);
+
+    /// The in-process memory store.
+    pub(super) fn memory() -> Option<Store> {
+        Some((Target::Memory, Box::new(())))
+    }
+
+    /// A private `redis-server`; `None` when it is not installed (a failure under `CI=true`).
+    pub(super) fn redis() -> Option<Store> {
+        let server = RedisServer::start()?;
+        Some((Target::Redis(server.url()), Box::new(server)))
+    }
+
+    /// A SQLite file in a fresh temporary directory.
+    pub(super) fn sqlite() -> Option<Store> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("onceonly.db");
+        Some((Target::Sqlite(path), Box::new(dir)))
+    }
+}
+
+/// The embedded engine over a store.
+async fn embedded(store: Option<stores::Store>) -> Option<Harness> {
+    let (target, keep) = store?;
+    let engine = onceonly_runtime::Engine::connect(&target, Default::default())
+        .await
+        .expect("the store opens");
+    Some(Harness {
+        client: OnceOnly::from_backend(engine),
+        _keep: vec![keep],
+    })
+}
+
+/// A fresh `onceonly-server` on a free loopback port over `store`, and a client of it.
+async fn served(store: Option<stores::Store>) -> Option<Harness> {
+    let (target, keep) = store?;
+    let server = onceonly_server::testing::TestServer::start_with(|mut config| {
+        config.store = target;
+        config
+    })
+    .await;
+    let client = server.client();
+    assert_eq!(client.backend().name(), "http");
+    Some(Harness {
+        client,
+        _keep: vec![Box::new(server), keep],
+    })
 }
 
 mod memory {
     use super::*;
 
-    async fn make() -> Harness {
-        Harness {
-            client: OnceOnly::memory(),
-            _server: None,
-        }
+    async fn make() -> Option<Harness> {
+        embedded(stores::memory()).await
+    }
+
+    suite!(make);
+}
+
+mod redis {
+    use super::*;
+
+    async fn make() -> Option<Harness> {
+        embedded(stores::redis()).await
+    }
+
+    suite!(make);
+}
+
+mod sqlite {
+    use super::*;
+
+    async fn make() -> Option<Harness> {
+        embedded(stores::sqlite()).await
     }
 
     suite!(make);
@@ -880,17 +957,29 @@ mod memory {
 
 mod http {
     use super::*;
-    use onceonly_server::testing::TestServer;
 
-    /// A fresh `onceonly-server` on a free loopback port, and a client of it.
-    async fn make() -> Harness {
-        let server = TestServer::start().await;
-        let client = server.client();
-        assert_eq!(client.backend().name(), "http");
-        Harness {
-            client,
-            _server: Some(server),
-        }
+    async fn make() -> Option<Harness> {
+        served(stores::memory()).await
+    }
+
+    suite!(make);
+}
+
+mod http_redis {
+    use super::*;
+
+    async fn make() -> Option<Harness> {
+        served(stores::redis()).await
+    }
+
+    suite!(make);
+}
+
+mod http_sqlite {
+    use super::*;
+
+    async fn make() -> Option<Harness> {
+        served(stores::sqlite()).await
     }
 
     suite!(make);

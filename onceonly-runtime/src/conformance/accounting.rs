@@ -41,6 +41,94 @@ pub async fn counter_limit_race<S: Store>(store: S) {
     );
 }
 
+fn delta(key: &str, delta: i64, limit: Option<u64>, expires_at_ms: u64) -> CounterDelta<'_> {
+    CounterDelta {
+        key,
+        delta,
+        limit,
+        expires_at_ms,
+    }
+}
+
+/// `add_counters` changes every counter of a call or none: one refusal leaves all unchanged;
+/// each counter keeps its own window; a key named twice adds up; the answer is the first
+/// counter's value.
+pub async fn counters_all_or_nothing<S: Store>(store: S) {
+    let (month, day) = ("g#month", "g#day");
+    // The day's window ends at 2_000; a new one opened then ends at 4_000.
+    let both = |d: i64, limit| [delta(month, d, limit, 10_000), delta(day, d, None, 2_000)];
+    let next_day = |d: i64| [delta(month, d, None, 10_000), delta(day, d, None, 4_000)];
+    assert_eq!(
+        store.add_counters(&both(2, Some(3)), 100).await.unwrap(),
+        CounterAdd::Added(2)
+    );
+    assert_eq!(
+        store.add_counters(&both(2, Some(3)), 200).await.unwrap(),
+        CounterAdd::Refused(2),
+        "the first counter would pass its limit"
+    );
+    let day_limited = [delta(month, 1, None, 10_000), delta(day, 1, Some(2), 2_000)];
+    assert_eq!(
+        store.add_counters(&day_limited, 300).await.unwrap(),
+        CounterAdd::Refused(2),
+        "a later counter refuses: the first is not changed either"
+    );
+    assert_eq!(store.get_counter(month, 300).await.unwrap(), 2);
+    assert_eq!(store.get_counter(day, 300).await.unwrap(), 2);
+    // The day's window ends; the month's goes on.
+    assert_eq!(
+        store.add_counters(&next_day(1), 2_000).await.unwrap(),
+        CounterAdd::Added(3)
+    );
+    assert_eq!(store.get_counter(day, 2_000).await.unwrap(), 1);
+    assert_eq!(
+        store.add_counters(&next_day(-5), 2_100).await.unwrap(),
+        CounterAdd::Added(0),
+        "refunds stop at 0 and are never refused"
+    );
+    assert_eq!(store.get_counter(day, 2_100).await.unwrap(), 0);
+    let twice = [
+        delta("g#twice", 2, Some(3), 10_000),
+        delta("g#twice", 2, Some(3), 10_000),
+    ];
+    assert_eq!(
+        store.add_counters(&twice, 100).await.unwrap(),
+        CounterAdd::Refused(2),
+        "the second add of a key sees the first"
+    );
+    assert_eq!(store.get_counter("g#twice", 100).await.unwrap(), 0);
+    assert_eq!(
+        store.add_counters(&[], 100).await.unwrap(),
+        CounterAdd::Added(0)
+    );
+}
+
+/// Concurrent `add_counters` never take the limited counter past its limit, and the counters
+/// of one call move together.
+pub async fn counters_group_race<S: Store>(store: S) {
+    let store = Arc::new(store);
+    let adds = [
+        delta("r#month", 1, Some(10), 100_000),
+        delta("r#day", 1, None, 50_000),
+    ];
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.add_counters(&adds, 1_000).await.unwrap() })
+        })
+        .collect();
+    let mut added = Vec::new();
+    for t in tasks {
+        if let CounterAdd::Added(v) = t.await.unwrap() {
+            added.push(v);
+        }
+    }
+    added.sort_unstable();
+    assert_eq!(added, (1..=10).collect::<Vec<_>>());
+    assert_eq!(store.get_counter("r#month", 1_000).await.unwrap(), 10);
+    assert_eq!(store.get_counter("r#day", 1_000).await.unwrap(), 10);
+}
+
 /// A counter reads 0 once its window ended, and the next add opens a new window; negative
 /// deltas stop at 0.
 pub async fn counter_window<S: Store>(store: S) {

@@ -34,7 +34,7 @@ use crate::models::{
     CancelRequest, CheckLockRequest, CompleteRequest, ExtendRequest, FailRequest, LeaseRequest,
     RunEvent, RunStatus, UsageKind,
 };
-use crate::store::{CounterAdd, Store};
+use crate::store::{CounterAdd, CounterDelta, Store};
 use crate::time::ManualClock;
 
 /// Retention used by the suite (shorter than the default, to test it).
@@ -80,7 +80,8 @@ macro_rules! store_conformance_tests {
             lease_expiry_edge, stale_lease_rejected, late_complete_refused, completed_replays,
             fail_terminal_and_retryable, cancel_releases, extend_moves_expiry, retention,
             expired_record_reacquired_before_purge, waiter_woken_on_completion,
-            bad_input_rejected, counter_limit_race, counter_window, log_cap_and_pages,
+            bad_input_rejected, counter_limit_race, counter_window, counters_all_or_nothing,
+            counters_group_race, log_cap_and_pages,
             tenant_isolation, plan_limits, run_timeline_events);
     };
     ($make:expr) => {

@@ -14,7 +14,8 @@ use super::{Engine, Inner};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::UsageKind;
 use crate::store::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogPage, Store, Subscription, Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogPage, Store, Subscription,
+    Versioned,
 };
 
 /// Longest accepted tenant id, in bytes.
@@ -273,17 +274,14 @@ impl<S: Store> Store for TenantStore<S> {
         self.inner().purge_expired(now_ms).await
     }
 
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
-        self.inner()
-            .add_counter(&self.key(key), delta, limit, now_ms, expires_at_ms)
-            .await
+    async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
+        let keys: Vec<String> = adds.iter().map(|a| self.key(a.key)).collect();
+        let adds: Vec<CounterDelta<'_>> = adds
+            .iter()
+            .zip(&keys)
+            .map(|(a, key)| CounterDelta { key, ..*a })
+            .collect();
+        self.inner().add_counters(&adds, now_ms).await
     }
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {

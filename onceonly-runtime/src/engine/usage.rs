@@ -18,7 +18,7 @@ use crate::models::{
     AccountEvent, AccountInfo, AiCounts, DayMetrics, MakeCounts, Metrics, MetricsCounts, OverLimit,
     PlanLimits, Usage, UsageAll, UsageBucket, UsageKind,
 };
-use crate::store::{CounterAdd, Store};
+use crate::store::{COUNTER_GROUP_END, CounterAdd, CounterDelta, Store};
 use crate::time::datetime_from_ms;
 
 const DAY_MS: u64 = 86_400_000;
@@ -105,8 +105,8 @@ impl Window {
             let kind = UsageKind::ALL[kind].as_str();
             let field = field.name();
             (
-                format!("u/{kind}/{year:04}-{month:02}/{field}"),
-                format!("u/{kind}/{year:04}-{month:02}-{day:02}/{field}"),
+                format!("u{COUNTER_GROUP_END}{kind}/{year:04}-{month:02}/{field}"),
+                format!("u{COUNTER_GROUP_END}{kind}/{year:04}-{month:02}-{day:02}/{field}"),
             )
         };
         Window {
@@ -181,6 +181,31 @@ pub(super) struct Charge {
 }
 
 impl<S: Store> Engine<S> {
+    /// The month and day counters of `field`, as one atomic change of both (`limit` on the
+    /// month's), so every accounting step is one store round trip.
+    fn deltas<'w>(
+        w: &'w Window,
+        kind: UsageKind,
+        field: Field,
+        delta: i64,
+        limit: Option<u64>,
+    ) -> [CounterDelta<'w>; 2] {
+        [
+            CounterDelta {
+                key: w.month_key(kind, field),
+                delta,
+                limit,
+                expires_at_ms: w.month_expiry(),
+            },
+            CounterDelta {
+                key: w.day_key(kind, field),
+                delta,
+                limit: None,
+                expires_at_ms: w.day_expiry(),
+            },
+        ]
+    }
+
     async fn bump(
         &self,
         w: &Window,
@@ -189,13 +214,8 @@ impl<S: Store> Engine<S> {
         delta: i64,
         now: u64,
     ) -> Result<()> {
-        let store = &self.inner.store;
-        store
-            .add_counter(w.month_key(kind, field), delta, None, now, w.month_expiry())
-            .await?;
-        store
-            .add_counter(w.day_key(kind, field), delta, None, now, w.day_expiry())
-            .await?;
+        let adds = Self::deltas(w, kind, field, delta, None);
+        self.inner.store.add_counters(&adds, now).await?;
         Ok(())
     }
 
@@ -216,32 +236,10 @@ impl<S: Store> Engine<S> {
     pub(super) async fn try_charge(&self, kind: UsageKind, now: u64) -> Result<Charged> {
         let w = self.inner.windows.get(now);
         let limit = self.inner.account.plan.limit(kind);
-        let added = self
-            .inner
-            .store
-            .add_counter(w.month_key(kind, USAGE), 1, limit, now, w.month_expiry())
-            .await?;
-        match added {
-            CounterAdd::Added(usage) => {
-                let day = self
-                    .inner
-                    .store
-                    .add_counter(w.day_key(kind, USAGE), 1, None, now, w.day_expiry())
-                    .await;
-                if let Err(e) = day {
-                    // Not charged after all: take the month's unit back.
-                    let undo = self
-                        .inner
-                        .store
-                        .add_counter(w.month_key(kind, USAGE), -1, None, now, w.month_expiry())
-                        .await;
-                    if let Err(undo) = undo {
-                        tracing::warn!(error = %undo, "could not take back a half-counted unit");
-                    }
-                    return Err(e);
-                }
-                Ok(Charged::Taken(w, Charge { usage, limit }))
-            }
+        // The month's counter holds the limit; the day's moves with it in the same step.
+        let adds = Self::deltas(&w, kind, USAGE, 1, limit);
+        match self.inner.store.add_counters(&adds, now).await? {
+            CounterAdd::Added(usage) => Ok(Charged::Taken(w, Charge { usage, limit })),
             CounterAdd::Refused(usage) => Ok(Charged::Refused { window: w, usage }),
         }
     }
@@ -439,10 +437,10 @@ mod tests {
         assert_eq!(w.day_end_ms, 1_798_761_600_000);
         let next = Window::at(1_798_761_600_000);
         assert_eq!(next.month_label(), "2027-01");
-        assert_eq!(next.month_key(UsageKind::Ai, USAGE), "u/ai/2027-01/usage");
+        assert_eq!(next.month_key(UsageKind::Ai, USAGE), "u#ai/2027-01/usage");
         assert_eq!(
             next.day_key(UsageKind::Make, BLOCKED),
-            "u/make/2027-01-01/blocked"
+            "u#make/2027-01-01/blocked"
         );
     }
 }

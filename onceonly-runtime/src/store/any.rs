@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use super::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogPage, MemoryStore, Store, Subscription,
-    Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogPage, MemoryStore, Store,
+    Subscription, Versioned,
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, JsonMap, Result};
@@ -155,15 +155,8 @@ impl Store for AnyStore {
         each!(self, s => s.purge_expired(now_ms).await)
     }
 
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
-        each!(self, s => s.add_counter(key, delta, limit, now_ms, expires_at_ms).await)
+    async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
+        each!(self, s => s.add_counters(adds, now_ms).await)
     }
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogPage, Store, Subscription, Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogPage, Store, Subscription,
+    Versioned,
 };
 use crate::error::{JsonMap, Result};
 
@@ -93,17 +94,8 @@ impl<S: Store, H: StoreHooks> Store for Hooked<S, H> {
         self.inner.purge_expired(now_ms).await
     }
 
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
-        self.inner
-            .add_counter(key, delta, limit, now_ms, expires_at_ms)
-            .await
+    async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
+        self.inner.add_counters(adds, now_ms).await
     }
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {

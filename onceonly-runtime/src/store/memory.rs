@@ -3,8 +3,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier, Store,
-    Subscription, Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier,
+    Store, Subscription, Versioned, apply_delta as apply,
 };
 use crate::error::{JsonMap, Result};
 
@@ -24,7 +24,7 @@ pub struct MemoryStore {
     logs: Mutex<HashMap<String, Log>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Counter {
     value: u64,
     expires_at_ms: u64,
@@ -158,39 +158,32 @@ impl Store for MemoryStore {
         Ok(purged)
     }
 
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
+    async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
         let mut counters = lock(&self.counters);
-        let counter = match counters.get_mut(key) {
-            Some(c) => c,
-            None => counters.entry(key.to_owned()).or_insert(Counter {
-                value: 0,
-                expires_at_ms,
-            }),
-        };
-        if counter.expires_at_ms <= now_ms {
-            *counter = Counter {
-                value: 0,
-                expires_at_ms,
-            };
-        }
-        let next = if delta >= 0 {
-            let next = counter.value.saturating_add(delta.unsigned_abs());
-            if limit.is_some_and(|limit| next > limit) {
-                return Ok(CounterAdd::Refused(counter.value));
+        // Every new value first, then all of them or none: the lock makes the step atomic.
+        let mut next: Vec<(&str, Counter)> = Vec::with_capacity(adds.len());
+        for add in adds {
+            let current = next
+                .iter()
+                .rev()
+                .find(|(key, _)| *key == add.key)
+                .map(|(_, c)| *c)
+                .or_else(|| counters.get(add.key).copied())
+                .filter(|c| c.expires_at_ms > now_ms)
+                .unwrap_or(Counter {
+                    value: 0,
+                    expires_at_ms: add.expires_at_ms,
+                });
+            match apply(current.value, add) {
+                CounterAdd::Added(value) => next.push((add.key, Counter { value, ..current })),
+                refused => return Ok(refused),
             }
-            next
-        } else {
-            counter.value.saturating_sub(delta.unsigned_abs())
-        };
-        counter.value = next;
-        Ok(CounterAdd::Added(next))
+        }
+        let first = next.first().map_or(0, |(_, c)| c.value);
+        for (key, counter) in next {
+            counters.insert(key.to_owned(), counter);
+        }
+        Ok(CounterAdd::Added(first))
     }
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {

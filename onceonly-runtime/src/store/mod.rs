@@ -64,13 +64,45 @@ pub struct Versioned<T> {
     pub value: T,
 }
 
-/// The outcome of [`Store::add_counter`].
+/// One change of [`Store::add_counters`]: the arguments of [`Store::add_counter`] for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterDelta<'a> {
+    /// The counter.
+    pub key: &'a str,
+    /// What to add; a negative delta is never refused and stops at 0.
+    pub delta: i64,
+    /// The counter may not pass this value (`None`: no limit).
+    pub limit: Option<u64>,
+    /// The end of the window a new (or ended) counter opens.
+    pub expires_at_ms: u64,
+}
+
+/// Ends a counter key's *group*: counters changed together in one [`Store::add_counters`] call
+/// share the text before this character (one tenant's usage counters, for the engine). A
+/// sharded store keeps a group together; the Redis store makes it the key's hash tag, so one
+/// call stays in one Redis Cluster slot. A key without it is a group of its own.
+pub const COUNTER_GROUP_END: char = '#';
+
+/// The outcome of [`Store::add_counter`] and [`Store::add_counters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterAdd {
     /// The delta was applied; the counter's new value.
     Added(u64),
     /// Applying the delta would have passed the limit; nothing changed. The counter's value.
     Refused(u64),
+}
+
+/// The rule of [`Store::add_counter`] on a counter's live value: its new value, or
+/// [`CounterAdd::Refused`] with the value unchanged. For stores that compute in Rust.
+pub(crate) fn apply_delta(value: u64, add: &CounterDelta<'_>) -> CounterAdd {
+    if add.delta < 0 {
+        return CounterAdd::Added(value.saturating_sub(add.delta.unsigned_abs()));
+    }
+    let next = value.saturating_add(add.delta.unsigned_abs());
+    match add.limit {
+        Some(limit) if next > limit => CounterAdd::Refused(value),
+        _ => CounterAdd::Added(next),
+    }
 }
 
 /// One entry of a capped log, with its sequence number.
@@ -150,6 +182,8 @@ pub trait Store: Send + Sync + 'static {
     /// `expires_at_ms <= now_ms` counts as 0 and the add opens a new window ending at
     /// `expires_at_ms`; a live counter keeps its window. A negative `delta` is never refused
     /// and stops at 0. Concurrent adds never take a counter past its limit.
+    ///
+    /// Provided: one [`add_counters`](Store::add_counters) of one counter.
     fn add_counter(
         &self,
         key: &str,
@@ -157,6 +191,28 @@ pub trait Store: Send + Sync + 'static {
         limit: Option<u64>,
         now_ms: u64,
         expires_at_ms: u64,
+    ) -> impl Future<Output = Result<CounterAdd>> + Send {
+        async move {
+            let add = CounterDelta {
+                key,
+                delta,
+                limit,
+                expires_at_ms,
+            };
+            self.add_counters(&[add], now_ms).await
+        }
+    }
+
+    /// Several counters changed at once, all or nothing, in one atomic step (one round trip
+    /// for a networked store): each add follows the rule of [`add_counter`](Store::add_counter),
+    /// in order. When one would pass its limit nothing changes at all and the answer is
+    /// [`CounterAdd::Refused`] with that counter's value; otherwise it is [`CounterAdd::Added`]
+    /// with the *first* counter's new value. The keys of one call share their group (see
+    /// [`COUNTER_GROUP_END`]). An empty call changes nothing and answers `Added(0)`.
+    fn add_counters(
+        &self,
+        adds: &[CounterDelta<'_>],
+        now_ms: u64,
     ) -> impl Future<Output = Result<CounterAdd>> + Send;
 
     /// The value of a counter: 0 when it is absent or its window ended.

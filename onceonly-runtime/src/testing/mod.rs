@@ -1,8 +1,10 @@
 //! Test support shared by the test suites of the workspace (feature `testing`). Not a public
 //! API: it may change in any release.
 
+mod durability;
 mod redis_server;
 
+pub use durability::{RECOVERS_WITHIN, assert_acknowledged, assert_recovers, write_acknowledged};
 pub use redis_server::RedisServer;
 
 use crate::store::{LeaseRecord, LeaseState, LockEntry};

@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::failure::StoreFailure;
 use super::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier, Store,
-    Subscription, Versioned,
+    COUNTER_GROUP_END, CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogEntry,
+    LogPage, Notifier, Store, Subscription, Versioned,
 };
 use crate::error::{Error, JsonMap, Result};
 
@@ -33,17 +33,19 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// # Layout
 /// Every key starts with the store's prefix (default `onceonly`), so several stores share one
 /// Redis without seeing each other: `PREFIX:lock:KEY` (a string), `PREFIX:rec:KEY`,
-/// `PREFIX:ctr:KEY` and `PREFIX:log:KEY` (hashes). Record writes are published on the channel
+/// `PREFIX:ctr:KEY` and `PREFIX:log:KEY` (hashes). A counter key with a group
+/// (`GROUP#REST`, see [`COUNTER_GROUP_END`]) is stored as `PREFIX:ctr:{GROUP}#REST`. Record writes are published on the channel
 /// `PREFIX:changed`.
 ///
 /// # Atomicity and Redis Cluster
 /// Every primitive is one Redis command or one Lua script (`EVALSHA`; a script missing after a
-/// Redis restart is loaded again on the spot), and each touches exactly one key. (A check-lock
-/// on a key Redis does not hold is a plain `SET NX`; only an existing key needs the script.) Under Redis
-/// Cluster an operation therefore always runs on the one node that owns its key, with no
-/// cross-slot command anywhere: no hash tags are needed, because no operation spans two keys.
-/// The connection itself is a single-node one: the layout is ready for Cluster, the client
-/// does not route by slot yet.
+/// Redis restart is loaded again on the spot), and each touches exactly one key, except
+/// [`Store::add_counters`] (one script over several counters), whose keys share a hash tag:
+/// the counters' group, for the engine one tenant's usage counters. (A check-lock on a key
+/// Redis does not hold is a plain `SET NX`; only an existing key needs the script.) Under Redis
+/// Cluster every operation therefore runs within one slot, on the node that owns it. The
+/// connection itself is a single-node one: the layout is ready for Cluster, the client does
+/// not route by slot yet.
 ///
 /// # Expiry
 /// Every deadline is the engine's (its clock decides), stored in the hash and compared inside
@@ -60,9 +62,11 @@ const DEFAULT_PREFIX: &str = "onceonly";
 ///
 /// # Outages and durability
 /// While Redis is unreachable every call fails fast with [`Error::Store`]; later calls
-/// reconnect by themselves. What Redis acknowledged survives a Redis crash only with AOF on
-/// (`appendonly yes`; `appendfsync always` for every write, `everysec` may lose the last
-/// second). Redis 5 or newer (scripts call `TIME` before writing).
+/// reconnect by themselves. What Redis acknowledged survives a Redis crash (or a `SIGKILL`)
+/// only with AOF on and synced before each answer: `appendonly yes` with
+/// `appendfsync always`. `everysec` (Redis's default when AOF is on) may lose the last second
+/// of acknowledged locks, leases and results; RDB snapshots alone lose everything since the
+/// last snapshot. Redis 5 or newer (scripts call `TIME` before writing).
 ///
 /// ```no_run
 /// # async fn demo() -> onceonly_runtime::Result<()> {
@@ -205,6 +209,17 @@ impl RedisStore {
 
     fn key(&self, kind: &str, key: &str) -> String {
         format!("{}:{kind}:{key}", self.prefix)
+    }
+
+    /// A counter's key: its group (the text before [`COUNTER_GROUP_END`]) is the hash tag, so
+    /// the counters of one `add_counters` call live in one Redis Cluster slot.
+    fn counter_key(&self, key: &str) -> String {
+        match key.split_once(COUNTER_GROUP_END) {
+            Some((group, rest)) => {
+                format!("{}:ctr:{{{group}}}{COUNTER_GROUP_END}{rest}", self.prefix)
+            }
+            None => self.key("ctr", key),
+        }
     }
 
     /// A handle on the shared multiplexed connection (cheap: an `Arc`).
@@ -415,24 +430,23 @@ impl Store for RedisStore {
         Ok(purged)
     }
 
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
-        let (added, value): (u8, u64) = scripts::ADD_COUNTER
-            .key(self.key("ctr", key))
-            .arg(delta)
-            .arg(limit.map(|l| l.to_string()).unwrap_or_default())
-            .arg(now_ms)
-            .arg(expires_at_ms)
-            .arg(gc_ttl_ms(expires_at_ms, now_ms))
+    async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
+        if adds.is_empty() {
+            return Ok(CounterAdd::Added(0));
+        }
+        let mut call = scripts::ADD_COUNTERS.prepare_invoke();
+        call.arg(now_ms);
+        for add in adds {
+            call.key(self.counter_key(add.key))
+                .arg(add.delta)
+                .arg(add.limit.map(|l| l.to_string()).unwrap_or_default())
+                .arg(add.expires_at_ms)
+                .arg(gc_ttl_ms(add.expires_at_ms, now_ms));
+        }
+        let (added, value): (u8, u64) = call
             .invoke_async(&mut self.conn())
             .await
-            .map_err(failed("add_counter"))?;
+            .map_err(failed("add_counters"))?;
         Ok(if added == 1 {
             CounterAdd::Added(value)
         } else {
@@ -442,7 +456,7 @@ impl Store for RedisStore {
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
         let (value, exp): (Option<u64>, Option<u64>) = self
-            .hmget(self.key("ctr", key), ["v", "exp"], "get_counter")
+            .hmget(self.counter_key(key), ["v", "exp"], "get_counter")
             .await?;
         Ok(match (value, exp) {
             (Some(v), Some(exp)) if exp > now_ms => v,

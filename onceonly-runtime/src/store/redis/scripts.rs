@@ -1,7 +1,7 @@
 //! The Lua scripts behind every multi-step primitive of the Redis store.
 //!
 //! Each script touches exactly one key (`KEYS[1]`), so it runs atomically on the node that owns
-//! that key. Numbers travel as decimal strings; Lua holds them as doubles, which is exact for
+//! that key, except `ADD_COUNTERS`, whose keys share a hash tag (one slot). Numbers travel as decimal strings; Lua holds them as doubles, which is exact for
 //! every value the engine uses (unix milliseconds, counters, sequence numbers are far below
 //! 2^53), and `%.0f` writes them back without an exponent. Deadlines are the engine's and are
 //! compared with the `now` argument, never with Redis's clock; the `PEXPIRE`s are only garbage
@@ -72,30 +72,49 @@ return rev
     )
 });
 
-/// Windowed counter. `KEYS[1]`: the counter hash (`v`, `exp`). `ARGV`: delta, limit (`''` for
-/// none), now, window end, GC TTL. Returns `{1, value}` when added, `{0, value}` when refused.
-pub(super) static ADD_COUNTER: LazyLock<Script> = LazyLock::new(|| {
+/// Several windowed counters, all or nothing. `KEYS`: the counters (hashes `v`, `exp`), which
+/// share a hash tag. `ARGV[1]`: now; then per key: delta, limit (`''`: none), new window end,
+/// GC TTL. Every new value is computed first (a key may come twice); one refusal returns
+/// `{0, value}` before anything is written, otherwise all are written and the answer is
+/// `{1, first key's new value}`.
+pub(super) static ADD_COUNTERS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local c = redis.call('HMGET', KEYS[1], 'v', 'exp')
-local live = c[2] and tonumber(c[2]) > tonumber(ARGV[3])
-local v = 0
-if live then v = tonumber(c[1]) end
-local delta = tonumber(ARGV[1])
-local nv = v + delta
-if delta >= 0 then
-  if ARGV[2] ~= '' and nv > tonumber(ARGV[2]) then return {0, string.format('%.0f', v)} end
-elseif nv < 0 then
-  nv = 0
+local now = tonumber(ARGV[1])
+local vals, ends, lives = {}, {}, {}
+local first = 0
+for i = 1, #KEYS do
+  local a, k = 1 + (i - 1) * 4, KEYS[i]
+  local v, e, live = vals[k], ends[k], lives[k]
+  if v == nil then
+    local c = redis.call('HMGET', k, 'v', 'exp')
+    live = c[2] and tonumber(c[2]) > now
+    if live then v, e = tonumber(c[1]), c[2] else v, e = 0, ARGV[a + 3] end
+  end
+  local delta = tonumber(ARGV[a + 1])
+  local nv = v + delta
+  if delta >= 0 then
+    if ARGV[a + 2] ~= '' and nv > tonumber(ARGV[a + 2]) then return {0, string.format('%.0f', v)} end
+  elseif nv < 0 then
+    nv = 0
+  end
+  vals[k], ends[k], lives[k] = nv, e, live
+  if i == 1 then first = nv end
 end
-nv = string.format('%.0f', nv)
-if live then
-  redis.call('HSET', KEYS[1], 'v', nv)
-else
-  redis.call('HSET', KEYS[1], 'v', nv, 'exp', ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+for i = 1, #KEYS do
+  local a, k = 1 + (i - 1) * 4, KEYS[i]
+  if vals[k] ~= nil then
+    local nv = string.format('%.0f', vals[k])
+    if lives[k] then
+      redis.call('HSET', k, 'v', nv)
+    else
+      redis.call('HSET', k, 'v', nv, 'exp', ends[k])
+      redis.call('PEXPIRE', k, ARGV[a + 4])
+    end
+    vals[k] = nil
+  end
 end
-return {1, nv}
+return {1, string.format('%.0f', first)}
 ",
     )
 });

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::failure::StoreFailure;
 use super::{
-    CounterAdd, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier, Store,
-    Subscription, Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier,
+    Store, Subscription, Versioned, apply_delta,
 };
 use crate::error::{JsonMap, Result};
 
@@ -301,39 +301,46 @@ impl Store for SqliteStore {
         Ok(purged)
     }
 
-    async fn add_counter(
-        &self,
-        key: &str,
-        delta: i64,
-        limit: Option<u64>,
-        now_ms: u64,
-        expires_at_ms: u64,
-    ) -> Result<CounterAdd> {
-        let key = key.to_owned();
-        self.write("add_counter", move |tx| {
-            let current: Option<(i64, i64)> = tx
-                .prepare_cached("SELECT value, expires_at_ms FROM counters WHERE key = ?1")?
-                .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            // A live counter keeps its window; an ended one counts as 0 in a new window.
-            let (value, window_end) = match current {
-                Some((v, exp)) if from_sql(exp) > now_ms => (from_sql(v), from_sql(exp)),
-                _ => (0, expires_at_ms),
-            };
-            let next = if delta >= 0 {
-                let next = value.saturating_add(delta.unsigned_abs());
-                if limit.is_some_and(|limit| next > limit) {
-                    return Ok(CounterAdd::Refused(value));
+    async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
+        let adds: Vec<(String, CounterDelta<'static>)> = adds
+            .iter()
+            .map(|a| (a.key.to_owned(), CounterDelta { key: "", ..*a }))
+            .collect();
+        self.write("add_counters", move |tx| {
+            // Every new value first (a key may come twice), then all writes or none.
+            let mut next: Vec<(&str, u64, u64)> = Vec::with_capacity(adds.len());
+            for (key, add) in &adds {
+                let earlier = next.iter().rev().find(|(k, _, _)| k == key);
+                let (value, window_end) = match earlier {
+                    Some(&(_, value, end)) => (value, end),
+                    None => {
+                        let current: Option<(i64, i64)> = tx
+                            .prepare_cached(
+                                "SELECT value, expires_at_ms FROM counters WHERE key = ?1",
+                            )?
+                            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()?;
+                        // A live counter keeps its window; an ended one counts as 0 anew.
+                        match current {
+                            Some((v, exp)) if from_sql(exp) > now_ms => {
+                                (from_sql(v), from_sql(exp))
+                            }
+                            _ => (0, add.expires_at_ms),
+                        }
+                    }
+                };
+                match apply_delta(value, add) {
+                    CounterAdd::Added(value) => next.push((key, value, window_end)),
+                    refused => return Ok(refused),
                 }
-                next
-            } else {
-                value.saturating_sub(delta.unsigned_abs())
-            };
-            tx.prepare_cached(
+            }
+            let mut insert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO counters (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![key, to_sql(next), to_sql(window_end)])?;
-            Ok(CounterAdd::Added(next))
+            )?;
+            for (key, value, window_end) in &next {
+                insert.execute(params![key, to_sql(*value), to_sql(*window_end)])?;
+            }
+            Ok(CounterAdd::Added(next.first().map_or(0, |n| n.1)))
         })
         .await
     }

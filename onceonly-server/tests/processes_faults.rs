@@ -1,0 +1,44 @@
+//! Faults under real `onceonly-server` processes: Redis stopped and started again under a
+//! running server (503-class answers in the gap, or a fail-open check-lock where the client
+//! says so; recovery without restarting the server), and a server over SQLite killed with
+//! SIGKILL and started again on the same file (nothing acknowledged is lost).
+
+mod procs;
+
+use onceonly_runtime::Error;
+use onceonly_runtime::testing::{self, RedisServer};
+use procs::ServerProcess;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_fails_clearly_while_redis_is_down_and_recovers() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let server = ServerProcess::start(&redis.url()).await;
+    let (strict, open) = (server.client(false), server.client(true));
+    assert!(strict.check_lock("before").await.unwrap().locked);
+
+    redis.kill();
+    let e = strict.check_lock("gap").await.unwrap_err();
+    assert!(
+        matches!(e, Error::Api { status: 503, .. }) && e.is_outage(),
+        "{e:?}"
+    );
+    let lock = open.check_lock("gap").await.unwrap();
+    assert!(lock.fail_open.is_some(), "{lock:?}");
+    let e = open.ai().lease("gap:job").await.unwrap_err();
+    assert!(e.is_outage(), "a lease never fails open: {e:?}");
+
+    redis.restart();
+    testing::assert_recovers(&strict, &open).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_over_sqlite_keeps_every_result_and_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("onceonly.db").display());
+    let mut server = ServerProcess::start(&store).await;
+    let live = testing::write_acknowledged(&server.client(false), 30).await;
+    server.restart().await;
+    testing::assert_acknowledged(&server.client(false), 30, &live).await;
+}

@@ -1,0 +1,214 @@
+//! Real OS processes for the distributed tests: `onceonly-server` binaries and
+//! `onceonly-worker` processes that race or hold keys. Every child is killed when dropped and
+//! every read of its output is bounded.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use onceonly_runtime::OnceOnly;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+pub const SERVER: &str = env!("CARGO_BIN_EXE_onceonly-server");
+pub const WORKER: &str = env!("CARGO_BIN_EXE_onceonly-worker");
+/// The one tenant of every server process.
+pub const API_KEY: &str = "once_test_processes_0001";
+/// Bound on any single line a child is expected to print.
+const LINE_WITHIN: Duration = Duration::from_secs(90);
+
+/// The next line of a child's stdout, bounded.
+pub async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, what: &str) -> Option<String> {
+    tokio::time::timeout(LINE_WITHIN, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no output within {LINE_WITHIN:?}"))
+        .unwrap_or_else(|e| panic!("{what}: reading stdout: {e}"))
+}
+
+fn piped(cmd: &mut Command) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = cmd
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn a child process");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// An `onceonly-server` process with one unlimited tenant ([`API_KEY`]).
+pub struct ServerProcess {
+    child: Child,
+    // Kept open: a closed pipe would turn a later line of the server's into an error.
+    _stdout: Lines<BufReader<ChildStdout>>,
+    store: String,
+    /// `http://127.0.0.1:PORT/v1`.
+    pub base_url: String,
+}
+
+impl ServerProcess {
+    /// Starts `onceonly-server --store STORE` on a free loopback port.
+    pub async fn start(store: &str) -> ServerProcess {
+        let (child, mut lines) = piped(
+            Command::new(SERVER)
+                .args(["--listen", "127.0.0.1:0", "--store", store, "--log", "warn"])
+                .env("ONCEONLY_SERVER_API_KEYS", API_KEY),
+        );
+        let line = next_line(&mut lines, "onceonly-server")
+            .await
+            .expect("onceonly-server printed its address");
+        let base_url = line
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://"))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        ServerProcess {
+            child,
+            _stdout: lines,
+            store: store.to_owned(),
+            base_url,
+        }
+    }
+
+    /// A client of the server: no retries, so an outage shows as the first answer.
+    pub fn client(&self, fail_open: bool) -> OnceOnly {
+        OnceOnly::builder()
+            .base_url(&self.base_url)
+            .api_key(API_KEY)
+            .max_retries(0)
+            .timeout(Duration::from_secs(30))
+            .fail_open(fail_open)
+            .build()
+            .unwrap()
+    }
+
+    /// SIGKILL: no shutdown, no flush beyond what the store already made durable.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("SIGKILL onceonly-server");
+    }
+
+    /// Kills the server and starts a new one on the same store (on a new port).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        *self = ServerProcess::start(&self.store).await;
+    }
+}
+
+/// Worker processes, each running `callers` concurrent `run_fn` calls on `key` through one of
+/// `urls` (round robin), released together. Returns every caller's JSON line.
+pub async fn race(urls: &[&str], processes: usize, key: &str, callers: usize) -> Vec<Value> {
+    let mut workers = Vec::new();
+    for i in 0..processes {
+        let url = urls[i % urls.len()];
+        let (child, mut lines) = piped(
+            Command::new(WORKER)
+                .args(["race", url, key, &callers.to_string()])
+                .env("ONCEONLY_API_KEY", API_KEY),
+        );
+        let ready = next_line(&mut lines, "worker").await;
+        assert_eq!(ready.as_deref(), Some("ready"), "worker {i}");
+        workers.push((child, lines));
+    }
+    for (child, _) in &mut workers {
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(b"go\n").await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+    let mut answers = Vec::new();
+    for (mut child, mut lines) in workers {
+        while let Some(line) = next_line(&mut lines, "worker").await {
+            answers.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}")));
+        }
+        let status = tokio::time::timeout(LINE_WITHIN, child.wait()).await;
+        assert!(status.unwrap().unwrap().success(), "a worker failed");
+    }
+    answers
+}
+
+/// Checks the outcome of a race: every caller answered with the same value and exactly one
+/// caller ran its closure. Returns that value.
+pub fn one_execution(answers: &[Value], callers: usize) -> Value {
+    assert_eq!(answers.len(), callers);
+    let errors: Vec<&Value> = answers
+        .iter()
+        .filter(|a| a.get("error").is_some())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} callers failed: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(3)]
+    );
+    let ran = answers.iter().filter(|a| a["ran"] == true).count();
+    assert_eq!(ran, 1, "exactly one closure ran");
+    let value = answers[0]["value"].clone();
+    assert!(
+        value["pid"].is_u64() && value["started_ms"].is_u64(),
+        "{value}"
+    );
+    for a in answers {
+        assert_eq!(
+            a["value"], value,
+            "every caller gets the one execution's value"
+        );
+    }
+    value
+}
+
+/// A worker holding a lease with heartbeats, to be killed mid-lease.
+pub struct Holder {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// The holder's lease id.
+    pub lease_id: String,
+    /// When the holder's last seen acquisition or heartbeat left (ms since the epoch): its
+    /// lease ends no earlier than this plus the TTL.
+    pub last_sent_ms: u64,
+}
+
+impl Holder {
+    /// Starts a holder of `key` through `url` with a lease of `ttl_ms`, once it holds it.
+    pub async fn start(url: &str, key: &str, ttl_ms: u64) -> Holder {
+        let (child, mut lines) = piped(
+            Command::new(WORKER)
+                .args(["hold", url, key, &ttl_ms.to_string()])
+                .env("ONCEONLY_API_KEY", API_KEY),
+        );
+        let line = next_line(&mut lines, "holder")
+            .await
+            .expect("the holder acquired");
+        let beat: Value = serde_json::from_str(&line).unwrap();
+        Holder {
+            child,
+            lines,
+            lease_id: beat["lease_id"].as_str().unwrap().to_owned(),
+            last_sent_ms: beat["sent_ms"].as_u64().unwrap(),
+        }
+    }
+
+    /// Waits for the holder's next heartbeat.
+    pub async fn heartbeat(&mut self) {
+        let line = next_line(&mut self.lines, "holder")
+            .await
+            .expect("a heartbeat");
+        let beat: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(beat["lease_id"], self.lease_id.as_str());
+        self.last_sent_ms = beat["sent_ms"].as_u64().unwrap();
+    }
+
+    /// SIGKILL mid-lease, then reads what it printed before it died. Returns the lease id and
+    /// the latest heartbeat time it reported.
+    pub async fn kill(mut self) -> (String, u64) {
+        self.child.kill().await.expect("SIGKILL the holder");
+        while let Some(line) = next_line(&mut self.lines, "holder").await {
+            let beat: Value = serde_json::from_str(&line).unwrap();
+            self.last_sent_ms = beat["sent_ms"].as_u64().unwrap();
+        }
+        (self.lease_id, self.last_sent_ms)
+    }
+}
