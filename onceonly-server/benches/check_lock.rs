@@ -1,5 +1,6 @@
-//! Load test: `POST /v1/check-lock` on the memory store against a bare axum POST route, same
-//! load generator, same process, same run.
+//! Load test: `POST /v1/check-lock` against a bare axum POST route, and the same server over
+//! each store (memory, SQLite, Redis) against the server over memory: same load generator, same
+//! process, same run.
 //!
 //! The load generator keeps a fixed number of HTTP/1.1 keep-alive connections, each sending
 //! its next request as soon as the previous answer is read, for a fixed time. Rounds
@@ -13,7 +14,9 @@
 //! Targets:
 //! - `bare`: an axum `POST` route that reads the body and answers a small JSON object;
 //! - `check-lock fresh`: every request locks a new key (first delivery of a webhook);
-//! - `check-lock duplicate`: every request hits a key that is already locked (redelivery).
+//! - `check-lock duplicate`: every request hits a key that is already locked (redelivery);
+//! - `sqlite fresh`, `redis fresh`: first deliveries through a server over a SQLite file (WAL,
+//!   `synchronous = FULL`) and over a private `redis-server` (skipped when it is not installed).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +40,8 @@ enum Target {
     Bare,
     Fresh,
     Duplicate,
+    SqliteFresh,
+    RedisFresh,
 }
 
 impl Target {
@@ -45,13 +50,15 @@ impl Target {
             Target::Bare => "bare axum POST",
             Target::Fresh => "check-lock fresh",
             Target::Duplicate => "check-lock duplicate",
+            Target::SqliteFresh => "sqlite fresh",
+            Target::RedisFresh => "redis fresh",
         }
     }
 
     fn path(self) -> &'static str {
         match self {
             Target::Bare => "/bare",
-            Target::Fresh | Target::Duplicate => "/v1/check-lock",
+            _ => "/v1/check-lock",
         }
     }
 
@@ -162,13 +169,31 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (bare, onceonly) = servers.block_on(async {
-        let config =
-            ServerConfig::new("127.0.0.1:0".parse().unwrap()).api_key(ApiKey::new(KEY).unwrap());
-        let server = Server::bind(config).await.unwrap();
-        let addr = server.local_addr();
-        std::mem::forget(server); // serves until the runtime stops
-        (bare_server().await, addr)
+    let dir = tempfile::tempdir().unwrap();
+    let redis = onceonly_runtime::testing::RedisServer::start();
+    let (bare, onceonly, sqlite, redis_addr) = servers.block_on(async {
+        let serve = |store: Option<String>| async move {
+            let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap())
+                .api_key(ApiKey::new(KEY).unwrap());
+            if let Some(store) = store {
+                config.store = onceonly_server::parse_store(&store).unwrap();
+            }
+            let server = Server::bind(config).await.unwrap();
+            let addr = server.local_addr();
+            std::mem::forget(server); // serves until the runtime stops
+            addr
+        };
+        let sqlite = format!("sqlite:{}", dir.path().join("bench.db").display());
+        let redis_addr = match &redis {
+            Some(r) => Some(serve(Some(r.url())).await),
+            None => None,
+        };
+        (
+            bare_server().await,
+            serve(None).await,
+            serve(Some(sqlite)).await,
+            redis_addr,
+        )
     });
     let load = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -180,15 +205,20 @@ fn main() {
         "{} connections, {} s per round, {} rounds, best round reported",
         args.connections, args.seconds, args.rounds
     );
-    let targets = [
+    let mut targets = vec![
         (Target::Bare, bare),
         (Target::Fresh, onceonly),
         (Target::Duplicate, onceonly),
+        (Target::SqliteFresh, sqlite),
     ];
-    let mut best = [0f64; 3];
+    match redis_addr {
+        Some(addr) => targets.push((Target::RedisFresh, addr)),
+        None => println!("redis-server is not installed: the Redis target is skipped"),
+    }
+    let mut best = vec![0f64; targets.len()];
     load.block_on(async {
         // Warm-up: connections, allocator, the tenant's maps.
-        for (target, addr) in targets {
+        for &(target, addr) in &targets {
             let warm = Args {
                 seconds: 1,
                 connections: args.connections,
@@ -197,7 +227,7 @@ fn main() {
             round(addr, target, &warm).await;
         }
         for r in 0..args.rounds {
-            for (i, (target, addr)) in targets.into_iter().enumerate() {
+            for (i, &(target, addr)) in targets.iter().enumerate() {
                 let rps = round(addr, target, &args).await;
                 println!("round {}: {:<22} {:>10.0} req/s", r + 1, target.name(), rps);
                 best[i] = best[i].max(rps);
@@ -205,12 +235,13 @@ fn main() {
         }
     });
     println!();
-    for (i, (target, _)) in targets.into_iter().enumerate() {
+    for (i, &(target, _)) in targets.iter().enumerate() {
         println!(
-            "{:<22} {:>10.0} req/s   {:>5.2} x bare",
+            "{:<22} {:>10.0} req/s   {:>5.2} x bare   {:>5.2} x memory fresh",
             target.name(),
             best[i],
-            best[i] / best[0]
+            best[i] / best[0],
+            best[i] / best[1]
         );
     }
     drop(load);
