@@ -39,7 +39,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(check_lock::routes())
         .merge(ai::routes(state.complete_body_limit))
         .merge(governance::routes());
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus::<S>))
         .nest("/v1", api)
@@ -47,11 +47,16 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), count::<S>))
-        .layer(PropagateRequestIdLayer::new(header::REQUEST_ID))
-        // The access log: method, path (never the query, which may carry a key), status and
-        // latency, at debug level.
-        .layer(TraceLayer::new_for_http().make_span_with(access_span))
-        .layer(SetRequestIdLayer::new(header::REQUEST_ID, NewRequestId))
+        .layer(PropagateRequestIdLayer::new(header::REQUEST_ID));
+    // The access log: method, path (never the query, which may carry a key), status and
+    // latency, at debug level. Built only when debug logging is on: the layer costs a sixth of
+    // a check-lock's throughput even when its events are filtered out.
+    let app = if tracing::enabled!(tracing::Level::DEBUG) {
+        app.layer(TraceLayer::new_for_http().make_span_with(access_span))
+    } else {
+        app
+    };
+    app.layer(SetRequestIdLayer::new(header::REQUEST_ID, NewRequestId))
         .layer(CatchPanicLayer::custom(on_panic))
         .with_state(state)
 }
@@ -62,8 +67,9 @@ struct NewRequestId;
 
 impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = format!("req_{}", hex::encode(rand::random::<[u8; 12]>()));
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        let mut id = *b"req_000000000000000000000000";
+        hex::encode_to_slice(rand::random::<[u8; 12]>(), &mut id[4..]).ok()?;
+        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
     }
 }
 
