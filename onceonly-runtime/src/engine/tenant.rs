@@ -313,4 +313,25 @@ impl<S: Store> Store for TenantStore<S> {
             .read_log(&self.key(key), newest_first, offset, limit, now_ms)
             .await
     }
+
+    async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
+        self.inner().put_doc(&self.key(key), value).await
+    }
+
+    async fn get_doc(&self, key: &str) -> Result<Option<Arc<JsonMap>>> {
+        self.inner().get_doc(&self.key(key)).await
+    }
+
+    async fn delete_doc(&self, key: &str) -> Result<bool> {
+        self.inner().delete_doc(&self.key(key)).await
+    }
+
+    /// Lists this tenant's documents only, with the tenant prefix taken off their keys.
+    async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
+        let docs = self.inner().list_docs(&self.key(prefix), limit).await?;
+        Ok(docs
+            .into_iter()
+            .map(|(key, doc)| (key[self.prefix.len()..].to_owned(), doc))
+            .collect())
+    }
 }

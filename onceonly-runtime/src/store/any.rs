@@ -184,4 +184,20 @@ impl Store for AnyStore {
     ) -> Result<LogPage> {
         each!(self, s => s.read_log(key, newest_first, offset, limit, now_ms).await)
     }
+
+    async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
+        each!(self, s => s.put_doc(key, value).await)
+    }
+
+    async fn get_doc(&self, key: &str) -> Result<Option<Arc<JsonMap>>> {
+        each!(self, s => s.get_doc(key).await)
+    }
+
+    async fn delete_doc(&self, key: &str) -> Result<bool> {
+        each!(self, s => s.delete_doc(key).await)
+    }
+
+    async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
+        each!(self, s => s.list_docs(prefix, limit).await)
+    }
 }

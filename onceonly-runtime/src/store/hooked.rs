@@ -127,4 +127,20 @@ impl<S: Store, H: StoreHooks> Store for Hooked<S, H> {
             .read_log(key, newest_first, offset, limit, now_ms)
             .await
     }
+
+    async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
+        self.inner.put_doc(key, value).await
+    }
+
+    async fn get_doc(&self, key: &str) -> Result<Option<Arc<JsonMap>>> {
+        self.inner.get_doc(key).await
+    }
+
+    async fn delete_doc(&self, key: &str) -> Result<bool> {
+        self.inner.delete_doc(key).await
+    }
+
+    async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
+        self.inner.list_docs(prefix, limit).await
+    }
 }

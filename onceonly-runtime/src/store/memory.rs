@@ -1,4 +1,4 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,6 +22,8 @@ pub struct MemoryStore {
     notifier: Notifier,
     counters: Mutex<HashMap<String, Counter>>,
     logs: Mutex<HashMap<String, Log>>,
+    /// Ordered, so a prefix listing is a range scan.
+    docs: Mutex<BTreeMap<String, Arc<JsonMap>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -253,5 +255,31 @@ impl Store for MemoryStore {
             total: log.entries.len() as u64,
             entries,
         })
+    }
+
+    async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
+        lock(&self.docs).insert(key.to_owned(), Arc::new(value));
+        Ok(())
+    }
+
+    async fn get_doc(&self, key: &str) -> Result<Option<Arc<JsonMap>>> {
+        Ok(lock(&self.docs).get(key).cloned())
+    }
+
+    async fn delete_doc(&self, key: &str) -> Result<bool> {
+        Ok(lock(&self.docs).remove(key).is_some())
+    }
+
+    async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
+        let docs = lock(&self.docs);
+        Ok(docs
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit)
+            .map(|(key, doc)| (key.clone(), Arc::clone(doc)))
+            .collect())
     }
 }

@@ -9,6 +9,8 @@
 //! Besides locks and lease records, two generic primitives carry accounting and timelines:
 //! windowed counters ([`Store::add_counter`], never passing a limit under concurrency) and
 //! capped append-only logs ([`Store::append_log`]). The engine decides what they count and log.
+//! Small keyed documents ([`Store::put_doc`]: policies, kill switches, registered tools) are
+//! the last primitive: last write wins, listed by key prefix, never expiring on their own.
 
 mod any;
 #[cfg(any(feature = "redis", feature = "sqlite"))]
@@ -241,4 +243,22 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         now_ms: u64,
     ) -> impl Future<Output = Result<LogPage>> + Send;
+
+    /// Writes the document `key` (last write wins). Documents never expire; the engine
+    /// deletes them.
+    fn put_doc(&self, key: &str, value: JsonMap) -> impl Future<Output = Result<()>> + Send;
+
+    /// Reads the document `key`.
+    fn get_doc(&self, key: &str) -> impl Future<Output = Result<Option<Arc<JsonMap>>>> + Send;
+
+    /// Deletes the document `key`; whether it existed.
+    fn delete_doc(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The documents whose key starts with `prefix`, in ascending byte order of their keys,
+    /// at most `limit` of them, each with its whole key.
+    fn list_docs(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Arc<JsonMap>)>>> + Send;
 }
