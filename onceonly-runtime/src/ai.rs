@@ -9,6 +9,7 @@ use crate::client::OnceOnly;
 use crate::error::{Error, Result};
 use crate::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, LeaseRequest,
+    ToolCallRequest,
 };
 pub use crate::run_fn::{RunFn, RunFnOptions};
 
@@ -48,6 +49,17 @@ impl<'a> Ai<'a> {
         Fut: Future<Output = Result<T, E>>,
     {
         RunFn::new(self.client, key.into(), f)
+    }
+
+    /// A governed call of a registered tool by `agent_id` (options: `.args(..)`,
+    /// `.spend_usd(..)`, `.run_id(..)`): the agent's policy decides, an identical earlier
+    /// call's result is returned as `dedup`, and an allowed call runs the tool once.
+    pub fn run_tool(
+        self,
+        agent_id: impl Into<String>,
+        tool: impl Into<String>,
+    ) -> Call<'a, ToolCallRequest> {
+        Call::new(self.client, ToolCallRequest::new(agent_id, tool))
     }
 
     /// Acquires the lease of `key` (options: `.ttl(..)`, `.metadata(..)`).

@@ -12,6 +12,10 @@ use crate::models::{
     Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
     UsageAll, UsageKind,
 };
+use crate::models::{
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Policy,
+    TemplateRequest, ToolCallRequest, ToolResult,
+};
 
 fn unsupported<'a, T: Send + 'a>(
     backend: &'static str,
@@ -146,5 +150,64 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<Metrics>> {
         let _ = (from_day, to_day);
         unsupported(self.name(), "metrics")
+    }
+
+    /// `POST /policies/{agent_id}`: stores an agent's policy.
+    fn upsert_policy(&self, policy: Policy) -> BoxFuture<'_, Result<Policy>> {
+        let _ = policy;
+        unsupported(self.name(), "upsert_policy")
+    }
+
+    /// `POST /policies/{agent_id}/from-template`.
+    fn policy_from_template(&self, req: TemplateRequest) -> BoxFuture<'_, Result<Policy>> {
+        let _ = req;
+        unsupported(self.name(), "policy_from_template")
+    }
+
+    /// `GET /policies/{agent_id}`.
+    fn get_policy<'a>(&'a self, agent_id: &'a str) -> BoxFuture<'a, Result<Policy>> {
+        let _ = agent_id;
+        unsupported(self.name(), "get_policy")
+    }
+
+    /// `GET /policies`.
+    fn list_policies(&self) -> BoxFuture<'_, Result<Vec<Policy>>> {
+        unsupported(self.name(), "list_policies")
+    }
+
+    /// `POST /agents/{agent_id}/disable` (`enable: false`) and `/enable` (`enable: true`).
+    fn set_agent_enabled<'a>(
+        &'a self,
+        agent_id: &'a str,
+        enable: bool,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<AgentStatus>> {
+        let _ = (agent_id, enable, reason);
+        unsupported(
+            self.name(),
+            if enable {
+                "enable_agent"
+            } else {
+                "disable_agent"
+            },
+        )
+    }
+
+    /// `GET /agents/{agent_id}/logs`.
+    fn agent_logs(&self, req: AgentLogsRequest) -> BoxFuture<'_, Result<Vec<AgentLogItem>>> {
+        let _ = req;
+        unsupported(self.name(), "agent_logs")
+    }
+
+    /// `GET /agents/{agent_id}/metrics`.
+    fn agent_metrics(&self, req: AgentMetricsRequest) -> BoxFuture<'_, Result<AgentMetrics>> {
+        let _ = req;
+        unsupported(self.name(), "agent_metrics")
+    }
+
+    /// Tool-mode `POST /ai/run`: a governed call of a registered tool.
+    fn run_tool(&self, req: ToolCallRequest) -> BoxFuture<'_, Result<ToolResult>> {
+        let _ = req;
+        unsupported(self.name(), "run_tool")
     }
 }

@@ -9,6 +9,7 @@ use crate::client::OnceOnly;
 use crate::error::{JsonMap, Result};
 use crate::models::{
     CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease, LeaseRequest,
+    ToolCallRequest, ToolResult,
 };
 
 /// A request that a [`Backend`] can send. Implemented for the request structs of
@@ -26,7 +27,7 @@ pub trait Request: Send + 'static {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct Call<'a, R> {
     client: &'a OnceOnly,
-    req: R,
+    pub(crate) req: R,
 }
 
 impl<'a, R> Call<'a, R> {
@@ -60,6 +61,7 @@ request!(ExtendRequest => Lease, extend);
 request!(CompleteRequest => Lease, complete);
 request!(FailRequest => Lease, fail);
 request!(CancelRequest => Lease, cancel);
+request!(ToolCallRequest => ToolResult, run_tool);
 
 impl Call<'_, LeaseRequest> {
     /// How long the holder may work before the lease expires (default: the backend's).
@@ -115,6 +117,26 @@ impl Call<'_, CancelRequest> {
     /// Why the lease is given back.
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.req.reason = Some(reason.into());
+        self
+    }
+}
+
+impl Call<'_, ToolCallRequest> {
+    /// The tool's arguments.
+    pub fn args(mut self, args: JsonMap) -> Self {
+        self.req.args = args;
+        self
+    }
+
+    /// The spend to account (default: the policy's price for the tool, else 0).
+    pub fn spend_usd(mut self, usd: f64) -> Self {
+        self.req.spend_usd = Some(usd);
+        self
+    }
+
+    /// Puts the call on a run's timeline (`args.run_id`).
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.req = self.req.run_id(run_id);
         self
     }
 }

@@ -167,6 +167,11 @@ impl OnceOnly {
     pub fn ai(&self) -> Ai<'_> {
         Ai::new(self)
     }
+
+    /// Governance: policies, the kill switch, audit logs and agent metrics.
+    pub fn gov(&self) -> crate::gov::Gov<'_> {
+        crate::gov::Gov::new(self)
+    }
 }
 
 /// A check-lock being built; `.await` sends it.

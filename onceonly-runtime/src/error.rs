@@ -118,6 +118,14 @@ pub enum Error {
         backend: &'static str,
     },
 
+    /// What the call names does not exist (a policy, a registered tool). The server answers
+    /// 404 with `detail.error = "not_found"`.
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+
     /// The store behind the engine failed (I/O, connection, corrupted record).
     #[error("store error: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),

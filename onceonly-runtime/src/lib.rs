@@ -70,6 +70,7 @@ mod config;
 pub mod engine;
 mod error;
 mod global;
+pub mod gov;
 mod holder;
 #[cfg(feature = "http")]
 pub mod http;

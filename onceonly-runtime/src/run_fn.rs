@@ -17,7 +17,7 @@ use crate::client::OnceOnly;
 use crate::codec::{decode_result, encode_result};
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
-use crate::models::{CompleteRequest, LeaseRequest, RunStatus};
+use crate::models::{CompleteRequest, Governance, LeaseRequest, RunStatus};
 use crate::telemetry::{Outcome, Traced};
 use crate::time::deadline_after;
 
@@ -49,6 +49,9 @@ pub struct RunFnOptions {
     pub terminal_failures: bool,
     /// Heartbeat interval (default a third of the TTL).
     pub heartbeat: Option<Duration>,
+    /// Makes the call governed: the agent's policy decides before the key is acquired, and a
+    /// refusal returns [`Error::Blocked`] without running the function.
+    pub governance: Option<Governance>,
 }
 
 impl Default for RunFnOptions {
@@ -61,6 +64,7 @@ impl Default for RunFnOptions {
             error_code: DEFAULT_ERROR_CODE.to_owned(),
             terminal_failures: false,
             heartbeat: None,
+            governance: None,
         }
     }
 }
@@ -139,6 +143,50 @@ impl<'a, F> RunFn<'a, F> {
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.options.heartbeat = Some(every);
         self
+    }
+
+    /// Makes this a governed call of `tool` by `agent_id`: the agent's policy (kill switch,
+    /// allow/deny lists, hourly and per-tool caps, daily budget) is evaluated together with
+    /// acquiring the key. A refusal returns [`Error::Blocked`] and the function never runs;
+    /// an allowed call runs once and replays like any other `run_fn`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+    /// use onceonly_runtime::{Error, OnceOnly, models::Policy};
+    ///
+    /// let client = OnceOnly::memory();
+    /// client.gov().upsert_policy(Policy::new("billing-agent").blocked_tools(["refund_*"])).await?;
+    /// let refused = client.ai()
+    ///     .run_fn("refund:order-7", || async { Ok::<_, Error>("refunded".to_owned()) })
+    ///     .governed("billing-agent", "refund_card")
+    ///     .await;
+    /// assert!(matches!(refused, Err(Error::Blocked { ref reason, .. }) if reason == "tool_blocked"));
+    /// # Ok(()) }
+    /// ```
+    pub fn governed(mut self, agent_id: impl Into<String>, tool: impl Into<String>) -> Self {
+        let gov = self.governance_mut();
+        gov.agent_id = agent_id.into();
+        gov.tool = tool.into();
+        self
+    }
+
+    /// The call's arguments, hashed into the audit log (governed calls).
+    pub fn args(mut self, args: JsonMap) -> Self {
+        self.governance_mut().args = Some(args);
+        self
+    }
+
+    /// The spend this call accounts against the agent's daily budget (governed calls; default:
+    /// the policy's price for the tool, else 0).
+    pub fn spend_usd(mut self, usd: f64) -> Self {
+        self.governance_mut().spend_usd = Some(usd);
+        self
+    }
+
+    fn governance_mut(&mut self) -> &mut Governance {
+        self.options
+            .governance
+            .get_or_insert_with(|| Governance::new("", ""))
     }
 
     /// Replaces all options at once.
@@ -280,6 +328,7 @@ async fn acquire<T: DeserializeOwned>(
     loop {
         let mut req = LeaseRequest::new(key).ttl(opts.ttl);
         req.metadata = opts.metadata.clone();
+        req.governance = opts.governance.clone();
         let lease = backend.lease(req).await?;
         match lease.status {
             RunStatus::Acquired => {
@@ -308,7 +357,7 @@ async fn acquire<T: DeserializeOwned>(
             }
             RunStatus::Blocked => {
                 return Err(Error::Blocked {
-                    reason: lease.error_code.unwrap_or_default(),
+                    reason: lease.policy_reason.or(lease.error_code).unwrap_or_default(),
                     decision: "blocked".to_owned(),
                 });
             }

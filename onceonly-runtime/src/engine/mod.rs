@@ -9,6 +9,7 @@
 
 mod check_lock;
 mod events;
+mod gov;
 mod lease;
 mod purge;
 mod run;
@@ -29,6 +30,10 @@ use crate::models::{
     CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
     Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
     UsageAll, UsageKind,
+};
+use crate::models::{
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Policy,
+    TemplateRequest,
 };
 use crate::store::{MemoryStore, Store};
 use crate::time::{Clock, SystemClock};
@@ -277,5 +282,44 @@ impl<S: Store> Backend for Engine<S> {
 
     fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<Metrics>> {
         Box::pin(Engine::metrics(self, from_day, to_day))
+    }
+
+    fn upsert_policy(&self, policy: Policy) -> BoxFuture<'_, Result<Policy>> {
+        Box::pin(Engine::upsert_policy(self, policy))
+    }
+
+    fn policy_from_template(&self, req: TemplateRequest) -> BoxFuture<'_, Result<Policy>> {
+        Box::pin(async move {
+            Engine::policy_from_template(self, &req.agent_id, &req.template, req.overrides).await
+        })
+    }
+
+    fn get_policy<'a>(&'a self, agent_id: &'a str) -> BoxFuture<'a, Result<Policy>> {
+        Box::pin(Engine::get_policy(self, agent_id))
+    }
+
+    fn list_policies(&self) -> BoxFuture<'_, Result<Vec<Policy>>> {
+        Box::pin(Engine::list_policies(self))
+    }
+
+    fn set_agent_enabled<'a>(
+        &'a self,
+        agent_id: &'a str,
+        enable: bool,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<AgentStatus>> {
+        if enable {
+            Box::pin(Engine::enable_agent(self, agent_id))
+        } else {
+            Box::pin(Engine::disable_agent(self, agent_id, reason))
+        }
+    }
+
+    fn agent_logs(&self, req: AgentLogsRequest) -> BoxFuture<'_, Result<Vec<AgentLogItem>>> {
+        Box::pin(async move { Engine::agent_logs(self, &req.agent_id, req.limit).await })
+    }
+
+    fn agent_metrics(&self, req: AgentMetricsRequest) -> BoxFuture<'_, Result<AgentMetrics>> {
+        Box::pin(async move { Engine::agent_metrics(self, &req.agent_id, req.period).await })
     }
 }

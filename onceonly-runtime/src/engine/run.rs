@@ -25,8 +25,11 @@ impl<S: Store> Engine<S> {
     /// never written. `onceonly-server` runs every lease call on its own task for that reason. When
     /// `metadata.run_id` is set, an acquisition writes `run_started` to that run's timeline,
     /// and the end of the lease writes `run_finished`.
-    pub async fn lease(&self, req: LeaseRequest) -> Result<Lease> {
+    pub async fn lease(&self, mut req: LeaseRequest) -> Result<Lease> {
         check(&req)?;
+        if let Some(gov) = req.governance.take() {
+            return self.governed_lease(req, gov).await;
+        }
         self.accounted_lease(req).await
     }
 
@@ -50,7 +53,7 @@ impl<S: Store> Engine<S> {
     /// The acquisition charges itself (see [`Engine::acquire`]); this adds the usage figures
     /// to the answer, counts answers that acquired nothing as (free) polling, and writes
     /// `run_started` for a fresh acquisition with a run id.
-    async fn accounted_lease(&self, req: LeaseRequest) -> Result<Lease> {
+    pub(super) async fn accounted_lease(&self, req: LeaseRequest) -> Result<Lease> {
         let key = req.key.clone();
         let started = run_id_of(req.metadata.as_ref())
             .is_some()

@@ -66,6 +66,10 @@ pub struct LeaseRequest {
     /// request is new. It must be unique per attempt and unguessable: whoever repeats it
     /// while the lease is live is handed that lease. 1 to 256 bytes of visible ASCII.
     pub acquisition_id: Option<String>,
+    /// Makes the lease a governed call (extension fields `agent_id`, `tool`, `args`,
+    /// `spend_usd`): the agent's policy is evaluated with the acquisition, and a refusal
+    /// answers `status: "blocked"` with its `policy_reason`, acquiring nothing.
+    pub governance: Option<crate::models::Governance>,
 }
 
 impl LeaseRequest {
@@ -76,7 +80,15 @@ impl LeaseRequest {
             ttl: None,
             metadata: None,
             acquisition_id: None,
+            governance: None,
         }
+    }
+
+    /// Makes the lease a governed call of `tool` by `agent_id` (see
+    /// [`LeaseRequest::governance`]).
+    pub fn governed(mut self, governance: crate::models::Governance) -> Self {
+        self.governance = Some(governance);
+        self
     }
 
     /// Names this acquisition attempt (see [`LeaseRequest::acquisition_id`]).
@@ -273,6 +285,10 @@ pub struct Lease {
     /// Hosted API accounting: usage this month.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<u64>,
+    /// A governed lease refused by the agent's policy (`status: "blocked"`): the rule
+    /// (`tool_blocked`, `hourly_action_limit`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_reason: Option<String>,
     /// Hosted API accounting: the plan's monthly limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
@@ -301,6 +317,7 @@ impl Lease {
             charged: None,
             usage: None,
             limit: None,
+            policy_reason: None,
         }
     }
 }

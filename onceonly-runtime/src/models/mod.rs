@@ -7,6 +7,7 @@
 mod account;
 mod check_lock;
 mod events;
+mod governance;
 mod lease;
 mod usage;
 
@@ -14,6 +15,11 @@ pub use account::{AccountInfo, NotificationPrefs, NotificationUpdate, OverLimit,
 pub use events::{AccountEvent, EventAck, EventsPage, RunEvent, RunList, RunSummary, RunTimeline};
 
 pub use check_lock::{CheckLockRequest, CheckLockResult, FailOpenReason};
+pub use governance::{
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Decision,
+    Governance, MetricsPeriod, Policy, PolicyReason, PricingRule, RiskLevel, TemplateRequest,
+    ToolCallRequest, ToolCount, ToolResult,
+};
 pub use lease::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest, RunStatus,

@@ -1,0 +1,154 @@
+//! Governance: what an agent may call, how often and for how much, decided by the engine for
+//! every backend (the embedded client and `onceonly-server` run this same code).
+//!
+//! A governed call (a tool-mode run, or a lease carrying `agent_id` and `tool`) is decided in
+//! this order: `agent_disabled` → `tool_blocked` → `tool_not_in_allowed_list` → for registry
+//! tools `tool_not_found` / `tool_disabled` → `hourly_action_limit` → `tool_call_limit` →
+//! `daily_spend_exceeded` → deduplication (an identical call's stored result, decision
+//! `dedup`) → `executed`. Counters move only for executed calls and never pass a limit under
+//! concurrency; every decision is written to the agent's audit log.
+//!
+//! Policies and kill-switch states are store documents (`gov/policy/<agent>`,
+//! `gov/agent/<agent>`), so every process over a shared store sees the same ones.
+
+mod audit;
+mod decide;
+mod lease;
+pub(crate) mod names;
+pub(crate) mod policy;
+
+use chrono::Utc;
+
+use self::decide::Context;
+use super::Engine;
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{AgentStatus, Policy};
+use crate::store::Store;
+
+/// Longest kill-switch reason, in bytes.
+const MAX_REASON_BYTES: usize = 512;
+/// Most policies `list_policies` returns.
+pub(crate) const MAX_POLICIES_LISTED: usize = 10_000;
+
+fn to_doc(value: &impl serde::Serialize) -> Result<JsonMap> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(Error::Config(
+            "a governance document must be an object".into(),
+        )),
+    }
+}
+
+fn from_doc<T: serde::de::DeserializeOwned>(doc: &JsonMap) -> Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::Object(
+        doc.clone(),
+    ))?)
+}
+
+impl<S: Store> Engine<S> {
+    /// Stores `policy` for its `agent_id`, replacing the previous one. Every field is checked
+    /// (non-negative limits, tool names or `*` patterns, at most 1,000 entries per list);
+    /// nothing is stored when one is wrong.
+    pub async fn upsert_policy(&self, policy: Policy) -> Result<Policy> {
+        let policy = policy::check(&policy)?;
+        self.inner
+            .store
+            .put_doc(&names::policy_doc(&policy.agent_id), to_doc(&policy)?)
+            .await?;
+        Ok(policy)
+    }
+
+    /// Stores the policy of a built-in template (`strict`, `moderate`, `permissive`,
+    /// `read_only`, `support_bot`) for `agent_id`, its fields replaced by `overrides`.
+    pub async fn policy_from_template(
+        &self,
+        agent_id: &str,
+        template: &str,
+        overrides: JsonMap,
+    ) -> Result<Policy> {
+        let policy = policy::from_template(agent_id, template, overrides)?;
+        self.upsert_policy(policy).await
+    }
+
+    /// The policy of `agent_id`; [`Error::NotFound`] when it has none.
+    pub async fn get_policy(&self, agent_id: &str) -> Result<Policy> {
+        names::agent_id(agent_id)?;
+        self.policy_of(agent_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("policy for agent `{agent_id}`"),
+            })
+    }
+
+    async fn policy_of(&self, agent_id: &str) -> Result<Option<Policy>> {
+        let doc = self
+            .inner
+            .store
+            .get_doc(&names::policy_doc(agent_id))
+            .await?;
+        doc.map(|d| from_doc(&d)).transpose()
+    }
+
+    /// Every stored policy, by agent id.
+    pub async fn list_policies(&self) -> Result<Vec<Policy>> {
+        let docs = self
+            .inner
+            .store
+            .list_docs(names::POLICY_DOCS, MAX_POLICIES_LISTED)
+            .await?;
+        docs.iter().map(|(_, d)| from_doc(d)).collect()
+    }
+
+    /// Turns the kill switch on: every governed call of `agent_id` is blocked
+    /// (`agent_disabled`) until [`enable_agent`](Self::enable_agent).
+    pub async fn disable_agent(&self, agent_id: &str, reason: Option<&str>) -> Result<AgentStatus> {
+        names::agent_id(agent_id)?;
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if let Some(r) = reason {
+            if r.len() > MAX_REASON_BYTES || r.chars().any(char::is_control) {
+                return Err(Error::validation(format!(
+                    "reason must be at most {MAX_REASON_BYTES} bytes without control characters"
+                )));
+            }
+        }
+        let status = AgentStatus {
+            agent_id: agent_id.to_owned(),
+            is_enabled: false,
+            disabled_reason: reason.map(str::to_owned),
+            disabled_at: Some(Utc::now()),
+        };
+        self.put_status(&status).await?;
+        Ok(status)
+    }
+
+    /// Turns the kill switch off.
+    pub async fn enable_agent(&self, agent_id: &str) -> Result<AgentStatus> {
+        names::agent_id(agent_id)?;
+        let status = AgentStatus {
+            agent_id: agent_id.to_owned(),
+            is_enabled: true,
+            disabled_reason: None,
+            disabled_at: None,
+        };
+        self.put_status(&status).await?;
+        Ok(status)
+    }
+
+    async fn put_status(&self, status: &AgentStatus) -> Result<()> {
+        self.inner
+            .store
+            .put_doc(&names::agent_doc(&status.agent_id), to_doc(status)?)
+            .await
+    }
+
+    /// The policy and kill-switch state of `agent`, read together.
+    pub(crate) async fn gov_context(&self, agent: &str) -> Result<Context> {
+        let status_key = names::agent_doc(agent);
+        let (policy, status) =
+            tokio::join!(self.policy_of(agent), self.inner.store.get_doc(&status_key));
+        Ok(Context {
+            policy: policy?,
+            status: status?.map(|d| from_doc(&d)).transpose()?,
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! Names in governance (agent ids, tool names, allow/deny patterns) and the store keys built
+//! from them. Names are restricted so that a store key built from them is unambiguous: no `/`
+//! (key separator) and no `#` (counter group end).
+
+use crate::error::{Error, Result};
+
+/// Longest agent id, in bytes.
+pub(crate) const MAX_AGENT_ID_BYTES: usize = 128;
+/// Longest tool name, in bytes.
+pub(crate) const MAX_TOOL_NAME_BYTES: usize = 128;
+
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+}
+
+/// An agent id: 1 to 128 ASCII letters, digits, `_`, `.`, `:`, `-` or `@`.
+pub(crate) fn agent_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_AGENT_ID_BYTES
+        && id.chars().all(|c| name_char(c) || c == '@');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::validation(format!(
+            "agent_id must be 1 to {MAX_AGENT_ID_BYTES} characters of `a-z A-Z 0-9 _ . : - @` \
+             (got {id:?})"
+        )))
+    }
+}
+
+/// A tool name: 1 to 128 characters matching `^[a-zA-Z0-9_.:-]+$`.
+pub(crate) fn tool_name(name: &str) -> Result<()> {
+    if !name.is_empty() && name.len() <= MAX_TOOL_NAME_BYTES && name.chars().all(name_char) {
+        Ok(())
+    } else {
+        Err(Error::validation(format!(
+            "tool name must match ^[a-zA-Z0-9_.:-]+$ and be at most {MAX_TOOL_NAME_BYTES} \
+             characters (got {name:?})"
+        )))
+    }
+}
+
+/// A tool name in an allow/deny list or a per-tool rule: a tool name, optionally ending in `*`
+/// (a prefix pattern; `*` alone matches every tool).
+pub(crate) fn tool_pattern(field: &str, pattern: &str) -> Result<()> {
+    let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+    if stem.is_empty() && pattern == "*" {
+        return Ok(());
+    }
+    tool_name(stem).map_err(|_| {
+        Error::validation(format!(
+            "{field}: {pattern:?} is not a tool name (^[a-zA-Z0-9_.:-]+$, optionally ending in `*`)"
+        ))
+    })
+}
+
+/// Whether `tool` matches `pattern` (exact, or a prefix when the pattern ends in `*`).
+pub(crate) fn matches(pattern: &str, tool: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => tool.starts_with(prefix),
+        None => pattern == tool,
+    }
+}
+
+/// Document keys.
+pub(super) fn policy_doc(agent: &str) -> String {
+    format!("{POLICY_DOCS}{agent}")
+}
+pub(super) const POLICY_DOCS: &str = "gov/policy/";
+
+pub(super) fn agent_doc(agent: &str) -> String {
+    format!("gov/agent/{agent}")
+}
+
+/// The audit log of an agent.
+pub(super) fn audit_log(agent: &str) -> String {
+    format!("gov/audit/{agent}")
+}
+
+/// The counter group of an agent: every limit counter of one governed call is in it, so the
+/// store changes them in one atomic step.
+pub(super) fn counter_group(agent: &str) -> String {
+    format!("gov/{agent}{}", crate::store::COUNTER_GROUP_END)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_exactly_or_by_prefix() {
+        assert!(matches("send_email", "send_email"));
+        assert!(!matches("send_email", "send_emails"));
+        assert!(matches("read_*", "read_orders"));
+        assert!(matches("*", "anything"));
+        assert!(!matches("read_*", "write_orders"));
+    }
+
+    #[test]
+    fn names_refuse_separators() {
+        assert!(agent_id("billing-agent@v2").is_ok());
+        for bad in ["", "a/b", "a#b", "a b", &"x".repeat(129)] {
+            assert!(agent_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(tool_name("stripe.charge:v1").is_ok());
+        for bad in ["", "a/b", "a*", "a b", "é"] {
+            assert!(tool_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(tool_pattern("blocked_tools", "delete_*").is_ok());
+        assert!(tool_pattern("blocked_tools", "*").is_ok());
+        assert!(tool_pattern("blocked_tools", "de*te").is_err());
+    }
+}
