@@ -14,8 +14,11 @@ use crate::models::{
 };
 use crate::models::{
     AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Policy,
-    TemplateRequest, ToolCallRequest, ToolResult,
+    TemplateRequest, ToolCallRequest, ToolResult, DeleteToolRequest, GetToolRequest,
+    ListToolsRequest, ToggleToolRequest, Tool, ToolDeleted, ToolSpec,
 };
+use crate::engine::ToolFn;
+use std::sync::Arc;
 
 fn unsupported<'a, T: Send + 'a>(
     backend: &'static str,
@@ -209,5 +212,45 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn run_tool(&self, req: ToolCallRequest) -> BoxFuture<'_, Result<ToolResult>> {
         let _ = req;
         unsupported(self.name(), "run_tool")
+    }
+
+    /// `POST /tools`: registers (or replaces) an HTTP tool.
+    fn create_tool(&self, spec: ToolSpec) -> BoxFuture<'_, Result<Tool>> {
+        let _ = spec;
+        unsupported(self.name(), "create_tool")
+    }
+
+    /// `GET /tools?scope_id=`.
+    fn list_tools(&self, req: ListToolsRequest) -> BoxFuture<'_, Result<Vec<Tool>>> {
+        let _ = req;
+        unsupported(self.name(), "list_tools")
+    }
+
+    /// `GET /tools/{name}?scope_id=`.
+    fn get_tool(&self, req: GetToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        let _ = req;
+        unsupported(self.name(), "get_tool")
+    }
+
+    /// `POST /tools/{name}/toggle?scope_id=`.
+    fn toggle_tool(&self, req: ToggleToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        let _ = req;
+        unsupported(self.name(), "toggle_tool")
+    }
+
+    /// `DELETE /tools/{name}?scope_id=`.
+    fn delete_tool(&self, req: DeleteToolRequest) -> BoxFuture<'_, Result<ToolDeleted>> {
+        let _ = req;
+        unsupported(self.name(), "delete_tool")
+    }
+
+    /// Registers an in-process function as a tool: only a backend running the engine in this
+    /// process can call it.
+    fn register_tool_fn(&self, name: &str, f: Arc<dyn ToolFn>) -> Result<()> {
+        let _ = (name, f);
+        Err(Error::Unsupported {
+            operation: "register_tool_fn",
+            backend: self.name(),
+        })
     }
 }

@@ -175,3 +175,107 @@ impl Call<'_, AgentMetricsRequest> {
         self
     }
 }
+
+/// The tools registry: HTTP tools that governed calls (`client.ai().run_tool(..)`) execute,
+/// signed with the tool's secret; and, on the embedded engine, Rust functions.
+impl<'a> Gov<'a> {
+    /// Registers (or replaces, by name and scope) an HTTP tool. The answer never shows the
+    /// secret, only its id and last three characters.
+    pub fn create_tool(self, spec: ToolSpec) -> BoxFuture<'a, Result<Tool>> {
+        self.backend().create_tool(spec)
+    }
+
+    /// The tools of a scope (option: `.scope_id(..)`, default `global`).
+    pub fn list_tools(self) -> Call<'a, ListToolsRequest> {
+        Call::new(
+            self.client,
+            ListToolsRequest {
+                scope_id: GLOBAL_SCOPE.to_owned(),
+            },
+        )
+    }
+
+    /// One tool (option: `.scope_id(..)`).
+    pub fn get_tool(self, name: impl Into<String>) -> Call<'a, GetToolRequest> {
+        Call::new(
+            self.client,
+            GetToolRequest {
+                name: name.into(),
+                scope_id: GLOBAL_SCOPE.to_owned(),
+            },
+        )
+    }
+
+    /// Switches a tool on or off (option: `.scope_id(..)`).
+    pub fn toggle_tool(self, name: impl Into<String>, enabled: bool) -> Call<'a, ToggleToolRequest> {
+        Call::new(
+            self.client,
+            ToggleToolRequest {
+                name: name.into(),
+                enabled,
+                scope_id: GLOBAL_SCOPE.to_owned(),
+            },
+        )
+    }
+
+    /// Removes a tool (option: `.scope_id(..)`).
+    pub fn delete_tool(self, name: impl Into<String>) -> Call<'a, DeleteToolRequest> {
+        Call::new(
+            self.client,
+            DeleteToolRequest {
+                name: name.into(),
+                scope_id: GLOBAL_SCOPE.to_owned(),
+            },
+        )
+    }
+
+    /// Registers an async Rust function as the tool `name`, governed like any other tool.
+    /// Embedded backends only (the function lives in this process);
+    /// [`Error::Unsupported`](crate::Error::Unsupported) over HTTP.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+    /// use onceonly_runtime::{JsonMap, OnceOnly};
+    ///
+    /// let client = OnceOnly::memory();
+    /// client.gov().register_tool_fn("lookup_order", |args: JsonMap| async move {
+    ///     let mut out = JsonMap::new();
+    ///     out.insert("order".into(), args["id"].clone());
+    ///     Ok::<_, String>(out)
+    /// })?;
+    /// let mut args = JsonMap::new();
+    /// args.insert("id".into(), "o_1".into());
+    /// let res = client.ai().run_tool("support-bot", "lookup_order").args(args).await?;
+    /// assert!(res.ok);
+    /// # Ok(()) }
+    /// ```
+    pub fn register_tool_fn(self, name: &str, f: impl ToolFn) -> Result<()> {
+        self.backend().register_tool_fn(name, std::sync::Arc::new(f))
+    }
+}
+
+macro_rules! scoped {
+    ($($req:ty => $resp:ty, $method:ident;)*) => {$(
+        impl Request for $req {
+            type Response = $resp;
+            fn send(self, backend: &dyn Backend) -> BoxFuture<'_, Result<$resp>> {
+                backend.$method(self)
+            }
+        }
+
+        impl Call<'_, $req> {
+            /// The scope: `global` (the default) or `agent:<agent_id>`.
+            pub fn scope_id(mut self, scope_id: impl Into<String>) -> Self {
+                self.req.scope_id = scope_id.into();
+                self
+            }
+        }
+    )*};
+}
+
+scoped! {
+    ListToolsRequest => Vec<Tool>, list_tools;
+    GetToolRequest => Tool, get_tool;
+    ToggleToolRequest => Tool, toggle_tool;
+    DeleteToolRequest => ToolDeleted, delete_tool;
+}

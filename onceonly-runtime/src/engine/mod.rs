@@ -18,6 +18,7 @@ mod usage;
 mod view;
 mod wait;
 
+pub use gov::ToolFn;
 pub use tenant::{Account, Plan, TenantEngine, TenantStore};
 
 use std::sync::Arc;
@@ -33,7 +34,8 @@ use crate::models::{
 };
 use crate::models::{
     AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Policy,
-    TemplateRequest,
+    TemplateRequest, ToolCallRequest, ToolResult, DeleteToolRequest, GetToolRequest,
+    ListToolsRequest, ToggleToolRequest, Tool, ToolDeleted, ToolSpec,
 };
 use crate::store::{MemoryStore, Store};
 use crate::time::{Clock, SystemClock};
@@ -52,6 +54,9 @@ pub struct EngineConfig {
     pub purge_interval: Duration,
     /// Largest result object accepted by `complete`, in bytes of JSON (default 1 MiB).
     pub max_result_bytes: usize,
+    /// Hosts registered HTTP tools may be called on (`host` or `host:port`); none by default,
+    /// so `run_tool` of an HTTP tool is refused until a host is allowed.
+    pub tool_hosts: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +67,7 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             purge_interval: Duration::from_secs(30),
             max_result_bytes: 1 << 20,
+            tool_hosts: Vec::new(),
         }
     }
 }
@@ -82,6 +88,13 @@ impl EngineConfig {
     /// Sets the default lease TTL.
     pub fn default_lease_ttl(mut self, ttl: Duration) -> Self {
         self.default_lease_ttl = ttl;
+        self
+    }
+
+    /// Allows registered HTTP tools on `host` (`host` or `host:port`; repeatable). The
+    /// server's `--allow-tool-host` sets this.
+    pub fn allow_tool_host(mut self, host: impl Into<String>) -> Self {
+        self.tool_hosts.push(host.into());
         self
     }
 
@@ -132,6 +145,8 @@ struct Inner<S> {
     purger: Arc<dyn purge::StartPurge>,
     account: Account,
     windows: usage::WindowCache,
+    /// Registered functions and the outbound tool caller, shared with tenants.
+    tools: Arc<gov::ToolRuntime>,
 }
 
 impl Engine<MemoryStore> {
@@ -148,10 +163,39 @@ impl<S: Store> Engine<S> {
     }
 
     /// An engine with an explicit configuration and clock.
+    ///
+    /// A malformed `tool_hosts` entry is logged and ignored here; [`Engine::try_with_config`]
+    /// refuses it instead.
     pub fn with_config(store: S, config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
+        match Engine::try_with_config_inner(store, config, clock) {
+            (engine, None) => engine,
+            (engine, Some(e)) => {
+                tracing::error!(error = %e, "ignoring the tool host allow-list");
+                engine
+            }
+        }
+    }
+
+    /// [`Engine::with_config`], refusing a malformed `tool_hosts` entry.
+    pub fn try_with_config(store: S, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        match Engine::try_with_config_inner(store, config, clock) {
+            (engine, None) => Ok(engine),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    fn try_with_config_inner(
+        store: S,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> (Self, Option<crate::Error>) {
+        let (hosts, bad) = match crate::tools::ToolHosts::new(config.tool_hosts.iter()) {
+            Ok(hosts) => (hosts, None),
+            Err(e) => (crate::tools::ToolHosts::none(), Some(e)),
+        };
         let store = Arc::new(store);
         let purger = purge::Purger::new(&store, Arc::clone(&clock), config.purge_interval);
-        Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 clock,
@@ -159,8 +203,10 @@ impl<S: Store> Engine<S> {
                 purger: Arc::new(purger),
                 account: Account::default(),
                 windows: usage::WindowCache::default(),
+                tools: Arc::new(gov::ToolRuntime::new(hosts)),
             }),
-        }
+        };
+        (engine, bad)
     }
 
     /// The store underneath.
@@ -321,5 +367,35 @@ impl<S: Store> Backend for Engine<S> {
 
     fn agent_metrics(&self, req: AgentMetricsRequest) -> BoxFuture<'_, Result<AgentMetrics>> {
         Box::pin(async move { Engine::agent_metrics(self, &req.agent_id, req.period).await })
+    }
+
+    fn run_tool(&self, req: ToolCallRequest) -> BoxFuture<'_, Result<ToolResult>> {
+        Box::pin(Engine::run_tool(self, req))
+    }
+
+    fn create_tool(&self, spec: ToolSpec) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(Engine::create_tool(self, spec))
+    }
+
+    fn list_tools(&self, req: ListToolsRequest) -> BoxFuture<'_, Result<Vec<Tool>>> {
+        Box::pin(async move { Engine::list_tools(self, &req.scope_id).await })
+    }
+
+    fn get_tool(&self, req: GetToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(async move { Engine::get_tool(self, &req.name, &req.scope_id).await })
+    }
+
+    fn toggle_tool(&self, req: ToggleToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(async move {
+            Engine::toggle_tool(self, &req.name, req.enabled, &req.scope_id).await
+        })
+    }
+
+    fn delete_tool(&self, req: DeleteToolRequest) -> BoxFuture<'_, Result<ToolDeleted>> {
+        Box::pin(async move { Engine::delete_tool(self, &req.name, &req.scope_id).await })
+    }
+
+    fn register_tool_fn(&self, name: &str, f: Arc<dyn ToolFn>) -> Result<()> {
+        self.register_tool_fn_arc(name, f)
     }
 }

@@ -177,6 +177,7 @@ impl<S: Store> Engine<S> {
                 purger: Arc::clone(&self.inner.purger),
                 account,
                 windows: super::usage::WindowCache::default(),
+                tools: Arc::clone(&self.inner.tools),
             }),
         })
     }

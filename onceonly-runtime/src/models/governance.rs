@@ -521,3 +521,47 @@ pub struct AgentMetricsRequest {
     /// The window (default a day).
     pub period: MetricsPeriod,
 }
+
+macro_rules! tool_request {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: $ty,)*
+            /// `global` (the default) or `agent:<agent_id>`.
+            pub scope_id: String,
+        }
+    };
+}
+
+tool_request!(
+    /// `GET /tools?scope_id=`.
+    ListToolsRequest {}
+);
+tool_request!(
+    /// `GET /tools/{name}?scope_id=`.
+    GetToolRequest {
+        /// The tool.
+        name: String
+    }
+);
+tool_request!(
+    /// `POST /tools/{name}/toggle?scope_id=`.
+    ToggleToolRequest {
+        /// The tool.
+        name: String,
+        /// The new state.
+        enabled: bool
+    }
+);
+tool_request!(
+    /// `DELETE /tools/{name}?scope_id=`.
+    DeleteToolRequest {
+        /// The tool.
+        name: String
+    }
+);
+
+/// The default tool scope.
+pub const GLOBAL_SCOPE: &str = "global";

@@ -16,6 +16,11 @@ mod decide;
 mod lease;
 pub(crate) mod names;
 pub(crate) mod policy;
+mod run_tool;
+mod tools;
+
+pub use tools::ToolFn;
+pub(crate) use tools::ToolRuntime;
 
 use chrono::Utc;
 

@@ -1,0 +1,217 @@
+//! A governed tool call (tool-mode `ai.run`): decide, deduplicate, execute once, record.
+//!
+//! Identical calls (same agent, tool and canonical arguments) share one lease record, so the
+//! lease state machine gives exactly-once: the first call executes, concurrent ones wait for
+//! it, later ones get its stored result (`dedup`) for as long as finished records are kept
+//! (the engine's retention). A tool failure releases the record, so a retry executes again.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::audit::Entry;
+use super::decide::limits;
+use super::lease::check;
+use super::tools::Resolved;
+use crate::engine::Engine;
+use crate::engine::events::validate_run_id;
+use crate::error::{JsonMap, Result};
+use crate::models::{
+    CancelRequest, CompleteRequest, Decision, FailRequest, LeaseRequest, PolicyReason, RunEvent,
+    RunStatus, ToolCallRequest, ToolResult,
+};
+use crate::store::Store;
+
+/// Lease TTL of a call of a registered function (they have no timeout of their own).
+const FUNCTION_TTL: Duration = Duration::from_secs(300);
+/// Added to an HTTP tool's own time budget for the lease TTL.
+const TTL_SLACK: Duration = Duration::from_secs(30);
+
+/// The record key shared by identical calls: the digest keeps it within the key length limit
+/// whatever the agent and tool names.
+fn dedup_key(agent: &str, tool: &str, args_hash: &str) -> String {
+    let digest = Sha256::digest(format!("{agent}\n{tool}\n{args_hash}"));
+    format!("gov-call/{}", hex::encode(digest))
+}
+
+fn answer(decision: Decision, reason: PolicyReason) -> ToolResult {
+    ToolResult {
+        ok: decision != Decision::Blocked,
+        allowed: decision != Decision::Blocked,
+        decision: decision.as_str().to_owned(),
+        policy_reason: Some(reason.as_str().to_owned()),
+        risk_level: Some(reason.risk_level().as_str().to_owned()),
+        result: None,
+        error_code: None,
+    }
+}
+
+impl Resolved {
+    /// How long a call may take: the lease TTL that keeps it exclusive.
+    fn ttl(&self) -> Duration {
+        match self {
+            Resolved::Function(_) => FUNCTION_TTL,
+            Resolved::Http(t) => {
+                // Every attempt's timeout plus the retry backoff, bounded by the caller.
+                let attempts = u64::from(t.max_retries) + 1;
+                Duration::from_millis(t.timeout_ms * attempts) + TTL_SLACK * 2
+            }
+        }
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// A governed call of a registered tool (tool-mode `POST /ai/run`): the policy decides in
+    /// the documented order, an identical earlier call's result comes back as `dedup`, and an
+    /// allowed call runs the tool once. A tool that fails answers `ok: false`, `allowed: true`
+    /// with its failure code, and releases the call so a retry runs it again.
+    ///
+    /// When `args.run_id` is set, the call writes `tool_call` and `tool_result` to that run's
+    /// timeline.
+    pub async fn run_tool(&self, req: ToolCallRequest) -> Result<ToolResult> {
+        let agent = req.agent_id.as_str();
+        let tool = req.tool.as_str();
+        let args_hash = check(agent, tool, Some(&req.args), req.spend_usd)?.unwrap_or_default();
+        let run_id = match req.args.get("run_id") {
+            Some(serde_json::Value::String(id)) => Some(validate_run_id(id)?.to_owned()),
+            _ => None,
+        };
+        let ctx = self.gov_context(agent).await?;
+        let record = |decision, reason, spend_usd| {
+            let entry = Entry {
+                agent,
+                tool,
+                decision,
+                reason,
+                args_hash: Some(args_hash.clone()),
+                spend_usd,
+            };
+            let event = run_id.as_ref().map(|run_id| RunEvent {
+                run_id: run_id.clone(),
+                kind: "tool_call".into(),
+                status: Some(decision.as_str().into()),
+                tool: Some(tool.to_owned()),
+                agent_id: Some(agent.to_owned()),
+                message: Some(reason.as_str().to_owned()),
+                ..RunEvent::default()
+            });
+            async move {
+                self.audit(entry).await;
+                self.record_run_event(event).await;
+            }
+        };
+        let blocked = |reason| async move {
+            record(Decision::Blocked, reason, 0.0).await;
+            Ok(answer(Decision::Blocked, reason))
+        };
+        if let Some(reason) = ctx.refusal(tool) {
+            return blocked(reason).await;
+        }
+        let target = match self.resolve_tool(agent, tool).await? {
+            None => return blocked(PolicyReason::ToolNotFound).await,
+            Some(Resolved::Http(t)) if !t.enabled => {
+                return blocked(PolicyReason::ToolDisabled).await;
+            }
+            Some(t) => t,
+        };
+        let spend = ctx.spend(tool, req.spend_usd);
+        let limits = limits(&ctx, agent, tool, spend, self.now_ms());
+        if let Some(reason) = self.limit_reached(&limits).await? {
+            return blocked(reason).await;
+        }
+
+        let key = dedup_key(agent, tool, &args_hash);
+        let ttl = target.ttl();
+        let lease_id = loop {
+            let lease = self
+                .accounted_lease(LeaseRequest::new(&key).ttl(ttl))
+                .await?;
+            match lease.status {
+                RunStatus::Acquired => break lease.lease_id.unwrap_or_default(),
+                RunStatus::Completed => {
+                    record(Decision::Dedup, PolicyReason::Duplicate, 0.0).await;
+                    let mut out = answer(Decision::Dedup, PolicyReason::Duplicate);
+                    out.result = match lease.result {
+                        Some(r) => Some(r),
+                        None => self.result(&key).await?.result,
+                    };
+                    return Ok(out);
+                }
+                // An identical call is running: wait for it, then look again.
+                RunStatus::InProgress => {
+                    self.wait_status(&key, ttl).await?;
+                }
+                // Released by a failed attempt (or an unknown state): try to acquire again.
+                _ => {}
+            }
+        };
+        if let Some(reason) = self.charge_limits(&limits).await? {
+            let cancel = CancelRequest::new(&key, &lease_id, Some("policy_blocked".into()));
+            if let Err(e) = self.cancel(cancel).await {
+                tracing::warn!(error = %e, "could not release a blocked tool call");
+            }
+            return blocked(reason).await;
+        }
+        record(Decision::Executed, PolicyReason::Ok, spend).await;
+
+        let started = std::time::Instant::now();
+        let outcome = match &target {
+            Resolved::Function(f) => f.call(req.args.clone()).await.map_err(|message| {
+                ("tool_error".to_owned(), message)
+            }),
+            Resolved::Http(t) => {
+                let mut body = JsonMap::new();
+                body.insert("tool".into(), tool.into());
+                body.insert("agent_id".into(), agent.into());
+                body.insert("args".into(), serde_json::Value::Object(req.args.clone()));
+                if let Some(id) = &run_id {
+                    body.insert("run_id".into(), id.clone().into());
+                }
+                self.inner
+                    .tools
+                    .caller
+                    .call(t, &body)
+                    .await
+                    .map_err(|f| (f.code().to_owned(), f.message().to_owned()))
+            }
+        };
+        let mut out = answer(Decision::Executed, PolicyReason::Ok);
+        let status = match outcome {
+            Ok(result) => {
+                self.complete(CompleteRequest::new(&key, &lease_id, Some(result.clone())))
+                    .await?;
+                out.result = Some(result);
+                "ok"
+            }
+            Err((code, message)) => {
+                self.fail(FailRequest::new(&key, &lease_id, code.clone(), true))
+                    .await?;
+                let mut detail = JsonMap::new();
+                detail.insert("error".into(), code.clone().into());
+                detail.insert("message".into(), message.into());
+                out.ok = false;
+                out.result = Some(detail);
+                out.error_code = Some(code);
+                "error"
+            }
+        };
+        if let Some(run_id) = run_id {
+            self.record_run_event(Some(RunEvent {
+                run_id,
+                kind: "tool_result".into(),
+                status: Some(status.into()),
+                tool: Some(tool.to_owned()),
+                agent_id: Some(agent.to_owned()),
+                duration_ms: Some(started.elapsed().as_millis() as u64),
+                data: out.error_code.as_ref().map(|code| {
+                    let mut d = JsonMap::new();
+                    d.insert("error_code".into(), code.clone().into());
+                    d
+                }),
+                ..RunEvent::default()
+            }))
+            .await;
+        }
+        Ok(out)
+    }
+}
