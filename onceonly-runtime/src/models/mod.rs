@@ -8,6 +8,7 @@ mod account;
 mod check_lock;
 mod events;
 mod lease;
+pub(crate) mod tools;
 mod usage;
 
 pub use account::{AccountInfo, NotificationPrefs, NotificationUpdate, OverLimit, PlanLimits};
@@ -18,6 +19,7 @@ pub use lease::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest, RunStatus,
 };
+pub use tools::{Tool, ToolAuth, ToolDeleted, ToolSpec};
 pub use usage::{
     AiCounts, DayMetrics, MakeCounts, Metrics, MetricsCounts, Usage, UsageAll, UsageBucket,
     UsageKind,
