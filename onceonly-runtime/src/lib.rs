@@ -84,6 +84,7 @@ pub mod store;
 mod target;
 mod telemetry;
 pub mod time;
+pub(crate) mod tools;
 mod validate;
 pub mod wire;
 
@@ -124,7 +125,12 @@ pub mod __private {
     pub mod validate {
         pub use crate::validate::*;
     }
+    /// The tools registry's building blocks, for the server and the tower crate's verifier.
+    pub mod tools {
+        pub use crate::tools::*;
+    }
     #[cfg(feature = "macros")]
     #[allow(unused_imports, unreachable_pub)]
     pub use crate::macro_support::*;
+    pub use crate::tools::signature::{signature_hex, signature_matches, unix_now};
 }

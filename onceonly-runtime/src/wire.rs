@@ -41,6 +41,10 @@ pub mod header {
     pub const TIMESTAMP: HeaderName = HeaderName::from_static("x-onceonly-timestamp");
 }
 
+/// The only signature algorithm of signed tool calls (the value of
+/// [`header::SIGNATURE_ALG`]), and the only `auth.type` a registered tool accepts.
+pub const SIGNATURE_ALGORITHM: &str = "hmac_sha256";
+
 /// Values of the `X-OnceOnly-Status` header.
 pub mod status {
     /// A check-lock took the lock.

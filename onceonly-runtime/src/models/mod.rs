@@ -9,6 +9,7 @@ mod check_lock;
 mod events;
 mod governance;
 mod lease;
+pub(crate) mod tools;
 mod usage;
 
 pub use account::{AccountInfo, NotificationPrefs, NotificationUpdate, OverLimit, PlanLimits};
@@ -24,6 +25,7 @@ pub use lease::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest, RunStatus,
 };
+pub use tools::{Tool, ToolAuth, ToolDeleted, ToolSpec};
 pub use usage::{
     AiCounts, DayMetrics, MakeCounts, Metrics, MetricsCounts, Usage, UsageAll, UsageBucket,
     UsageKind,
