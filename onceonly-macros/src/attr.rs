@@ -77,8 +77,8 @@ pub(crate) struct Opt<T> {
     pub(crate) value: T,
 }
 
-/// Governed-call options (`agent`, `tool`, `spend_usd`). Parsed already so that the message
-/// can be precise; the expansion rejects them until the runtime's lease carries them.
+/// Governed-call options (`agent`, `tool`, `spend_usd`): the call goes through the agent's
+/// policy together with acquiring its key.
 #[derive(Default)]
 pub(crate) struct Governance {
     pub(crate) agent: Option<Opt<Expr>>,

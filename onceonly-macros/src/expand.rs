@@ -163,15 +163,26 @@ fn check_args(kind: Kind, args: &Args, sig: &Signature, keyed: &[Binding], error
              scope, for example `#[idempotent_ai(key = format!(\"welcome:{user_id}\"))]`",
         ));
     }
-    for name in args.governance.names() {
-        errors.push(syn::Error::new(
-            name.span(),
-            format!(
-                "`{}` is not available yet: governed calls (`agent`, `tool`, `spend_usd`) need \
-                 governance in the lease, which the runtime does not offer yet",
-                name.unraw()
-            ),
-        ));
+    let gov = &args.governance;
+    match (&gov.agent, &gov.tool) {
+        (Some(_), Some(_)) => {}
+        (Some(agent), None) => errors.push(syn::Error::new(
+            agent.name.span(),
+            "`agent` needs `tool` too: a governed call names the agent and the tool it calls, \
+             for example `agent = \"support-bot\", tool = \"send_email\"`",
+        )),
+        (None, Some(tool)) => errors.push(syn::Error::new(
+            tool.name.span(),
+            "`tool` needs `agent` too: a governed call names the agent and the tool it calls",
+        )),
+        (None, None) => {
+            if let Some(spend) = &gov.spend_usd {
+                errors.push(syn::Error::new(
+                    spend.name.span(),
+                    "`spend_usd` applies to governed calls: add `agent = .., tool = ..`",
+                ));
+            }
+        }
     }
     if let Some(skip) = &args.skip {
         let known: Vec<&str> = keyed.iter().map(|b| b.name.as_str()).collect();
@@ -395,6 +406,15 @@ fn setters(rt: &TokenStream, args: &Args) -> TokenStream {
             let expr = &opt.value;
             call(method, expr.to_token_stream(), expr.span());
         }
+    }
+    let gov = &args.governance;
+    if let (Some(agent), Some(tool)) = (&gov.agent, &gov.tool) {
+        let (agent, tool) = (&agent.value, &tool.value);
+        call("governed", quote!(#agent, #tool), agent.span());
+    }
+    if let Some(spend) = &gov.spend_usd {
+        let spend = &spend.value;
+        call("spend_usd", spend.to_token_stream(), spend.span());
     }
     match (&args.metadata, &args.run_id) {
         (None, None) => {}

@@ -513,3 +513,82 @@ fn the_returned_futures_are_send() {
         (0, 0),
     ));
 }
+
+// --- governed calls --------------------------------------------------------------------------
+
+/// Its own engine: the policies below must not meet the other tests' keys.
+static GOVERNED: LazyLock<OnceOnly> = LazyLock::new(OnceOnly::memory);
+static GOVERNED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[idempotent_ai(key = format!("refund:{order}"), client = &*GOVERNED,
+                agent = "macro-bot", tool = "refund_card", spend_usd = 0.25)]
+async fn refund(order: u32) -> Result<u32, Error> {
+    GOVERNED_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(order)
+}
+
+static KILLED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[idempotent_ai(key = format!("email:{user}"), client = &*GOVERNED,
+                agent = "mailer", tool = "send_email")]
+async fn email(user: u32) -> Result<String, Error> {
+    KILLED_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("sent:{user}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn governed_macros_hold_the_daily_budget_under_200_concurrent_calls() {
+    use onceonly_runtime::models::Policy;
+    GOVERNED
+        .gov()
+        .upsert_policy(Policy::new("macro-bot").max_spend_usd_per_day(10.0))
+        .await
+        .unwrap();
+    let orders = std::sync::Arc::new(AtomicUsize::new(0));
+    let results = concurrently(200, move || {
+        let order = orders.fetch_add(1, Ordering::SeqCst) as u32;
+        async move { refund(order).await }
+    })
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let blocked = results
+        .iter()
+        .filter(
+            |r| matches!(r, Err(Error::Blocked { reason, .. }) if reason == "daily_spend_exceeded"),
+        )
+        .count();
+    assert_eq!((ok, blocked), (40, 160), "$10 / $0.25 = 40 refunds");
+    assert_eq!(GOVERNED_RUNS.load(Ordering::SeqCst), 40);
+    // The decision order puts limits before deduplication: once the budget is spent, even a
+    // repeat of an executed refund is refused, and the body never runs again.
+    let executed = results
+        .iter()
+        .find_map(|r| r.as_ref().ok().copied())
+        .unwrap();
+    let again = refund(executed).await;
+    assert!(matches!(again, Err(Error::Blocked { .. })), "{again:?}");
+    assert_eq!(
+        GOVERNED_RUNS.load(Ordering::SeqCst),
+        40,
+        "the body never runs again"
+    );
+}
+
+#[tokio::test]
+async fn a_kill_switched_agent_is_blocked_by_the_macro_without_running_the_body() {
+    GOVERNED
+        .gov()
+        .disable_agent("mailer", "spam report")
+        .await
+        .unwrap();
+    let r = email(1).await;
+    assert!(
+        matches!(r, Err(Error::Blocked { ref reason, .. }) if reason == "agent_disabled"),
+        "{r:?}"
+    );
+    assert_eq!(KILLED_RUNS.load(Ordering::SeqCst), 0);
+    GOVERNED.gov().enable_agent("mailer", "").await.unwrap();
+    assert_eq!(email(1).await.unwrap(), "sent:1");
+    assert_eq!(email(1).await.unwrap(), "sent:1");
+    assert_eq!(KILLED_RUNS.load(Ordering::SeqCst), 1);
+}

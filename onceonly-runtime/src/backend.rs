@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::engine::ToolFn;
 use crate::error::{Error, Result};
 use crate::models::{
     AccountInfo, AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult,
@@ -13,11 +14,10 @@ use crate::models::{
     UsageAll, UsageKind,
 };
 use crate::models::{
-    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Policy,
-    TemplateRequest, ToolCallRequest, ToolResult, DeleteToolRequest, GetToolRequest,
-    ListToolsRequest, ToggleToolRequest, Tool, ToolDeleted, ToolSpec,
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
+    DeleteToolRequest, GetToolRequest, ListToolsRequest, Policy, TemplateRequest,
+    ToggleToolRequest, Tool, ToolCallRequest, ToolDeleted, ToolResult, ToolSpec,
 };
-use crate::engine::ToolFn;
 use std::sync::Arc;
 
 fn unsupported<'a, T: Send + 'a>(

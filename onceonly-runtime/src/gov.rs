@@ -27,10 +27,12 @@
 use crate::backend::{Backend, BoxFuture};
 use crate::call::{Call, Request};
 use crate::client::OnceOnly;
+use crate::engine::ToolFn;
 use crate::error::{JsonMap, Result};
 use crate::models::{
-    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, MetricsPeriod,
-    Policy, TemplateRequest,
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
+    DeleteToolRequest, GLOBAL_SCOPE, GetToolRequest, ListToolsRequest, MetricsPeriod, Policy,
+    TemplateRequest, ToggleToolRequest, Tool, ToolDeleted, ToolSpec,
 };
 
 /// Default page size of [`Gov::agent_logs`].
@@ -207,7 +209,11 @@ impl<'a> Gov<'a> {
     }
 
     /// Switches a tool on or off (option: `.scope_id(..)`).
-    pub fn toggle_tool(self, name: impl Into<String>, enabled: bool) -> Call<'a, ToggleToolRequest> {
+    pub fn toggle_tool(
+        self,
+        name: impl Into<String>,
+        enabled: bool,
+    ) -> Call<'a, ToggleToolRequest> {
         Call::new(
             self.client,
             ToggleToolRequest {
@@ -250,7 +256,8 @@ impl<'a> Gov<'a> {
     /// # Ok(()) }
     /// ```
     pub fn register_tool_fn(self, name: &str, f: impl ToolFn) -> Result<()> {
-        self.backend().register_tool_fn(name, std::sync::Arc::new(f))
+        self.backend()
+            .register_tool_fn(name, std::sync::Arc::new(f))
     }
 }
 

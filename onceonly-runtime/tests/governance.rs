@@ -248,3 +248,228 @@ async fn bad_governance_input_is_refused_before_anything_happens() {
     assert!(client.gov().agent_logs("a").limit(0).await.is_err());
     assert!(client.gov().agent_logs("a").limit(501).await.is_err());
 }
+
+fn args(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect()
+}
+
+/// A client with the tool `charge`, a Rust function that counts its executions.
+fn with_charge_tool() -> (OnceOnly, Arc<AtomicUsize>) {
+    let client = OnceOnly::memory();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    client
+        .gov()
+        .register_tool_fn("charge", move |args: serde_json::Map<_, _>| {
+            let counter = Arc::clone(&counter);
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                if args.get("card").and_then(|c| c.as_str()) == Some("declined") {
+                    return Err("card declined".to_owned());
+                }
+                let mut out = serde_json::Map::new();
+                out.insert("charge_id".into(), format!("ch_{n}").into());
+                Ok(out)
+            }
+        })
+        .unwrap();
+    (client, runs)
+}
+
+#[tokio::test]
+async fn run_tool_executes_once_and_replays_identical_calls_as_dedup() {
+    let (client, runs) = with_charge_tool();
+    let call = |a| client.ai().run_tool("billing", "charge").args(a);
+    let first = call(args(&[("order", "o1"), ("card", "ok")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.ok, first.allowed, first.decision.as_str()),
+        (true, true, "executed")
+    );
+    assert_eq!(first.policy_reason.as_deref(), Some("ok"));
+    // The same arguments in another order are the same call.
+    let again = call(args(&[("card", "ok"), ("order", "o1")]))
+        .await
+        .unwrap();
+    assert_eq!(again.decision, "dedup");
+    assert_eq!(again.result, first.result);
+    let other = call(args(&[("order", "o2"), ("card", "ok")]))
+        .await
+        .unwrap();
+    assert_eq!(other.decision, "executed");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_failed_tool_reports_its_error_and_runs_again_on_retry() {
+    let (client, runs) = with_charge_tool();
+    let declined = || {
+        client
+            .ai()
+            .run_tool("billing", "charge")
+            .args(args(&[("card", "declined")]))
+    };
+    let r = declined().await.unwrap();
+    assert_eq!(
+        (r.ok, r.allowed, r.decision.as_str()),
+        (false, true, "executed")
+    );
+    assert_eq!(r.error_code.as_deref(), Some("tool_error"));
+    assert_eq!(r.result.unwrap()["message"], "card declined");
+    declined().await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "a failure is not replayed");
+}
+
+#[tokio::test]
+async fn run_tool_refuses_unknown_disabled_and_blocked_tools() {
+    let (client, runs) = with_charge_tool();
+    let gov = client.gov();
+    let missing = client.ai().run_tool("billing", "nope").await.unwrap();
+    assert_eq!(
+        (missing.allowed, missing.decision.as_str()),
+        (false, "blocked")
+    );
+    assert_eq!(missing.policy_reason.as_deref(), Some("tool_not_found"));
+    gov.upsert_policy(Policy::new("billing").blocked_tools(["char*"]))
+        .await
+        .unwrap();
+    let blocked = client.ai().run_tool("billing", "charge").await.unwrap();
+    assert_eq!(blocked.policy_reason.as_deref(), Some("tool_blocked"));
+    assert_eq!(blocked.risk_level.as_deref(), Some("high"));
+
+    let spec = onceonly_runtime::models::ToolSpec::new(
+        "crm.lookup",
+        "https://crm.example/lookup",
+        "s3cret-key",
+    )
+    .enabled(false);
+    let shown = gov.create_tool(spec).await.unwrap();
+    assert_eq!(shown.secret_mask.as_deref(), Some("***key"));
+    let off = client.ai().run_tool("support", "crm.lookup").await.unwrap();
+    assert_eq!(off.policy_reason.as_deref(), Some("tool_disabled"));
+    gov.toggle_tool("crm.lookup", true).await.unwrap();
+    // Enabled, but its host is not on the allow-list: refused before any connection.
+    let refused = client.ai().run_tool("support", "crm.lookup").await.unwrap();
+    assert_eq!((refused.ok, refused.allowed), (false, true));
+    assert_eq!(refused.error_code.as_deref(), Some("tool_host_not_allowed"));
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let reasons: Vec<_> = gov
+        .agent_logs("support")
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|l| l.policy_reason.unwrap())
+        .collect();
+    assert_eq!(reasons, ["tool_disabled", "ok"]);
+}
+
+#[tokio::test]
+async fn tools_resolve_in_the_agents_scope_before_global() {
+    let client = OnceOnly::memory();
+    let gov = client.gov();
+    let global =
+        onceonly_runtime::models::ToolSpec::new("notify", "https://global.example/", "secret-one");
+    let own =
+        onceonly_runtime::models::ToolSpec::new("notify", "https://own.example/", "secret-two")
+            .scope_id("agent:bot");
+    gov.create_tool(global).await.unwrap();
+    gov.create_tool(own).await.unwrap();
+    assert_eq!(gov.list_tools().await.unwrap().len(), 1);
+    let mine = gov.get_tool("notify").scope_id("agent:bot").await.unwrap();
+    assert_eq!(mine.url, "https://own.example/");
+    let deleted = gov
+        .delete_tool("notify")
+        .scope_id("agent:bot")
+        .await
+        .unwrap();
+    assert_eq!((deleted.ok, deleted.deleted.as_str()), (true, "notify"));
+    assert!(matches!(
+        gov.get_tool("notify").scope_id("agent:bot").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        gov.get_tool("bad name").await,
+        Err(Error::Validation(_))
+    ));
+    assert!(matches!(
+        gov.list_tools().scope_id("team:x").await,
+        Err(Error::Validation(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_tool_limits_and_dedup_hold_under_200_concurrent_calls() {
+    let (client, runs) = with_charge_tool();
+    client
+        .gov()
+        .upsert_policy(Policy::new("billing").max_calls_per_tool("charge", 50))
+        .await
+        .unwrap();
+    // 200 distinct calls: exactly 50 run.
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let a = args(&[("order", &format!("o{i}"))]);
+                client
+                    .ai()
+                    .run_tool("billing", "charge")
+                    .args(a)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut executed = 0;
+    for c in calls {
+        if c.await.unwrap().decision == "executed" {
+            executed += 1;
+        }
+    }
+    assert_eq!((executed, runs.load(Ordering::SeqCst)), (50, 50));
+
+    // 200 identical calls of a fresh agent: one execution, 199 dedups.
+    let calls: Vec<_> = (0..200)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let a = args(&[("order", "same")]);
+                client
+                    .ai()
+                    .run_tool("other", "charge")
+                    .args(a)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut decisions = std::collections::BTreeMap::new();
+    for c in calls {
+        *decisions.entry(c.await.unwrap().decision).or_insert(0) += 1;
+    }
+    assert_eq!(decisions.get("executed"), Some(&1));
+    assert_eq!(decisions.get("dedup"), Some(&199));
+    assert_eq!(runs.load(Ordering::SeqCst), 51);
+}
+
+#[tokio::test]
+async fn run_tool_writes_its_run_timeline() {
+    let (client, _) = with_charge_tool();
+    client
+        .ai()
+        .run_tool("billing", "charge")
+        .args(args(&[("order", "o1")]))
+        .run_id("run_42")
+        .await
+        .unwrap();
+    let timeline = client.get_run_timeline("run_42").await.unwrap();
+    let kinds: Vec<_> = timeline.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["tool_call", "tool_result"]);
+    assert_eq!(timeline.events[0].tool.as_deref(), Some("charge"));
+    assert_eq!(timeline.events[1].status.as_deref(), Some("ok"));
+}

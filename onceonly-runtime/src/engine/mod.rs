@@ -33,9 +33,9 @@ use crate::models::{
     UsageAll, UsageKind,
 };
 use crate::models::{
-    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Policy,
-    TemplateRequest, ToolCallRequest, ToolResult, DeleteToolRequest, GetToolRequest,
-    ListToolsRequest, ToggleToolRequest, Tool, ToolDeleted, ToolSpec,
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
+    DeleteToolRequest, GetToolRequest, ListToolsRequest, Policy, TemplateRequest,
+    ToggleToolRequest, Tool, ToolCallRequest, ToolDeleted, ToolResult, ToolSpec,
 };
 use crate::store::{MemoryStore, Store};
 use crate::time::{Clock, SystemClock};
@@ -386,9 +386,9 @@ impl<S: Store> Backend for Engine<S> {
     }
 
     fn toggle_tool(&self, req: ToggleToolRequest) -> BoxFuture<'_, Result<Tool>> {
-        Box::pin(async move {
-            Engine::toggle_tool(self, &req.name, req.enabled, &req.scope_id).await
-        })
+        Box::pin(
+            async move { Engine::toggle_tool(self, &req.name, req.enabled, &req.scope_id).await },
+        )
     }
 
     fn delete_tool(&self, req: DeleteToolRequest) -> BoxFuture<'_, Result<ToolDeleted>> {

@@ -18,7 +18,8 @@ pub use events::{AccountEvent, EventAck, EventsPage, RunEvent, RunList, RunSumma
 pub use check_lock::{CheckLockRequest, CheckLockResult, FailOpenReason};
 pub use governance::{
     AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus, Decision,
-    Governance, MetricsPeriod, Policy, PolicyReason, PricingRule, RiskLevel, TemplateRequest,
+    DeleteToolRequest, GLOBAL_SCOPE, GetToolRequest, Governance, ListToolsRequest, MetricsPeriod,
+    Policy, PolicyReason, PricingRule, RiskLevel, TemplateRequest, ToggleToolRequest,
     ToolCallRequest, ToolCount, ToolResult,
 };
 pub use lease::{

@@ -4,40 +4,14 @@
 
 use crate::error::{Error, Result};
 
-/// Longest agent id, in bytes.
-pub(crate) const MAX_AGENT_ID_BYTES: usize = 128;
-/// Longest tool name, in bytes.
-pub(crate) const MAX_TOOL_NAME_BYTES: usize = 128;
-
-fn name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
-}
-
 /// An agent id: 1 to 128 ASCII letters, digits, `_`, `.`, `:`, `-` or `@`.
 pub(crate) fn agent_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_AGENT_ID_BYTES
-        && id.chars().all(|c| name_char(c) || c == '@');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::validation(format!(
-            "agent_id must be 1 to {MAX_AGENT_ID_BYTES} characters of `a-z A-Z 0-9 _ . : - @` \
-             (got {id:?})"
-        )))
-    }
+    crate::tools::validate_agent_id(id)
 }
 
 /// A tool name: 1 to 128 characters matching `^[a-zA-Z0-9_.:-]+$`.
 pub(crate) fn tool_name(name: &str) -> Result<()> {
-    if !name.is_empty() && name.len() <= MAX_TOOL_NAME_BYTES && name.chars().all(name_char) {
-        Ok(())
-    } else {
-        Err(Error::validation(format!(
-            "tool name must match ^[a-zA-Z0-9_.:-]+$ and be at most {MAX_TOOL_NAME_BYTES} \
-             characters (got {name:?})"
-        )))
-    }
+    crate::tools::validate_tool_name(name)
 }
 
 /// A tool name in an allow/deny list or a per-tool rule: a tool name, optionally ending in `*`

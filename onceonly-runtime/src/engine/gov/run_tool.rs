@@ -156,9 +156,10 @@ impl<S: Store> Engine<S> {
 
         let started = std::time::Instant::now();
         let outcome = match &target {
-            Resolved::Function(f) => f.call(req.args.clone()).await.map_err(|message| {
-                ("tool_error".to_owned(), message)
-            }),
+            Resolved::Function(f) => f
+                .call(req.args.clone())
+                .await
+                .map_err(|message| ("tool_error".to_owned(), message)),
             Resolved::Http(t) => {
                 let mut body = JsonMap::new();
                 body.insert("tool".into(), tool.into());

@@ -104,7 +104,12 @@ impl<S: Store> Engine<S> {
 
     pub(crate) fn register_tool_fn_arc(&self, name: &str, f: Arc<dyn ToolFn>) -> Result<()> {
         names::tool_name(name)?;
-        let mut fns = self.inner.tools.fns.write().unwrap_or_else(|e| e.into_inner());
+        let mut fns = self
+            .inner
+            .tools
+            .fns
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         fns.insert(name.to_owned(), f);
         Ok(())
     }
