@@ -29,6 +29,32 @@ use secrecy::{ExposeSecret, SecretString};
 pub const CUSTOM_PLAN: &str = "custom";
 /// Environment variable with comma-separated API keys.
 pub const ENV_API_KEYS: &str = "ONCEONLY_SERVER_API_KEYS";
+/// Hosts registered tools may be called on, comma-separated (added to `--allow-tool-host`).
+pub const ENV_TOOL_HOSTS: &str = "ONCEONLY_SERVER_TOOL_HOSTS";
+
+/// The outbound allow-list from `--allow-tool-host` values and the [`ENV_TOOL_HOSTS`] list:
+/// every entry is `host` or `host:port`. Nothing is allowed by default.
+pub fn tool_hosts<'a>(
+    flags: impl IntoIterator<Item = &'a str>,
+    env: Option<&str>,
+) -> Result<Vec<String>, ConfigError> {
+    let from_env = env.into_iter().flat_map(|list| list.split(','));
+    let mut hosts = Vec::new();
+    for (source, entry) in flags
+        .into_iter()
+        .map(|h| ("--allow-tool-host", h))
+        .chain(from_env.map(|h| (ENV_TOOL_HOSTS, h)))
+    {
+        let entry = entry.trim();
+        if entry.is_empty() && source == ENV_TOOL_HOSTS {
+            continue;
+        }
+        onceonly_runtime::__private::tools::ToolHosts::new([entry])
+            .map_err(|e| ConfigError(format!("{source} `{entry}`: {e}")))?;
+        hosts.push(entry.to_owned());
+    }
+    Ok(hosts)
+}
 /// Default largest request body: 256 KiB. `POST /v1/ai/complete` takes more when results may
 /// be larger: see [`complete_body_limit`].
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
@@ -458,6 +484,21 @@ mod tests {
             .api_key(ApiKey::new("k1").unwrap())
             .api_key(ApiKey::new("k1").unwrap().plan(Plan::new("free")));
         assert!(clash.checked_keys().is_err());
+    }
+
+    #[test]
+    fn tool_hosts_come_from_flags_and_the_environment() {
+        let hosts = tool_hosts(["tools.internal", "127.0.0.1:9000"], Some("a.example, b.example:8443,"))
+            .unwrap();
+        assert_eq!(
+            hosts,
+            ["tools.internal", "127.0.0.1:9000", "a.example", "b.example:8443"]
+        );
+        assert!(tool_hosts([], None).unwrap().is_empty(), "none by default");
+        let e = tool_hosts(["http://x/"], None).unwrap_err();
+        assert!(e.0.starts_with("--allow-tool-host `http://x/`"), "{e}");
+        let e = tool_hosts([], Some("ok.example,bad host")).unwrap_err();
+        assert!(e.0.starts_with("ONCEONLY_SERVER_TOOL_HOSTS `bad host`"), "{e}");
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 use onceonly_server::{
     ApiKey, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ENV_API_KEYS, Server, ServerConfig,
-    parse_key_list, parse_store, read_keys_file,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ENV_API_KEYS, ENV_TOOL_HOSTS, Server,
+    ServerConfig, parse_key_list, parse_store, read_keys_file, tool_hosts,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -63,6 +63,12 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one::<usize>)]
     max_connections: usize,
 
+    /// A host registered HTTP tools may be called on, `HOST` or `HOST:PORT` (repeatable; also
+    /// `ONCEONLY_SERVER_TOOL_HOSTS`, comma-separated). None by default: outbound tool calls
+    /// are refused until their host is allowed.
+    #[arg(long = "allow-tool-host", value_name = "HOST")]
+    allow_tool_hosts: Vec<String>,
+
     /// Log filter (`info`, `debug`, `onceonly_server=debug`, ...). `RUST_LOG` wins when set.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log: String,
@@ -86,6 +92,13 @@ fn config(cli: &Cli) -> Result<ServerConfig, ConfigError> {
         .body_timeout(Duration::from_secs(cli.body_timeout))
         .max_connections(cli.max_connections);
     config.store = store;
+    let env_hosts = std::env::var(ENV_TOOL_HOSTS).ok();
+    for host in tool_hosts(
+        cli.allow_tool_hosts.iter().map(String::as_str),
+        env_hosts.as_deref(),
+    )? {
+        config.engine = config.engine.allow_tool_host(host);
+    }
     for (i, key) in cli.api_keys.iter().enumerate() {
         let key = ApiKey::new(key.trim())
             .map_err(|e| ConfigError(format!("--api-key #{}: {e}", i + 1)))?;

@@ -88,14 +88,14 @@ impl Engine<AnyStore> {
     /// behind `OnceOnly::from_env`. A Redis store connects on its first call.
     pub fn open(target: &Target, config: EngineConfig) -> Result<Self> {
         let store = AnyStore::open(target)?;
-        Ok(Engine::with_config(store, config, Arc::new(SystemClock)))
+        Engine::try_with_config(store, config, Arc::new(SystemClock))
     }
 
     /// [`Engine::open`], connected now: what `onceonly-server --store` and `OnceOnly::redis`
     /// use, so a wrong address fails at once.
     pub async fn connect(target: &Target, config: EngineConfig) -> Result<Self> {
         let store = AnyStore::connect(target).await?;
-        Ok(Engine::with_config(store, config, Arc::new(SystemClock)))
+        Engine::try_with_config(store, config, Arc::new(SystemClock))
     }
 }
 
