@@ -38,14 +38,49 @@ fn script() -> Vec<Step> {
         why,
     };
     vec![
-        call("crm.lookup", json!({"customer": "c_42"}), None, "look the customer up"),
-        call("stripe.charge", json!({"order": "o_1", "cents": 4000}), Some(40.0), "charge order o_1"),
-        call("stripe.charge", json!({"order": "o_1", "cents": 4000}), Some(40.0), "the answer timed out: charge o_1 again"),
-        call("send_email", json!({"to": "c_42", "template": "receipt"}), None, "send the receipt"),
-        call("stripe.charge", json!({"order": "o_2", "cents": 3000}), Some(30.0), "charge order o_2"),
-        call("delete_customer", json!({"customer": "c_42"}), None, "clean up the customer"),
+        call(
+            "crm.lookup",
+            json!({"customer": "c_42"}),
+            None,
+            "look the customer up",
+        ),
+        call(
+            "stripe.charge",
+            json!({"order": "o_1", "cents": 4000}),
+            Some(40.0),
+            "charge order o_1",
+        ),
+        call(
+            "stripe.charge",
+            json!({"order": "o_1", "cents": 4000}),
+            Some(40.0),
+            "the answer timed out: charge o_1 again",
+        ),
+        call(
+            "send_email",
+            json!({"to": "c_42", "template": "receipt"}),
+            None,
+            "send the receipt",
+        ),
+        call(
+            "stripe.charge",
+            json!({"order": "o_2", "cents": 3000}),
+            Some(30.0),
+            "charge order o_2",
+        ),
+        call(
+            "delete_customer",
+            json!({"customer": "c_42"}),
+            None,
+            "clean up the customer",
+        ),
         Step::KillSwitch,
-        call("send_email", json!({"to": "c_42", "template": "apology"}), None, "send an apology"),
+        call(
+            "send_email",
+            json!({"to": "c_42", "template": "apology"}),
+            None,
+            "send an apology",
+        ),
     ]
 }
 
@@ -100,8 +135,14 @@ fn describe(r: &ToolResult) -> String {
     let reason = r.policy_reason.as_deref().unwrap_or("-");
     match r.decision.as_str() {
         "executed" => format!("executed   -> {}", json!(r.result)),
-        "dedup" => format!("dedup      -> {} (stored result, nothing ran)", json!(r.result)),
-        _ => format!("BLOCKED    ({reason}, risk {})", r.risk_level.as_deref().unwrap_or("-")),
+        "dedup" => format!(
+            "dedup      -> {} (stored result, nothing ran)",
+            json!(r.result)
+        ),
+        _ => format!(
+            "BLOCKED    ({reason}, risk {})",
+            r.risk_level.as_deref().unwrap_or("-")
+        ),
     }
 }
 
@@ -113,7 +154,12 @@ async fn main() -> Result<(), onceonly_runtime::Error> {
     println!("\n== the same loop through OnceOnly (embedded engine)");
     let client = OnceOnly::memory();
     let world = Arc::new(World::default());
-    for tool in ["crm.lookup", "stripe.charge", "send_email", "delete_customer"] {
+    for tool in [
+        "crm.lookup",
+        "stripe.charge",
+        "send_email",
+        "delete_customer",
+    ] {
         let world = Arc::clone(&world);
         client.gov().register_tool_fn(tool, move |args: JsonMap| {
             let out = world.run(tool, &args);
@@ -133,11 +179,23 @@ async fn main() -> Result<(), onceonly_runtime::Error> {
     for step in script() {
         match step {
             Step::KillSwitch => {
-                client.gov().disable_agent(AGENT, "operator: refunds look wrong").await?;
+                client
+                    .gov()
+                    .disable_agent(AGENT, "operator: refunds look wrong")
+                    .await?;
                 println!("   -- operator turns the kill switch on");
             }
-            Step::Call { tool, args, spend_usd, why } => {
-                let mut call = client.ai().run_tool(AGENT, tool).args(object(&args)).run_id(RUN);
+            Step::Call {
+                tool,
+                args,
+                spend_usd,
+                why,
+            } => {
+                let mut call = client
+                    .ai()
+                    .run_tool(AGENT, tool)
+                    .args(object(&args))
+                    .run_id(RUN);
                 if let Some(usd) = spend_usd {
                     call = call.spend_usd(usd);
                 }
@@ -162,13 +220,20 @@ async fn main() -> Result<(), onceonly_runtime::Error> {
         );
     }
 
-    let m = client.gov().agent_metrics(AGENT).period(MetricsPeriod::Day).await?;
+    let m = client
+        .gov()
+        .agent_metrics(AGENT)
+        .period(MetricsPeriod::Day)
+        .await?;
     println!(
         "\n== metrics (day): {} actions, {} blocked, ${:.2} spent, top tools {:?}",
         m.total_actions,
         m.blocked_actions,
         m.total_spend_usd,
-        m.top_tools.iter().map(|t| format!("{}x{}", t.tool, t.count)).collect::<Vec<_>>()
+        m.top_tools
+            .iter()
+            .map(|t| format!("{}x{}", t.tool, t.count))
+            .collect::<Vec<_>>()
     );
 
     println!("\n== timeline of {RUN}");

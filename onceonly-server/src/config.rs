@@ -488,17 +488,28 @@ mod tests {
 
     #[test]
     fn tool_hosts_come_from_flags_and_the_environment() {
-        let hosts = tool_hosts(["tools.internal", "127.0.0.1:9000"], Some("a.example, b.example:8443,"))
-            .unwrap();
+        let hosts = tool_hosts(
+            ["tools.internal", "127.0.0.1:9000"],
+            Some("a.example, b.example:8443,"),
+        )
+        .unwrap();
         assert_eq!(
             hosts,
-            ["tools.internal", "127.0.0.1:9000", "a.example", "b.example:8443"]
+            [
+                "tools.internal",
+                "127.0.0.1:9000",
+                "a.example",
+                "b.example:8443"
+            ]
         );
         assert!(tool_hosts([], None).unwrap().is_empty(), "none by default");
         let e = tool_hosts(["http://x/"], None).unwrap_err();
         assert!(e.0.starts_with("--allow-tool-host `http://x/`"), "{e}");
         let e = tool_hosts([], Some("ok.example,bad host")).unwrap_err();
-        assert!(e.0.starts_with("ONCEONLY_SERVER_TOOL_HOSTS `bad host`"), "{e}");
+        assert!(
+            e.0.starts_with("ONCEONLY_SERVER_TOOL_HOSTS `bad host`"),
+            "{e}"
+        );
     }
 
     #[test]

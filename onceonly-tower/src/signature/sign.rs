@@ -4,13 +4,12 @@
 //! checked for freshness. This is the scheme OnceOnly uses when it calls a registered tool's
 //! URL, so this module is the one place both directions use.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
+use onceonly_runtime::__private as signature;
 use onceonly_runtime::wire::header;
-use sha2::Sha256;
 
 /// Header carrying the lowercase hex HMAC-SHA256 of the raw body.
 pub const SIGNATURE_HEADER: HeaderName = header::SIGNATURE;
@@ -23,13 +22,6 @@ pub const ALGORITHM: &str = "hmac_sha256";
 /// How far a timestamp may be from the receiver's clock, either way (300 s).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
-pub(crate) type HmacSha256 = Hmac<Sha256>;
-
-pub(crate) fn mac(secret: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this cannot fail.
-    HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length")
-}
-
 /// Lowercase hex HMAC-SHA256 of `body` keyed by `secret`.
 ///
 /// ```
@@ -38,9 +30,7 @@ pub(crate) fn mac(secret: &[u8]) -> HmacSha256 {
 /// assert_eq!(sig, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 /// ```
 pub fn signature_hex(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = mac(secret);
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    signature::signature_hex(secret, body)
 }
 
 /// Signs `body` at `timestamp` (unix seconds): the three headers a receiver checks.
@@ -99,7 +89,5 @@ impl Signed {
 
 /// The current time in unix seconds.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    signature::unix_now()
 }

@@ -2,13 +2,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::Mac;
 use http::{HeaderMap, HeaderName, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
+use onceonly_runtime::__private as signature;
+
 use super::sign::{
-    ALGORITHM, ALGORITHM_HEADER, DEFAULT_TOLERANCE, SIGNATURE_HEADER, TIMESTAMP_HEADER, mac,
-    unix_now,
+    ALGORITHM, ALGORITHM_HEADER, DEFAULT_TOLERANCE, SIGNATURE_HEADER, TIMESTAMP_HEADER, unix_now,
 };
 
 /// Default largest body a verifier reads (1 MiB).
@@ -105,14 +105,13 @@ impl SignatureVerifier {
         if skew > self.inner.tolerance.as_secs() {
             return Err(SignatureError::Expired { skew_secs: skew });
         }
-        let Ok(given) = hex::decode(signature) else {
-            return Err(SignatureError::Mismatch);
-        };
-        let mut mac = mac(self.inner.secret.expose_secret().as_bytes());
-        mac.update(body);
-        // Constant-time comparison.
-        mac.verify_slice(&given)
-            .map_err(|_| SignatureError::Mismatch)
+        // Constant-time comparison, in the runtime's one signing primitive.
+        let secret = self.inner.secret.expose_secret().as_bytes();
+        if signature::signature_matches(secret, body, signature) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
     }
 }
 

@@ -22,12 +22,12 @@ pub(crate) fn check(
 ) -> Result<Option<String>> {
     names::agent_id(agent)?;
     names::tool_name(tool)?;
-    if let Some(usd) = spend {
-        if !usd.is_finite() || !(0.0..=MAX_USD).contains(&usd) {
-            return Err(Error::validation(format!(
-                "spend_usd must be a number between 0 and 1e9 (got {usd})"
-            )));
-        }
+    if let Some(usd) = spend
+        && (!usd.is_finite() || !(0.0..=MAX_USD).contains(&usd))
+    {
+        return Err(Error::validation(format!(
+            "spend_usd must be a number between 0 and 1e9 (got {usd})"
+        )));
     }
     let Some(args) = args else { return Ok(None) };
     let value = serde_json::Value::Object(args.clone());

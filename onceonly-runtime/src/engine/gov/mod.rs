@@ -109,12 +109,12 @@ impl<S: Store> Engine<S> {
     pub async fn disable_agent(&self, agent_id: &str, reason: Option<&str>) -> Result<AgentStatus> {
         names::agent_id(agent_id)?;
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        if let Some(r) = reason {
-            if r.len() > MAX_REASON_BYTES || r.chars().any(char::is_control) {
-                return Err(Error::validation(format!(
-                    "reason must be at most {MAX_REASON_BYTES} bytes without control characters"
-                )));
-            }
+        if let Some(r) = reason
+            && (r.len() > MAX_REASON_BYTES || r.chars().any(char::is_control))
+        {
+            return Err(Error::validation(format!(
+                "reason must be at most {MAX_REASON_BYTES} bytes without control characters"
+            )));
         }
         let status = AgentStatus {
             agent_id: agent_id.to_owned(),

@@ -439,4 +439,21 @@ impl Store for SqliteStore {
         })
         .await
     }
+    // Placeholder until this store's document table lands; refuses clearly rather than panicking.
+    async fn put_doc(&self, _key: &str, _value: JsonMap) -> Result<()> {
+        Err(docs_pending())
+    }
+    async fn get_doc(&self, _key: &str) -> Result<Option<Arc<JsonMap>>> {
+        Err(docs_pending())
+    }
+    async fn delete_doc(&self, _key: &str) -> Result<bool> {
+        Err(docs_pending())
+    }
+    async fn list_docs(&self, _p: &str, _l: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
+        Err(docs_pending())
+    }
+}
+
+fn docs_pending() -> crate::Error {
+    crate::Error::Store("documents are not stored by this store yet".into())
 }
