@@ -257,3 +257,85 @@ async fn prefixes_keep_stores_apart() {
         assert!(matches!(connect(bad.into()).await, Err(Error::Config(_))));
     }
 }
+
+/// Every member of a sorted set, in order.
+async fn zrange(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_share_one_hash_tag_and_carry_no_ttl() {
+    let Some(server) = shared_server() else {
+        return;
+    };
+    let store = RedisStore::builder(server.url())
+        .prefix(fresh_prefix())
+        .connect()
+        .await
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut doc = onceonly_runtime::JsonMap::new();
+    doc.insert("on".into(), true.into());
+    for key in ["gov/tool/a", "gov/tool/b", "gov/tool/c"] {
+        store.put_doc(key, doc.clone()).await.unwrap();
+    }
+
+    let p = store.prefix();
+    let (value_key, index) = (
+        format!("{p}:doc:{{{p}}}:gov/tool/a"),
+        format!("{p}:docs:{{{p}}}"),
+    );
+    let json: String = redis::cmd("GET")
+        .arg(&value_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(json, r#"{"on":true}"#, "compact JSON");
+    for key in [&value_key, &index] {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(pttl, -1, "{key} exists and never expires");
+    }
+    assert_eq!(
+        zrange(&mut conn, &index).await,
+        ["gov/tool/a", "gov/tool/b", "gov/tool/c"]
+    );
+
+    // An index entry whose document is gone (evicted, or deleted by hand) is skipped, and the
+    // next entry takes its place within the limit.
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{p}:doc:{{{p}}}:gov/tool/b"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let listed = store.list_docs("gov/tool/", 2).await.unwrap();
+    let keys: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["gov/tool/a", "gov/tool/c"]);
+    assert_eq!(store.get_doc("gov/tool/b").await.unwrap(), None);
+
+    // A delete takes the index entry with the document.
+    assert!(store.delete_doc("gov/tool/a").await.unwrap());
+    assert_eq!(
+        zrange(&mut conn, &index).await,
+        ["gov/tool/b", "gov/tool/c"]
+    );
+
+    // Another store over the same Redis sees none of these documents.
+    let other = RedisStore::builder(server.url())
+        .prefix(fresh_prefix())
+        .connect()
+        .await
+        .unwrap();
+    assert!(other.list_docs("", 10).await.unwrap().is_empty());
+    assert_eq!(other.get_doc("gov/tool/c").await.unwrap(), None);
+}

@@ -151,9 +151,13 @@ async fn everything_is_there_after_reopening() {
         let mut entry = onceonly_runtime::JsonMap::new();
         entry.insert("n".into(), 1.into());
         store
-            .append_log("log", entry, 10, NOW, NOW + 60_000)
+            .append_log("log", entry.clone(), 10, NOW, NOW + 60_000)
             .await
             .unwrap();
+        for key in ["gov/policy/a", "gov/policy/b", "gov/policy/gone"] {
+            store.put_doc(key, entry.clone()).await.unwrap();
+        }
+        assert!(store.delete_doc("gov/policy/gone").await.unwrap());
         rev.unwrap()
     };
 
@@ -167,6 +171,14 @@ async fn everything_is_there_after_reopening() {
     assert_eq!(store.get_counter("ctr", NOW).await.unwrap(), 7);
     let log = store.read_log("log", true, 0, 10, NOW).await.unwrap();
     assert_eq!((log.total, log.entries[0].seq), (1, 1));
+    let docs = store.list_docs("gov/policy/", 10).await.unwrap();
+    let keys: Vec<&str> = docs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["gov/policy/a", "gov/policy/b"],
+        "the delete lasted too"
+    );
+    assert_eq!(docs[0].1.get("n"), Some(&1.into()));
     assert_eq!(
         store
             .add_counter("ctr", 1, Some(7), NOW, NOW + 60_000)

@@ -14,12 +14,14 @@
 #![allow(missing_docs)]
 
 mod accounting;
+mod docs;
 mod leases;
 mod locks;
 mod timelines;
 mod waiting;
 
 pub use accounting::*;
+pub use docs::*;
 pub use leases::*;
 pub use locks::*;
 pub use timelines::*;
@@ -82,7 +84,10 @@ macro_rules! store_conformance_tests {
             expired_record_reacquired_before_purge, waiter_woken_on_completion,
             bad_input_rejected, counter_limit_race, counter_window, counters_all_or_nothing,
             counters_group_race, log_cap_and_pages,
-            tenant_isolation, plan_limits, run_timeline_events);
+            tenant_isolation, plan_limits, run_timeline_events,
+            doc_round_trip, doc_overwrite, doc_delete, doc_list_prefix_order_limit,
+            doc_list_component_prefix, doc_list_non_ascii, doc_list_empty, doc_never_expires,
+            doc_concurrent_puts, doc_tenant_isolation);
     };
     ($make:expr) => {
         $crate::store_conformance_tests!(optional: || async {

@@ -34,18 +34,25 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// Every key starts with the store's prefix (default `onceonly`), so several stores share one
 /// Redis without seeing each other: `PREFIX:lock:KEY` (a string), `PREFIX:rec:KEY`,
 /// `PREFIX:ctr:KEY` and `PREFIX:log:KEY` (hashes). A counter key with a group
-/// (`GROUP#REST`, see [`COUNTER_GROUP_END`]) is stored as `PREFIX:ctr:{GROUP}#REST`. Record writes are published on the channel
-/// `PREFIX:changed`.
+/// (`GROUP#REST`, see [`COUNTER_GROUP_END`]) is stored as `PREFIX:ctr:{GROUP}#REST`. Record
+/// writes are published on the channel `PREFIX:changed`.
+///
+/// A document is a string of compact JSON without TTL, `PREFIX:doc:{PREFIX}:KEY`, and
+/// `PREFIX:docs:{PREFIX}` is their index: a sorted set of the document keys, every score 0, so
+/// [`Store::list_docs`] is one `ZRANGEBYLEX` over a prefix. A document and its index entry are
+/// written and deleted together by one script.
 ///
 /// # Atomicity and Redis Cluster
 /// Every primitive is one Redis command or one Lua script (`EVALSHA`; a script missing after a
 /// Redis restart is loaded again on the spot), and each touches exactly one key, except
 /// [`Store::add_counters`] (one script over several counters), whose keys share a hash tag:
 /// the counters' group, for the engine one tenant's usage counters. (A check-lock on a key
-/// Redis does not hold is a plain `SET NX`; only an existing key needs the script.) Under Redis
-/// Cluster every operation therefore runs within one slot, on the node that owns it. The
-/// connection itself is a single-node one: the layout is ready for Cluster, the client does
-/// not route by slot yet.
+/// Redis does not hold is a plain `SET NX`; only an existing key needs the script.) The
+/// document scripts touch a document and the index, or the index and the documents it lists:
+/// every document key of a store and its index share the hash tag `{PREFIX}`, so they all live
+/// in one slot (documents are few and small). Under Redis Cluster every operation therefore
+/// runs within one slot, on the node that owns it. The connection itself is a single-node one:
+/// the layout is ready for Cluster, the client does not route by slot yet.
 ///
 /// # Expiry
 /// Every deadline is the engine's (its clock decides), stored in the hash and compared inside
@@ -53,7 +60,8 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// write sets a relative TTL of what is left by the engine's clock plus 10 minutes, so an
 /// engine clock that runs behind Redis's by less than that never sees an entry vanish early.
 /// [`Store::purge_expired`] removes what is past its deadline by the engine's clock, walking a
-/// bounded slice of the keyspace per call.
+/// bounded slice of the keyspace per call. Documents have neither a deadline nor a TTL: only
+/// [`Store::delete_doc`] removes them.
 ///
 /// # Waiters
 /// [`Store::subscribe`] registers with an in-process [`Notifier`]. Record writes publish their
@@ -222,6 +230,19 @@ impl RedisStore {
         }
     }
 
+    /// A document's key. Every document and the index share the hash tag `{PREFIX}`, so one
+    /// script reaches all of them under Redis Cluster; documents are few and small, so one
+    /// slot holds them comfortably.
+    fn doc_key(&self, key: &str) -> String {
+        format!("{0}:doc:{{{0}}}:{key}", self.prefix)
+    }
+
+    /// The index of the documents: a sorted set of their keys, every score 0, so `ZRANGEBYLEX`
+    /// lists them in byte order.
+    fn docs_index(&self) -> String {
+        format!("{0}:docs:{{{0}}}", self.prefix)
+    }
+
     /// A handle on the shared multiplexed connection (cheap: an `Arc`).
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
@@ -365,14 +386,10 @@ impl Store for RedisStore {
             .hmget(self.key("rec", key), ["rev", "val"], "get_record")
             .await?;
         match (rev, json) {
-            (Some(rev), Some(json)) => {
-                let record = serde_json::from_slice(&json)
-                    .map_err(|e| StoreFailure::error("redis", "get_record", e))?;
-                Ok(Some(Versioned {
-                    rev,
-                    value: Arc::new(record),
-                }))
-            }
+            (Some(rev), Some(json)) => Ok(Some(Versioned {
+                rev,
+                value: from_json("get_record", &json)?,
+            })),
             (None, None) => Ok(None),
             _ => Err(corrupt(
                 "get_record",
@@ -503,23 +520,67 @@ impl Store for RedisStore {
             .map_err(failed("read_log"))?;
         log_page(key, reply)
     }
-    // Placeholder until this store's document table lands; refuses clearly rather than panicking.
-    async fn put_doc(&self, _key: &str, _value: JsonMap) -> Result<()> {
-        Err(docs_pending())
+    async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
+        let _: u8 = scripts::PUT_DOC
+            .key(self.docs_index())
+            .key(self.doc_key(key))
+            .arg(key)
+            .arg(serde_json::to_string(&value)?)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("put_doc"))?;
+        Ok(())
     }
-    async fn get_doc(&self, _key: &str) -> Result<Option<Arc<JsonMap>>> {
-        Err(docs_pending())
+
+    async fn get_doc(&self, key: &str) -> Result<Option<Arc<JsonMap>>> {
+        let json: Option<Vec<u8>> = ::redis::cmd("GET")
+            .arg(self.doc_key(key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("get_doc"))?;
+        json.map(|json| from_json("get_doc", &json)).transpose()
     }
-    async fn delete_doc(&self, _key: &str) -> Result<bool> {
-        Err(docs_pending())
+
+    async fn delete_doc(&self, key: &str) -> Result<bool> {
+        let existed: u8 = scripts::DELETE_DOC
+            .key(self.docs_index())
+            .key(self.doc_key(key))
+            .arg(key)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("delete_doc"))?;
+        Ok(existed == 1)
     }
-    async fn list_docs(&self, _p: &str, _l: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
-        Err(docs_pending())
+
+    async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let reply: Vec<(Vec<u8>, Vec<u8>)> = scripts::LIST_DOCS
+            .key(self.docs_index())
+            .arg(self.doc_key(""))
+            .arg(prefix)
+            // Lua numbers are doubles: keep the limit where they are exact integers.
+            .arg(limit.min(u32::MAX as usize))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("list_docs"))?;
+        reply
+            .into_iter()
+            .map(|(key, json)| {
+                let key = String::from_utf8(key)
+                    .map_err(|_| corrupt("list_docs", "a document key is not UTF-8"))?;
+                Ok((key, from_json("list_docs", &json)?))
+            })
+            .collect()
     }
 }
 
-fn docs_pending() -> crate::Error {
-    crate::Error::Store("documents are not stored by this store yet".into())
+/// A JSON value as this store wrote it; one that does not parse is a store failure.
+fn from_json<T: serde::de::DeserializeOwned>(op: &'static str, json: &[u8]) -> Result<Arc<T>> {
+    serde_json::from_slice(json)
+        .map(Arc::new)
+        .map_err(|e| StoreFailure::error("redis", op, e))
 }
 
 /// Decodes `{total, seq, entry, seq, entry, ...}` from the read script.
@@ -542,11 +603,9 @@ fn log_page(key: &str, reply: Vec<Value>) -> Result<LogPage> {
             .next()
             .and_then(|v| ::redis::from_redis_value(v).ok())
             .ok_or_else(bad)?;
-        let value: JsonMap = serde_json::from_slice(&json)
-            .map_err(|e| StoreFailure::error("redis", "read_log", e))?;
         entries.push(LogEntry {
             seq,
-            value: Arc::new(value),
+            value: from_json("read_log", &json)?,
         });
     }
     Ok(LogPage { total, entries })

@@ -1,7 +1,8 @@
 //! The Lua scripts behind every multi-step primitive of the Redis store.
 //!
 //! Each script touches exactly one key (`KEYS[1]`), so it runs atomically on the node that owns
-//! that key, except `ADD_COUNTERS`, whose keys share a hash tag (one slot). Numbers travel as decimal strings; Lua holds them as doubles, which is exact for
+//! that key, except `ADD_COUNTERS`, whose keys share a hash tag (one slot), and the document
+//! scripts, whose keys share the store's document hash tag. Numbers travel as decimal strings; Lua holds them as doubles, which is exact for
 //! every value the engine uses (unix milliseconds, counters, sequence numbers are far below
 //! 2^53), and `%.0f` writes them back without an exponent. Deadlines are the engine's and are
 //! compared with the `now` argument, never with Redis's clock; the `PEXPIRE`s are only garbage
@@ -173,8 +174,64 @@ return out
     )
 });
 
+/// Writes a document and its index entry together. `KEYS`: the index (a sorted set, every
+/// score 0), the document (a string, without TTL). `ARGV`: the document's key, its JSON.
+pub(super) static PUT_DOC: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return 1
+",
+    )
+});
+
+/// Deletes a document and its index entry together. `KEYS`: the index, the document. `ARGV`:
+/// the document's key. Returns 1 when the document existed.
+pub(super) static DELETE_DOC: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZREM', KEYS[1], ARGV[1])
+return redis.call('DEL', KEYS[2])
+",
+    )
+});
+
+/// The documents whose key starts with a prefix, in byte order, from one snapshot. `KEYS[1]`:
+/// the index. `ARGV`: what every document's Redis key starts with (the documents share the
+/// index's hash tag, so they live on its node), the prefix, the limit. Returns
+/// `{key, json, key, json, ...}`.
+///
+/// Keys are UTF-8, in which the byte 0xFF never occurs: every key starting with the prefix sorts
+/// below `prefix .. '\255'`, and every other key at or above the prefix sorts above it. An
+/// index entry without its document is skipped, and the next entry takes its place.
+pub(super) static LIST_DOCS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local lo, hi = '[' .. ARGV[2], '(' .. ARGV[2] .. '\255'
+local want, offset, out = tonumber(ARGV[3]), 0, {}
+while want > 0 do
+  local keys = redis.call('ZRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', offset, want)
+  if #keys == 0 then break end
+  offset = offset + #keys
+  for _, k in ipairs(keys) do
+    local v = redis.call('GET', ARGV[1] .. k)
+    if v then
+      out[#out + 1] = k
+      out[#out + 1] = v
+      want = want - 1
+    end
+  end
+end
+return out
+",
+    )
+});
+
 /// Deletes a key of the store whose deadline is past. `KEYS[1]`: the key. `ARGV`: now.
-/// Returns 1 when it went away. A key of another shape under the prefix is left alone.
+/// Returns 1 when it went away. A key of another shape under the prefix is left alone: so are
+/// documents (strings holding a JSON object, so no leading deadline) and their index (a sorted
+/// set), which never expire.
 pub(super) static PURGE_KEY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

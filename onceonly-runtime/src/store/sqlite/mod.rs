@@ -35,8 +35,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///   (other processes, or another store on the same file) are noticed by a watcher that checks
 ///   `PRAGMA data_version` every 50 ms while somebody waits, and wakes every waiter to read
 ///   again.
-/// - **Schema.** Created on open and versioned in `PRAGMA user_version`; a file written by a
-///   newer schema is refused.
+/// - **Schema.** Created on open and versioned in `PRAGMA user_version`: a file of an older
+///   version gains what it lacks when opened, a file written by a newer schema is refused.
+///   Documents live in `docs (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`, the
+///   value compact JSON; [`Store::list_docs`] is one range scan of that key (schema version 2).
 ///
 /// ```no_run
 /// # async fn demo() -> onceonly_runtime::Result<()> {
@@ -439,21 +441,97 @@ impl Store for SqliteStore {
         })
         .await
     }
-    // Placeholder until this store's document table lands; refuses clearly rather than panicking.
-    async fn put_doc(&self, _key: &str, _value: JsonMap) -> Result<()> {
-        Err(docs_pending())
+    async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
+        let (key, json) = (key.to_owned(), serde_json::to_string(&value)?);
+        self.write("put_doc", move |tx| {
+            tx.prepare_cached("INSERT OR REPLACE INTO docs (key, value) VALUES (?1, ?2)")?
+                .execute(params![key, json])?;
+            Ok(())
+        })
+        .await
     }
-    async fn get_doc(&self, _key: &str) -> Result<Option<Arc<JsonMap>>> {
-        Err(docs_pending())
+
+    async fn get_doc(&self, key: &str) -> Result<Option<Arc<JsonMap>>> {
+        let key = key.to_owned();
+        self.read("get_doc", move |conn| {
+            let json: Option<String> = conn
+                .prepare_cached("SELECT value FROM docs WHERE key = ?1")?
+                .query_row([&key], |r| r.get(0))
+                .optional()?;
+            json.as_deref().map(doc_from_json).transpose()
+        })
+        .await
     }
-    async fn delete_doc(&self, _key: &str) -> Result<bool> {
-        Err(docs_pending())
+
+    async fn delete_doc(&self, key: &str) -> Result<bool> {
+        let key = key.to_owned();
+        self.write("delete_doc", move |tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM docs WHERE key = ?1")?
+                .execute([&key])?
+                == 1)
+        })
+        .await
     }
-    async fn list_docs(&self, _p: &str, _l: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
-        Err(docs_pending())
+
+    async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
+        let (prefix, upper) = (prefix.to_owned(), prefix_end(prefix));
+        self.read("list_docs", move |conn| {
+            // One range scan of the primary key. Without an upper bound (the prefix is empty or
+            // all U+10FFFF) every key from the prefix on starts with it.
+            let sql = if upper.is_some() {
+                "SELECT key, value FROM docs WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3"
+            } else {
+                "SELECT key, value FROM docs WHERE key >= ?1 ORDER BY key LIMIT ?3"
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![prefix, upper, to_sql(limit as u64)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut docs = Vec::new();
+            for row in rows {
+                let (key, json) = row?;
+                docs.push((key, doc_from_json(&json)?));
+            }
+            Ok(docs)
+        })
+        .await
     }
 }
 
-fn docs_pending() -> crate::Error {
-    crate::Error::Store("documents are not stored by this store yet".into())
+fn doc_from_json(json: &str) -> Result<Arc<JsonMap>, BoxError> {
+    Ok(Arc::new(serde_json::from_str(json)?))
+}
+
+/// The least string above every string that starts with `prefix`, or `None` when there is
+/// none: the prefix with its last character that has a successor replaced by that successor,
+/// and what follows dropped. UTF-8 keeps code point order in byte order, which is how SQLite
+/// compares text, so `prefix <= key < prefix_end(prefix)` is exactly "key starts with prefix".
+/// (Appending the byte 0xFF would be the bound in bytes, but a bound of text must be text.)
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value: surrogates are not characters, so U+D7FF is followed by U+E000.
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_bounds_every_key_with_the_prefix() {
+        assert_eq!(prefix_end("gov/a").as_deref(), Some("gov/b"));
+        assert_eq!(prefix_end("gov/\u{ff}").as_deref(), Some("gov/\u{100}"));
+        assert_eq!(prefix_end("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(prefix_end("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10ffff}\u{10ffff}"), None);
+        assert_eq!(prefix_end(""), None);
+    }
 }

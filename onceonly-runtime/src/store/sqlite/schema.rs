@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::BoxError;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: u32 = 1;
+pub(super) const SCHEMA_VERSION: u32 = 2;
 
 /// How long a write waits for another connection's write to finish before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +63,19 @@ CREATE TABLE log_entries (
 );
 ";
 
+/// Version 2: documents (policies, kill switches, registered tools), JSON as text. The primary
+/// key compares keys as bytes, so a prefix listing is one range scan in byte order.
+const SCHEMA_V2: &str = "
+CREATE TABLE docs (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The steps from version `n - 1` to `n`, in order: a file of any older version runs the
+/// steps it lacks.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2];
+
 /// Opens (creating if needed) the database at `path`, in WAL mode with `synchronous = FULL`,
 /// and brings its schema to [`SCHEMA_VERSION`].
 pub(super) fn open(path: &Path) -> Result<Connection, BoxError> {
@@ -87,24 +100,66 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, BoxError> {
     Ok(conn)
 }
 
-/// Creates the schema of a new file, under a write lock so two processes opening the same new
-/// file do not both create it.
+/// Creates the schema of a new file, or brings an older one up to date, under a write lock so
+/// two processes opening the same file do not both migrate it.
 fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    match version {
-        0 => {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "the database has schema version {version}; this build knows up to {SCHEMA_VERSION}"
+        )
+        .into());
+    }
+    if version < SCHEMA_VERSION {
+        for step in &MIGRATIONS[version as usize..] {
+            tx.execute_batch(step)?;
         }
-        SCHEMA_VERSION => {}
-        newer => {
-            return Err(format!(
-                "the database has schema version {newer}; this build knows up to {SCHEMA_VERSION}"
-            )
-            .into());
-        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file written by the previous release (schema version 1) opens and gains the
+    /// documents table, keeping what it held.
+    #[test]
+    fn a_version_1_file_gains_the_docs_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute(
+                "INSERT INTO counters (key, value, expires_at_ms) VALUES ('c', 7, 1)",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        conn.execute("INSERT INTO docs (key, value) VALUES ('k', '{}')", [])
+            .unwrap();
+        let kept: i64 = conn
+            .query_row("SELECT value FROM counters WHERE key = 'c'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, 7);
+        drop(conn);
+        // Opening again finds the current version and changes nothing.
+        let again = open(&path).unwrap();
+        let docs: i64 = again
+            .query_row("SELECT COUNT(*) FROM docs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(docs, 1);
+    }
 }
