@@ -35,13 +35,24 @@ fn fresh_prefix() -> String {
     format!("case{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-onceonly_runtime::store_conformance_tests!(optional: || async {
-    let server = shared_server()?;
-    let store = RedisStore::builder(server.url())
+/// A store of its own on `server`.
+async fn fresh_store(server: &RedisServer) -> RedisStore {
+    RedisStore::builder(server.url())
         .prefix(fresh_prefix())
         .connect()
         .await
-        .expect("connect to the test redis-server");
+        .expect("connect to the test redis-server")
+}
+
+/// A plain connection, to look at what the store wrote.
+async fn raw_conn(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+onceonly_runtime::store_conformance_tests!(optional: || async {
+    let server = shared_server()?;
+    let store = fresh_store(&server).await;
     Some(Hooked::new(store, KeepAlive(server)))
 });
 
@@ -76,8 +87,7 @@ async fn claim_when_back(store: &RedisStore, key: &str) -> LockClaim {
 
 /// How many Lua scripts the server has cached (`INFO memory`).
 async fn cached_scripts(server: &RedisServer) -> u64 {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = raw_conn(server).await;
     let info: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(&mut conn)
@@ -178,13 +188,8 @@ async fn deadlines_follow_the_engine_clock_not_redis() {
     let Some(server) = shared_server() else {
         return;
     };
-    let store = RedisStore::builder(server.url())
-        .prefix(fresh_prefix())
-        .connect()
-        .await
-        .unwrap();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let store = fresh_store(&server).await;
+    let mut conn = raw_conn(&server).await;
     // An engine clock a year behind or ahead of Redis: the lock lives for its TTL either way.
     for (key, now) in [("past", NOW - 365 * 86_400_000), ("future", NOW * 2)] {
         assert_eq!(
@@ -229,8 +234,7 @@ async fn prefixes_keep_stores_apart() {
         LockClaim::Claimed
     );
     // Something else under b's prefix is not b's to purge, and does not stop the purge.
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = raw_conn(&server).await;
     let foreign = format!("{}:other", b.prefix());
     let _: () = redis::cmd("RPUSH")
         .arg(&foreign)
@@ -274,13 +278,8 @@ async fn documents_share_one_hash_tag_and_carry_no_ttl() {
     let Some(server) = shared_server() else {
         return;
     };
-    let store = RedisStore::builder(server.url())
-        .prefix(fresh_prefix())
-        .connect()
-        .await
-        .unwrap();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let store = fresh_store(&server).await;
+    let mut conn = raw_conn(&server).await;
     let mut doc = onceonly_runtime::JsonMap::new();
     doc.insert("on".into(), true.into());
     for key in ["gov/tool/a", "gov/tool/b", "gov/tool/c"] {
@@ -331,11 +330,7 @@ async fn documents_share_one_hash_tag_and_carry_no_ttl() {
     );
 
     // Another store over the same Redis sees none of these documents.
-    let other = RedisStore::builder(server.url())
-        .prefix(fresh_prefix())
-        .connect()
-        .await
-        .unwrap();
+    let other = fresh_store(&server).await;
     assert!(other.list_docs("", 10).await.unwrap().is_empty());
     assert_eq!(other.get_doc("gov/tool/c").await.unwrap(), None);
 }

@@ -126,21 +126,12 @@ pub async fn doc_list_prefix_order_limit<S: Store>(store: S) {
             "each key comes with its own document"
         );
     }
-    assert_eq!(
-        listed(&store, "gov/", 100).await,
-        [
-            "gov/policy/s1",
-            "gov/tool/s0/x",
-            "gov/tool/s1",
-            "gov/tool/s1/10",
-            "gov/tool/s1/9",
-            "gov/tool/s1/Beta",
-            "gov/tool/s1/alpha",
-            "gov/tool/s1/alpha-2",
-            "gov/tool/s1/zeta",
-            "gov/tool/s10/x",
-        ]
-    );
+    let around = [
+        &["gov/policy/s1", "gov/tool/s0/x", "gov/tool/s1"],
+        &all[..],
+        &["gov/tool/s10/x"],
+    ];
+    assert_eq!(listed(&store, "gov/", 100).await, around.concat());
     assert_eq!(
         listed(&store, "", 2).await,
         ["gov/policy/s1", "gov/tool/s0/x"],
@@ -295,7 +286,7 @@ pub async fn doc_concurrent_puts<S: Store>(store: S) {
     assert_eq!(listing.len(), 1);
     assert_eq!(listing[0].1, read);
 
-    for round in 0..4 {
+    for round in 0..16 {
         let racers: Vec<_> = (0..16)
             .map(|i| {
                 let store = Arc::clone(&store);
