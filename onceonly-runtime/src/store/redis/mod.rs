@@ -560,7 +560,7 @@ impl Store for RedisStore {
             .key(self.docs_index())
             .arg(self.doc_key(""))
             .arg(prefix)
-            // Lua numbers are doubles: keep the limit where they are exact integers.
+            // Lua passes numbers on to Redis with 14 significant digits: keep the limit within them.
             .arg(limit.min(u32::MAX as usize))
             .invoke_async(&mut self.conn())
             .await

@@ -2,11 +2,12 @@
 //!
 //! Each script touches exactly one key (`KEYS[1]`), so it runs atomically on the node that owns
 //! that key, except `ADD_COUNTERS`, whose keys share a hash tag (one slot), and the document
-//! scripts, whose keys share the store's document hash tag. Numbers travel as decimal strings; Lua holds them as doubles, which is exact for
-//! every value the engine uses (unix milliseconds, counters, sequence numbers are far below
-//! 2^53), and `%.0f` writes them back without an exponent. Deadlines are the engine's and are
-//! compared with the `now` argument, never with Redis's clock; the `PEXPIRE`s are only garbage
-//! collection, relative and generous (see `gc_ttl_ms`).
+//! scripts, whose keys share the store's document hash tag. Numbers travel as decimal strings;
+//! Lua holds them as doubles, which is exact for every value the engine uses (unix
+//! milliseconds, counters, sequence numbers are far below 2^53), and `%.0f` writes them back
+//! without an exponent. Deadlines are the engine's and are compared with the `now` argument,
+//! never with Redis's clock; the `PEXPIRE`s are only garbage collection, relative and generous
+//! (see `gc_ttl_ms`).
 //!
 //! Every hash keeps in its `exp` field the engine time after which it may be deleted; a lock (a
 //! string) starts with it. That is all the purge script needs to know.
