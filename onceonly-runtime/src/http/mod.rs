@@ -106,6 +106,8 @@ mod account;
 mod ai;
 mod check_lock;
 mod errors;
+mod gov;
+mod tools;
 mod transport;
 mod wire;
 
@@ -123,6 +125,11 @@ use crate::models::{
     CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
     Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
     UsageAll, UsageKind,
+};
+use crate::models::{
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
+    DeleteToolRequest, GetToolRequest, ListToolsRequest, Policy, TemplateRequest,
+    ToggleToolRequest, Tool, ToolCallRequest, ToolDeleted, ToolResult, ToolSpec,
 };
 use transport::Transport;
 
@@ -346,7 +353,9 @@ impl Backend for HttpBackend {
         Box::pin(ai::lease(&self.inner, &["ai", "lease"], req))
     }
 
-    fn run(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+    fn run(&self, mut req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+        // Key mode carries no governance (a server refuses key and agent_id together).
+        req.governance = None;
         Box::pin(ai::lease(&self.inner, &["ai", "run"], req))
     }
 
@@ -429,6 +438,68 @@ impl Backend for HttpBackend {
 
     fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<Metrics>> {
         Box::pin(account::metrics(&self.inner, from_day, to_day))
+    }
+
+    fn upsert_policy(&self, policy: Policy) -> BoxFuture<'_, Result<Policy>> {
+        Box::pin(gov::upsert_policy(&self.inner, policy))
+    }
+
+    fn policy_from_template(&self, req: TemplateRequest) -> BoxFuture<'_, Result<Policy>> {
+        Box::pin(gov::policy_from_template(&self.inner, req))
+    }
+
+    fn get_policy<'a>(&'a self, agent_id: &'a str) -> BoxFuture<'a, Result<Policy>> {
+        Box::pin(gov::get_policy(&self.inner, agent_id))
+    }
+
+    fn list_policies(&self) -> BoxFuture<'_, Result<Vec<Policy>>> {
+        Box::pin(gov::list_policies(&self.inner))
+    }
+
+    fn set_agent_enabled<'a>(
+        &'a self,
+        agent_id: &'a str,
+        enable: bool,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<AgentStatus>> {
+        Box::pin(gov::set_agent_enabled(
+            &self.inner,
+            agent_id,
+            enable,
+            reason,
+        ))
+    }
+
+    fn agent_logs(&self, req: AgentLogsRequest) -> BoxFuture<'_, Result<Vec<AgentLogItem>>> {
+        Box::pin(gov::agent_logs(&self.inner, req))
+    }
+
+    fn agent_metrics(&self, req: AgentMetricsRequest) -> BoxFuture<'_, Result<AgentMetrics>> {
+        Box::pin(gov::agent_metrics(&self.inner, req))
+    }
+
+    fn run_tool(&self, req: ToolCallRequest) -> BoxFuture<'_, Result<ToolResult>> {
+        Box::pin(tools::run_tool(&self.inner, req))
+    }
+
+    fn create_tool(&self, spec: ToolSpec) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(tools::create_tool(&self.inner, spec))
+    }
+
+    fn list_tools(&self, req: ListToolsRequest) -> BoxFuture<'_, Result<Vec<Tool>>> {
+        Box::pin(tools::list_tools(&self.inner, req))
+    }
+
+    fn get_tool(&self, req: GetToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(tools::get_tool(&self.inner, req))
+    }
+
+    fn toggle_tool(&self, req: ToggleToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(tools::toggle_tool(&self.inner, req))
+    }
+
+    fn delete_tool(&self, req: DeleteToolRequest) -> BoxFuture<'_, Result<ToolDeleted>> {
+        Box::pin(tools::delete_tool(&self.inner, req))
     }
 }
 
