@@ -30,7 +30,8 @@
 //! - Every request carries `Authorization: Bearer <key>`, `Content-Type: application/json`
 //!   (GET included) and `User-Agent: onceonly-rust/<version>`; check-lock adds `X-Request-Id`
 //!   when one is given. Absent optional fields are omitted from bodies, never sent as `null`.
-//!   Path segments (a run id) are percent-encoded, so `run x/y` travels as `run%20x%2Fy`.
+//!   Path segments (a run id, an agent id, a tool name) are percent-encoded, so `run x/y`
+//!   travels as `run%20x%2Fy`; `.` and `..` are refused before sending.
 //! - The base URL is normalised as the official SDKs do: trailing
 //!   slashes go, and a URL without a path gets `/v1`.
 //! - The timeout (default 5 s) bounds each attempt, connection included.
@@ -53,6 +54,8 @@
 //! | 422 | [`Error::Validation`] (FastAPI lists rendered as `body.key: Field required`) |
 //! | 429 (after retries) | [`Error::RateLimited`] with `Retry-After` |
 //! | 409 on a lease or run call whose `detail.error` is `lease_lost`, `in_progress`, `previously_failed` or `blocked` (`onceonly-server` reporting an engine refusal) | [`Error::LeaseLost`], [`Error::InProgress`], [`Error::PreviouslyFailed`], [`Error::Blocked`] |
+//! | 404 whose `detail.error` is `not_found` on `get_policy` / `get_tool` | [`Error::NotFound`] |
+//! | 404 whose `detail.error` is `tool_not_found` on tool-mode `POST /ai/run` | not an error: a blocked [`ToolResult`] with `policy_reason` `tool_not_found`, as the engine answers |
 //! | any other non-2xx, including 5xx | [`Error::Api`] with the `detail` (or the start of a non-JSON body) |
 //! | no answer within the timeout | [`Error::Timeout`] |
 //! | connection refused or reset, DNS, TLS, a body cut short | [`Error::Transport`] |
@@ -96,10 +99,11 @@
 //! [`Lease::metadata`](crate::models::Lease::metadata) (the metadata a live lease's holder
 //! acquired it with, shown to every other caller of the same API key),
 //! [`Backend::release_lock`] (`POST /check-lock/release`, with the `lock_id` that check-lock
-//! answered), `retryable` on `/ai/fail` (this backend releases through `/ai/cancel` instead,
-//! which every server honours) and `wait_ms` exist on
-//! `onceonly-server` only. The hosted API has no release:
-//! there [`OnceOnly::release_lock`](crate::OnceOnly::release_lock) returns
+//! answered), the governed lease (`agent_id`, `tool`, `args`, `spend_usd` on `POST /ai/lease`,
+//! answered `status: "blocked"` with its `policy_reason` when the policy refuses),
+//! `retryable` on `/ai/fail` (this backend releases through `/ai/cancel` instead, which every
+//! server honours) and `wait_ms` exist on `onceonly-server` only. The hosted API has no
+//! release: there [`OnceOnly::release_lock`](crate::OnceOnly::release_lock) returns
 //! [`Error::Unsupported`].
 
 mod account;
