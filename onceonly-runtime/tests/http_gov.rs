@@ -589,14 +589,12 @@ async fn a_rate_limited_governance_call_is_retried_after_retry_after() {
         Reply::json(200, NESTED),
     ])
     .await;
-    let client = stub
-        .builder()
-        .max_retries(1)
-        .retry_backoff(Duration::from_millis(1))
-        .retry_max_backoff(Duration::from_millis(5))
-        .build()
+    let p = stub
+        .fast_retries(1)
+        .gov()
+        .get_policy("ops/bot 1")
+        .await
         .unwrap();
-    let p = client.gov().get_policy("ops/bot 1").await.unwrap();
     assert_eq!(p.max_actions_per_hour, Some(150));
     let seen = stub.seen();
     assert_eq!(seen.len(), 2);
