@@ -54,6 +54,10 @@ impl<'a> Ai<'a> {
     /// A governed call of a registered tool by `agent_id` (options: `.args(..)`,
     /// `.spend_usd(..)`, `.run_id(..)`): the agent's policy decides, an identical earlier
     /// call's result is returned as `dedup`, and an allowed call runs the tool once.
+    ///
+    /// Over HTTP this is tool-mode `POST /ai/run` (`args` sent only when non-empty). An
+    /// unknown tool, which the hosted API answers with a 404 `tool_not_found`, is a blocked
+    /// result with `policy_reason` `tool_not_found` on both backends, not an error.
     pub fn run_tool(
         self,
         agent_id: impl Into<String>,

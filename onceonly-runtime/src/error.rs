@@ -110,7 +110,10 @@ pub enum Error {
 
     /// The selected backend does not offer this operation (for example `release_lock` on the
     /// hosted API, which has no release endpoint).
-    #[error("`{operation}` is not supported by the {backend} backend")]
+    #[error(
+        "`{operation}` is not supported by the {backend} backend{}",
+        unsupported_hint(operation)
+    )]
     Unsupported {
         /// The operation that was requested.
         operation: &'static str,
@@ -167,6 +170,31 @@ impl Error {
 
     pub(crate) fn validation(msg: impl Into<String>) -> Self {
         Error::Validation(msg.into())
+    }
+
+    /// The policy of `agent_id` does not exist (same text on every backend).
+    pub(crate) fn policy_not_found(agent_id: &str) -> Self {
+        Error::NotFound {
+            what: format!("policy for agent `{agent_id}`"),
+        }
+    }
+
+    /// No tool `name` is registered in `scope` (same text on every backend).
+    pub(crate) fn tool_not_found(name: &str, scope: &str) -> Self {
+        Error::NotFound {
+            what: format!("tool `{name}` in scope `{scope}`"),
+        }
+    }
+}
+
+/// What to do instead, for operations some backends can never offer.
+fn unsupported_hint(operation: &str) -> &'static str {
+    match operation {
+        "register_tool_fn" => {
+            ": Rust fn tools run in the process that registered them, so only the embedded \
+             engine has them; over HTTP register an HTTP tool with `gov().create_tool(..)`"
+        }
+        _ => "",
     }
 }
 

@@ -1,7 +1,11 @@
 //! The `client.gov()` namespace: policies, the kill switch, audit logs and agent metrics.
 //!
 //! Every backend answers the same typed models: the embedded engine decides itself, and the
-//! HTTP backend reads `onceonly-server`'s or the hosted API's answers into them.
+//! HTTP backend reads `onceonly-server`'s or the hosted API's answers into them, the way the
+//! official SDKs read them. Where the two differ, each method says how. Over HTTP every call
+//! is retried and its errors are mapped like any other (see the `http` module): on the
+//! hosted API a plan without the feature answers 403 `feature_not_available`, which is
+//! [`Error::Api`](crate::Error::Api) with status 403.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
@@ -59,11 +63,21 @@ impl<'a> Gov<'a> {
     }
 
     /// Stores `policy` for `policy.agent_id`, replacing the agent's previous policy.
+    ///
+    /// Embedded: the answer is the policy as stored. Over HTTP (`POST /policies/{agent_id}`):
+    /// the answer's nested `policy` when the server sends one (the hosted API trims fields the
+    /// plan lacks, so this is what it kept), else the policy as sent; an empty `agent_id` is
+    /// refused before anything is sent.
     pub fn upsert_policy(self, policy: Policy) -> BoxFuture<'a, Result<Policy>> {
         self.backend().upsert_policy(policy)
     }
 
     /// Stores a built-in template's policy for `agent_id` (option: `.overrides(..)`).
+    ///
+    /// Embedded: the templates are this crate's documented table. Over HTTP
+    /// (`POST /policies/{agent_id}/from-template`): the server's templates, and the answer's
+    /// nested `policy`; a server that sends none leaves only what was sent
+    /// (`template` and `overrides` in [`Policy::extra`]).
     pub fn policy_from_template(
         self,
         agent_id: impl Into<String>,
@@ -80,17 +94,27 @@ impl<'a> Gov<'a> {
     }
 
     /// The policy of `agent_id` ([`Error::NotFound`](crate::Error::NotFound) without one).
+    ///
+    /// Over HTTP only a 404 whose `detail.error` is `not_found` is `NotFound`; any other 404
+    /// stays [`Error::Api`](crate::Error::Api).
     pub fn get_policy(self, agent_id: &'a str) -> BoxFuture<'a, Result<Policy>> {
         self.backend().get_policy(agent_id)
     }
 
     /// Every policy of the account.
+    ///
+    /// Embedded: ordered by agent id. Over HTTP: in the server's order; a bare array and
+    /// `{"items": [..]}` or `{"data": [..]}` are all read, entries that are not objects skipped.
     pub fn list_policies(self) -> BoxFuture<'a, Result<Vec<Policy>>> {
         self.backend().list_policies()
     }
 
     /// Kill switch on: every governed call of `agent_id` is blocked until
     /// [`enable_agent`](Self::enable_agent). An empty `reason` records none.
+    ///
+    /// Over HTTP the body is `{"reason"}`, or `{}` without one, and `is_enabled` is read
+    /// from `is_enabled`, else `enabled`, else `false`. The hosted API gates the kill switch by
+    /// plan.
     pub fn disable_agent(
         self,
         agent_id: &'a str,
@@ -100,7 +124,8 @@ impl<'a> Gov<'a> {
             .set_agent_enabled(agent_id, false, non_empty(reason))
     }
 
-    /// Kill switch off.
+    /// Kill switch off. Over HTTP the `reason` is sent as for
+    /// [`disable_agent`](Self::disable_agent); the embedded engine keeps none.
     pub fn enable_agent(
         self,
         agent_id: &'a str,
@@ -111,6 +136,11 @@ impl<'a> Gov<'a> {
     }
 
     /// The agent's newest audit entries (option: `.limit(1..=500)`, default 100).
+    ///
+    /// Over HTTP entries are read with the official SDKs' defaults where the server leaves
+    /// fields out: `allowed` true, `decision` `allowed` or `blocked` by it, `policy_reason`
+    /// from `reason`, `ts` from a number, a decimal string or an RFC 3339 time. Reasons and
+    /// decisions are kept as the server spells them, including ones this version does not know.
     pub fn agent_logs(self, agent_id: impl Into<String>) -> Call<'a, AgentLogsRequest> {
         Call::new(
             self.client,
@@ -122,6 +152,9 @@ impl<'a> Gov<'a> {
     }
 
     /// The agent's activity over a window (option: `.period(..)`, default a day).
+    ///
+    /// Over HTTP a period the server names but this version does not know reads as the one
+    /// asked for, and missing counts as zero.
     pub fn agent_metrics(self, agent_id: impl Into<String>) -> Call<'a, AgentMetricsRequest> {
         Call::new(
             self.client,
@@ -183,11 +216,18 @@ impl Call<'_, AgentMetricsRequest> {
 impl<'a> Gov<'a> {
     /// Registers (or replaces, by name and scope) an HTTP tool. The answer never shows the
     /// secret, only its id and last three characters.
+    ///
+    /// Over HTTP (`POST /tools`) the spec, secret and `scope_id` included, is the body; this
+    /// is the one request that carries the secret. The hosted API caps the number of tools by
+    /// plan (a 403 `plan_limit`, [`Error::Api`](crate::Error::Api)).
     pub fn create_tool(self, spec: ToolSpec) -> BoxFuture<'a, Result<Tool>> {
         self.backend().create_tool(spec)
     }
 
     /// The tools of a scope (option: `.scope_id(..)`, default `global`).
+    ///
+    /// Over HTTP the scope travels in the query (`?scope_id=agent%3Abot`); lists are read
+    /// like [`list_policies`](Self::list_policies)'.
     pub fn list_tools(self) -> Call<'a, ListToolsRequest> {
         Call::new(
             self.client,
@@ -197,7 +237,8 @@ impl<'a> Gov<'a> {
         )
     }
 
-    /// One tool (option: `.scope_id(..)`).
+    /// One tool (option: `.scope_id(..)`); [`Error::NotFound`](crate::Error::NotFound)
+    /// when there is none (over HTTP: a 404 `not_found`).
     pub fn get_tool(self, name: impl Into<String>) -> Call<'a, GetToolRequest> {
         Call::new(
             self.client,
@@ -209,6 +250,10 @@ impl<'a> Gov<'a> {
     }
 
     /// Switches a tool on or off (option: `.scope_id(..)`).
+    ///
+    /// Over HTTP the hosted API answers only `{"name", "enabled"}`: the other fields of the
+    /// returned [`Tool`] are the request's scope and the documented defaults, not the stored
+    /// tool's; read it back with [`get_tool`](Self::get_tool) when they matter.
     pub fn toggle_tool(
         self,
         name: impl Into<String>,
@@ -237,7 +282,8 @@ impl<'a> Gov<'a> {
 
     /// Registers an async Rust function as the tool `name`, governed like any other tool.
     /// Embedded backends only (the function lives in this process);
-    /// [`Error::Unsupported`](crate::Error::Unsupported) over HTTP.
+    /// [`Error::Unsupported`](crate::Error::Unsupported) over HTTP, whose message says so:
+    /// there, register an HTTP tool with [`create_tool`](Self::create_tool).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {

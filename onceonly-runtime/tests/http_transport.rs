@@ -15,15 +15,6 @@ use serde_json::json;
 const LOCKED: &str = r#"{"success":true,"status":"locked","key":"k","ttl":60}"#;
 const HTML_502: &[u8] = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
-fn fast_retries(stub: &Stub, retries: u32) -> OnceOnly {
-    stub.builder()
-        .max_retries(retries)
-        .retry_backoff(Duration::from_millis(1))
-        .retry_max_backoff(Duration::from_millis(5))
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn no_retries_by_default() {
     let stub = Stub::start(vec![Reply::json(503, "{}")]).await;
@@ -43,7 +34,7 @@ async fn retryable_answers_are_retried_with_the_same_body() {
         Reply::json(200, LOCKED),
     ])
     .await;
-    let res = fast_retries(&stub, 5).check_lock("k").await.unwrap();
+    let res = stub.fast_retries(5).check_lock("k").await.unwrap();
     assert!(res.should_proceed());
     let seen = stub.seen();
     assert_eq!(seen.len(), 6);
@@ -62,7 +53,7 @@ async fn an_acquisition_keeps_its_name_across_retries_and_no_other_call_shares_i
         Reply::json(200, LOCKED),
     ])
     .await;
-    let client = fast_retries(&stub, 1);
+    let client = stub.fast_retries(1);
     client.ai().lease("k").await.unwrap();
     client.ai().lease("k").await.unwrap();
     client.ai().run("k").await.unwrap();
@@ -88,7 +79,7 @@ async fn an_acquisition_keeps_its_name_across_retries_and_no_other_call_shares_i
 #[tokio::test]
 async fn header_values_http_cannot_carry_are_validation_errors_not_outages() {
     let stub = Stub::start(vec![Reply::json(200, LOCKED)]).await;
-    let client = fast_retries(&stub, 3);
+    let client = stub.fast_retries(3);
     assert!(client.fail_open());
     let e = client
         .check_lock("k")
@@ -123,7 +114,7 @@ async fn the_last_answer_is_mapped_when_retries_run_out() {
         Reply::json(429, r#"{"detail":{"error":"rate_limited"}}"#).header("Retry-After", "0"),
     ])
     .await;
-    let e = fast_retries(&stub, 1).ai().status("k").await.unwrap_err();
+    let e = stub.fast_retries(1).ai().status("k").await.unwrap_err();
     assert!(
         matches!(e, Error::RateLimited { retry_after: Some(d) } if d.is_zero()),
         "{e:?}"
@@ -135,7 +126,7 @@ async fn the_last_answer_is_mapped_when_retries_run_out() {
 async fn other_client_errors_are_not_retried() {
     for status in [400, 401, 402, 403, 404, 409, 422, 501] {
         let stub = Stub::start(vec![Reply::json(status, "{}")]).await;
-        assert!(fast_retries(&stub, 3).ai().status("k").await.is_err());
+        assert!(stub.fast_retries(3).ai().status("k").await.is_err());
         assert_eq!(stub.seen().len(), 1, "status {status} was retried");
     }
 }
@@ -147,7 +138,7 @@ async fn retry_after_is_honoured() {
         Reply::json(200, LOCKED),
     ])
     .await;
-    fast_retries(&stub, 1).check_lock("k").await.unwrap();
+    stub.fast_retries(1).check_lock("k").await.unwrap();
     let seen = stub.seen();
     assert_eq!(seen.len(), 2);
     // The computed backoff is 5 ms at most: only the header explains a second's pause.

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::transport::{Request, Transport};
 use super::wire::{self, call, call_map};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::{
     AccountInfo, EventAck, EventsPage, Metrics, NotificationPrefs, NotificationUpdate, RunEvent,
     RunList, RunTimeline, Usage, UsageAll, UsageKind,
@@ -73,25 +73,13 @@ pub(crate) async fn runs(
     call(t, req).await
 }
 
-/// A run id as a single path segment. `.` and `..` would be read as path navigation by every
-/// URL parser on the way, so they are refused before sending.
-pub(crate) fn path_id<'a>(field: &str, id: &'a str) -> Result<&'a str> {
-    match id {
-        "" => Err(Error::Validation(format!("{field} must not be empty"))),
-        "." | ".." => Err(Error::Validation(format!(
-            "{field} `{id}` cannot be used in a URL path"
-        ))),
-        id => Ok(id),
-    }
-}
-
 pub(crate) async fn run_timeline(
     t: &Transport,
     run_id: &str,
     limit: u32,
     offset: u32,
 ) -> Result<RunTimeline> {
-    let req = Request::get(&["runs", path_id("run_id", run_id)?])
+    let req = Request::get(&["runs", wire::path_id("run_id", run_id)?])
         .query("limit", limit)
         .query("offset", offset);
     let mut map = call_map(t, req).await?;

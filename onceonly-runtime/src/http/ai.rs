@@ -23,16 +23,39 @@ const MAX_POLL: Duration = Duration::from_secs(5);
 /// Longest single long poll asked of the server; longer waits are several polls.
 const MAX_LONG_POLL: Duration = Duration::from_secs(20);
 
+/// A lease body; a governed lease adds `agent_id`, `tool`, `args` and `spend_usd` (extension),
+/// and a refusal answers `status: "blocked"` with its `policy_reason`.
+#[derive(Serialize)]
+struct LeaseBody<'a> {
+    #[serde(flatten)]
+    key: KeyBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'a JsonMap>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spend_usd: Option<f64>,
+}
+
 /// `POST /ai/lease` and key-mode `POST /ai/run` (same body, same answer).
 ///
 /// Each call names its acquisition (`X-OnceOnly-Acquisition`, the same on every retry): when
 /// the answer that acquired is lost and the request is retried, `onceonly-server` gives the
 /// same lease back instead of reporting it as someone else's `in_progress`.
 pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Result<Lease> {
-    let body = KeyBody {
-        key: &req.key,
-        ttl: ttl_secs(req.ttl)?,
-        metadata: req.metadata.as_ref(),
+    let gov = req.governance.as_ref();
+    let body = LeaseBody {
+        key: KeyBody {
+            key: &req.key,
+            ttl: ttl_secs(req.ttl)?,
+            metadata: req.metadata.as_ref(),
+        },
+        agent_id: gov.map(|g| g.agent_id.as_str()),
+        tool: gov.map(|g| g.tool.as_str()),
+        args: gov.and_then(|g| g.args.as_ref()),
+        spend_usd: gov.and_then(|g| g.spend_usd),
     };
     let acquisition = req
         .acquisition_id

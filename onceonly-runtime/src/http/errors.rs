@@ -153,7 +153,8 @@ fn is_key_problem(detail: Option<&Value>) -> bool {
     }
 }
 
-fn error_code(detail: Option<&Value>) -> Option<&str> {
+/// `detail.error`, the machine-readable code of an error answer.
+pub(crate) fn error_code(detail: Option<&Value>) -> Option<&str> {
     detail?.get("error")?.as_str()
 }
 

@@ -30,7 +30,8 @@
 //! - Every request carries `Authorization: Bearer <key>`, `Content-Type: application/json`
 //!   (GET included) and `User-Agent: onceonly-rust/<version>`; check-lock adds `X-Request-Id`
 //!   when one is given. Absent optional fields are omitted from bodies, never sent as `null`.
-//!   Path segments (a run id) are percent-encoded, so `run x/y` travels as `run%20x%2Fy`.
+//!   Path segments (a run id, an agent id, a tool name) are percent-encoded, so `run x/y`
+//!   travels as `run%20x%2Fy`; `.` and `..` are refused before sending.
 //! - The base URL is normalised as the official SDKs do: trailing
 //!   slashes go, and a URL without a path gets `/v1`.
 //! - The timeout (default 5 s) bounds each attempt, connection included.
@@ -53,6 +54,8 @@
 //! | 422 | [`Error::Validation`] (FastAPI lists rendered as `body.key: Field required`) |
 //! | 429 (after retries) | [`Error::RateLimited`] with `Retry-After` |
 //! | 409 on a lease or run call whose `detail.error` is `lease_lost`, `in_progress`, `previously_failed` or `blocked` (`onceonly-server` reporting an engine refusal) | [`Error::LeaseLost`], [`Error::InProgress`], [`Error::PreviouslyFailed`], [`Error::Blocked`] |
+//! | 404 whose `detail.error` is `not_found` on `get_policy` / `get_tool` | [`Error::NotFound`] |
+//! | 404 whose `detail.error` is `tool_not_found` on tool-mode `POST /ai/run` | not an error: a blocked [`ToolResult`] with `policy_reason` `tool_not_found`, as the engine answers |
 //! | any other non-2xx, including 5xx | [`Error::Api`] with the `detail` (or the start of a non-JSON body) |
 //! | no answer within the timeout | [`Error::Timeout`] |
 //! | connection refused or reset, DNS, TLS, a body cut short | [`Error::Transport`] |
@@ -96,16 +99,19 @@
 //! [`Lease::metadata`](crate::models::Lease::metadata) (the metadata a live lease's holder
 //! acquired it with, shown to every other caller of the same API key),
 //! [`Backend::release_lock`] (`POST /check-lock/release`, with the `lock_id` that check-lock
-//! answered), `retryable` on `/ai/fail` (this backend releases through `/ai/cancel` instead,
-//! which every server honours) and `wait_ms` exist on
-//! `onceonly-server` only. The hosted API has no release:
-//! there [`OnceOnly::release_lock`](crate::OnceOnly::release_lock) returns
+//! answered), the governed lease (`agent_id`, `tool`, `args`, `spend_usd` on `POST /ai/lease`,
+//! answered `status: "blocked"` with its `policy_reason` when the policy refuses),
+//! `retryable` on `/ai/fail` (this backend releases through `/ai/cancel` instead, which every
+//! server honours) and `wait_ms` exist on `onceonly-server` only. The hosted API has no
+//! release: there [`OnceOnly::release_lock`](crate::OnceOnly::release_lock) returns
 //! [`Error::Unsupported`].
 
 mod account;
 mod ai;
 mod check_lock;
 mod errors;
+mod gov;
+mod tools;
 mod transport;
 mod wire;
 
@@ -123,6 +129,11 @@ use crate::models::{
     CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
     Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
     UsageAll, UsageKind,
+};
+use crate::models::{
+    AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
+    DeleteToolRequest, GetToolRequest, ListToolsRequest, Policy, TemplateRequest,
+    ToggleToolRequest, Tool, ToolCallRequest, ToolDeleted, ToolResult, ToolSpec,
 };
 use transport::Transport;
 
@@ -346,7 +357,9 @@ impl Backend for HttpBackend {
         Box::pin(ai::lease(&self.inner, &["ai", "lease"], req))
     }
 
-    fn run(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+    fn run(&self, mut req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
+        // Key mode carries no governance (a server refuses key and agent_id together).
+        req.governance = None;
         Box::pin(ai::lease(&self.inner, &["ai", "run"], req))
     }
 
@@ -429,6 +442,68 @@ impl Backend for HttpBackend {
 
     fn metrics<'a>(&'a self, from_day: &'a str, to_day: &'a str) -> BoxFuture<'a, Result<Metrics>> {
         Box::pin(account::metrics(&self.inner, from_day, to_day))
+    }
+
+    fn upsert_policy(&self, policy: Policy) -> BoxFuture<'_, Result<Policy>> {
+        Box::pin(gov::upsert_policy(&self.inner, policy))
+    }
+
+    fn policy_from_template(&self, req: TemplateRequest) -> BoxFuture<'_, Result<Policy>> {
+        Box::pin(gov::policy_from_template(&self.inner, req))
+    }
+
+    fn get_policy<'a>(&'a self, agent_id: &'a str) -> BoxFuture<'a, Result<Policy>> {
+        Box::pin(gov::get_policy(&self.inner, agent_id))
+    }
+
+    fn list_policies(&self) -> BoxFuture<'_, Result<Vec<Policy>>> {
+        Box::pin(gov::list_policies(&self.inner))
+    }
+
+    fn set_agent_enabled<'a>(
+        &'a self,
+        agent_id: &'a str,
+        enable: bool,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<AgentStatus>> {
+        Box::pin(gov::set_agent_enabled(
+            &self.inner,
+            agent_id,
+            enable,
+            reason,
+        ))
+    }
+
+    fn agent_logs(&self, req: AgentLogsRequest) -> BoxFuture<'_, Result<Vec<AgentLogItem>>> {
+        Box::pin(gov::agent_logs(&self.inner, req))
+    }
+
+    fn agent_metrics(&self, req: AgentMetricsRequest) -> BoxFuture<'_, Result<AgentMetrics>> {
+        Box::pin(gov::agent_metrics(&self.inner, req))
+    }
+
+    fn run_tool(&self, req: ToolCallRequest) -> BoxFuture<'_, Result<ToolResult>> {
+        Box::pin(tools::run_tool(&self.inner, req))
+    }
+
+    fn create_tool(&self, spec: ToolSpec) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(tools::create_tool(&self.inner, spec))
+    }
+
+    fn list_tools(&self, req: ListToolsRequest) -> BoxFuture<'_, Result<Vec<Tool>>> {
+        Box::pin(tools::list_tools(&self.inner, req))
+    }
+
+    fn get_tool(&self, req: GetToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(tools::get_tool(&self.inner, req))
+    }
+
+    fn toggle_tool(&self, req: ToggleToolRequest) -> BoxFuture<'_, Result<Tool>> {
+        Box::pin(tools::toggle_tool(&self.inner, req))
+    }
+
+    fn delete_tool(&self, req: DeleteToolRequest) -> BoxFuture<'_, Result<ToolDeleted>> {
+        Box::pin(tools::delete_tool(&self.inner, req))
     }
 }
 

@@ -45,6 +45,11 @@ impl Request {
         Request::new(Method::GET, segments)
     }
 
+    /// `DELETE <base>/<segments...>`.
+    pub(crate) fn delete(segments: &[&str]) -> Self {
+        Request::new(Method::DELETE, segments)
+    }
+
     /// `POST <base>/<segments...>` with `body` as JSON.
     pub(crate) fn post(segments: &[&str], body: &impl Serialize) -> Result<Self> {
         let mut req = Request::new(Method::POST, segments);

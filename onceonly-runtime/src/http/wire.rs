@@ -73,6 +73,56 @@ pub(crate) fn decode<T: DeserializeOwned>(mut map: JsonMap) -> Result<T> {
     serde_json::from_value(Value::Object(map)).map_err(Error::Decode)
 }
 
+/// An id as a single path segment (percent-encoded by the transport). `.` and `..` would be
+/// read as path navigation by every URL parser on the way, so they are refused before sending.
+pub(crate) fn path_id<'a>(field: &str, id: &'a str) -> Result<&'a str> {
+    match id {
+        "" => Err(Error::Validation(format!("{field} must not be empty"))),
+        "." | ".." => Err(Error::Validation(format!(
+            "{field} `{id}` cannot be used in a URL path"
+        ))),
+        id => Ok(id),
+    }
+}
+
+/// The objects of a list answer, as the official SDKs read them: a bare array (which the
+/// transport wraps as `{"data": [..]}`), `{"items": [..]}` or `{"data": [..]}`. Items that are
+/// not objects are skipped; an answer with no list is an empty one.
+pub(crate) fn list_items(mut map: JsonMap) -> impl Iterator<Item = JsonMap> {
+    let list = ["items", "data"]
+        .into_iter()
+        .find_map(|name| match map.remove(name) {
+            Some(Value::Array(items)) => Some(items),
+            _ => None,
+        })
+        .unwrap_or_default();
+    list.into_iter().filter_map(|item| match item {
+        Value::Object(item) => Some(item),
+        _ => None,
+    })
+}
+
+/// Sets `name` to `value` unless the answer already has a non-null one: answers that do not
+/// repeat what the request named (an agent id, a tool's scope) read as if they had.
+pub(crate) fn default_member(map: &mut JsonMap, name: &str, value: impl Into<Value>) {
+    if map.get(name).is_none_or(Value::is_null) {
+        map.insert(name.to_owned(), value.into());
+    }
+}
+
+/// Whether `e` is a 404 answer whose `detail.error` is `code`.
+pub(crate) fn is_404(e: &Error, code: &str) -> bool {
+    matches!(e, Error::Api { status: 404, detail } if errors::error_code(Some(detail)) == Some(code))
+}
+
+/// Reads a 404 whose `detail.error` is `code` as `to`; every other error passes unchanged.
+pub(crate) fn on_404(
+    code: &'static str,
+    to: impl FnOnce() -> Error,
+) -> impl FnOnce(Error) -> Error {
+    move |e| if is_404(&e, code) { to() } else { e }
+}
+
 /// Members the models read as whole non-negative numbers.
 const WHOLE_NUMBERS: [&str; 7] = [
     "ttl",

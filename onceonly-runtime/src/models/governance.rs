@@ -380,6 +380,22 @@ pub struct ToolResult {
     pub error_code: Option<String>,
 }
 
+impl ToolResult {
+    /// The answer of a call the policy decided, before any tool result: allowed unless
+    /// `decision` is `blocked`, with the reason's risk level.
+    pub(crate) fn decided(decision: Decision, reason: PolicyReason) -> Self {
+        ToolResult {
+            ok: decision != Decision::Blocked,
+            allowed: decision != Decision::Blocked,
+            decision: decision.as_str().to_owned(),
+            policy_reason: Some(reason.as_str().to_owned()),
+            risk_level: Some(reason.risk_level().as_str().to_owned()),
+            result: None,
+            error_code: None,
+        }
+    }
+}
+
 /// A governed tool call: tool-mode `POST /ai/run`, `client.ai().run_tool(..)`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

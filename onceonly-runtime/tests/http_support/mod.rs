@@ -143,6 +143,17 @@ impl Stub {
         self.builder().build().unwrap()
     }
 
+    /// A client retrying `retries` times with a backoff of a few milliseconds, so only a
+    /// `Retry-After` can explain a longer pause between two attempts.
+    pub fn fast_retries(&self, retries: u32) -> OnceOnly {
+        self.builder()
+            .max_retries(retries)
+            .retry_backoff(Duration::from_millis(1))
+            .retry_max_backoff(Duration::from_millis(5))
+            .build()
+            .unwrap()
+    }
+
     /// Every request received so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.script.seen.lock().unwrap().clone()

@@ -80,9 +80,7 @@ impl<S: Store> Engine<S> {
         names::agent_id(agent_id)?;
         self.policy_of(agent_id)
             .await?
-            .ok_or_else(|| Error::NotFound {
-                what: format!("policy for agent `{agent_id}`"),
-            })
+            .ok_or_else(|| Error::policy_not_found(agent_id))
     }
 
     async fn policy_of(&self, agent_id: &str) -> Result<Option<Policy>> {

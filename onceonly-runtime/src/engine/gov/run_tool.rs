@@ -34,18 +34,6 @@ fn dedup_key(agent: &str, tool: &str, args_hash: &str) -> String {
     format!("gov-call/{}", hex::encode(digest))
 }
 
-fn answer(decision: Decision, reason: PolicyReason) -> ToolResult {
-    ToolResult {
-        ok: decision != Decision::Blocked,
-        allowed: decision != Decision::Blocked,
-        decision: decision.as_str().to_owned(),
-        policy_reason: Some(reason.as_str().to_owned()),
-        risk_level: Some(reason.risk_level().as_str().to_owned()),
-        result: None,
-        error_code: None,
-    }
-}
-
 impl Resolved {
     /// How long a call may take: the lease TTL that keeps it exclusive.
     fn ttl(&self) -> Duration {
@@ -102,7 +90,7 @@ impl<S: Store> Engine<S> {
         };
         let blocked = |reason| async move {
             record(Decision::Blocked, reason, 0.0).await;
-            Ok(answer(Decision::Blocked, reason))
+            Ok(ToolResult::decided(Decision::Blocked, reason))
         };
         if let Some(reason) = ctx.refusal(tool) {
             return blocked(reason).await;
@@ -130,7 +118,7 @@ impl<S: Store> Engine<S> {
                 RunStatus::Acquired => break lease.lease_id.unwrap_or_default(),
                 RunStatus::Completed => {
                     record(Decision::Dedup, PolicyReason::Duplicate, 0.0).await;
-                    let mut out = answer(Decision::Dedup, PolicyReason::Duplicate);
+                    let mut out = ToolResult::decided(Decision::Dedup, PolicyReason::Duplicate);
                     out.result = match lease.result {
                         Some(r) => Some(r),
                         None => self.result(&key).await?.result,
@@ -176,7 +164,7 @@ impl<S: Store> Engine<S> {
                     .map_err(|f| (f.code().to_owned(), f.message().to_owned()))
             }
         };
-        let mut out = answer(Decision::Executed, PolicyReason::Ok);
+        let mut out = ToolResult::decided(Decision::Executed, PolicyReason::Ok);
         let status = match outcome {
             Ok(result) => {
                 self.complete(CompleteRequest::new(&key, &lease_id, Some(result.clone())))

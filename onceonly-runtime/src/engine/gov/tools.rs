@@ -158,18 +158,12 @@ impl<S: Store> Engine<S> {
         doc.map(|d| StoredTool::from_doc(&d)).transpose()
     }
 
-    fn tool_not_found(name: &str, scope: &str) -> Error {
-        Error::NotFound {
-            what: format!("tool `{name}` in scope `{scope}`"),
-        }
-    }
-
     /// `GET /tools/{name}?scope_id=`.
     pub async fn get_tool(&self, name: &str, scope: &str) -> Result<Tool> {
         self.stored_tool(name, scope)
             .await?
             .map(|t| t.view())
-            .ok_or_else(|| Self::tool_not_found(name, scope))
+            .ok_or_else(|| Error::tool_not_found(name, scope))
     }
 
     /// `POST /tools/{name}/toggle?scope_id=`: switches a tool on or off.
@@ -177,7 +171,7 @@ impl<S: Store> Engine<S> {
         let mut tool = self
             .stored_tool(name, scope)
             .await?
-            .ok_or_else(|| Self::tool_not_found(name, scope))?;
+            .ok_or_else(|| Error::tool_not_found(name, scope))?;
         tool.enabled = enabled;
         self.inner
             .store
@@ -191,7 +185,7 @@ impl<S: Store> Engine<S> {
         names::tool_name(name)?;
         validate_scope(scope)?;
         if !self.inner.store.delete_doc(&tool_doc(scope, name)).await? {
-            return Err(Self::tool_not_found(name, scope));
+            return Err(Error::tool_not_found(name, scope));
         }
         Ok(ToolDeleted {
             ok: true,
