@@ -380,9 +380,3 @@ def test_validation_errors(client):
         client.post_event(run_id="  ", type="note")
     with pytest.raises(ValidationError):
         client.metrics("yesterday", "today")
-
-
-def test_governance_is_not_available_yet(client):
-    with pytest.raises(ApiError) as e:
-        client.gov.list_policies()
-    assert e.value.status_code == 404
