@@ -203,7 +203,7 @@ pub(crate) struct UsageQuery {
     pub(crate) kind: Option<String>,
 }
 
-/// `?limit=&offset=` (and `q` for `GET /runs`).
+/// `?limit=&offset=` (and `q` for `GET /runs`); only `limit` for `GET /agents/{id}/logs`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct PageQuery {
     #[serde(default)]
@@ -235,13 +235,6 @@ pub(crate) struct TemplateBody {
 pub(crate) struct ReasonBody {
     #[serde(default)]
     pub(crate) reason: Option<String>,
-}
-
-/// `GET /agents/{agent_id}/logs?limit=`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct LogsQuery {
-    #[serde(default)]
-    pub(crate) limit: Option<u32>,
 }
 
 /// `GET /agents/{agent_id}/metrics?period=`.

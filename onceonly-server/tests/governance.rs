@@ -119,6 +119,14 @@ fn assert_invalid(a: &common::Answer, what: &str) {
     assert!(a.body.get("detail").is_some(), "{what}: {}", a.text);
 }
 
+/// A 404 with `detail.error == code` whose message names `what`.
+fn assert_not_found(a: &common::Answer, code: &str, what: &str) {
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{what}: {}", a.text);
+    assert_eq!(a.detail()["error"], code, "{what}");
+    let message = a.detail()["message"].as_str().unwrap_or_default();
+    assert!(message.contains(what), "{what}: {message}");
+}
+
 async fn delete(s: &TestServer, key: &str, path: &str) -> common::Answer {
     s.raw(Method::DELETE, path, Some(key), None, &[]).await
 }
@@ -170,15 +178,7 @@ async fn policies_answer_nested_and_force_the_path_agent() {
     assert_eq!(without["policy"]["max_actions_per_hour"], 30);
     assert_eq!(s.get_ok(A, "policies").await.as_array().unwrap().len(), 3);
 
-    let missing = s.get(A, "policies/nobody").await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
-    assert_eq!(missing.detail()["error"], "not_found");
-    assert!(
-        missing.detail()["message"]
-            .as_str()
-            .unwrap()
-            .contains("nobody")
-    );
+    assert_not_found(&s.get(A, "policies/nobody").await, "not_found", "nobody");
 }
 
 #[tokio::test]
@@ -386,23 +386,16 @@ async fn tools_registry_shapes_never_echo_secrets() {
     assert_eq!(off["secret_id"], tool["secret_id"]);
 
     let elsewhere = s.get(A, "tools/send_email").await;
-    assert_eq!(
-        elsewhere.status,
-        StatusCode::NOT_FOUND,
-        "{}",
-        elsewhere.text
-    );
-    assert_eq!(elsewhere.detail()["error"], "not_found");
+    assert_not_found(&elsewhere, "not_found", "scope `global`");
     let gone = delete(&s, A, "tools/send_email?scope_id=agent%3Abot").await;
     assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
     assert_eq!(gone.body, json!({"ok": true, "deleted": "send_email"}));
     let again = delete(&s, A, "tools/send_email?scope_id=agent%3Abot").await;
-    assert_eq!(again.status, StatusCode::NOT_FOUND);
-    assert_eq!(again.detail()["error"], "not_found");
+    assert_not_found(&again, "not_found", "send_email");
     let toggle_missing = s
         .post(A, "tools/send_email/toggle", json!({"enabled": true}))
         .await;
-    assert_eq!(toggle_missing.status, StatusCode::NOT_FOUND);
+    assert_not_found(&toggle_missing, "not_found", "send_email");
 }
 
 #[tokio::test]
@@ -467,14 +460,7 @@ async fn tool_mode_run_shapes_and_errors() {
             json!({"agent_id": "bot", "tool": "nope", "args": {"a": 1}}),
         )
         .await;
-    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
-    assert_eq!(unknown.detail()["error"], "tool_not_found");
-    assert!(
-        unknown.detail()["message"]
-            .as_str()
-            .unwrap()
-            .contains("nope")
-    );
+    assert_not_found(&unknown, "tool_not_found", "nope");
     let logs = s.get_ok(A, "agents/bot/logs").await;
     assert_eq!(
         logs[0]["policy_reason"], "tool_not_found",
@@ -770,8 +756,7 @@ async fn tenants_see_only_their_own_governance() {
     let b_call = s
         .post(B, "ai/run", json!({"agent_id": "bot", "tool": "charge"}))
         .await;
-    assert_eq!(b_call.status, StatusCode::NOT_FOUND, "{}", b_call.text);
-    assert_eq!(b_call.detail()["error"], "tool_not_found");
+    assert_not_found(&b_call, "tool_not_found", "charge");
     register(&s, B, "charge", &host.url, "global").await;
     assert_eq!(
         s.post_ok(B, "ai/run", json!({"agent_id": "bot", "tool": "charge"}))

@@ -32,13 +32,6 @@ def unique(prefix):
     return f"{prefix}:{uuid.uuid4().hex}"
 
 
-@pytest.fixture
-def client():
-    c = OnceOnly(api_key=API_KEY, base_url=BASE_URL, timeout=10.0)
-    yield c
-    c.close()
-
-
 # ---------------------------------------------------------------- check-lock
 
 

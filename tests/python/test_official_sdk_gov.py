@@ -1,16 +1,15 @@
 """The official Python SDK's governance (client.gov, ai.run_tool), unmodified, against
 onceonly-server.
 
-Run through tests/python/run.sh, which starts the server with `--allow-tool-host 127.0.0.1`
-and sets ONCEONLY_TEST_BASE_URL and ONCEONLY_TEST_API_KEY. Registered tools are served by a
-small http.server on loopback that checks every call's signature and counts the calls.
+Run through tests/python/run.sh, which starts the server with `--allow-tool-host 127.0.0.1`;
+the `client` fixture is in conftest.py. Registered tools are served by a small http.server on
+loopback that checks every call's signature and counts the calls.
 """
 
 import asyncio
 import hashlib
 import hmac
 import json
-import os
 import threading
 import time
 import uuid
@@ -18,23 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from onceonly import OnceOnly
 from onceonly.exceptions import ApiError, ValidationError
 
-BASE_URL = os.environ["ONCEONLY_TEST_BASE_URL"]
-API_KEY = os.environ["ONCEONLY_TEST_API_KEY"]
 SECRET = "py-tool-secret-value"
 
 
 def agent(prefix="agent"):
     return f"{prefix}:{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def client():
-    c = OnceOnly(api_key=API_KEY, base_url=BASE_URL, timeout=10.0)
-    yield c
-    c.close()
 
 
 class ToolHost:

@@ -8,7 +8,7 @@ use onceonly_runtime::store::Store;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, Segment};
 use crate::state::{AppState, Tenant};
-use crate::wire::{LogsQuery, PeriodQuery, ReasonBody};
+use crate::wire::{PageQuery, PeriodQuery, ReasonBody};
 
 type Answer<T> = Result<axum::Json<T>, ApiError>;
 
@@ -47,7 +47,7 @@ async fn enable<S: Store>(
 async fn logs<S: Store>(
     tenant: Tenant<S>,
     Segment(agent_id): Segment,
-    QueryParams(q): QueryParams<LogsQuery>,
+    QueryParams(q): QueryParams<PageQuery>,
 ) -> Answer<Vec<AgentLogItem>> {
     let limit = q.limit.unwrap_or(DEFAULT_LOG_LIMIT);
     Ok(axum::Json(tenant.agent_logs(&agent_id, limit).await?))
