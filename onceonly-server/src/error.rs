@@ -1,6 +1,7 @@
 //! Error answers. Every error leaves the server as JSON `{"detail": ...}` with the status the
 //! official SDKs classify correctly: 401/403 for keys, 402 for plan limits,
-//! 409 for lost leases, 422 for validation, 404/405/413 for requests that miss the API, 408
+//! 409 for lost leases, 422 for validation, 404 for what does not exist (a policy, a tool, a
+//! path), 405/413 for requests that miss the API, 408
 //! for a body that does not arrive in time.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -185,6 +186,9 @@ impl From<Error> for ApiError {
                 "blocked by policy",
                 json!({"policy_reason": reason, "decision": decision}),
             ),
+            Error::NotFound { what } => {
+                ApiError::coded(StatusCode::NOT_FOUND, "not_found", format!("no {what}"))
+            }
             Error::Unauthorized { .. } => ApiError::invalid_key(),
             Error::RateLimited { retry_after } => {
                 let mut err = ApiError::coded(

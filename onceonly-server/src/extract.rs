@@ -27,18 +27,25 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path == "?" || path.is_empty() {
-            ApiError::validation(format!("invalid JSON body: {inner}"))
-        } else {
-            ApiError::validation(format!("invalid JSON body: {path}: {inner}"))
-        }
-    })?;
+    let value = serde_path_to_error::deserialize(&mut de).map_err(invalid_body)?;
     de.end()
         .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))?;
     Ok(value)
+}
+
+/// Reads an already parsed body (or part of one) as a `T`, with the errors of [`parse_json`].
+pub(crate) fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(invalid_body)
+}
+
+fn invalid_body(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." || path == "?" || path.is_empty() {
+        ApiError::validation(format!("invalid JSON body: {inner}"))
+    } else {
+        ApiError::validation(format!("invalid JSON body: {path}: {inner}"))
+    }
 }
 
 impl<T, S> FromRequest<AppState<S>> for JsonBody<T>

@@ -1,10 +1,19 @@
-//! Request bodies and query strings as the OnceOnly API takes them. Unknown
-//! fields are ignored; metadata is also accepted under its legacy name `meta`.
+//! Request bodies and query strings as the OnceOnly API takes them, and the answers whose wire
+//! shape is not the model's own serialization. Unknown request fields are ignored; metadata is
+//! also accepted under its legacy name `meta`.
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use onceonly_runtime::JsonMap;
-use serde::{Deserialize, Deserializer};
+use onceonly_runtime::models::{
+    Governance, Lease, Policy, PolicyReason, ToolCallRequest, ToolResult,
+};
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::ApiError;
 
 /// A TTL in seconds: a non-negative number (whole or not), or absent/null.
 fn ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -20,7 +29,7 @@ fn ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     }
 }
 
-/// `POST /check-lock` and `POST /ai/lease`.
+/// `POST /check-lock`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct KeyBody {
     pub(crate) key: String,
@@ -28,6 +37,18 @@ pub(crate) struct KeyBody {
     pub(crate) ttl: Option<Duration>,
     #[serde(default, alias = "meta")]
     pub(crate) metadata: Option<JsonMap>,
+}
+
+/// `POST /ai/lease`; the governance fields are an extension.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LeaseBody {
+    pub(crate) key: String,
+    #[serde(default, deserialize_with = "ttl")]
+    pub(crate) ttl: Option<Duration>,
+    #[serde(default, alias = "meta")]
+    pub(crate) metadata: Option<JsonMap>,
+    #[serde(flatten)]
+    pub(crate) call: GovernedCall,
 }
 
 /// `POST /ai/run`: key mode, or tool mode (governed tool call).
@@ -39,10 +60,66 @@ pub(crate) struct RunBody {
     pub(crate) ttl: Option<Duration>,
     #[serde(default, alias = "meta")]
     pub(crate) metadata: Option<JsonMap>,
+    #[serde(flatten)]
+    pub(crate) call: GovernedCall,
+}
+
+/// The fields of a governed call: tool-mode `/ai/run`, and the lease extension.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct GovernedCall {
     #[serde(default)]
-    pub(crate) agent_id: Option<String>,
+    agent_id: Option<String>,
     #[serde(default)]
-    pub(crate) tool: Option<String>,
+    tool: Option<String>,
+    #[serde(default)]
+    args: Option<JsonMap>,
+    #[serde(default)]
+    spend_usd: Option<f64>,
+}
+
+impl GovernedCall {
+    /// Whether no governance field was given (empty names count as absent, as the official
+    /// SDKs treat them).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.names() == (None, None) && self.args.is_none() && self.spend_usd.is_none()
+    }
+
+    fn names(&self) -> (Option<&str>, Option<&str>) {
+        fn given(v: &Option<String>) -> Option<&str> {
+            v.as_deref().filter(|s| !s.is_empty())
+        }
+        (given(&self.agent_id), given(&self.tool))
+    }
+
+    /// The governance of a lease: none when no field was given; `agent_id` and `tool` together
+    /// otherwise.
+    pub(crate) fn governance(self) -> Result<Option<Governance>, ApiError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let (agent, tool) = self.both()?;
+        let mut gov = Governance::new(agent, tool);
+        gov.args = self.args;
+        gov.spend_usd = self.spend_usd;
+        Ok(Some(gov))
+    }
+
+    /// The tool call of tool-mode `/ai/run`.
+    pub(crate) fn tool_call(self) -> Result<ToolCallRequest, ApiError> {
+        let (agent, tool) = self.both()?;
+        let mut req = ToolCallRequest::new(agent, tool).args(self.args.unwrap_or_default());
+        req.spend_usd = self.spend_usd;
+        Ok(req)
+    }
+
+    fn both(&self) -> Result<(&str, &str), ApiError> {
+        match self.names() {
+            (Some(agent), Some(tool)) => Ok((agent, tool)),
+            _ => Err(ApiError::validation(
+                "a governed call needs both agent_id and tool (args and spend_usd are optional)",
+            )),
+        }
+    }
 }
 
 /// `POST /ai/extend`.
@@ -126,7 +203,7 @@ pub(crate) struct UsageQuery {
     pub(crate) kind: Option<String>,
 }
 
-/// `?limit=&offset=` (and `q` for `GET /runs`).
+/// `?limit=&offset=` (and `q` for `GET /runs`); only `limit` for `GET /agents/{id}/logs`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct PageQuery {
     #[serde(default)]
@@ -142,4 +219,122 @@ pub(crate) struct PageQuery {
 pub(crate) struct MetricsQuery {
     pub(crate) from_day: String,
     pub(crate) to_day: String,
+}
+
+/// `POST /policies/{agent_id}/from-template`. The path names the agent; a body `agent_id`
+/// is ignored.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TemplateBody {
+    pub(crate) template: String,
+    #[serde(default)]
+    pub(crate) overrides: Option<JsonMap>,
+}
+
+/// `POST /agents/{agent_id}/disable` and `/enable`: `{"reason"?}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReasonBody {
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
+}
+
+/// `GET /agents/{agent_id}/metrics?period=`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PeriodQuery {
+    #[serde(default)]
+    pub(crate) period: Option<String>,
+}
+
+/// `?scope_id=` of the tools registry; `global` when absent or blank.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ScopeQuery {
+    #[serde(default)]
+    scope_id: Option<String>,
+}
+
+impl ScopeQuery {
+    pub(crate) fn scope(self) -> String {
+        self.scope_id
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| onceonly_runtime::models::GLOBAL_SCOPE.to_owned())
+    }
+}
+
+/// `POST /tools/{name}/toggle`: `{"enabled": bool}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ToggleBody {
+    pub(crate) enabled: bool,
+}
+
+/// A policy as the API answers it: `{"agent_id", "policy": {...}}`. The official SDKs read
+/// the fields from the nested object; a flat answer would make them fall back to what they
+/// sent.
+#[derive(Debug, Serialize)]
+pub(crate) struct PolicyView {
+    agent_id: String,
+    policy: Policy,
+}
+
+impl From<Policy> for PolicyView {
+    fn from(policy: Policy) -> Self {
+        PolicyView {
+            agent_id: policy.agent_id.clone(),
+            policy,
+        }
+    }
+}
+
+/// A lease answer: the model, plus the `risk_level` of a governed lease the policy refused
+/// (the engine's lease carries the reason only; the level follows from it).
+#[derive(Debug, Serialize)]
+pub(crate) struct LeaseView<'a> {
+    #[serde(flatten)]
+    lease: &'a Lease,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    risk_level: Option<&'static str>,
+}
+
+impl<'a> LeaseView<'a> {
+    pub(crate) fn new(lease: &'a Lease) -> Self {
+        let risk_level = lease
+            .policy_reason
+            .as_deref()
+            .and_then(|r| {
+                let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+                    r.into_deserializer();
+                PolicyReason::deserialize(de).ok()
+            })
+            .map(|r| r.risk_level().as_str());
+        LeaseView { lease, risk_level }
+    }
+}
+
+/// The policy a client sent for `agent_id`: its object, with `agent_id` forced to the target
+/// (the path's) and unknown fields kept.
+pub(crate) fn policy(agent_id: &str, mut body: JsonMap) -> Result<Policy, ApiError> {
+    body.insert("agent_id".into(), agent_id.into());
+    crate::extract::parse_value(serde_json::Value::Object(body))
+}
+
+/// The answer of a governed call of `tool` (tool-mode `POST /ai/run`).
+pub(crate) struct ToolAnswer {
+    pub(crate) tool: String,
+    pub(crate) result: ToolResult,
+}
+
+impl IntoResponse for ToolAnswer {
+    /// The engine decides an unknown tool like any other refusal (a blocked result, written to
+    /// the audit log), but the hosted API answers it as an error, 404 with
+    /// `detail.error = "tool_not_found"`, and the official SDKs' examples catch it as
+    /// `ApiError`. This is the one place that turns the one into the other.
+    fn into_response(self) -> Response {
+        let not_found = PolicyReason::ToolNotFound.as_str();
+        if !self.result.allowed && self.result.policy_reason.as_deref() == Some(not_found) {
+            let message = format!(
+                "no tool `{}` is registered in the agent's scope (agent:<agent_id>) or in global",
+                self.tool
+            );
+            return ApiError::coded(StatusCode::NOT_FOUND, not_found, message).into_response();
+        }
+        axum::Json(self.result).into_response()
+    }
 }

@@ -387,7 +387,7 @@ async fn unknown_paths_and_wrong_methods_are_json() {
 }
 
 #[tokio::test]
-async fn governance_paths_answer_404_after_authentication() {
+async fn governance_paths_need_a_key() {
     let s = start().await;
     for (method, path) in [
         (Method::GET, "policies"),
@@ -399,23 +399,13 @@ async fn governance_paths_answer_404_after_authentication() {
         (Method::DELETE, "tools/send_email"),
         (Method::POST, "tools/send_email/toggle"),
     ] {
-        let a = s
-            .raw(method.clone(), path, Some(A), Some(b"{}".to_vec()), &[])
-            .await;
-        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(a.detail()["error"], "not_available");
-        let anon = s.raw(method, path, None, None, &[]).await;
+        let anon = s.raw(method.clone(), path, None, None, &[]).await;
         assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{path}");
+        let wrong = s
+            .raw(method, path, Some("nope"), Some(b"{}".to_vec()), &[])
+            .await;
+        assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{path}");
     }
-    let tool_mode = s
-        .post(
-            A,
-            "ai/run",
-            json!({"agent_id": "bot", "tool": "send_email"}),
-        )
-        .await;
-    assert_eq!(tool_mode.status, StatusCode::NOT_FOUND);
-    assert_eq!(tool_mode.detail()["error"], "not_available");
 }
 
 #[tokio::test]

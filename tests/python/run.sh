@@ -2,8 +2,9 @@
 # Runs the official Python SDK (PyPI: onceonly-sdk), unmodified, against onceonly-server.
 #
 # Builds the server, starts it on a free loopback port with two test keys (one unlimited,
-# one on a small plan), runs tests/python/test_official_sdk.py with pytest in a virtualenv
-# under the cargo target directory, and stops the server. Needs python3 (with venv) and pip
+# one on a small plan) and tool calls allowed to 127.0.0.1 (where the governance tests serve
+# their tools), runs tests/python/test_official_sdk*.py with pytest in a virtualenv under the
+# cargo target directory, and stops the server. Needs python3 (with venv) and pip
 # access to PyPI. Exit code: pytest's.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ KEY="once_test_$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(
 FREE_KEY="once_test_free_$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(12))')"
 printf '%s\n%s plan=free make=2 ai=1\n' "$KEY" "$FREE_KEY" > "$WORK/keys.txt"
 
-"$BIN" --listen 127.0.0.1:0 --api-keys-file "$WORK/keys.txt" \
+"$BIN" --listen 127.0.0.1:0 --api-keys-file "$WORK/keys.txt" --allow-tool-host 127.0.0.1 \
   > "$WORK/stdout" 2> "$WORK/stderr" &
 SERVER_PID=$!
 
@@ -61,7 +62,8 @@ echo "onceonly-server: $BASE_URL"
 
 status=0
 ONCEONLY_TEST_BASE_URL="$BASE_URL" ONCEONLY_TEST_API_KEY="$KEY" ONCEONLY_TEST_FREE_KEY="$FREE_KEY" \
-  "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python/test_official_sdk.py" "$@" \
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python/test_official_sdk.py" \
+  "$ROOT/tests/python/test_official_sdk_gov.py" "$@" \
   || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log ---" >&2

@@ -32,13 +32,6 @@ def unique(prefix):
     return f"{prefix}:{uuid.uuid4().hex}"
 
 
-@pytest.fixture
-def client():
-    c = OnceOnly(api_key=API_KEY, base_url=BASE_URL, timeout=10.0)
-    yield c
-    c.close()
-
-
 # ---------------------------------------------------------------- check-lock
 
 
@@ -380,9 +373,3 @@ def test_validation_errors(client):
         client.post_event(run_id="  ", type="note")
     with pytest.raises(ValidationError):
         client.metrics("yesterday", "today")
-
-
-def test_governance_is_not_available_yet(client):
-    with pytest.raises(ApiError) as e:
-        client.gov.list_policies()
-    assert e.value.status_code == 404

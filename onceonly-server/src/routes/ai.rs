@@ -1,5 +1,5 @@
-//! `/v1/ai/*`: key-mode runs, the lease API, status (with the `wait_ms` long-poll extension)
-//! and results.
+//! `/v1/ai/*`: key-mode runs and governed tool calls, the lease API (with the governance
+//! extension), status (with the `wait_ms` long-poll extension) and results.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -17,13 +17,13 @@ use onceonly_runtime::models::{
 use onceonly_runtime::store::Store;
 use onceonly_runtime::wire::header::ACQUISITION;
 
-use super::governance;
 use crate::error::ApiError;
 use crate::extract::{BodyLimit, JsonBody, QueryParams};
 use crate::metrics::Outcome;
 use crate::state::{AppState, Tenant};
 use crate::wire::{
-    CancelBody, CompleteBody, ExtendBody, FailBody, KeyBody, KeyQuery, RunBody, StatusQuery,
+    CancelBody, CompleteBody, ExtendBody, FailBody, KeyQuery, LeaseBody, LeaseView, RunBody,
+    StatusQuery, ToolAnswer,
 };
 
 type Answer<T> = Result<Reply<T>, ApiError>;
@@ -33,11 +33,19 @@ struct Reply<T>(T);
 
 trait HasStatus: serde::Serialize {
     fn status(&self) -> RunStatus;
+
+    fn render(&self) -> Response {
+        axum::Json(self).into_response()
+    }
 }
 
 impl HasStatus for Lease {
     fn status(&self) -> RunStatus {
         self.status
+    }
+
+    fn render(&self) -> Response {
+        axum::Json(LeaseView::new(self)).into_response()
     }
 }
 
@@ -56,7 +64,7 @@ impl HasStatus for AiResult {
 impl<T: HasStatus> IntoResponse for Reply<T> {
     fn into_response(self) -> Response {
         let outcome = Outcome(self.0.status().as_str());
-        (Extension(outcome), axum::Json(self.0)).into_response()
+        (Extension(outcome), self.0.render()).into_response()
     }
 }
 
@@ -105,38 +113,47 @@ fn lease_request(
     Ok(req)
 }
 
-/// Key mode starts or attaches to a run (same answer as `/ai/lease`); tool mode (governed
-/// tool calls) is not available yet.
+/// Key mode starts or attaches to a run (same answer as `/ai/lease`); tool mode is a governed
+/// call of a registered tool.
 async fn run<S: Store>(
     tenant: Tenant<S>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunBody>,
-) -> Answer<Lease> {
-    let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-    let tool_mode = present(&body.agent_id) || present(&body.tool);
+) -> Result<Response, ApiError> {
     match body.key {
-        Some(_) if tool_mode => Err(ApiError::validation(
+        Some(_) if !body.call.is_empty() => Err(ApiError::validation(
             "give either key (a run) or agent_id and tool (a tool call), not both",
         )),
         Some(key) => {
             let req = lease_request(&headers, key, body.ttl, body.metadata)?;
-            Ok(Reply(
-                tenant.settle(|t| async move { t.run(req).await }).await?,
-            ))
+            let lease = tenant.settle(|t| async move { t.run(req).await }).await?;
+            Ok(Reply(lease).into_response())
         }
-        None if tool_mode => Err(governance::not_available()),
-        None => Err(ApiError::validation(
+        None if body.call.is_empty() => Err(ApiError::validation(
             "ai.run needs key (a run), or agent_id and tool (a tool call)",
         )),
+        None => {
+            let req = body.call.tool_call()?;
+            let tool = req.tool.clone();
+            // On its own task: a client hanging up must not cut a signed outbound call (or its
+            // record and audit entry) short.
+            let result = tenant
+                .settle(|t| async move { t.run_tool(req).await })
+                .await?;
+            Ok(ToolAnswer { tool, result }.into_response())
+        }
     }
 }
 
+/// With `agent_id` and `tool` (extension), the lease is a governed call: a refusal answers
+/// `status: "blocked"` with `policy_reason` and `risk_level`.
 async fn lease<S: Store>(
     tenant: Tenant<S>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<KeyBody>,
+    JsonBody(body): JsonBody<LeaseBody>,
 ) -> Answer<Lease> {
-    let req = lease_request(&headers, body.key, body.ttl, body.metadata)?;
+    let mut req = lease_request(&headers, body.key, body.ttl, body.metadata)?;
+    req.governance = body.call.governance()?;
     Ok(Reply(
         tenant.settle(|t| async move { t.lease(req).await }).await?,
     ))

@@ -2,14 +2,14 @@
 //! module per area.
 //!
 //! Handlers only translate: they parse the wire request, call one engine operation of the
-//! caller's tenant, and write the engine's answer back. Governance routes are registered so
-//! their paths answer a clear 404 until governance arrives; it slots in by replacing
-//! [`governance::routes`].
+//! caller's tenant, and write the engine's answer back.
 
+mod agents;
 mod ai;
 mod check_lock;
 mod core;
-mod governance;
+mod policies;
+mod tools;
 
 use std::any::Any;
 
@@ -38,7 +38,9 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(core::routes())
         .merge(check_lock::routes())
         .merge(ai::routes(state.complete_body_limit))
-        .merge(governance::routes());
+        .merge(policies::routes())
+        .merge(agents::routes())
+        .merge(tools::routes());
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus::<S>))
