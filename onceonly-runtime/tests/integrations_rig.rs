@@ -205,8 +205,8 @@ async fn a_tool_error_keeps_its_shape_and_a_retry_runs_again() {
 }
 
 #[tokio::test]
-async fn executed_calls_are_audited_with_their_spend() {
-    let (client, _tool, governed) = setup();
+async fn spend_counts_against_the_daily_budget() {
+    let (client, tool, governed) = setup();
     let governed = governed.spend_usd(2.0);
     client
         .gov()
@@ -214,8 +214,8 @@ async fn executed_calls_are_audited_with_their_spend() {
         .await
         .unwrap();
     call(&governed, args("cus_1", 500)).await.unwrap();
-    // A replay costs nothing; a new call would pass the budget.
-    call(&governed, args("cus_1", 500)).await.unwrap();
     let err = call(&governed, args("cus_2", 500)).await.unwrap_err();
+    assert!(err.is_refusal());
     assert_eq!(err.code(), Some("daily_spend_exceeded"));
+    assert_eq!(charges(&tool), 1);
 }

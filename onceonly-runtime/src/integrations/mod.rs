@@ -9,7 +9,9 @@
 //! keys sorted, see [`canonical_hash`](crate::canonical_hash)), never on the model's per-turn
 //! call id: two turns that ask for the same thing are one call. The arguments also go to the
 //! policy's audit log, so they must fit its 16 KiB limit. A failed call (an `Err` from the
-//! tool) releases its key, so asking again runs the tool again.
+//! tool) releases its key, so asking again runs the tool again. The policy's limits come before
+//! deduplication (the engine's decision order), so once a cap or the daily budget is reached an
+//! identical call is refused too, not replayed.
 
 use std::future::Future;
 use std::time::Duration;
