@@ -28,6 +28,35 @@ pub mod rig;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 
+/// The options both guards offer, as by-value builder methods of a type whose `guard` field is
+/// a [`CallGuard`]. `$prefix` is its default key prefix, `$scope` what a prefix usually names.
+macro_rules! guard_options {
+    ($prefix:literal, $scope:literal) => {
+        /// The spend each executed call accounts against the agent's daily budget (default:
+        /// the policy's price for the tool, else 0).
+        pub fn spend_usd(mut self, usd: f64) -> Self {
+            self.guard.spend_usd = Some(usd);
+            self
+        }
+
+        #[doc = concat!("Prefix of the record keys (default `", $prefix, "`). Identical calls")]
+        #[doc = concat!("dedupe within one prefix: a prefix per ", $scope, " or per user narrows")]
+        /// deduplication to it.
+        pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.guard.key_prefix = prefix.into();
+            self
+        }
+
+        /// How long one call may run before an identical call may take over (default 300 s;
+        /// a heartbeat extends it while the tool runs).
+        pub fn ttl(mut self, ttl: std::time::Duration) -> Self {
+            self.guard.ttl = ttl;
+            self
+        }
+    };
+}
+use guard_options;
+
 /// Default lease TTL of a guarded call: how long a tool may run before an identical call may
 /// take over.
 const DEFAULT_TTL: Duration = Duration::from_secs(300);
@@ -62,18 +91,6 @@ impl CallGuard {
             spend_usd: None,
             ttl: DEFAULT_TTL,
         }
-    }
-
-    pub(crate) fn set_spend_usd(&mut self, usd: f64) {
-        self.spend_usd = Some(usd);
-    }
-
-    pub(crate) fn set_key_prefix(&mut self, prefix: String) {
-        self.key_prefix = prefix;
-    }
-
-    pub(crate) fn set_ttl(&mut self, ttl: Duration) {
-        self.ttl = ttl;
     }
 
     /// The record key of a call: the prefix, then a digest of agent, tool and canonical

@@ -69,8 +69,6 @@
 //! Bounds: `T::Args: Serialize` (the key and the audit log are made from it) and
 //! `T::Output: Serialize + DeserializeOwned` (the stored output is read back on replay).
 
-use std::time::Duration;
-
 use rig_core::tool::{Tool, ToolContext, ToolErrorKind, ToolExecutionError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,26 +94,7 @@ impl<T> Governed<T> {
         }
     }
 
-    /// The spend each executed call accounts against the agent's daily budget (default: the
-    /// policy's price for the tool, else 0).
-    pub fn spend_usd(mut self, usd: f64) -> Self {
-        self.guard.set_spend_usd(usd);
-        self
-    }
-
-    /// Prefix of the record keys (default `rig:`). Identical calls dedupe within one prefix: a
-    /// prefix per conversation or per user narrows deduplication to it.
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.guard.set_key_prefix(prefix.into());
-        self
-    }
-
-    /// How long one call may run before an identical call may take over (default 300 s; a
-    /// heartbeat extends it while the tool runs).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.guard.set_ttl(ttl);
-        self
-    }
+    super::guard_options!("rig:", "conversation");
 
     /// The wrapped tool.
     pub fn inner(&self) -> &T {

@@ -57,7 +57,6 @@
 //! parameters then fail to parse, and each round of a call that asks for client input.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::ErrorData;
 use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
@@ -72,7 +71,7 @@ use crate::error::Error;
 /// A guard for the tools of `agent_id`; [`Guard::router`] applies it to a router.
 pub fn guard(client: OnceOnly, agent_id: impl Into<String>) -> Guard {
     Guard {
-        call: CallGuard::new(client, agent_id.into(), "mcp:"),
+        guard: CallGuard::new(client, agent_id.into(), "mcp:"),
     }
 }
 
@@ -80,30 +79,11 @@ pub fn guard(client: OnceOnly, agent_id: impl Into<String>) -> Guard {
 /// [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Guard {
-    call: CallGuard,
+    guard: CallGuard,
 }
 
 impl Guard {
-    /// The spend each executed call accounts against the agent's daily budget (default: the
-    /// policy's price for the tool, else 0).
-    pub fn spend_usd(mut self, usd: f64) -> Self {
-        self.call.set_spend_usd(usd);
-        self
-    }
-
-    /// Prefix of the record keys (default `mcp:`). Identical calls dedupe within one prefix: a
-    /// prefix per session or per user narrows deduplication to it.
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.call.set_key_prefix(prefix.into());
-        self
-    }
-
-    /// How long one call may run before an identical call may take over (default 300 s; a
-    /// heartbeat extends it while the tool runs).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.call.set_ttl(ttl);
-        self
-    }
+    super::guard_options!("mcp:", "session");
 
     /// `router` with every route guarded; names, schemas and disabled routes are kept.
     pub fn router<S: Send + Sync + 'static>(&self, mut router: ToolRouter<S>) -> ToolRouter<S> {
@@ -118,7 +98,7 @@ impl Guard {
         let ToolRoute {
             call: inner, attr, ..
         } = route;
-        let guard = Arc::new(self.call.clone());
+        let guard = Arc::new(self.guard.clone());
         ToolRoute::new_dyn(attr, move |ctx: ToolCallContext<'_, S>| {
             let (guard, inner) = (Arc::clone(&guard), Arc::clone(&inner));
             Box::pin(async move { governed_call(&guard, inner.as_ref(), ctx).await })
