@@ -18,9 +18,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 command -v redis-server >/dev/null 2>&1 && redis-server --version
 
-echo "== cargo test (workspace: unit, integration, UI and doc tests; Redis and SQLite stores)"
+echo "== cargo test (workspace: unit, integration, UI and doc tests; Redis and SQLite stores; rig and rmcp guards)"
 # The Redis tests start their own redis-server (Debian package `redis-server`).
-cargo test --workspace --locked --features onceonly-runtime/redis,onceonly-runtime/sqlite
+cargo test --workspace --locked \
+  --features onceonly-runtime/redis,onceonly-runtime/sqlite,onceonly-runtime/rig,onceonly-runtime/rmcp
 
 echo "== official Python SDK against onceonly-server"
 bash tests/python/run.sh

@@ -56,6 +56,11 @@
 //! - [`store`]: the [`Store`](store::Store) trait of atomic primitives and the stores.
 //! - [`http`]: the HTTP backend's configuration (feature `http`, on by default).
 //! - [`time`]: the engine's clock.
+//! - `integrations`: guards for LLM tool frameworks, one line per tool or server: a rig
+//!   `Tool` wrapped in `integrations::rig::Governed` (feature `rig`), every tool of an rmcp
+//!   `ToolRouter` through `integrations::rmcp::guard` (feature `rmcp`). Each call is governed
+//!   by the agent's policy and runs once per distinct arguments; a refusal is an answer the
+//!   model reads.
 //! - `conformance` (feature `testing`): the suite every store must pass.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -75,6 +80,8 @@ mod holder;
 #[cfg(feature = "http")]
 pub mod http;
 mod ids;
+#[cfg(any(feature = "rig", feature = "rmcp"))]
+pub mod integrations;
 mod key;
 #[cfg(feature = "macros")]
 mod macro_support;
