@@ -58,8 +58,14 @@ async fn assert_failed(client: &OnceOnly, key: &str, want: Failed<'_>) {
     assert!(status.done_at.is_some() && result.result.is_none(), "{key}");
 }
 
+/// Governance cases (policies, kill switch, limits, audit, tools registry).
+#[path = "backends/gov.rs"]
+mod gov;
+
 /// The cases, each a plain async function over a client.
 mod cases {
+    pub(super) use crate::gov::*;
+
     use super::*;
 
     pub(super) async fn check_lock_locks_then_reports_duplicates(client: OnceOnly) {
@@ -847,6 +853,10 @@ macro_rules! suite {
             usage_counts_check_locks_and_acquisitions,
             runs_and_events_build_a_timeline,
             run_and_wait_attaches_to_a_running_job,
+            policies_and_the_kill_switch_round_trip,
+            a_governed_run_fn_is_refused_for_every_reason,
+            an_hourly_limit_is_exact_under_concurrent_calls,
+            the_tools_registry_round_trips_and_refuses_the_same,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
