@@ -132,6 +132,15 @@ pub(super) async fn a_governed_run_fn_is_refused_for_every_reason(client: OnceOn
             "ok",
         ]
     );
+    let disabled = logs
+        .iter()
+        .find(|l| l.policy_reason.as_deref() == Some("agent_disabled"))
+        .unwrap();
+    assert_eq!(
+        (disabled.allowed, disabled.decision.as_str()),
+        (false, "blocked")
+    );
+    assert_eq!(disabled.risk_level.as_deref(), Some("high"));
     let m = gov
         .agent_metrics("bot")
         .period(MetricsPeriod::Day)
@@ -139,6 +148,8 @@ pub(super) async fn a_governed_run_fn_is_refused_for_every_reason(client: OnceOn
         .unwrap();
     assert_eq!((m.total_actions, m.blocked_actions), (9, 5));
     assert_eq!(m.total_spend_usd, 0.75);
+    let charge = m.top_tools.iter().find(|t| t.tool == "charge").unwrap();
+    assert_eq!(charge.count, 2);
 }
 
 pub(super) async fn an_hourly_limit_is_exact_under_concurrent_calls(client: OnceOnly) {
