@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use onceonly_runtime::models::{MetricsPeriod, Policy};
+use onceonly_runtime::models::Policy;
 use onceonly_runtime::{Error, OnceOnly};
 
 async fn governed(
@@ -27,16 +27,6 @@ async fn governed(
     match spend {
         Some(usd) => call.spend_usd(usd).await,
         None => call.await,
-    }
-}
-
-fn reason_of(r: Result<String, Error>) -> String {
-    match r {
-        Err(Error::Blocked { reason, decision }) => {
-            assert_eq!(decision, "blocked");
-            reason
-        }
-        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
