@@ -9,9 +9,9 @@ use crate::engine::ToolFn;
 use crate::error::{Error, Result};
 use crate::models::{
     AccountInfo, AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult,
-    CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
-    Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
-    UsageAll, UsageKind,
+    ClaimRequest, ClaimedJob, CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest,
+    Lease, LeaseRequest, Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList,
+    RunTimeline, Usage, UsageAll, UsageKind,
 };
 use crate::models::{
     AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
@@ -82,11 +82,18 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         max_wait: Duration,
     ) -> BoxFuture<'a, Result<AiStatus>>;
 
-    /// Key-mode `POST /ai/run`: starts a background run for `req.key`, or attaches to the
-    /// existing one (same answer shape as [`Backend::lease`]).
+    /// Key-mode `POST /ai/run`: queues a run for `req.key`, or attaches to the existing one
+    /// (same answer shape as [`Backend::lease`]).
     fn run(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
         let _ = req;
         unsupported(self.name(), "ai.run")
+    }
+
+    /// Claims a queued run for a worker, waiting up to `req.wait` (`POST /ai/jobs/claim`, an
+    /// extension of this project: the hosted API executes its runs itself).
+    fn claim_job(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<ClaimedJob>>> {
+        let _ = req;
+        unsupported(self.name(), "ai.jobs.claim")
     }
 
     /// `GET /me`: the account behind the API key.

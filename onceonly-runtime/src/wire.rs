@@ -75,6 +75,8 @@ pub mod error_code {
     pub const CANCELLED: &str = "cancelled";
     /// The holder's lease ran out and nobody has acquired the key since.
     pub const LEASE_EXPIRED: &str = "lease_expired";
+    /// A queued run of actions stopped at an action its agent's policy refused.
+    pub const POLICY_BLOCKED: &str = "policy_blocked";
 }
 
 /// Why a lease operation was refused: the `detail.error` of a `409` answer.

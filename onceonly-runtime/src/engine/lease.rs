@@ -23,8 +23,13 @@ use crate::{ids, validate};
 pub(super) struct Acquisition {
     pub(super) lease: Lease,
     /// What the acquisition was charged: `Some` when `lease` acquired the key just now, `None`
-    /// for answers about someone else's lease, a stored outcome, or a repeated acquisition.
+    /// for answers about someone else's lease, a stored outcome, a repeated acquisition, or
+    /// the claim of a queued run (its enqueuing paid for it).
     pub(super) charge: Option<Charge>,
+    /// Whether `lease` acquired the key just now.
+    pub(super) fresh: bool,
+    /// The metadata of the acquired record (for a queued run, the run's own).
+    pub(super) metadata: Option<crate::error::JsonMap>,
 }
 
 /// `req` is a copy of the request that made `rec`'s latest acquisition.
@@ -76,9 +81,11 @@ impl<S: Store> Engine<S> {
         let mut charged: Option<(Arc<Window>, Charge)> = None;
         let outcome = self.acquire_loop(&req, ttl, &mut charged).await;
         match outcome {
-            Ok((lease, true)) => Ok(Acquisition {
+            Ok((lease, Some(metadata))) => Ok(Acquisition {
                 lease,
                 charge: charged.map(|(_, charge)| charge),
+                fresh: true,
+                metadata,
             }),
             other => {
                 if let Some((window, _)) = charged {
@@ -87,19 +94,22 @@ impl<S: Store> Engine<S> {
                 other.map(|(lease, _)| Acquisition {
                     lease,
                     charge: None,
+                    fresh: false,
+                    metadata: None,
                 })
             }
         }
     }
 
-    /// The read → decide → compare-and-swap loop of [`Engine::acquire`]. Answers the lease and
-    /// whether it is a fresh acquisition (the one outcome that keeps the charge).
+    /// The read → decide → compare-and-swap loop of [`Engine::acquire`]. Answers the lease and,
+    /// for a fresh acquisition (the one outcome that keeps the charge), the acquired record's
+    /// metadata.
     async fn acquire_loop(
         &self,
         req: &LeaseRequest,
         ttl: Duration,
         charged: &mut Option<(Arc<Window>, Charge)>,
-    ) -> Result<(Lease, bool)> {
+    ) -> Result<(Lease, Option<Option<crate::error::JsonMap>>)> {
         let retention = ms(self.inner.config.retention);
         // Refused at the limit while the key read free: looked again once, since a racer that
         // took the last unit may have acquired it in between (then this is a free answer).
@@ -118,15 +128,15 @@ impl<S: Store> Engine<S> {
                     Some(phase @ Phase::Free)
                         if v.value.state == LeaseState::Released && repeats(req, &v.value) =>
                     {
-                        return Ok((view::observer(&req.key, &v.value, phase, now), false));
+                        return Ok((view::observer(&req.key, &v.value, phase, now), None));
                     }
-                    Some(Phase::Free) => (Some(v.rev), Some(&*v.value)),
+                    Some(Phase::Free | Phase::Queued) => (Some(v.rev), Some(&*v.value)),
                     Some(Phase::Held) if repeats(req, &v.value) => {
                         // A repeat never shortens the lease (the holder may have extended it).
                         if v.value.lease_expires_at_ms >= lease_expires_at_ms {
                             return Ok((
                                 view::holder(&req.key, &v.value, RunStatus::Acquired),
-                                false,
+                                None,
                             ));
                         }
                         let mut again = (*v.value).clone();
@@ -135,16 +145,17 @@ impl<S: Store> Engine<S> {
                         again.purge_at_ms = lease_expires_at_ms + retention;
                         let answer = view::holder(&req.key, &again, RunStatus::Acquired);
                         if self.write(&req.key, Some(v.rev), again).await? {
-                            return Ok((answer, false));
+                            return Ok((answer, None));
                         }
                         continue;
                     }
                     Some(phase) => {
-                        return Ok((view::observer(&req.key, &v.value, phase, now), false));
+                        return Ok((view::observer(&req.key, &v.value, phase, now), None));
                     }
                 },
             };
-            if charged.is_none() {
+            let job = previous.is_some_and(|p| p.job);
+            if charged.is_none() && !job {
                 match self.try_charge(UsageKind::Ai, now).await? {
                     Charged::Taken(window, charge) => *charged = Some((window, charge)),
                     Charged::Refused { .. } if !looked_again => {
@@ -169,13 +180,19 @@ impl<S: Store> Engine<S> {
                 error_code: None,
                 cancel_reason: None,
                 error_hash: None,
-                metadata: req.metadata.clone(),
+                // Claiming a queued run keeps the run's own metadata.
+                metadata: match previous {
+                    Some(p) if job => p.metadata.clone(),
+                    _ => req.metadata.clone(),
+                },
                 acquisition_id: req.acquisition_id.clone(),
                 purge_at_ms: lease_expires_at_ms + retention,
+                job,
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);
+            let metadata = record.metadata.clone();
             if self.write(&req.key, expected_rev, record).await? {
-                return Ok((answer, true));
+                return Ok((answer, Some(metadata)));
             }
             // Lost the race for this revision: read again and decide again.
         }
@@ -349,6 +366,7 @@ impl<S: Store> Engine<S> {
             };
             let answer = self.holder_answer(key, &next);
             let finished = super::events::finished_event(key, &next);
+            let ended = next.job.then(|| (*next).clone());
             if self
                 .inner
                 .store
@@ -357,6 +375,9 @@ impl<S: Store> Engine<S> {
                 .is_some()
             {
                 self.record_run_event(finished).await;
+                if let Some(run) = ended {
+                    self.dequeue(key, &run).await;
+                }
                 return Ok(answer);
             }
         }

@@ -10,6 +10,7 @@
 mod check_lock;
 mod events;
 mod gov;
+mod jobs;
 mod lease;
 mod purge;
 mod run;
@@ -28,9 +29,9 @@ use crate::backend::{Backend, BoxFuture};
 use crate::error::Result;
 use crate::models::{
     AccountInfo, AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult,
-    CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
-    Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
-    UsageAll, UsageKind,
+    ClaimRequest, ClaimedJob, CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest,
+    Lease, LeaseRequest, Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList,
+    RunTimeline, Usage, UsageAll, UsageKind,
 };
 use crate::models::{
     AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
@@ -279,6 +280,10 @@ impl<S: Store> Backend for Engine<S> {
 
     fn run(&self, req: LeaseRequest) -> BoxFuture<'_, Result<Lease>> {
         Box::pin(Engine::run(self, req))
+    }
+
+    fn claim_job(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<ClaimedJob>>> {
+        Box::pin(Engine::claim_job(self, req))
     }
 
     fn me(&self) -> BoxFuture<'_, Result<AccountInfo>> {

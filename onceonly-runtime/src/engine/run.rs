@@ -1,10 +1,9 @@
-//! The accounted entry points of the lease API: [`Engine::lease`] and key-mode
-//! [`Engine::run`]. They wrap the lease state machine with usage accounting and the
-//! `run_started` timeline event.
+//! The accounted entry point of the lease API, [`Engine::lease`]: the lease state machine with
+//! usage accounting and the `run_started` timeline event. Key-mode `ai.run` is in `jobs`.
 
 use super::Engine;
 use super::events::{run_id_of, started_event};
-use crate::error::{JsonMap, Result};
+use crate::error::Result;
 use crate::models::{Lease, LeaseRequest, UsageKind};
 use crate::store::Store;
 use crate::validate;
@@ -33,35 +32,23 @@ impl<S: Store> Engine<S> {
         self.accounted_lease(req).await
     }
 
-    /// Key-mode `ai.run`: starts a run for `req.key` or attaches to the existing one. The
-    /// answer has the shape of [`Engine::lease`], whose rules it follows; the run id defaults
-    /// to the key (it is stored as `metadata.run_id`, which counts toward the metadata size
-    /// limit), so every run has a timeline.
-    ///
-    /// Who executes the run is not decided here: the run stays `in_progress` until the holder
-    /// of the returned lease id completes, fails or cancels it, or its lease expires.
-    pub async fn run(&self, mut req: LeaseRequest) -> Result<Lease> {
-        check(&req)?;
-        let key = req.key.clone();
-        req.metadata
-            .get_or_insert_with(JsonMap::new)
-            .entry("run_id")
-            .or_insert(key.into());
-        self.accounted_lease(req).await
-    }
-
     /// The acquisition charges itself (see [`Engine::acquire`]); this adds the usage figures
     /// to the answer, counts answers that acquired nothing as (free) polling, and writes
     /// `run_started` for a fresh acquisition with a run id.
     pub(super) async fn accounted_lease(&self, req: LeaseRequest) -> Result<Lease> {
         let key = req.key.clone();
-        let started = run_id_of(req.metadata.as_ref())
-            .is_some()
-            .then(|| req.metadata.clone());
         let acquisition = self.acquire(req).await?;
         let mut answer = acquisition.lease;
+        if acquisition.fresh && run_id_of(acquisition.metadata.as_ref()).is_some() {
+            let event = started_event(&key, answer.version, acquisition.metadata.as_ref());
+            self.record_run_event(event).await;
+        }
         let Some(charge) = acquisition.charge else {
             answer.charged = Some(0);
+            if acquisition.fresh {
+                // The claim of a queued run: its enqueuing was charged.
+                return Ok(answer);
+            }
             // Polling is free; counting it is bookkeeping that must not fail the call.
             match self.count_polling(UsageKind::Ai).await {
                 Ok(charge) => {
@@ -75,15 +62,11 @@ impl<S: Store> Engine<S> {
         answer.charged = Some(1);
         answer.usage = Some(charge.usage);
         answer.limit = charge.limit;
-        if let Some(metadata) = started {
-            self.record_run_event(started_event(&key, answer.version, metadata.as_ref()))
-                .await;
-        }
         Ok(answer)
     }
 }
 
-fn check(req: &LeaseRequest) -> Result<()> {
+pub(super) fn check(req: &LeaseRequest) -> Result<()> {
     validate::key(&req.key)?;
     if let Some(ttl) = req.ttl {
         validate::ttl("ttl", ttl)?;

@@ -16,6 +16,7 @@ pub(crate) fn live(rec: &LeaseRecord, now: u64) -> Option<Phase> {
     }
     Some(match rec.state {
         LeaseState::InProgress if rec.lease_expires_at_ms > now => Phase::Held,
+        LeaseState::InProgress | LeaseState::Released if rec.job => Phase::Queued,
         LeaseState::InProgress | LeaseState::Released => Phase::Free,
         LeaseState::Completed => Phase::Completed,
         LeaseState::Failed => Phase::Failed,
@@ -29,6 +30,9 @@ pub(crate) enum Phase {
     Held,
     /// Released or expired: the next lease acquires.
     Free,
+    /// A queued run nobody holds (never claimed, released, or its worker's lease expired):
+    /// reads `in_progress`, and the next claim (or lease) acquires it.
+    Queued,
     /// Result stored.
     Completed,
     /// Terminal failure stored.
@@ -79,10 +83,11 @@ pub(crate) fn observer(key: &str, rec: &LeaseRecord, phase: Phase, now: u64) -> 
     out.cancel_reason = status.cancel_reason;
     out.retry_after_sec = status.retry_after_sec;
     out.retryable = status.retryable;
+    out.queued = status.queued;
     match phase {
         Phase::Completed => out.result = rec.result.clone(),
         Phase::Held => out.metadata = rec.metadata.clone(),
-        Phase::Free | Phase::Failed => {}
+        Phase::Free | Phase::Failed | Phase::Queued => {}
     }
     out
 }
@@ -101,11 +106,16 @@ pub(crate) fn status(key: &str, rec: &LeaseRecord, phase: Phase, now: u64) -> Ai
         cancel_reason: None,
         retry_after_sec: None,
         retryable: false,
+        queued: false,
     };
     match phase {
         Phase::Held => {
             out.ttl_left = Some(secs_left(rec.lease_expires_at_ms, now));
             out.retry_after_sec = Some(retry_hint(rec, now));
+        }
+        Phase::Queued => {
+            out.queued = true;
+            out.retry_after_sec = Some(1);
         }
         Phase::Completed => out.status = RunStatus::Completed,
         Phase::Failed => {
@@ -143,6 +153,7 @@ pub(crate) fn not_found_status(key: &str) -> AiStatus {
         cancel_reason: None,
         retry_after_sec: None,
         retryable: false,
+        queued: false,
     }
 }
 

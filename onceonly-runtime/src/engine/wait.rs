@@ -13,7 +13,8 @@ use crate::validate;
 
 impl<S: Store> Engine<S> {
     /// Waits until `key` is no longer held (completed, failed, released, expired) or
-    /// `max_wait` has passed, and returns its status at that moment.
+    /// `max_wait` has passed, and returns its status at that moment. A queued run is waited
+    /// on until it finishes: its worker's lease expiring puts it back in the queue.
     ///
     /// A waiter subscribes before it reads, so a write between the read and the wait is never
     /// missed; a holder that dies is noticed when its lease expires, without any write.
@@ -34,6 +35,10 @@ impl<S: Store> Engine<S> {
                         view::status(key, rec, Phase::Held, now),
                         deadline.min(Instant::now() + left),
                     )
+                }
+                // A queued run waits for a worker: only a write (claim, completion) moves it.
+                Some((rec, Phase::Queued)) => {
+                    (view::status(key, rec, Phase::Queued, now), deadline)
                 }
                 Some((rec, phase)) => return Ok(view::status(key, rec, phase, now)),
                 None => (view::not_found_status(key), deadline),

@@ -292,6 +292,11 @@ pub struct Lease {
     /// Hosted API accounting: the plan's monthly limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// A queued run (key-mode `ai.run`) that no worker holds right now: it reads
+    /// `in_progress`, and a worker will claim it. An extension of this project; the official
+    /// SDKs ignore it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
 impl Lease {
@@ -318,6 +323,7 @@ impl Lease {
             usage: None,
             limit: None,
             policy_reason: None,
+            queued: false,
         }
     }
 }
@@ -361,6 +367,11 @@ pub struct AiStatus {
     /// For failed keys: the key was released and may be acquired again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
+    /// A queued run (key-mode `ai.run`) that no worker holds right now: it reads
+    /// `in_progress`, and a worker will claim it. An extension of this project; the official
+    /// SDKs ignore it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
 /// The answer of `GET /ai/result` (and of `ai().wait()`).

@@ -8,6 +8,7 @@ mod account;
 mod check_lock;
 mod events;
 mod governance;
+mod jobs;
 mod lease;
 pub(crate) mod tools;
 mod usage;
@@ -22,6 +23,7 @@ pub use governance::{
     Policy, PolicyReason, PricingRule, RiskLevel, TemplateRequest, ToggleToolRequest,
     ToolCallRequest, ToolCount, ToolResult,
 };
+pub use jobs::{ClaimRequest, ClaimedJob};
 pub use lease::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
     LeaseRequest, RunStatus,

@@ -75,4 +75,9 @@ pub struct LeaseRecord {
     pub acquisition_id: Option<String>,
     /// When the store may delete the record (unix ms).
     pub purge_at_ms: u64,
+    /// A queued run (key-mode `ai.run`): executed by a worker or the engine, not by the
+    /// caller. While it is not finished it reads `in_progress`, and a released or expired
+    /// lease puts it back in the queue instead of ending it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub job: bool,
 }

@@ -37,5 +37,6 @@ pub fn in_progress_record(lease_id: &str, now_ms: u64, ttl_ms: u64) -> LeaseReco
         metadata: None,
         acquisition_id: None,
         purge_at_ms: now_ms + ttl_ms + 3_600_000,
+        job: false,
     }
 }

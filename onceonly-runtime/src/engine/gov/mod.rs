@@ -19,6 +19,7 @@ pub(crate) mod policy;
 mod run_tool;
 mod tools;
 
+pub(crate) use lease::check as check_call;
 pub use tools::ToolFn;
 pub(crate) use tools::ToolRuntime;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::audit::Entry;
-use super::decide::limits;
+use super::decide::{Context, Limit, limits};
 use super::lease::check;
 use super::tools::Resolved;
 use crate::engine::Engine;
@@ -24,6 +24,8 @@ use crate::store::Store;
 
 /// Lease TTL of a call of a registered function (they have no timeout of their own).
 const FUNCTION_TTL: Duration = Duration::from_secs(300);
+/// The decision of an allowed call in a dry run.
+pub(crate) const DRY_RUN: &str = "dry_run";
 /// Added to an HTTP tool's own time budget for the lease TTL.
 const TTL_SLACK: Duration = Duration::from_secs(30);
 
@@ -49,6 +51,48 @@ impl Resolved {
 }
 
 impl<S: Store> Engine<S> {
+    /// The policy's decision on a call, changing nothing: the refusal, or the tool to call
+    /// and the limits an execution charges.
+    async fn decide_call(
+        &self,
+        ctx: &Context,
+        agent: &str,
+        tool: &str,
+        spend: f64,
+    ) -> Result<std::result::Result<(Resolved, Vec<Limit>), PolicyReason>> {
+        if let Some(reason) = ctx.refusal(tool) {
+            return Ok(Err(reason));
+        }
+        let target = match self.resolve_tool(agent, tool).await? {
+            None => return Ok(Err(PolicyReason::ToolNotFound)),
+            Some(Resolved::Http(t)) if !t.enabled => return Ok(Err(PolicyReason::ToolDisabled)),
+            Some(t) => t,
+        };
+        let limits = limits(ctx, agent, tool, spend, self.now_ms());
+        Ok(match self.limit_reached(&limits).await? {
+            Some(reason) => Err(reason),
+            None => Ok((target, limits)),
+        })
+    }
+
+    /// What [`run_tool`](Self::run_tool) would decide now, without executing, charging or
+    /// recording anything (a dry run of a queued run's actions): `blocked` with the reason,
+    /// or `allowed` with decision `dry_run`.
+    pub(crate) async fn dry_run_tool(&self, req: &ToolCallRequest) -> Result<ToolResult> {
+        let (agent, tool) = (req.agent_id.as_str(), req.tool.as_str());
+        check(agent, tool, Some(&req.args), req.spend_usd)?;
+        let ctx = self.gov_context(agent).await?;
+        let spend = ctx.spend(tool, req.spend_usd);
+        Ok(match self.decide_call(&ctx, agent, tool, spend).await? {
+            Err(reason) => ToolResult::decided(Decision::Blocked, reason),
+            Ok(_) => {
+                let mut out = ToolResult::decided(Decision::Executed, PolicyReason::Ok);
+                out.decision = DRY_RUN.to_owned();
+                out
+            }
+        })
+    }
+
     /// A governed call of a registered tool (tool-mode `POST /ai/run`): the policy decides in
     /// the documented order, an identical earlier call's result comes back as `dedup`, and an
     /// allowed call runs the tool once. A tool that fails answers `ok: false`, `allowed: true`
@@ -92,21 +136,11 @@ impl<S: Store> Engine<S> {
             record(Decision::Blocked, reason, 0.0).await;
             Ok(ToolResult::decided(Decision::Blocked, reason))
         };
-        if let Some(reason) = ctx.refusal(tool) {
-            return blocked(reason).await;
-        }
-        let target = match self.resolve_tool(agent, tool).await? {
-            None => return blocked(PolicyReason::ToolNotFound).await,
-            Some(Resolved::Http(t)) if !t.enabled => {
-                return blocked(PolicyReason::ToolDisabled).await;
-            }
-            Some(t) => t,
-        };
         let spend = ctx.spend(tool, req.spend_usd);
-        let limits = limits(&ctx, agent, tool, spend, self.now_ms());
-        if let Some(reason) = self.limit_reached(&limits).await? {
-            return blocked(reason).await;
-        }
+        let (target, limits) = match self.decide_call(&ctx, agent, tool, spend).await? {
+            Ok(allowed) => allowed,
+            Err(reason) => return blocked(reason).await,
+        };
 
         let key = dedup_key(agent, tool, &args_hash);
         let ttl = target.ttl();

@@ -1,0 +1,170 @@
+//! Claiming a queued run: find a queue entry that matches, acquire its run's lease.
+
+use rand::seq::SliceRandom;
+use tokio::time::Instant;
+
+use super::{BELL, Executor, RESCAN};
+use crate::engine::Engine;
+use crate::engine::view::{self, Phase};
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{ClaimRequest, ClaimedJob, LeaseRequest, RunStatus};
+use crate::store::Store;
+use crate::time::{deadline_after, ms};
+use crate::validate;
+
+/// How many queue entries one look reads. Entries are read in key order, so a worker sees
+/// the first this many runs of its pattern (running ones included: see the README).
+const SCAN: usize = 1024;
+/// Longest long poll of one claim.
+pub(crate) const MAX_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A claim pattern: `prefix*` or an exact key.
+struct Pattern<'a> {
+    prefix: &'a str,
+    exact: bool,
+}
+
+fn pattern(p: &str) -> Result<Pattern<'_>> {
+    let bad = |why: &str| Err(Error::validation(format!("pattern {p:?}: {why}")));
+    match p.strip_suffix('*') {
+        Some(prefix) if prefix.contains('*') => bad("only a trailing `*` is a wildcard"),
+        Some(prefix) => {
+            if !prefix.is_empty() {
+                validate::key(prefix)?;
+            }
+            Ok(Pattern {
+                prefix,
+                exact: false,
+            })
+        }
+        None if p.contains('*') => bad("only a trailing `*` is a wildcard"),
+        None => {
+            validate::key(p)?;
+            Ok(Pattern {
+                prefix: p,
+                exact: true,
+            })
+        }
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Claims one queued run whose key matches `req.pattern` and that a worker executes (not
+    /// a run of actions), waiting up to `req.wait` for one. `None` when none came in time.
+    ///
+    /// The claim is the acquisition of the run's lease for `req.lease_ttl`: exactly one of
+    /// any number of concurrent claimers, in any number of processes, gets a given run. The
+    /// winner keeps the lease alive with `extend` and ends the run with `complete`, `fail`
+    /// (a retryable failure puts the run back in the queue) or `cancel` (likewise). A run
+    /// whose worker's lease ran out is queued again and goes to the next claim, as a new
+    /// attempt. Claims are free: the run was charged when it was queued.
+    pub async fn claim_job(&self, req: ClaimRequest) -> Result<Option<ClaimedJob>> {
+        self.claim(req, Executor::Worker).await
+    }
+
+    pub(super) async fn claim(
+        &self,
+        req: ClaimRequest,
+        executor: Executor,
+    ) -> Result<Option<ClaimedJob>> {
+        let pattern = pattern(&req.pattern)?;
+        validate::ttl("lease_ttl", req.lease_ttl)?;
+        if req.wait > MAX_CLAIM_WAIT {
+            return Err(Error::validation(format!(
+                "wait must be at most {}s",
+                MAX_CLAIM_WAIT.as_secs()
+            )));
+        }
+        self.ensure_purger();
+        let deadline = deadline_after(req.wait);
+        loop {
+            // Subscribed before looking, so a run queued after the look wakes this claim.
+            let mut bell = self.inner.store.subscribe(BELL).await?;
+            if let Some(job) = self.claim_once(&pattern, &req, executor).await? {
+                return Ok(Some(job));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::select! {
+                () = bell.changed() => {}
+                () = tokio::time::sleep_until(deadline.min(Instant::now() + RESCAN)) => {}
+            }
+        }
+    }
+
+    /// One look at the queue: tries the matching runs nobody holds, in random order so
+    /// concurrent claimers spread over them. Tidies entries of runs that are gone or finished.
+    async fn claim_once(
+        &self,
+        pattern: &Pattern<'_>,
+        req: &ClaimRequest,
+        executor: Executor,
+    ) -> Result<Option<ClaimedJob>> {
+        let prefix = format!("{}{}", executor.prefix(), pattern.prefix);
+        let mut entries = self.inner.store.list_docs(&prefix, SCAN).await?;
+        if pattern.exact {
+            entries.retain(|(doc, _)| doc.len() == prefix.len());
+        }
+        entries.shuffle(&mut rand::rng());
+        for (doc, _) in entries {
+            let key = &doc[executor.prefix().len()..];
+            let current = self.inner.store.get_record(key).await?;
+            let now = self.now_ms();
+            match current.as_ref().and_then(|v| view::live(&v.value, now)) {
+                Some(Phase::Queued) => {}
+                Some(Phase::Held) => continue,
+                // Finished, purged, or no longer a queued run: the entry is stale.
+                _ => {
+                    self.inner.store.delete_doc(&doc).await?;
+                    continue;
+                }
+            }
+            let lease = self
+                .accounted_lease(LeaseRequest::new(key).ttl(req.lease_ttl))
+                .await?;
+            if lease.status != RunStatus::Acquired {
+                continue; // Another claimer won this one.
+            }
+            let Some(rec) = self.inner.store.get_record(key).await? else {
+                continue;
+            };
+            let metadata = rec.value.metadata.clone().unwrap_or_default();
+            return Ok(Some(ClaimedJob {
+                key: key.to_owned(),
+                lease_id: lease.lease_id.unwrap_or_default(),
+                run_id: run_id(&metadata, key),
+                metadata,
+                attempt: lease.version,
+                ttl: ms(req.lease_ttl).div_ceil(1000),
+            }));
+        }
+        Ok(None)
+    }
+}
+
+fn run_id(metadata: &JsonMap, key: &str) -> String {
+    match metadata.get("run_id") {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => key.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern;
+
+    #[test]
+    fn patterns_are_a_prefix_with_a_trailing_star_or_an_exact_key() {
+        let p = pattern("report:*").unwrap();
+        assert_eq!((p.prefix, p.exact), ("report:", false));
+        let all = pattern("*").unwrap();
+        assert_eq!((all.prefix, all.exact), ("", false));
+        let exact = pattern("report:2026-11").unwrap();
+        assert_eq!((exact.prefix, exact.exact), ("report:2026-11", true));
+        for bad in ["", "a*b*", "*x", "re*port", " "] {
+            assert!(pattern(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Queued runs (key-mode `ai.run`): enqueued once per key, claimed once by a worker.
+//!
+//! A queued run is a lease record marked `job`, created released (nobody holds it), plus a
+//! queue entry: a store document (`jobq:w:<key>`, or `jobq:a:<key>` for runs of actions) that lets workers find it by key
+//! prefix. Claiming is acquiring the record's lease, so the lease state machine gives the
+//! exactly-once guarantees: one claim wins the compare-and-swap, the winner heartbeats and
+//! ends the run like any holder, and a worker that dies leaves a lease that expires, after
+//! which the run reads queued again and the next claim resumes it. The entry goes when the
+//! run completes or fails for good.
+//!
+//! Runs whose metadata carries `actions` are executed by the engine itself (see `actions`);
+//! every other run waits for a worker (`ai().worker(pattern)`).
+//!
+//! Waking workers: every enqueue writes the *bell*, a record under a key no caller can use
+//! (it starts with a control character), and claimers subscribe to it; on Redis that reaches
+//! every process. Claimers also look again every [`RESCAN`] for runs whose worker's lease ran
+//! out, since an expiry writes nothing.
+
+mod actions;
+mod claim;
+
+use std::time::Duration;
+
+use super::Engine;
+use super::usage::Charged;
+use super::view::{self, Phase};
+use crate::error::{JsonMap, Result};
+use crate::models::{Lease, LeaseRequest, UsageKind};
+use crate::store::{LeaseRecord, LeaseState, Store};
+use crate::time::ms;
+
+/// The record whose writes wake claimers (a control character keeps callers' keys off it).
+const BELL: &str = "\u{1}jobs:bell";
+/// How often a waiting claimer looks at the queue without being woken.
+const RESCAN: Duration = Duration::from_secs(1);
+
+/// Who executes a queued run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Executor {
+    /// A worker (`ai().worker(..)`).
+    Worker,
+    /// The engine, as governed tool calls (`metadata.actions`).
+    Actions,
+}
+
+impl Executor {
+    fn of(metadata: Option<&JsonMap>) -> Self {
+        match metadata.and_then(|m| m.get("actions")) {
+            Some(_) => Executor::Actions,
+            None => Executor::Worker,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Executor::Worker => "jobq:w:",
+            Executor::Actions => "jobq:a:",
+        }
+    }
+
+    /// The queue document of the run `key`.
+    fn doc_key(self, key: &str) -> String {
+        format!("{}{key}", self.prefix())
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Key-mode `ai.run`: queues a run for `req.key` once; later calls attach to it.
+    ///
+    /// The first call charges one `ai` unit and answers `in_progress` with `queued: true` (no
+    /// lease id: the caller does not hold the run). A call while the run is queued or running
+    /// answers its status, uncharged; a finished run answers its result or failure. A key
+    /// whose previous lease was released or expired is queued afresh. The run id defaults to
+    /// the key (stored as `metadata.run_id`), so every run has a timeline; `metadata.actions`
+    /// makes the engine execute the run (validated here: see `actions`).
+    ///
+    /// A queued run is kept for the engine's retention; one nobody claims in that time is
+    /// purged.
+    pub async fn run(&self, mut req: LeaseRequest) -> Result<Lease> {
+        super::run::check(&req)?;
+        let metadata = req.metadata.get_or_insert_with(JsonMap::new);
+        metadata
+            .entry("run_id")
+            .or_insert_with(|| req.key.clone().into());
+        let executor = Executor::of(req.metadata.as_ref());
+        if executor == Executor::Actions {
+            actions::validate(req.metadata.as_ref())?;
+        }
+        self.ensure_purger();
+        let key = req.key.as_str();
+        let retention = ms(self.inner.config.retention);
+        let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
+        loop {
+            let current = self.inner.store.get_record(key).await?;
+            let now = self.now_ms();
+            let live = current
+                .as_ref()
+                .and_then(|v| Some((v, view::live(&v.value, now)?)));
+            let previous = match live {
+                Some((v, Phase::Free)) => Some(v),
+                Some((v, phase)) => {
+                    if phase == Phase::Queued {
+                        // Heals a queue entry lost between record and entry writes.
+                        self.queue(executor, key).await?;
+                    }
+                    return self.attached(key, &v.value, phase, now).await;
+                }
+                None => None,
+            };
+            let (window, charge) = match self.try_charge(UsageKind::Ai, now).await? {
+                Charged::Taken(window, charge) => (window, charge),
+                Charged::Refused { window, usage } => {
+                    return Err(self.refused(&window, UsageKind::Ai, usage, now).await);
+                }
+            };
+            let record = LeaseRecord {
+                state: LeaseState::Released,
+                lease_id: String::new(),
+                version: previous.map_or(0, |p| p.value.version),
+                ttl_ms: ms(ttl),
+                lease_expires_at_ms: now,
+                first_seen_at_ms: now,
+                done_at_ms: None,
+                result: None,
+                result_hash: None,
+                error_code: None,
+                cancel_reason: None,
+                error_hash: None,
+                metadata: req.metadata.clone(),
+                acquisition_id: None,
+                purge_at_ms: now + retention,
+                job: true,
+            };
+            let mut answer = view::observer(key, &record, Phase::Queued, now);
+            let written = self
+                .inner
+                .store
+                .put_record(key, current.as_ref().map(|v| v.rev), record)
+                .await;
+            match written {
+                Ok(Some(_)) => {}
+                other => {
+                    self.refund(&window, UsageKind::Ai, now).await;
+                    other?;
+                    continue; // Someone else wrote the key first: look again.
+                }
+            }
+            // The record first: a claimer that finds the entry always finds the run.
+            self.queue(executor, key).await?;
+            answer.charged = Some(1);
+            answer.usage = Some(charge.usage);
+            answer.limit = charge.limit;
+            if executor == Executor::Actions {
+                self.start_actions(key);
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// The answer to a call that attaches to an existing run: free, counted as polling.
+    async fn attached(
+        &self,
+        key: &str,
+        rec: &LeaseRecord,
+        phase: Phase,
+        now: u64,
+    ) -> Result<Lease> {
+        let mut answer = view::observer(key, rec, phase, now);
+        answer.charged = Some(0);
+        match self.count_polling(UsageKind::Ai).await {
+            Ok(charge) => {
+                answer.usage = Some(charge.usage);
+                answer.limit = charge.limit;
+            }
+            Err(e) => tracing::warn!(%key, error = %e, "could not count a polling answer"),
+        }
+        Ok(answer)
+    }
+
+    /// Writes the queue entry of `key` and rings the bell.
+    async fn queue(&self, executor: Executor, key: &str) -> Result<()> {
+        let mut doc = JsonMap::new();
+        doc.insert("key".into(), key.into());
+        self.inner
+            .store
+            .put_doc(&executor.doc_key(key), doc)
+            .await?;
+        self.ring().await;
+        Ok(())
+    }
+
+    /// Wakes claimers. One compare-and-swap attempt is enough: if it loses, another write of
+    /// the bell happened after this call's queue entry was written, and woke them.
+    async fn ring(&self) {
+        let rang = async {
+            let current = self.inner.store.get_record(BELL).await?;
+            let now = self.now_ms();
+            let mut bell = current
+                .as_ref()
+                .map(|v| (*v.value).clone())
+                .unwrap_or_else(|| bell_record(now));
+            bell.version += 1;
+            bell.purge_at_ms = now + ms(self.inner.config.retention);
+            self.inner
+                .store
+                .put_record(BELL, current.map(|v| v.rev), bell)
+                .await
+        };
+        if let Err(e) = rang.await {
+            // Claimers still find the run on their next look (within `RESCAN`).
+            tracing::warn!(error = %e, "could not wake the workers");
+        }
+    }
+
+    /// Drops the queue entry of a run that finished for good.
+    pub(super) async fn dequeue(&self, key: &str, rec: &LeaseRecord) {
+        if !rec.job || !matches!(rec.state, LeaseState::Completed | LeaseState::Failed) {
+            return;
+        }
+        let doc = Executor::of(rec.metadata.as_ref()).doc_key(key);
+        if let Err(e) = self.inner.store.delete_doc(&doc).await {
+            // Harmless: a claimer that finds it sees the finished run and deletes it.
+            tracing::warn!(%key, error = %e, "could not remove a finished run from the queue");
+        }
+    }
+}
+
+/// A fresh bell: a record nobody can hold.
+fn bell_record(now: u64) -> LeaseRecord {
+    LeaseRecord {
+        state: LeaseState::Completed,
+        lease_id: String::new(),
+        version: 0,
+        ttl_ms: 0,
+        lease_expires_at_ms: now,
+        first_seen_at_ms: now,
+        done_at_ms: Some(now),
+        result: None,
+        result_hash: None,
+        error_code: None,
+        cancel_reason: None,
+        error_hash: None,
+        metadata: None,
+        acquisition_id: None,
+        purge_at_ms: now,
+        job: false,
+    }
+}
