@@ -12,6 +12,7 @@ use crate::models::{
     ToolCallRequest,
 };
 pub use crate::run_fn::{RunFn, RunFnOptions};
+pub use crate::worker::{Job, Worker};
 
 /// Default bound of [`Ai::wait`].
 pub(crate) const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -175,10 +176,15 @@ impl<'a> IntoFuture for Wait<'a> {
 pub(crate) const DEFAULT_EXTEND_EVERY: Duration = Duration::from_secs(30);
 
 impl<'a> Ai<'a> {
-    /// Starts a background run for `key`, or attaches to the existing one: key-mode
-    /// `POST /ai/run` (options `.ttl(..)`, `.metadata(..)`, `.run_id(..)`). Same answer as
-    /// [`lease`](Ai::lease): `acquired` for the caller that started it, the holder's state
-    /// otherwise. Who executes the run is up to the server.
+    /// Queues a run for `key` once, or attaches to the existing one: key-mode `POST /ai/run`
+    /// (options `.ttl(..)`, `.metadata(..)`, `.run_id(..)`). The answer has the shape of
+    /// [`lease`](Ai::lease): `in_progress` with `queued: true` while the run waits for a
+    /// worker, `in_progress` while one executes it, then `completed` with the result or
+    /// `failed`. Only the call that queued the run is charged.
+    ///
+    /// Who executes it: on the embedded engine and `onceonly-server`, a run whose metadata
+    /// lists `actions` (with `agent_id`) is executed by the engine as governed tool calls;
+    /// any other run by a [`worker`](Ai::worker). The hosted API executes its runs itself.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
@@ -219,6 +225,36 @@ impl<'a> Ai<'a> {
             timeout: DEFAULT_WAIT_TIMEOUT,
             extend_every: DEFAULT_EXTEND_EVERY,
         }
+    }
+
+    /// A worker for the queued runs whose key matches `pattern` (`report:*`: a trailing `*`
+    /// matches any rest; `*`: every run; otherwise one exact key). Configure it, then
+    /// [`serve`](Worker::serve) a handler; see [`Worker`] for the guarantees.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> onceonly_runtime::Result<()> {
+    /// use std::time::Duration;
+    /// use onceonly_runtime::{OnceOnly, ai::Job};
+    ///
+    /// let client = OnceOnly::memory();
+    /// let worker = client.ai().worker("report:*")
+    ///     .concurrency(4)
+    ///     .lease_ttl(Duration::from_secs(30))
+    ///     .with_graceful_shutdown(tokio::time::sleep(Duration::from_secs(2)));
+    /// let serving = tokio::spawn(worker.serve(|job: Job| async move {
+    ///     Ok::<_, std::io::Error>(format!("report for {}", job.key)) // the side effect
+    /// }));
+    ///
+    /// // Three callers ask for the same report: it is generated once, all three get it.
+    /// let ask = || client.ai().run_and_wait("report:2026-11").timeout(Duration::from_secs(10));
+    /// let (a, b, c) = tokio::join!(ask(), ask(), ask());
+    /// assert_eq!(a?.result, c?.result);
+    /// assert_eq!(b?.result.unwrap()["value"], "report for report:2026-11");
+    /// serving.await.expect("the worker task")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn worker(self, pattern: impl Into<String>) -> Worker {
+        Worker::new(self.client, pattern.into())
     }
 }
 

@@ -94,6 +94,7 @@ pub mod time;
 pub(crate) mod tools;
 mod validate;
 pub mod wire;
+mod worker;
 
 #[cfg(feature = "testing")]
 pub mod conformance;

@@ -61,10 +61,14 @@ async fn assert_failed(client: &OnceOnly, key: &str, want: Failed<'_>) {
 /// Governance cases (policies, kill switch, limits, audit, tools registry).
 #[path = "backends/gov.rs"]
 mod gov;
+/// Queued-run cases (workers, claims, retries, resumption).
+#[path = "backends/jobs.rs"]
+mod jobs;
 
 /// The cases, each a plain async function over a client.
 mod cases {
     pub(super) use crate::gov::*;
+    pub(super) use crate::jobs::*;
 
     use super::*;
 
@@ -730,7 +734,18 @@ mod cases {
             .run_id("run-a")
             .await
             .unwrap();
-        assert_eq!(run.status, RunStatus::Acquired);
+        // Queued: nobody holds it until a worker claims it (here, a plain lease does).
+        assert_eq!(
+            (run.status, run.queued, run.lease_id.as_deref(), run.charged),
+            (RunStatus::InProgress, true, None, Some(1))
+        );
+        let run = client
+            .ai()
+            .lease("job:timeline")
+            .ttl(Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!((run.status, run.charged), (RunStatus::Acquired, Some(0)));
         let posted = client
             .post_event(RunEvent {
                 run_id: "run-a".into(),
@@ -857,6 +872,10 @@ macro_rules! suite {
             a_governed_run_fn_is_refused_for_every_reason,
             an_hourly_limit_is_exact_under_concurrent_calls,
             the_tools_registry_round_trips_and_refuses_the_same,
+            competing_workers_execute_each_queued_run_once,
+            a_queued_run_waits_for_a_worker_and_matches_patterns,
+            a_silent_workers_run_is_resumed_after_its_lease,
+            a_failing_handler_is_retried_then_fails_for_good,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -1,0 +1,212 @@
+//! Queued-run cases of the two-backend suite: key-mode runs queued once, claimed once by
+//! competing workers, retried, resumed after a silent worker's lease, matched by pattern.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use onceonly_runtime::ai::Job;
+use onceonly_runtime::models::{ClaimRequest, RunStatus};
+use onceonly_runtime::{Error, OnceOnly};
+use tokio::sync::oneshot;
+
+/// Executions per key, shared by the handlers of every worker of a case.
+type Counts = Arc<Mutex<HashMap<String, u32>>>;
+
+/// Starts a worker on `pattern` (concurrency 2) whose handler counts its executions and
+/// answers `done:<key>`; the returned sender stops it.
+fn start_worker(
+    client: &OnceOnly,
+    pattern: &str,
+    counts: &Counts,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<onceonly_runtime::Result<()>>,
+) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let counts = Arc::clone(counts);
+    let worker = client
+        .ai()
+        .worker(pattern)
+        .concurrency(2)
+        .lease_ttl(Duration::from_secs(5))
+        .with_graceful_shutdown(async move {
+            stopped.await.ok();
+        });
+    let serving = tokio::spawn(worker.serve(move |job: Job| {
+        let counts = Arc::clone(&counts);
+        async move {
+            *counts.lock().unwrap().entry(job.key.clone()).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, Error>(format!("done:{}", job.key))
+        }
+    }));
+    (stop, serving)
+}
+
+pub(super) async fn competing_workers_execute_each_queued_run_once(client: OnceOnly) {
+    let counts = Counts::default();
+    let workers: Vec<_> = (0..3)
+        .map(|_| start_worker(&client, "report:*", &counts))
+        .collect();
+    let keys: Vec<String> = (0..6).map(|i| format!("report:{i}")).collect();
+    let callers: Vec<_> = (0..30)
+        .map(|i| {
+            let (client, key) = (client.clone(), keys[i % keys.len()].clone());
+            tokio::spawn(async move {
+                let done = client
+                    .ai()
+                    .run_and_wait(key.as_str())
+                    .timeout(Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                (key, done)
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (key, done) = caller.await.unwrap();
+        assert_eq!(done.status, RunStatus::Completed, "{key}");
+        assert_eq!(done.result.unwrap()["value"], format!("done:{key}"));
+    }
+    let counts = counts.lock().unwrap().clone();
+    assert_eq!(counts.len(), keys.len(), "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    for (stop, serving) in workers {
+        stop.send(()).unwrap();
+        serving.await.unwrap().unwrap();
+    }
+    // A finished run answers its result to a new run call, uncharged.
+    let again = client.ai().run("report:0").await.unwrap();
+    assert_eq!(
+        (again.status, again.charged),
+        (RunStatus::Completed, Some(0))
+    );
+    assert_eq!(again.result.unwrap()["value"], "done:report:0");
+}
+
+pub(super) async fn a_queued_run_waits_for_a_worker_and_matches_patterns(client: OnceOnly) {
+    let queued = client.ai().run("email:1").await.unwrap();
+    assert_eq!(
+        (queued.status, queued.queued, queued.lease_id.clone()),
+        (RunStatus::InProgress, true, None)
+    );
+    let attached = client.ai().run("email:1").await.unwrap();
+    assert_eq!(
+        (attached.status, attached.charged),
+        (RunStatus::InProgress, Some(0))
+    );
+    let status = client.ai().status("email:1").await.unwrap();
+    assert_eq!(
+        (status.status, status.queued),
+        (RunStatus::InProgress, true)
+    );
+    // Waiting on a queued run keeps waiting: it is not a failure.
+    let e = client
+        .ai()
+        .wait("email:1")
+        .timeout(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+
+    let other = ClaimRequest::new("report:*").wait(Duration::from_millis(200));
+    assert!(client.backend().claim_job(other).await.unwrap().is_none());
+    let exact = ClaimRequest::new("email:1").lease_ttl(Duration::from_secs(10));
+    let job = client.backend().claim_job(exact).await.unwrap().unwrap();
+    assert_eq!(
+        (job.key.as_str(), job.attempt, job.run_id.as_str()),
+        ("email:1", 1, "email:1")
+    );
+    let status = client.ai().status("email:1").await.unwrap();
+    assert_eq!(
+        (status.status, status.queued),
+        (RunStatus::InProgress, false)
+    );
+    let again = ClaimRequest::new("email:*");
+    assert!(
+        client.backend().claim_job(again).await.unwrap().is_none(),
+        "claimed once"
+    );
+
+    for bad in ["", "a*b*", "*x", "re*port"] {
+        let e = client
+            .backend()
+            .claim_job(ClaimRequest::new(bad))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Validation(_)), "{bad:?}: {e:?}");
+    }
+}
+
+pub(super) async fn a_silent_workers_run_is_resumed_after_its_lease(client: OnceOnly) {
+    client.ai().run("report:resume").await.unwrap();
+    // A worker that claims and then goes silent (as if its process were killed).
+    let claim = ClaimRequest::new("report:resume").lease_ttl(Duration::from_secs(1));
+    let dead = client.backend().claim_job(claim).await.unwrap().unwrap();
+    assert_eq!(dead.attempt, 1);
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .ai()
+                .run_and_wait("report:resume")
+                .timeout(Duration::from_secs(30))
+                .await
+        })
+    };
+    let counts = Counts::default();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let seen = Arc::clone(&attempts);
+    let worker = client
+        .ai()
+        .worker("report:*")
+        .with_graceful_shutdown(async move {
+            stopped.await.ok();
+        });
+    let serving = tokio::spawn(worker.serve(move |job: Job| {
+        seen.lock().unwrap().push(job.attempt);
+        async move { Ok::<_, Error>(job.attempt) }
+    }));
+    let done = waiter.await.unwrap().unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(done.result.unwrap()["value"], 2);
+    assert_eq!(*attempts.lock().unwrap(), [2]);
+    // The silent worker's late completion is refused: the run is someone else's now.
+    let late = client.ai().complete("report:resume", &dead.lease_id).await;
+    assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    assert!(counts.lock().unwrap().is_empty());
+}
+
+pub(super) async fn a_failing_handler_is_retried_then_fails_for_good(client: OnceOnly) {
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let seen = Arc::clone(&attempts);
+    let worker = client
+        .ai()
+        .worker("flaky")
+        .max_attempts(2)
+        .error_code("report_failed")
+        .with_graceful_shutdown(async move {
+            stopped.await.ok();
+        });
+    let serving = tokio::spawn(worker.serve(move |job: Job| {
+        seen.lock().unwrap().push(job.attempt);
+        async move { Err::<(), _>(format!("attempt {} broke", job.attempt)) }
+    }));
+    let done = client
+        .ai()
+        .run_and_wait("flaky")
+        .timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(done.error_code.as_deref(), Some("report_failed"));
+    assert!(!done.retryable, "the last attempt fails the run for good");
+    assert_eq!(*attempts.lock().unwrap(), [1, 2]);
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
