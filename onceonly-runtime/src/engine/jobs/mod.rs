@@ -100,8 +100,8 @@ impl<S: Store> Engine<S> {
                 Some((v, Phase::Free)) => Some(v),
                 Some((v, phase)) => {
                     if phase == Phase::Queued {
-                        // Heals a queue entry lost between record and entry writes.
-                        self.queue(executor, key).await?;
+                        self.requeue(Executor::of(v.value.metadata.as_ref()), key)
+                            .await?;
                     }
                     return self.attached(key, &v.value, phase, now).await;
                 }
@@ -175,6 +175,25 @@ impl<S: Store> Engine<S> {
             Err(e) => tracing::warn!(%key, error = %e, "could not count a polling answer"),
         }
         Ok(answer)
+    }
+
+    /// A run that reads queued when someone asks for it again: restores its queue entry if a
+    /// crash lost it (between the record's write and the entry's), and restarts a run of
+    /// actions whose execution stopped with its process.
+    async fn requeue(&self, executor: Executor, key: &str) -> Result<()> {
+        if self
+            .inner
+            .store
+            .get_doc(&executor.doc_key(key))
+            .await?
+            .is_none()
+        {
+            self.queue(executor, key).await?;
+        }
+        if executor == Executor::Actions {
+            self.start_actions(key);
+        }
+        Ok(())
     }
 
     /// Writes the queue entry of `key` and rings the bell.
