@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use onceonly_runtime::models::{LeaseRequest, RunEvent, RunStatus, UsageKind};
+use onceonly_runtime::models::{ClaimRequest, LeaseRequest, RunEvent, RunStatus, UsageKind};
 use onceonly_runtime::{Error, OnceOnly};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -730,7 +730,18 @@ mod cases {
             .run_id("run-a")
             .await
             .unwrap();
-        assert_eq!(run.status, RunStatus::Acquired);
+        assert_eq!((run.status, run.queued), (RunStatus::InProgress, true));
+        // The run starts when a worker claims it.
+        let job = client
+            .backend()
+            .claim_job(ClaimRequest::new("job:*").lease_ttl(Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .expect("the queued run");
+        assert_eq!(
+            (job.key.as_str(), job.run_id.as_str()),
+            ("job:timeline", "run-a")
+        );
         let posted = client
             .post_event(RunEvent {
                 run_id: "run-a".into(),
@@ -744,7 +755,7 @@ mod cases {
         assert_eq!(posted.run_id, "run-a");
         client
             .ai()
-            .complete("job:timeline", run.lease_id.as_deref().unwrap())
+            .complete("job:timeline", &job.lease_id)
             .await
             .unwrap();
         let timeline = client.get_run_timeline("run-a").await.unwrap();
