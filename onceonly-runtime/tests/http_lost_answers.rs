@@ -1,7 +1,7 @@
 //! Answers lost on the way back: a real `onceonly-server` behind a loopback proxy that forwards
 //! every request but swaps the first answer to an acquisition for a `502`, as a load balancer
 //! that timed out would. The client's retry must get its own lease back, not be told that
-//! someone (itself) holds the key.
+//! someone (itself) holds the key; a retried key-mode run must queue one run, charged once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use onceonly_runtime::OnceOnly;
-use onceonly_runtime::models::{RunStatus, UsageKind};
+use onceonly_runtime::models::{ClaimRequest, RunStatus, UsageKind};
 use onceonly_server::testing::{TEST_API_KEY as KEY, TestServer};
 use tokio::net::TcpListener;
 
@@ -148,9 +148,28 @@ async fn run_fn_runs_at_once_when_its_lease_answer_was_lost() {
 }
 
 #[tokio::test]
-async fn a_key_mode_run_retried_after_a_lost_answer_attaches_as_the_holder() {
-    let (_server, client, _) = setup(&["/v1/ai/run"]).await;
+async fn a_key_mode_run_retried_after_a_lost_answer_is_queued_and_charged_once() {
+    let (_server, client, seen) = setup(&["/v1/ai/run"]).await;
     let run = client.ai().run("report-7").await.unwrap();
-    assert_eq!(run.status, RunStatus::Acquired, "{run:?}");
-    assert!(run.lease_id.is_some());
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "the first answer was dropped"
+    );
+    // The retry attaches to the run the lost answer queued: nobody holds a queued run, so
+    // there is no lease to hand back.
+    assert_eq!(
+        (run.status, run.queued, run.lease_id.as_deref()),
+        (RunStatus::InProgress, true, None),
+        "{run:?}"
+    );
+    let usage = client.usage().kind(UsageKind::Ai).await.unwrap();
+    assert_eq!(usage.usage, 1, "the retry is not charged again");
+    let job = client
+        .backend()
+        .claim_job(ClaimRequest::new("report-7"))
+        .await
+        .unwrap()
+        .expect("one queued run");
+    assert_eq!(job.attempt, 1);
 }

@@ -193,7 +193,8 @@ pub struct ServerConfig {
     pub api_keys: Vec<ApiKey>,
     /// Largest accepted request body, in bytes (413 beyond it).
     pub body_limit: usize,
-    /// Upper bound of the `wait_ms` long-poll on `GET /v1/ai/status`.
+    /// Upper bound of the `wait_ms` long-polls of `GET /v1/ai/status` and
+    /// `POST /v1/ai/jobs/claim`.
     pub max_wait: Duration,
     /// TTL defaults, retention and limits of the engine.
     pub engine: EngineConfig,

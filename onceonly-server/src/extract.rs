@@ -20,8 +20,11 @@ use crate::state::AppState;
 pub(crate) struct JsonBody<T>(pub T);
 
 /// Parses `bytes` as a `T`, naming the offending field in the error.
+///
+/// Every body of the API is an object. serde would also read a struct from an array of its
+/// fields in order (`["k"]` as `{"key": "k"}`), so anything else is refused before parsing.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::validation(
             "the request body must be a JSON object",
         ));

@@ -40,7 +40,9 @@
 //! (`{"key", "lock_id"?}`) deletes a check-lock (with `lock_id`, only that one); `retryable: true` on
 //! `POST /v1/ai/fail` releases the key for a retry; `GET /v1/ai/status?key=..&wait_ms=..`
 //! long-polls (bounded by [`ServerConfig::max_wait`], 30 s by default) and returns as soon as
-//! the key completes, fails or is released.
+//! the key completes, fails or is released; `POST /v1/ai/jobs/claim`
+//! (`{"pattern", "lease_ttl"?, "wait_ms"?}`) hands a run queued by key-mode `/ai/run` to
+//! exactly one worker, which ends it with the lease API.
 
 mod config;
 mod connections;

@@ -41,7 +41,8 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
 
-    /// Upper bound of the `wait_ms` long-poll of `GET /v1/ai/status`, in milliseconds.
+    /// Upper bound of the `wait_ms` long-polls of `GET /v1/ai/status` and
+    /// `POST /v1/ai/jobs/claim`, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     max_wait_ms: u64,
 

@@ -5,9 +5,10 @@
 //! - `onceonly_outcomes_total{endpoint, outcome}`: what each API endpoint answered, by its
 //!   route template (so no key ever becomes a label) and an outcome word: the `status` of a
 //!   lease or run answer (`acquired`, `in_progress`, `completed`, `failed`, ...), `locked` or
-//!   `duplicate` for check-locks, `ok` for other successes, and for errors `unauthorized`,
-//!   `over_limit`, `conflict`, `invalid`, `too_large`, `rate_limited`, `not_found`,
-//!   `timeout`, `rejected` (other 4xx) or `error` (5xx).
+//!   `duplicate` for check-locks, `claimed` or `empty` for job claims, `ok` for other
+//!   successes, and for errors `unauthorized`, `over_limit`, `conflict`, `invalid`,
+//!   `too_large`, `rate_limited`, `not_found`, `timeout`, `rejected` (other 4xx) or `error`
+//!   (5xx).
 //! - `onceonly_tenants`, `onceonly_uptime_seconds`, and the connection counters.
 
 use std::sync::Arc;

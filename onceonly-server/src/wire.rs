@@ -4,16 +4,18 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use onceonly_runtime::JsonMap;
 use onceonly_runtime::models::{
-    Governance, Lease, Policy, PolicyReason, ToolCallRequest, ToolResult,
+    ClaimRequest, ClaimedJob, Governance, Lease, Policy, PolicyReason, ToolCallRequest, ToolResult,
 };
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ApiError;
+use crate::metrics::Outcome;
 
 /// A TTL in seconds: a non-negative number (whole or not), or absent/null.
 fn ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -180,6 +182,61 @@ pub(crate) struct ReleaseBody {
 /// A field that, when present, must be a string (`null` included in what is refused).
 fn present_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     String::deserialize(d).map(Some)
+}
+
+/// `POST /ai/jobs/claim` (extension): `{"pattern", "lease_ttl"?, "wait_ms"?}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ClaimBody {
+    pub(crate) pattern: String,
+    #[serde(default, deserialize_with = "ttl")]
+    pub(crate) lease_ttl: Option<Duration>,
+    #[serde(default)]
+    pub(crate) wait_ms: Option<u64>,
+}
+
+impl ClaimBody {
+    /// The engine's claim. The wait is checked against the API's bound here, before the
+    /// server's own `--max-wait-ms` shortens it, so a client asking for too long learns so
+    /// whatever the server's setting.
+    pub(crate) fn request(self) -> Result<ClaimRequest, ApiError> {
+        let wait = Duration::from_millis(self.wait_ms.unwrap_or(0));
+        if wait > ClaimRequest::MAX_WAIT {
+            return Err(ApiError::validation(format!(
+                "wait_ms must be at most {}",
+                ClaimRequest::MAX_WAIT.as_millis()
+            )));
+        }
+        let mut req = ClaimRequest::new(self.pattern).wait(wait);
+        if let Some(ttl) = self.lease_ttl {
+            req = req.lease_ttl(ttl);
+        }
+        Ok(req)
+    }
+}
+
+/// The answer of `POST /ai/jobs/claim`: `{"ok": true, "job": {...}}`, or `"job": null` when no
+/// run came in time. `/metrics` counts it as `claimed` or `empty`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ClaimAnswer {
+    ok: bool,
+    job: Option<ClaimedJob>,
+}
+
+impl ClaimAnswer {
+    pub(crate) fn new(job: Option<ClaimedJob>) -> Self {
+        ClaimAnswer { ok: true, job }
+    }
+}
+
+impl IntoResponse for ClaimAnswer {
+    fn into_response(self) -> Response {
+        let outcome = Outcome(if self.job.is_some() {
+            "claimed"
+        } else {
+            "empty"
+        });
+        (Extension(outcome), axum::Json(self)).into_response()
+    }
 }
 
 /// `?key=`.

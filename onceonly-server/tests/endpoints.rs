@@ -325,7 +325,7 @@ async fn fail_is_terminal_unless_retryable() {
 }
 
 #[tokio::test]
-async fn key_mode_run_starts_or_attaches_and_stays_in_progress_until_completed() {
+async fn key_mode_run_queues_or_attaches_and_stays_in_progress_until_completed() {
     let s = start().await;
     let run = s
         .post_ok(
@@ -334,21 +334,33 @@ async fn key_mode_run_starts_or_attaches_and_stays_in_progress_until_completed()
             json!({"key": "report:2026-04", "ttl": 600, "metadata": {"run_id": "run-r"}}),
         )
         .await;
-    assert_eq!(run["status"], "acquired");
+    assert_eq!(
+        (&run["status"], &run["queued"], &run["charged"]),
+        (&json!("in_progress"), &json!(true), &json!(1)),
+        "{run}"
+    );
+    assert!(run.get("lease_id").is_none(), "{run}");
     assert!(
         run.get("allowed").is_none() && run.get("decision").is_none(),
         "key-mode shape: {run}"
     );
-    let id = run["lease_id"].clone();
     let attach = s
         .post_ok(A, "ai/run", json!({"key": "report:2026-04"}))
         .await;
-    assert_eq!(attach["status"], "in_progress");
+    assert_eq!(
+        (&attach["status"], &attach["charged"]),
+        (&json!("in_progress"), &json!(0))
+    );
     assert!(attach.get("lease_id").is_none());
+    // A worker claims the run and completes it under the run's lease.
+    let job = s
+        .post_ok(A, "ai/jobs/claim", json!({"pattern": "report:*"}))
+        .await["job"]
+        .clone();
     s.post_ok(
         A,
         "ai/complete",
-        json!({"key": "report:2026-04", "lease_id": id, "result": {"rows": 3}}),
+        json!({"key": "report:2026-04", "lease_id": job["lease_id"], "result": {"rows": 3}}),
     )
     .await;
     let done = s
@@ -367,8 +379,13 @@ async fn key_mode_run_starts_or_attaches_and_stays_in_progress_until_completed()
         .collect();
     assert_eq!(kinds, [json!("run_started"), json!("run_finished")]);
 
-    // Without metadata.run_id the run id is the key.
+    // Without metadata.run_id the run id is the key; the run starts when it is claimed.
     s.post_ok(A, "ai/run", json!({"key": "solo"})).await;
+    let job = s
+        .post_ok(A, "ai/jobs/claim", json!({"pattern": "solo"}))
+        .await["job"]
+        .clone();
+    assert_eq!(job["run_id"], "solo");
     assert_eq!(s.get_ok(A, "runs/solo").await["total"], 1);
 }
 

@@ -498,7 +498,10 @@ async fn tool_mode_run_shapes_and_errors() {
     }
 
     let key_mode = s.post_ok(A, "ai/run", json!({"key": "report:1"})).await;
-    assert_eq!(key_mode["status"], "acquired");
+    assert_eq!(
+        (&key_mode["status"], &key_mode["queued"]),
+        (&json!("in_progress"), &json!(true))
+    );
     assert!(key_mode.get("allowed").is_none() && key_mode.get("decision").is_none());
 }
 

@@ -6,7 +6,7 @@ use common::{A, Answer, B, F, TestServer, start, start_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-const POSTS: [&str; 9] = [
+const POSTS: [&str; 10] = [
     "check-lock",
     "check-lock/release",
     "ai/run",
@@ -15,6 +15,7 @@ const POSTS: [&str; 9] = [
     "ai/complete",
     "ai/fail",
     "ai/cancel",
+    "ai/jobs/claim",
     "events",
 ];
 
@@ -53,6 +54,7 @@ async fn bad_json_empty_and_non_object_bodies_are_422() {
             b"",
             b"   ",
             b"[1,2]",
+            br#"["k", 60]"#,
             b"\"key\"",
             b"null",
             b"{} trailing",
@@ -429,6 +431,7 @@ async fn missing_or_wrong_api_keys_are_401_and_403_on_every_endpoint() {
         (Method::POST, "ai/complete"),
         (Method::POST, "ai/fail"),
         (Method::POST, "ai/cancel"),
+        (Method::POST, "ai/jobs/claim"),
         (Method::GET, "ai/status?key=k"),
         (Method::GET, "ai/result?key=k"),
     ];

@@ -25,7 +25,7 @@ use tower::ServiceExt;
 const KEY: &str = "once_test_properties";
 
 /// The POST endpoints and the fields of their bodies.
-const POSTS: [(&str, &[&str]); 10] = [
+const POSTS: [(&str, &[&str]); 11] = [
     ("/v1/check-lock", &["key", "ttl", "metadata"]),
     ("/v1/check-lock/release", &["key", "lock_id"]),
     (
@@ -43,6 +43,7 @@ const POSTS: [(&str, &[&str]); 10] = [
         &["key", "lease_id", "error_code", "error_hash", "retryable"],
     ),
     ("/v1/ai/cancel", &["key", "lease_id", "reason"]),
+    ("/v1/ai/jobs/claim", &["pattern", "lease_ttl", "wait_ms"]),
     (
         "/v1/events",
         &[

@@ -239,16 +239,22 @@ def test_idempotent_ai_decorator(client):
 
 def test_ai_run_status_result_wait(client):
     key = unique("report")
+    # The run is queued: nobody holds it yet, and queueing it is what is charged.
     run = client.ai.run(key=key, ttl=300, metadata={"kind": "report"}, run_id=f"run-{key}")
-    assert run.status == "acquired" and run.lease_id
+    assert run.status == "in_progress" and run.lease_id is None
     assert run.charged == 1
 
     attach = client.ai.run(key=key)
     assert attach.status == "in_progress" and attach.lease_id is None
+    assert attach.charged == 0
     assert client.ai.status(key).status == "in_progress"
 
-    # Whoever executes the run completes it under the run's lease.
-    client.ai.complete(key=key, lease_id=run.lease_id, result={"rows": 42})
+    # Whoever executes the run takes its lease (a plain lease of a queued run claims it, free)
+    # and completes it under that lease.
+    claim = client.ai.lease(key=key, ttl=300)
+    assert claim["status"] == "acquired" and claim["lease_id"]
+    assert claim["charged"] == 0
+    client.ai.complete(key=key, lease_id=claim["lease_id"], result={"rows": 42})
     res = client.ai.wait(key, timeout=10)
     assert res.status == "completed" and res.result == {"rows": 42}
     again = client.ai.run_and_wait(key=key, timeout=10)

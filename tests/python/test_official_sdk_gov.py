@@ -300,4 +300,5 @@ def test_run_tool_unknown_tool_is_api_error_404(client):
 
 def test_key_mode_run_is_not_a_tool_result(client):
     res = client.ai.run(key=f"report:{uuid.uuid4().hex}")
-    assert res.status == "acquired" and res.lease_id
+    # A queued run (an AiRun, not an AiToolResult): nobody holds it yet.
+    assert res.status == "in_progress" and res.lease_id is None and res.charged == 1

@@ -43,19 +43,18 @@ pub async fn run_timeline_events<S: Store>(store: S) {
         "tool_call"
     );
 
-    // Key-mode runs default their run id to the key; cancel reads as cancelled. A repeated
-    // acquisition writes no second run_started.
-    let run = engine
-        .run(lease("report:1").acquisition_id("acq-run"))
+    // Key-mode runs default their run id to the key and start when a worker claims them;
+    // cancel reads as cancelled. Attaching to a queued run writes nothing.
+    let run = engine.run(lease("report:1")).await.unwrap();
+    let again = engine.run(lease("report:1")).await.unwrap();
+    assert!(run.queued && again.queued, "{run:?} {again:?}");
+    let job = engine
+        .claim_job(crate::models::ClaimRequest::new("report:1"))
         .await
-        .unwrap();
-    let again = engine
-        .run(lease("report:1").acquisition_id("acq-run"))
-        .await
-        .unwrap();
-    assert_eq!(again.lease_id, run.lease_id);
+        .unwrap()
+        .expect("the queued run");
     engine
-        .cancel(CancelRequest::new("report:1", run.lease_id.unwrap(), None))
+        .cancel(CancelRequest::new("report:1", job.lease_id, None))
         .await
         .unwrap();
     let t = engine.run_timeline("report:1", 100, 0).await.unwrap();

@@ -376,7 +376,7 @@ impl<S: Store> Engine<S> {
             {
                 self.record_run_event(finished).await;
                 if let Some(run) = ended {
-                    self.dequeue(key, &run).await;
+                    self.lease_ended(key, &run).await;
                 }
                 return Ok(answer);
             }

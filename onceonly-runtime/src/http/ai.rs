@@ -17,11 +17,11 @@ use crate::models::{
 use crate::wire::Refusal;
 
 /// Shortest pause between two status polls when the server does not long-poll.
-const MIN_POLL: Duration = Duration::from_millis(500);
+pub(super) const MIN_POLL: Duration = Duration::from_millis(500);
 /// Longest pause between two status polls.
 const MAX_POLL: Duration = Duration::from_secs(5);
 /// Longest single long poll asked of the server; longer waits are several polls.
-const MAX_LONG_POLL: Duration = Duration::from_secs(20);
+pub(super) const MAX_LONG_POLL: Duration = Duration::from_secs(20);
 
 /// A lease body; a governed lease adds `agent_id`, `tool`, `args` and `spend_usd` (extension),
 /// and a refusal answers `status: "blocked"` with its `policy_reason`.

@@ -102,7 +102,9 @@
 //! answered), the governed lease (`agent_id`, `tool`, `args`, `spend_usd` on `POST /ai/lease`,
 //! answered `status: "blocked"` with its `policy_reason` when the policy refuses),
 //! `retryable` on `/ai/fail` (this backend releases through `/ai/cancel` instead, which every
-//! server honours) and `wait_ms` exist on `onceonly-server` only. The hosted API has no
+//! server honours), `wait_ms` and [`Backend::claim_job`] (`POST /ai/jobs/claim`, long-polled
+//! like the status, answering [`Error::Unsupported`] where the route is missing) exist on
+//! `onceonly-server` only. The hosted API has no
 //! release: there [`OnceOnly::release_lock`](crate::OnceOnly::release_lock) returns
 //! [`Error::Unsupported`].
 
@@ -111,6 +113,7 @@ mod ai;
 mod check_lock;
 mod errors;
 mod gov;
+mod jobs;
 mod tools;
 mod transport;
 mod wire;
@@ -126,9 +129,9 @@ use crate::backend::{Backend, BoxFuture};
 use crate::error::{Error, Result};
 use crate::models::{
     AccountInfo, AiResult, AiStatus, CancelRequest, CheckLockRequest, CheckLockResult,
-    CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest, Lease, LeaseRequest,
-    Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList, RunTimeline, Usage,
-    UsageAll, UsageKind,
+    ClaimRequest, ClaimedJob, CompleteRequest, EventAck, EventsPage, ExtendRequest, FailRequest,
+    Lease, LeaseRequest, Metrics, NotificationPrefs, NotificationUpdate, RunEvent, RunList,
+    RunTimeline, Usage, UsageAll, UsageKind,
 };
 use crate::models::{
     AgentLogItem, AgentLogsRequest, AgentMetrics, AgentMetricsRequest, AgentStatus,
@@ -361,6 +364,10 @@ impl Backend for HttpBackend {
         // Key mode carries no governance (a server refuses key and agent_id together).
         req.governance = None;
         Box::pin(ai::lease(&self.inner, &["ai", "run"], req))
+    }
+
+    fn claim_job(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<ClaimedJob>>> {
+        Box::pin(jobs::claim_job(&self.inner, req))
     }
 
     fn extend(&self, req: ExtendRequest) -> BoxFuture<'_, Result<Lease>> {

@@ -21,6 +21,10 @@ pub struct ClaimRequest {
 }
 
 impl ClaimRequest {
+    /// The longest [`wait`](Self::wait) a claim may ask for (60 s). Callers that want to wait
+    /// longer claim again.
+    pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
     /// A claim of a run matching `pattern`, with a 30-second lease and no waiting.
     pub fn new(pattern: impl Into<String>) -> Self {
         ClaimRequest {

@@ -8,6 +8,7 @@ mod agents;
 mod ai;
 mod check_lock;
 mod core;
+mod jobs;
 mod policies;
 mod tools;
 
@@ -38,6 +39,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(core::routes())
         .merge(check_lock::routes())
         .merge(ai::routes(state.complete_body_limit))
+        .merge(jobs::routes())
         .merge(policies::routes())
         .merge(agents::routes())
         .merge(tools::routes());

@@ -15,8 +15,6 @@ use crate::validate;
 /// How many queue entries one look reads. Entries are read in key order, so a worker sees
 /// the first this many runs of its pattern (running ones included: see the README).
 const SCAN: usize = 1024;
-/// Longest long poll of one claim.
-pub(crate) const MAX_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A claim pattern: `prefix*` or an exact key.
 struct Pattern<'a> {
@@ -69,10 +67,10 @@ impl<S: Store> Engine<S> {
     ) -> Result<Option<ClaimedJob>> {
         let pattern = pattern(&req.pattern)?;
         validate::ttl("lease_ttl", req.lease_ttl)?;
-        if req.wait > MAX_CLAIM_WAIT {
+        if req.wait > ClaimRequest::MAX_WAIT {
             return Err(Error::validation(format!(
                 "wait must be at most {}s",
-                MAX_CLAIM_WAIT.as_secs()
+                ClaimRequest::MAX_WAIT.as_secs()
             )));
         }
         self.ensure_purger();

@@ -132,6 +132,7 @@ impl<S: Store> Engine<S> {
                 job: true,
             };
             let mut answer = view::observer(key, &record, Phase::Queued, now);
+            answer.ok = true; // Accepted: queued and charged.
             let written = self
                 .inner
                 .store
@@ -166,6 +167,8 @@ impl<S: Store> Engine<S> {
         now: u64,
     ) -> Result<Lease> {
         let mut answer = view::observer(key, rec, phase, now);
+        // The run exists and has not failed: the call was accepted.
+        answer.ok = phase != Phase::Failed;
         answer.charged = Some(0);
         match self.count_polling(UsageKind::Ai).await {
             Ok(charge) => {
@@ -231,9 +234,17 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Drops the queue entry of a run that finished for good.
-    pub(super) async fn dequeue(&self, key: &str, rec: &LeaseRecord) {
-        if !rec.job || !matches!(rec.state, LeaseState::Completed | LeaseState::Failed) {
+    /// After a holder ended a queued run's lease: drops the queue entry of a run that finished
+    /// for good, or wakes claimers for a run given back (a retryable failure, a cancel).
+    pub(super) async fn lease_ended(&self, key: &str, rec: &LeaseRecord) {
+        if !rec.job {
+            return;
+        }
+        if rec.state == LeaseState::Released {
+            self.ring().await;
+            return;
+        }
+        if !matches!(rec.state, LeaseState::Completed | LeaseState::Failed) {
             return;
         }
         let doc = Executor::of(rec.metadata.as_ref()).doc_key(key);
