@@ -47,9 +47,11 @@
 //!   [`BoxFuture`]: what a client talks to (the engine, or the HTTP API).
 //!
 //! Modules:
-//! - [`ai`]: the `client.ai()` namespace: `run_fn`, `run`, `run_and_wait`, `wait`, and the
-//!   lease API `lease / extend / complete / fail / cancel / status / result`, with their
-//!   builders.
+//! - [`ai`]: the `client.ai()` namespace: `run_fn`, `run_tool`, `run`, `run_and_wait`,
+//!   `wait`, the lease API `lease / extend / complete / fail / cancel / status / result`, with
+//!   their builders, and `worker` ([`ai::Worker`], [`ai::Job`]), which executes queued runs.
+//! - [`gov`]: the `client.gov()` namespace: policies, templates, the kill switch, audit logs,
+//!   agent metrics and the tools registry.
 //! - [`models`]: the typed requests and answers of every call, shared by every backend.
 //! - [`wire`]: the wire vocabulary: header names, refusal codes, error codes.
 //! - [`engine`]: accounts, plans and tenants of the embedded engine.
