@@ -1,6 +1,7 @@
-//! Real OS processes for the distributed tests: `onceonly-server` binaries and
-//! `onceonly-worker` processes that race or hold keys. Every child is killed when dropped and
-//! every read of its output is bounded.
+//! Real OS processes for the distributed tests: `onceonly-server` binaries,
+//! `onceonly-worker` processes that race or hold keys, and `onceonly-job-worker` processes that
+//! serve queued runs. Every child is killed when dropped and every read of its output is
+//! bounded.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -14,6 +15,7 @@ use tokio::process::{Child, ChildStdout, Command};
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_onceonly-server");
 pub const WORKER: &str = env!("CARGO_BIN_EXE_onceonly-worker");
+pub const JOB_WORKER: &str = env!("CARGO_BIN_EXE_onceonly-job-worker");
 /// The one tenant of every server process.
 pub const API_KEY: &str = "once_test_processes_0001";
 /// Bound on any single line a child is expected to print.
@@ -211,4 +213,71 @@ impl Holder {
         }
         (self.lease_id, self.last_sent_ms)
     }
+}
+
+/// An `onceonly-job-worker` process serving queued runs, and what it has printed so far.
+pub struct JobWorker {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// The process id, as it appears in the results of its runs.
+    pub pid: u32,
+    /// Every `{"started": ..}` and `{"finished": ..}` line read so far, in order.
+    pub events: Vec<Value>,
+}
+
+impl JobWorker {
+    /// Starts a worker serving `pattern` through `store` with a lease of `lease_ttl_ms`, each
+    /// run working `work_ms`; returns once it is connected.
+    pub async fn start(store: &str, pattern: &str, lease_ttl_ms: u64, work_ms: u64) -> JobWorker {
+        let (child, mut lines) = piped(Command::new(JOB_WORKER).args([
+            store,
+            pattern,
+            &lease_ttl_ms.to_string(),
+            &work_ms.to_string(),
+        ]));
+        let ready = next_line(&mut lines, "job worker").await;
+        assert_eq!(ready.as_deref(), Some("ready"), "the job worker started");
+        let pid = child.id().expect("a running child has a pid");
+        JobWorker {
+            child,
+            lines,
+            pid,
+            events: Vec::new(),
+        }
+    }
+
+    /// Waits for the worker's next line, `None` once it exited.
+    pub async fn next_event(&mut self) -> Option<Value> {
+        let line = next_line(&mut self.lines, "job worker").await?;
+        let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        self.events.push(event.clone());
+        Some(event)
+    }
+
+    /// Closes its standard input, so it stops claiming and exits once its runs are stored;
+    /// returns every line it printed.
+    pub async fn stop(mut self) -> Vec<Value> {
+        drop(self.child.stdin.take());
+        while self.next_event().await.is_some() {}
+        let status = tokio::time::timeout(LINE_WITHIN, self.child.wait()).await;
+        assert!(status.unwrap().unwrap().success(), "a job worker failed");
+        self.events
+    }
+
+    /// SIGKILL, in the middle of whatever it runs; returns every line it printed before.
+    pub async fn kill(mut self) -> Vec<Value> {
+        self.child.kill().await.expect("SIGKILL the job worker");
+        while self.next_event().await.is_some() {}
+        self.events
+    }
+}
+
+/// The executions among a job worker's lines: the `started` objects.
+pub fn started(events: &[Value]) -> Vec<&Value> {
+    events.iter().filter_map(|e| e.get("started")).collect()
+}
+
+/// The executions a job worker finished: the `finished` objects.
+pub fn finished(events: &[Value]) -> Vec<&Value> {
+    events.iter().filter_map(|e| e.get("finished")).collect()
 }
