@@ -20,7 +20,9 @@ fi
   "onceonly-sdk>=3.0.4,<4" "pytest>=7"
 echo "official SDK: $("$VENV/bin/python" -m pip show onceonly-sdk | sed -n 's/^Version: /onceonly-sdk /p')"
 
-cargo build --quiet -p onceonly-server --bin onceonly-server
+# One build of the server's binaries: the server, and the test worker processes (feature
+# `testing`) that compete for queued runs.
+cargo build --quiet -p onceonly-server --features testing --bins
 BIN="$TARGET/debug/onceonly-server"
 
 WORK="$(mktemp -d)"
@@ -62,8 +64,8 @@ echo "onceonly-server: $BASE_URL"
 
 status=0
 ONCEONLY_TEST_BASE_URL="$BASE_URL" ONCEONLY_TEST_API_KEY="$KEY" ONCEONLY_TEST_FREE_KEY="$FREE_KEY" \
-  "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python/test_official_sdk.py" \
-  "$ROOT/tests/python/test_official_sdk_gov.py" "$@" \
+  ONCEONLY_TEST_JOB_WORKER="$TARGET/debug/onceonly-job-worker" \
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT"/tests/python/test_official_sdk*.py "$@" \
   || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log ---" >&2

@@ -1,6 +1,7 @@
 //! `onceonly-job-worker`: a test-support process (feature `testing`) that serves queued runs
-//! through a store URL (`redis://..`, `sqlite:PATH`), so tests can make worker processes
-//! compete for runs and kill one in the middle of a run.
+//! through a store URL (`redis://..`, `sqlite:PATH`) or an `onceonly-server` URL (with the API
+//! key in `ONCEONLY_API_KEY`), so tests can make worker processes compete for runs and kill one
+//! in the middle of a run.
 //!
 //! `onceonly-job-worker STORE PATTERN LEASE_TTL_MS WORK_MS` prints `ready` once connected, then
 //! serves `PATTERN` with claims of a `LEASE_TTL_MS` lease. For every run it executes it prints
@@ -38,7 +39,12 @@ async fn serve(
     lease_ttl: Duration,
     work: Duration,
 ) -> Result<(), Error> {
-    let client = OnceOnly::builder().base_url(store).build()?;
+    let mut client = OnceOnly::builder().base_url(store);
+    // An `onceonly-server` (or the hosted API) needs an API key; stores do not.
+    if let Ok(key) = std::env::var("ONCEONLY_API_KEY") {
+        client = client.api_key(key);
+    }
+    let client = client.build()?;
     // Connects now, so that `ready` means the store answers.
     client.ai().status("onceonly-job-worker:ready").await?;
     println!("ready");
