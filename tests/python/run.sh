@@ -62,8 +62,7 @@ echo "onceonly-server: $BASE_URL"
 
 status=0
 ONCEONLY_TEST_BASE_URL="$BASE_URL" ONCEONLY_TEST_API_KEY="$KEY" ONCEONLY_TEST_FREE_KEY="$FREE_KEY" \
-  "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python/test_official_sdk.py" \
-  "$ROOT/tests/python/test_official_sdk_gov.py" "$@" \
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT"/tests/python/test_official_sdk*.py "$@" \
   || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log ---" >&2
