@@ -72,7 +72,8 @@ impl<S: Store> Engine<S> {
     /// answers its status, uncharged; a finished run answers its result or failure. A key
     /// whose previous lease was released or expired is queued afresh. The run id defaults to
     /// the key (stored as `metadata.run_id`), so every run has a timeline; `metadata.actions`
-    /// makes the engine execute the run (validated here: see `actions`).
+    /// makes the engine execute the run (validated here: see `actions`), and a call that finds
+    /// such a run queued with nobody executing it starts it again.
     ///
     /// A queued run is kept for the engine's retention; one nobody claims in that time is
     /// purged.
@@ -84,7 +85,7 @@ impl<S: Store> Engine<S> {
             .or_insert_with(|| req.key.clone().into());
         let executor = Executor::of(req.metadata.as_ref());
         if executor == Executor::Actions {
-            actions::validate(req.metadata.as_ref())?;
+            actions::validate(&req.key, req.metadata.as_ref())?;
         }
         self.ensure_purger();
         let key = req.key.as_str();
