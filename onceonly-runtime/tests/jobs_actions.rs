@@ -595,7 +595,7 @@ async fn results_too_large_to_store_fail_the_run_for_good() {
 }
 
 #[test]
-fn a_run_whose_execution_stopped_starts_again_on_the_next_run() {
+fn a_run_whose_execution_stopped_starts_again_when_someone_waits_on_it() {
     let clock = ManualClock::default();
     let engine = Engine::with_config(
         MemoryStore::new(),
@@ -651,8 +651,9 @@ fn a_run_whose_execution_stopped_starts_again_on_the_next_run() {
     hang.store(false, Ordering::SeqCst);
     clock.advance(Duration::from_secs(301));
     let second = tokio::runtime::Runtime::new().unwrap();
-    // A caller that knows only the key resumes it too: the run keeps its own metadata.
-    let resumed = client.ai().run_and_wait("job:resumed").timeout(WAIT);
+    // A caller that only waits on the key resumes it too (it does not call `run`), and the
+    // run keeps its own metadata.
+    let resumed = client.ai().wait("job:resumed").timeout(WAIT);
     let r = second.block_on(resumed.into_future()).unwrap();
     let decisions: Vec<_> = results(&r).iter().map(|a| a["decision"].clone()).collect();
     assert_eq!(decisions, ["dedup", "executed"]);

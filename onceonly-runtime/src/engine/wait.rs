@@ -37,7 +37,10 @@ impl<S: Store> Engine<S> {
                     )
                 }
                 // A queued run waits for a worker: only a write (claim, completion) moves it.
+                // A run of actions has no worker but the engine: if its execution stopped with
+                // its process, this waiter starts it again.
                 Some((rec, Phase::Queued)) => {
+                    self.restart_if_actions(key, rec);
                     (view::status(key, rec, Phase::Queued, now), deadline)
                 }
                 Some((rec, phase)) => return Ok(view::status(key, rec, phase, now)),

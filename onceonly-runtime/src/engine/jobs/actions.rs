@@ -16,7 +16,7 @@
 //!   run's timeline says which. A tool call the account's plan has no `ai` unit left for fails
 //!   the run with `limit_reached`; a results list too large to store, with `result_not_stored`;
 //!   anything else the engine cannot do, with `engine_error` (a store outage instead gives the
-//!   run back, to start again on the next `run` of its key).
+//!   run back, to start again as below).
 //! - Otherwise the run completes with `{"actions": [<tool result>, ...], "dry_run": false}`.
 //! - `metadata.dry_run` (`true`, `"true"`, `1`, `"1"`, `"yes"`): nothing executes, no limit
 //!   counter moves and nothing is audited (queuing the run is charged like any run); each
@@ -28,9 +28,9 @@
 //!   the last).
 //!
 //! The engine starts a run of actions as soon as it is queued. If the process stops while
-//! one runs, its lease expires and the run is queued again; the next `run` of its key after
-//! that starts it again, and actions that had completed come back as `dedup` instead of
-//! running twice.
+//! one runs, its lease expires and the run is queued again; the next `run` of its key, or a
+//! waiter on it (`wait`, `run_and_wait`, `/ai/status?wait_ms=`), starts it again once the lease
+//! has expired, and actions that had completed come back as `dedup` instead of running twice.
 
 use std::time::Duration;
 
@@ -197,13 +197,13 @@ impl<S: Store> Engine<S> {
     /// execution holds it, or it is finished).
     pub(super) fn start_actions(&self, key: &str) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(%key, "no tokio runtime: the run of actions waits for the next `run`");
+            tracing::warn!(%key, "no tokio runtime: the run of actions waits for the next `run` or waiter");
             return;
         };
         let (engine, key) = (self.clone(), key.to_owned());
         runtime.spawn(async move {
             if let Err(e) = engine.execute_actions(&key).await {
-                tracing::warn!(%key, error = %e, "a run of actions stopped; it runs again on the next `run` of its key");
+                tracing::warn!(%key, error = %e, "a run of actions stopped; the next `run` of its key or a waiter starts it again");
             }
         });
     }

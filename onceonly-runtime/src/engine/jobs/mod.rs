@@ -200,6 +200,14 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
+    /// Starts executing `key` if it is a queued run of actions (nothing happens if an
+    /// execution holds it already).
+    pub(in crate::engine) fn restart_if_actions(&self, key: &str, rec: &LeaseRecord) {
+        if rec.job && Executor::of(rec.metadata.as_ref()) == Executor::Actions {
+            self.start_actions(key);
+        }
+    }
+
     /// Writes the queue entry of `key` and rings the bell.
     async fn queue(&self, executor: Executor, key: &str) -> Result<()> {
         let mut doc = JsonMap::new();
