@@ -386,3 +386,37 @@ async fn run_tool_writes_its_run_timeline() {
     assert_eq!(timeline.events[0].tool.as_deref(), Some("charge"));
     assert_eq!(timeline.events[1].status.as_deref(), Some("ok"));
 }
+
+#[tokio::test]
+async fn a_tool_on_a_host_not_allowed_is_never_charged() {
+    let client = OnceOnly::memory();
+    let gov = client.gov();
+    gov.upsert_policy(
+        Policy::new("support")
+            .max_calls_per_tool("crm.lookup", 1)
+            .price("crm.lookup", 0.5),
+    )
+    .await
+    .unwrap();
+    let spec = onceonly_runtime::models::ToolSpec::new(
+        "crm.lookup",
+        "https://crm.example/lookup",
+        "s3cret-key",
+    );
+    gov.create_tool(spec).await.unwrap();
+    // The engine allows no tool host: every call fails the same way, and none of them uses
+    // up the one call a day the policy grants.
+    for _ in 0..3 {
+        let r = client.ai().run_tool("support", "crm.lookup").await.unwrap();
+        assert_eq!((r.ok, r.allowed), (false, true));
+        assert_eq!(r.error_code.as_deref(), Some("tool_host_not_allowed"));
+        let message = r.result.unwrap()["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains("--allow-tool-host crm.example"),
+            "{message}"
+        );
+    }
+    let m = gov.agent_metrics("support").await.unwrap();
+    assert_eq!((m.total_actions, m.blocked_actions), (3, 0));
+    assert_eq!(m.total_spend_usd, 0.0);
+}

@@ -394,6 +394,19 @@ impl ToolResult {
             error_code: None,
         }
     }
+
+    /// The answer of an allowed call whose tool failed (or could not be called): `ok: false`,
+    /// `allowed: true`, the failure's `error_code`, and `result: {"error", "message"}`.
+    pub(crate) fn tool_failed(code: &str, message: &str) -> Self {
+        let mut out = ToolResult::decided(Decision::Executed, PolicyReason::Ok);
+        let mut detail = JsonMap::new();
+        detail.insert("error".into(), code.into());
+        detail.insert("message".into(), message.into());
+        out.ok = false;
+        out.result = Some(detail);
+        out.error_code = Some(code.to_owned());
+        out
+    }
 }
 
 /// A governed tool call: tool-mode `POST /ai/run`, `client.ai().run_tool(..)`.

@@ -182,6 +182,13 @@ impl ToolCaller {
     /// POSTs `body`, signed, to `tool`'s URL and returns the tool's JSON answer (see the
     /// [module documentation](self) for the rules). The caller decides the body's shape.
     pub async fn call(&self, tool: &StoredTool, body: &JsonMap) -> Result<JsonMap, ToolFailure> {
+        let url = self.target(tool)?;
+        self.send(tool, url, body).await
+    }
+
+    /// The URL `tool` would be called on, or why it cannot be: unusable, or its host is not
+    /// on the allow-list. Nothing is sent; governance asks this before charging a call.
+    pub fn target(&self, tool: &StoredTool) -> Result<url::Url, ToolFailure> {
         let url = match url::Url::parse(&tool.url) {
             Ok(url) => url,
             Err(e) => {
@@ -197,7 +204,7 @@ impl ToolCaller {
                 tool,
             ));
         }
-        self.send(tool, url, body).await
+        Ok(url)
     }
 
     #[cfg(not(feature = "http"))]

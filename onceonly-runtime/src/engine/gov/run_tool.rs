@@ -141,6 +141,15 @@ impl<S: Store> Engine<S> {
             Ok(allowed) => allowed,
             Err(reason) => return blocked(reason).await,
         };
+        // A tool the engine may not call (its host is not on the allow-list) is an operator's
+        // setting, not a call: answered as the tool's failure, audited as allowed, charged
+        // nothing, so a misconfiguration does not use up the agent's limits.
+        if let Resolved::Http(t) = &target
+            && let Err(f) = self.inner.tools.caller.target(t)
+        {
+            record(Decision::Executed, PolicyReason::Ok, 0.0).await;
+            return Ok(ToolResult::tool_failed(f.code(), f.message()));
+        }
 
         let key = dedup_key(agent, tool, &args_hash);
         let ttl = target.ttl();
@@ -209,12 +218,7 @@ impl<S: Store> Engine<S> {
             Err((code, message)) => {
                 self.fail(FailRequest::new(&key, &lease_id, code.clone(), true))
                     .await?;
-                let mut detail = JsonMap::new();
-                detail.insert("error".into(), code.clone().into());
-                detail.insert("message".into(), message.into());
-                out.ok = false;
-                out.result = Some(detail);
-                out.error_code = Some(code);
+                out = ToolResult::tool_failed(&code, &message);
                 "error"
             }
         };
