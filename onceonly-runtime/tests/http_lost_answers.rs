@@ -173,3 +173,40 @@ async fn a_key_mode_run_retried_after_a_lost_answer_is_queued_and_charged_once()
         .expect("one queued run");
     assert_eq!(job.attempt, 1);
 }
+
+#[tokio::test]
+async fn a_claim_retried_after_a_lost_answer_gets_the_run_it_took() {
+    let (_server, client, seen) = setup(&["/v1/ai/jobs/claim"]).await;
+    client.ai().run("report:1").await.unwrap();
+    client.ai().run("report:2").await.unwrap();
+    let job = client
+        .backend()
+        .claim_job(ClaimRequest::new("report:*").lease_ttl(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("a queued run");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "the first answer was dropped"
+    );
+    assert_eq!(
+        job.attempt, 1,
+        "the run the lost answer took, not a new attempt"
+    );
+    // The other run is still queued: the retry did not take a second one.
+    let other = if job.key == "report:1" {
+        "report:2"
+    } else {
+        "report:1"
+    };
+    let status = client.ai().status(other).await.unwrap();
+    assert_eq!(
+        (status.status, status.queued),
+        (RunStatus::InProgress, true)
+    );
+    // The lease the retry got is the live one.
+    client.ai().complete(&job.key, &job.lease_id).await.unwrap();
+    let done = client.ai().status(&job.key).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+}

@@ -23,8 +23,9 @@ struct ClaimBody<'a> {
 /// [`MAX_LONG_POLL`] each: a proxy between client and server may cut a request held for a
 /// full minute, and a shorter poll that comes back empty is simply asked again.
 ///
-/// A claim whose answer is lost (a timeout, a dropped connection) may still have taken a run
-/// on the server; that run comes back to the queue when the lease it took runs out.
+/// A claim whose answer is lost (a timeout, a dropped connection) and is retried gets the run
+/// it took back, by its acquisition name. If the call gives up instead (retries exhausted),
+/// that run comes back to the queue when the lease it took runs out.
 pub(crate) async fn claim_job(t: &Transport, req: ClaimRequest) -> Result<Option<ClaimedJob>> {
     // Checked here because no single request carries the whole wait.
     if req.wait > ClaimRequest::MAX_WAIT {
@@ -35,6 +36,15 @@ pub(crate) async fn claim_job(t: &Transport, req: ClaimRequest) -> Result<Option
     }
     crate::validate::ttl("lease_ttl", req.lease_ttl)?;
     let lease_ttl = wire::secs(req.lease_ttl);
+    // One name for every request of this call (`X-OnceOnly-Acquisition`): a poll retried
+    // after its answer was lost gets back the run it claimed instead of taking another.
+    let acquisition = match &req.acquisition_id {
+        Some(id) => {
+            crate::validate::token("acquisition_id", id)?;
+            id.clone()
+        }
+        None => crate::ids::random("claim"),
+    };
     let mut started = Instant::now();
     // `wait` is at most a minute: no overflow.
     let deadline = started + req.wait;
@@ -48,7 +58,9 @@ pub(crate) async fn claim_job(t: &Transport, req: ClaimRequest) -> Result<Option
             lease_ttl,
             wait_ms: (wait_ms > 0).then_some(wait_ms),
         };
-        let request = Request::post(&["ai", "jobs", "claim"], &body)?.extra_timeout(wait);
+        let request = Request::post(&["ai", "jobs", "claim"], &body)?
+            .extra_timeout(wait)
+            .acquisition(&acquisition)?;
         let job = claim_once(t, request).await?;
         if job.is_some() || Instant::now() >= deadline {
             return Ok(job);

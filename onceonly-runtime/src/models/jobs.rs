@@ -18,6 +18,9 @@ pub struct ClaimRequest {
     pub lease_ttl: Duration,
     /// How long to wait for a run to be queued when none is (long poll). Zero: look once.
     pub wait: Duration,
+    /// Names this claim, so that sending it again (a retry after a lost answer) gets back the
+    /// run it claimed instead of claiming another. The HTTP client sets one per call.
+    pub acquisition_id: Option<String>,
 }
 
 impl ClaimRequest {
@@ -31,6 +34,7 @@ impl ClaimRequest {
             pattern: pattern.into(),
             lease_ttl: Duration::from_secs(30),
             wait: Duration::ZERO,
+            acquisition_id: None,
         }
     }
 
@@ -43,6 +47,12 @@ impl ClaimRequest {
     /// Sets how long to wait for a run.
     pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Names the claim (see [`acquisition_id`](Self::acquisition_id)).
+    pub fn acquisition_id(mut self, id: impl Into<String>) -> Self {
+        self.acquisition_id = Some(id.into());
         self
     }
 }

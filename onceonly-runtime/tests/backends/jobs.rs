@@ -210,3 +210,37 @@ pub(super) async fn a_failing_handler_is_retried_then_fails_for_good(client: Onc
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
 }
+
+pub(super) async fn a_claim_sent_again_gets_the_run_it_took(client: OnceOnly) {
+    client.ai().run("batch:1").await.unwrap();
+    client.ai().run("batch:2").await.unwrap();
+    let claim = || {
+        ClaimRequest::new("batch:*")
+            .lease_ttl(Duration::from_secs(60))
+            .acquisition_id("claim-7")
+    };
+    let first = client.backend().claim_job(claim()).await.unwrap().unwrap();
+    let again = client.backend().claim_job(claim()).await.unwrap().unwrap();
+    assert_eq!(
+        first, again,
+        "the same claim sent again is the same run and lease"
+    );
+    // Another claim takes the other run.
+    let other = client
+        .backend()
+        .claim_job(ClaimRequest::new("batch:*"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(other.key, first.key);
+    // Once the run it took has ended, the name gives nothing back.
+    client
+        .ai()
+        .complete(&first.key, &first.lease_id)
+        .await
+        .unwrap();
+    assert!(client.backend().claim_job(claim()).await.unwrap().is_none());
+    let bad = ClaimRequest::new("batch:*").acquisition_id("has space");
+    let e = client.backend().claim_job(bad).await.unwrap_err();
+    assert!(matches!(e, Error::Validation(_)), "{e:?}");
+}

@@ -98,19 +98,26 @@ fn lease_request(
     let mut req = LeaseRequest::new(key);
     req.ttl = ttl;
     req.metadata = metadata;
-    if let Some(value) = headers.get(&ACQUISITION) {
-        let id = value
-            .to_str()
-            .ok()
-            .filter(|id| validate::token(ACQUISITION.as_str(), id).is_ok())
-            .ok_or_else(|| {
-                ApiError::validation(format!(
-                    "the {ACQUISITION} header must be 1 to 256 bytes of visible ASCII"
-                ))
-            })?;
-        req.acquisition_id = Some(id.to_owned());
-    }
+    req.acquisition_id = acquisition_id(headers)?;
     Ok(req)
+}
+
+/// `X-OnceOnly-Acquisition` (extension): the caller's name for an acquisition (a lease, a
+/// claim), the same on every retry of one call.
+pub(super) fn acquisition_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(&ACQUISITION) else {
+        return Ok(None);
+    };
+    let id = value
+        .to_str()
+        .ok()
+        .filter(|id| validate::token(ACQUISITION.as_str(), id).is_ok())
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "the {ACQUISITION} header must be 1 to 256 bytes of visible ASCII"
+            ))
+        })?;
+    Ok(Some(id.to_owned()))
 }
 
 /// Key mode starts or attaches to a run (same answer as `/ai/lease`); tool mode is a governed

@@ -2,13 +2,15 @@
 //!
 //! A key-mode `/ai/run` queues its run; a worker asks here for one whose key matches a
 //! pattern, long-polling up to `wait_ms`, and gets the run's lease. It then heartbeats with
-//! `/ai/extend` and ends the run with `/ai/complete`, `/ai/fail` or `/ai/cancel`.
+//! `/ai/extend` and ends the run with `/ai/complete`, `/ai/fail` or `/ai/cancel`. A claim
+//! sent again with the same `X-OnceOnly-Acquisition` gets back the run it took.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::post;
 use onceonly_runtime::Result;
 use onceonly_runtime::engine::TenantEngine;
@@ -33,9 +35,11 @@ pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
 async fn claim<S: Store>(
     State(state): State<AppState<S>>,
     tenant: Tenant<S>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Result<ClaimAnswer, ApiError> {
     let mut req = body.request()?;
+    req.acquisition_id = super::ai::acquisition_id(&headers)?;
     req.wait = req.wait.min(state.max_wait);
     // Lives as long as the request: hyper drops the handler when its client hangs up.
     let caller = Arc::new(());

@@ -8,8 +8,8 @@ use crate::engine::Engine;
 use crate::engine::view::{self, Phase};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{ClaimRequest, ClaimedJob, LeaseRequest, RunStatus};
-use crate::store::Store;
-use crate::time::{deadline_after, ms};
+use crate::store::{LeaseRecord, Store};
+use crate::time::deadline_after;
 use crate::validate;
 
 /// How many queue entries one look reads. Entries are read in key order, so a worker sees
@@ -67,6 +67,12 @@ impl<S: Store> Engine<S> {
     ) -> Result<Option<ClaimedJob>> {
         let pattern = pattern(&req.pattern)?;
         validate::ttl("lease_ttl", req.lease_ttl)?;
+        if let Some(id) = &req.acquisition_id {
+            validate::token("acquisition_id", id)?;
+            if let Some(job) = self.reclaimed(id).await? {
+                return Ok(Some(job));
+            }
+        }
         if req.wait > ClaimRequest::MAX_WAIT {
             return Err(Error::validation(format!(
                 "wait must be at most {}s",
@@ -118,26 +124,69 @@ impl<S: Store> Engine<S> {
                     continue;
                 }
             }
-            let lease = self
-                .accounted_lease(LeaseRequest::new(key).ttl(req.lease_ttl))
-                .await?;
+            let mut take = LeaseRequest::new(key).ttl(req.lease_ttl);
+            take.acquisition_id = req.acquisition_id.clone();
+            let lease = self.accounted_lease(take).await?;
             if lease.status != RunStatus::Acquired {
                 continue; // Another claimer won this one.
             }
             let Some(rec) = self.inner.store.get_record(key).await? else {
                 continue;
             };
-            let metadata = rec.value.metadata.clone().unwrap_or_default();
-            return Ok(Some(ClaimedJob {
-                key: key.to_owned(),
-                lease_id: lease.lease_id.unwrap_or_default(),
-                run_id: run_id(&metadata, key),
-                metadata,
-                attempt: lease.version,
-                ttl: ms(req.lease_ttl).div_ceil(1000),
-            }));
+            if let Some(id) = &req.acquisition_id {
+                let mut entry = JsonMap::new();
+                entry.insert("key".into(), key.into());
+                self.inner.store.put_doc(&claim_doc(id), entry).await?;
+            }
+            return Ok(Some(job_of(key, &rec.value)));
         }
         Ok(None)
+    }
+
+    /// The run an earlier claim with the same `acquisition_id` took and still holds: the same
+    /// request sent again after its answer was lost gets that run back, not a second one.
+    async fn reclaimed(&self, id: &str) -> Result<Option<ClaimedJob>> {
+        let doc = claim_doc(id);
+        let Some(entry) = self.inner.store.get_doc(&doc).await? else {
+            return Ok(None);
+        };
+        let Some(serde_json::Value::String(key)) = entry.get("key") else {
+            return Ok(None);
+        };
+        let current = self.inner.store.get_record(key).await?;
+        let now = self.now_ms();
+        match current {
+            Some(v)
+                if view::live(&v.value, now) == Some(Phase::Held)
+                    && v.value.acquisition_id.as_deref() == Some(id) =>
+            {
+                Ok(Some(job_of(key, &v.value)))
+            }
+            // That run ended or went to someone else: the claim's answer no longer stands.
+            _ => {
+                self.inner.store.delete_doc(&doc).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The document that remembers which run the claim `id` took (removed when the run's lease
+/// ends; see `lease_ended`).
+pub(super) fn claim_doc(id: &str) -> String {
+    format!("jobclaim:{id}")
+}
+
+/// What the holder of `rec` (the queued run `key`) works with.
+fn job_of(key: &str, rec: &LeaseRecord) -> ClaimedJob {
+    let metadata = rec.metadata.clone().unwrap_or_default();
+    ClaimedJob {
+        key: key.to_owned(),
+        lease_id: rec.lease_id.clone(),
+        run_id: run_id(&metadata, key),
+        metadata,
+        attempt: rec.version,
+        ttl: rec.ttl_ms.div_ceil(1000),
     }
 }
 

@@ -249,6 +249,12 @@ impl<S: Store> Engine<S> {
         if !rec.job {
             return;
         }
+        if let Some(id) = &rec.acquisition_id {
+            // The claim that took this lease has nothing left to give back to a retry.
+            if let Err(e) = self.inner.store.delete_doc(&claim::claim_doc(id)).await {
+                tracing::warn!(%key, error = %e, "could not forget a finished claim");
+            }
+        }
         if rec.state == LeaseState::Released {
             self.ring().await;
             return;
