@@ -7,15 +7,11 @@ the `client` fixture is in conftest.py. The tools are served by a small http.ser
 loopback that answers only correctly signed calls and keeps them.
 """
 
-import hashlib
-import hmac
-import json
-import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from conftest import ToolHost
 
 SECRET = "py-jobs-tool-secret"
 WAIT = 30.0
@@ -25,59 +21,9 @@ def unique(prefix):
     return f"{prefix}.{uuid.uuid4().hex[:12]}"
 
 
-class ToolHost:
-    """A tool endpoint that answers only signed, fresh calls, echoing them, and keeps them."""
-
-    def __init__(self):
-        self.calls = []
-        self.refused = 0
-        self.lock = threading.Lock()
-        host = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                given = self.headers.get("X-OnceOnly-Signature") or ""
-                ts = self.headers.get("X-OnceOnly-Timestamp") or "0"
-                want = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-                fresh = abs(time.time() - int(ts)) <= 300
-                if not fresh or not hmac.compare_digest(given, want):
-                    with host.lock:
-                        host.refused += 1
-                    self.answer(401, {"detail": "bad signature"})
-                    return
-                call = json.loads(raw)
-                with host.lock:
-                    host.calls.append(call)
-                self.answer(200, {"echo": call.get("args"), "tool": call.get("tool")})
-
-            def answer(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tool"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def tools_called(self):
-        with self.lock:
-            return [c["tool"] for c in self.calls]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def host():
-    h = ToolHost()
+    h = ToolHost(SECRET)
     yield h
     h.close()
 
