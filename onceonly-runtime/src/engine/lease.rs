@@ -168,18 +168,11 @@ impl<S: Store> Engine<S> {
                 }
             }
             let record = LeaseRecord {
-                state: LeaseState::InProgress,
                 lease_id: ids::random("lease"),
                 version: previous.map_or(1, |p| p.version + 1),
                 ttl_ms: ms(ttl),
                 lease_expires_at_ms,
                 first_seen_at_ms: previous.map_or(now, |p| p.first_seen_at_ms),
-                done_at_ms: None,
-                result: None,
-                result_hash: None,
-                error_code: None,
-                cancel_reason: None,
-                error_hash: None,
                 // Claiming a queued run keeps the run's own metadata.
                 metadata: match previous {
                     Some(p) if job => p.metadata.clone(),
@@ -188,6 +181,7 @@ impl<S: Store> Engine<S> {
                 acquisition_id: req.acquisition_id.clone(),
                 purge_at_ms: lease_expires_at_ms + retention,
                 job,
+                ..LeaseRecord::blank(LeaseState::InProgress, now)
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);
             let metadata = record.metadata.clone();

@@ -81,3 +81,28 @@ pub struct LeaseRecord {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub job: bool,
 }
+
+impl LeaseRecord {
+    /// A record in `state`, first seen and ending at `now_ms`, with no lease id, outcome,
+    /// metadata or retention yet: the base the engine fills in (`..LeaseRecord::blank(..)`).
+    pub fn blank(state: LeaseState, now_ms: u64) -> Self {
+        LeaseRecord {
+            state,
+            lease_id: String::new(),
+            version: 0,
+            ttl_ms: 0,
+            lease_expires_at_ms: now_ms,
+            first_seen_at_ms: now_ms,
+            done_at_ms: None,
+            result: None,
+            result_hash: None,
+            error_code: None,
+            cancel_reason: None,
+            error_hash: None,
+            metadata: None,
+            acquisition_id: None,
+            purge_at_ms: now_ms,
+            job: false,
+        }
+    }
+}

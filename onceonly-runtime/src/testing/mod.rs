@@ -22,21 +22,11 @@ pub fn lock_entry(lock_id: &str, now_ms: u64, ttl_ms: u64) -> LockEntry {
 /// A first acquisition at `now_ms` for `ttl_ms`, kept an hour after its lease ends.
 pub fn in_progress_record(lease_id: &str, now_ms: u64, ttl_ms: u64) -> LeaseRecord {
     LeaseRecord {
-        state: LeaseState::InProgress,
         lease_id: lease_id.into(),
         version: 1,
         ttl_ms,
         lease_expires_at_ms: now_ms + ttl_ms,
-        first_seen_at_ms: now_ms,
-        done_at_ms: None,
-        result: None,
-        result_hash: None,
-        error_code: None,
-        cancel_reason: None,
-        error_hash: None,
-        metadata: None,
-        acquisition_id: None,
         purge_at_ms: now_ms + ttl_ms + 3_600_000,
-        job: false,
+        ..LeaseRecord::blank(LeaseState::InProgress, now_ms)
     }
 }

@@ -115,22 +115,12 @@ impl<S: Store> Engine<S> {
                 }
             };
             let record = LeaseRecord {
-                state: LeaseState::Released,
-                lease_id: String::new(),
                 version: previous.map_or(0, |p| p.value.version),
                 ttl_ms: ms(ttl),
-                lease_expires_at_ms: now,
-                first_seen_at_ms: now,
-                done_at_ms: None,
-                result: None,
-                result_hash: None,
-                error_code: None,
-                cancel_reason: None,
-                error_hash: None,
                 metadata: req.metadata.clone(),
-                acquisition_id: None,
                 purge_at_ms: now + retention,
                 job: true,
+                ..LeaseRecord::blank(LeaseState::Released, now)
             };
             let mut answer = view::observer(key, &record, Phase::Queued, now);
             answer.ok = true; // Accepted: queued and charged.
@@ -273,21 +263,7 @@ impl<S: Store> Engine<S> {
 /// A fresh bell: a record nobody can hold.
 fn bell_record(now: u64) -> LeaseRecord {
     LeaseRecord {
-        state: LeaseState::Completed,
-        lease_id: String::new(),
-        version: 0,
-        ttl_ms: 0,
-        lease_expires_at_ms: now,
-        first_seen_at_ms: now,
         done_at_ms: Some(now),
-        result: None,
-        result_hash: None,
-        error_code: None,
-        cancel_reason: None,
-        error_hash: None,
-        metadata: None,
-        acquisition_id: None,
-        purge_at_ms: now,
-        job: false,
+        ..LeaseRecord::blank(LeaseState::Completed, now)
     }
 }
