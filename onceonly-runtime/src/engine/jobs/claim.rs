@@ -3,7 +3,7 @@
 use rand::seq::SliceRandom;
 use tokio::time::Instant;
 
-use super::{BELL, Executor, RESCAN};
+use super::{BELL, QUEUE_PREFIX, RESCAN};
 use crate::engine::Engine;
 use crate::engine::view::{self, Phase};
 use crate::error::{Error, JsonMap, Result};
@@ -57,14 +57,6 @@ impl<S: Store> Engine<S> {
     /// whose worker's lease ran out is queued again and goes to the next claim, as a new
     /// attempt. Claims are free: the run was charged when it was queued.
     pub async fn claim_job(&self, req: ClaimRequest) -> Result<Option<ClaimedJob>> {
-        self.claim(req, Executor::Worker).await
-    }
-
-    pub(super) async fn claim(
-        &self,
-        req: ClaimRequest,
-        executor: Executor,
-    ) -> Result<Option<ClaimedJob>> {
         let pattern = pattern(&req.pattern)?;
         validate::ttl("lease_ttl", req.lease_ttl)?;
         if let Some(id) = &req.acquisition_id {
@@ -84,7 +76,7 @@ impl<S: Store> Engine<S> {
         loop {
             // Subscribed before looking, so a run queued after the look wakes this claim.
             let mut bell = self.inner.store.subscribe(BELL).await?;
-            if let Some(job) = self.claim_once(&pattern, &req, executor).await? {
+            if let Some(job) = self.claim_once(&pattern, &req).await? {
                 return Ok(Some(job));
             }
             if Instant::now() >= deadline {
@@ -103,16 +95,15 @@ impl<S: Store> Engine<S> {
         &self,
         pattern: &Pattern<'_>,
         req: &ClaimRequest,
-        executor: Executor,
     ) -> Result<Option<ClaimedJob>> {
-        let prefix = format!("{}{}", executor.prefix(), pattern.prefix);
+        let prefix = format!("{QUEUE_PREFIX}{}", pattern.prefix);
         let mut entries = self.inner.store.list_docs(&prefix, SCAN).await?;
         if pattern.exact {
             entries.retain(|(doc, _)| doc.len() == prefix.len());
         }
         entries.shuffle(&mut rand::rng());
         for (doc, _) in entries {
-            let key = &doc[executor.prefix().len()..];
+            let key = &doc[QUEUE_PREFIX.len()..];
             let current = self.inner.store.get_record(key).await?;
             let now = self.now_ms();
             match current.as_ref().and_then(|v| view::live(&v.value, now)) {

@@ -1,7 +1,7 @@
 //! Queued runs (key-mode `ai.run`): enqueued once per key, claimed once by a worker.
 //!
 //! A queued run is a lease record marked `job`, created released (nobody holds it), plus a
-//! queue entry: a store document (`jobq:w:<key>`, or `jobq:a:<key>` for runs of actions) that lets workers find it by key
+//! queue entry: a store document (`jobq:<key>`) that lets workers find it by key
 //! prefix. Claiming is acquiring the record's lease, so the lease state machine gives the
 //! exactly-once guarantees: one claim wins the compare-and-swap, the winner heartbeats and
 //! ends the run like any holder, and a worker that dies leaves a lease that expires, after
@@ -34,34 +34,18 @@ const BELL: &str = "\u{1}jobs:bell";
 /// How often a waiting claimer looks at the queue without being woken.
 const RESCAN: Duration = Duration::from_secs(1);
 
-/// Who executes a queued run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Executor {
-    /// A worker (`ai().worker(..)`).
-    Worker,
-    /// The engine, as governed tool calls (`metadata.actions`).
-    Actions,
+/// Store documents of the queued runs workers execute: `jobq:<key>`. Runs of actions have
+/// none: the engine executes them by key.
+pub(super) const QUEUE_PREFIX: &str = "jobq:";
+
+/// The queue document of the run `key`.
+fn queue_doc(key: &str) -> String {
+    format!("{QUEUE_PREFIX}{key}")
 }
 
-impl Executor {
-    fn of(metadata: Option<&JsonMap>) -> Self {
-        match metadata.and_then(|m| m.get("actions")) {
-            Some(_) => Executor::Actions,
-            None => Executor::Worker,
-        }
-    }
-
-    fn prefix(self) -> &'static str {
-        match self {
-            Executor::Worker => "jobq:w:",
-            Executor::Actions => "jobq:a:",
-        }
-    }
-
-    /// The queue document of the run `key`.
-    fn doc_key(self, key: &str) -> String {
-        format!("{}{key}", self.prefix())
-    }
+/// Whether a run's metadata makes it a run of actions, which the engine executes itself.
+fn has_actions(metadata: Option<&JsonMap>) -> bool {
+    metadata.is_some_and(|m| m.contains_key("actions"))
 }
 
 impl<S: Store> Engine<S> {
@@ -83,8 +67,8 @@ impl<S: Store> Engine<S> {
         metadata
             .entry("run_id")
             .or_insert_with(|| req.key.clone().into());
-        let executor = Executor::of(req.metadata.as_ref());
-        if executor == Executor::Actions {
+        let actions = has_actions(req.metadata.as_ref());
+        if actions {
             actions::validate(&req.key, req.metadata.as_ref())?;
         }
         self.ensure_purger();
@@ -101,8 +85,7 @@ impl<S: Store> Engine<S> {
                 Some((v, Phase::Free)) => Some(v),
                 Some((v, phase)) => {
                     if phase == Phase::Queued {
-                        self.requeue(Executor::of(v.value.metadata.as_ref()), key)
-                            .await?;
+                        self.requeue(key, &v.value).await?;
                     }
                     return self.attached(key, &v.value, phase, now).await;
                 }
@@ -137,14 +120,15 @@ impl<S: Store> Engine<S> {
                     continue; // Someone else wrote the key first: look again.
                 }
             }
-            // The record first: a claimer that finds the entry always finds the run.
-            self.queue(executor, key).await?;
+            if actions {
+                self.start_actions(key);
+            } else {
+                // The record first: a claimer that finds the entry always finds the run.
+                self.queue(key).await?;
+            }
             answer.charged = Some(1);
             answer.usage = Some(charge.usage);
             answer.limit = charge.limit;
-            if executor == Executor::Actions {
-                self.start_actions(key);
-            }
             return Ok(answer);
         }
     }
@@ -174,18 +158,11 @@ impl<S: Store> Engine<S> {
     /// A run that reads queued when someone asks for it again: restores its queue entry if a
     /// crash lost it (between the record's write and the entry's), and restarts a run of
     /// actions whose execution stopped with its process.
-    async fn requeue(&self, executor: Executor, key: &str) -> Result<()> {
-        if self
-            .inner
-            .store
-            .get_doc(&executor.doc_key(key))
-            .await?
-            .is_none()
-        {
-            self.queue(executor, key).await?;
-        }
-        if executor == Executor::Actions {
+    async fn requeue(&self, key: &str, rec: &LeaseRecord) -> Result<()> {
+        if has_actions(rec.metadata.as_ref()) {
             self.start_actions(key);
+        } else if self.inner.store.get_doc(&queue_doc(key)).await?.is_none() {
+            self.queue(key).await?;
         }
         Ok(())
     }
@@ -193,19 +170,16 @@ impl<S: Store> Engine<S> {
     /// Starts executing `key` if it is a queued run of actions (nothing happens if an
     /// execution holds it already).
     pub(in crate::engine) fn restart_if_actions(&self, key: &str, rec: &LeaseRecord) {
-        if rec.job && Executor::of(rec.metadata.as_ref()) == Executor::Actions {
+        if rec.job && has_actions(rec.metadata.as_ref()) {
             self.start_actions(key);
         }
     }
 
     /// Writes the queue entry of `key` and rings the bell.
-    async fn queue(&self, executor: Executor, key: &str) -> Result<()> {
+    async fn queue(&self, key: &str) -> Result<()> {
         let mut doc = JsonMap::new();
         doc.insert("key".into(), key.into());
-        self.inner
-            .store
-            .put_doc(&executor.doc_key(key), doc)
-            .await?;
+        self.inner.store.put_doc(&queue_doc(key), doc).await?;
         self.ring().await;
         Ok(())
     }
@@ -249,10 +223,12 @@ impl<S: Store> Engine<S> {
             self.ring().await;
             return;
         }
-        if !matches!(rec.state, LeaseState::Completed | LeaseState::Failed) {
+        if !matches!(rec.state, LeaseState::Completed | LeaseState::Failed)
+            || has_actions(rec.metadata.as_ref())
+        {
             return;
         }
-        let doc = Executor::of(rec.metadata.as_ref()).doc_key(key);
+        let doc = queue_doc(key);
         if let Err(e) = self.inner.store.delete_doc(&doc).await {
             // Harmless: a claimer that finds it sees the finished run and deletes it.
             tracing::warn!(%key, error = %e, "could not remove a finished run from the queue");
