@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use onceonly_runtime::Error;
 use onceonly_runtime::store::{
-    CounterAdd, Hooked, LeaseRecord, LockClaim, LockEntry, SqliteStore, Store, StoreHooks,
+    CounterAdd, Hooked, LeaseRecord, LockClaim, LockEntry, LogCaps, LogRef, SqliteStore, Store,
+    StoreHooks,
 };
 use onceonly_runtime::testing;
 use tempfile::TempDir;
@@ -130,6 +131,11 @@ async fn a_waiter_is_woken_by_another_connections_write() {
         .expect("woken by the second commit");
 }
 
+const CAPS: LogCaps = LogCaps {
+    entries: 10,
+    bytes: 1 << 20,
+};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_is_there_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +157,13 @@ async fn everything_is_there_after_reopening() {
         let mut entry = onceonly_runtime::JsonMap::new();
         entry.insert("n".into(), 1.into());
         store
-            .append_log("log", entry.clone(), 10, NOW, NOW + 60_000)
+            .append_log(
+                LogRef::topic("log", "run"),
+                entry.clone(),
+                CAPS,
+                NOW,
+                NOW + 60_000,
+            )
             .await
             .unwrap();
         for key in ["gov/policy/a", "gov/policy/b", "gov/policy/gone"] {
@@ -169,8 +181,20 @@ async fn everything_is_there_after_reopening() {
     let rec = store.get_record("rec").await.unwrap().unwrap();
     assert_eq!((rec.rev, rec.value.lease_id.as_str()), (rev, "lease"));
     assert_eq!(store.get_counter("ctr", NOW).await.unwrap(), 7);
-    let log = store.read_log("log", true, 0, 10, NOW).await.unwrap();
+    let log = store
+        .read_log(LogRef::whole("log"), true, 0, 10, NOW)
+        .await
+        .unwrap();
     assert_eq!((log.total, log.entries[0].seq), (1, 1));
+    let topic = store
+        .read_log(LogRef::topic("log", "run"), true, 0, 10, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (topic.total, topic.entries[0].seq),
+        (1, 1),
+        "the topic lasted too"
+    );
     let docs = store.list_docs("gov/policy/", 10).await.unwrap();
     let keys: Vec<&str> = docs.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(

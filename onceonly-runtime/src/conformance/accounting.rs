@@ -169,46 +169,216 @@ pub async fn counter_window<S: Store>(store: S) {
     assert_eq!(store.get_counter("c/w", 1_500).await.unwrap(), 0, "purged");
 }
 
-/// Logs keep the newest `cap` entries with increasing sequence numbers, page from either
+fn log_entry(i: u64) -> JsonMap {
+    let mut m = JsonMap::new();
+    m.insert("i".into(), i.into());
+    m
+}
+
+fn seqs(page: &LogPage) -> Vec<u64> {
+    page.entries.iter().map(|e| e.seq).collect()
+}
+
+/// Caps that never bind, for cases about something else.
+const ROOMY: LogCaps = LogCaps {
+    entries: 1_000,
+    bytes: 1 << 20,
+};
+
+/// Logs keep the newest `entries` entries with increasing sequence numbers, page from either
 /// end, and expire.
 pub async fn log_cap_and_pages<S: Store>(store: S) {
-    let entry = |i: u64| {
-        let mut m = JsonMap::new();
-        m.insert("i".into(), i.into());
-        m
+    let caps = LogCaps {
+        entries: 3,
+        ..ROOMY
     };
+    let log = LogRef::whole("l/a");
     for i in 1..=5 {
         let seq = store
-            .append_log("l/a", entry(i), 3, 100, 1_000)
+            .append_log(log, log_entry(i), caps, 100, 1_000)
             .await
             .unwrap();
         assert_eq!(seq, i);
     }
-    let seqs = |p: crate::store::LogPage| p.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
-    let newest = store.read_log("l/a", true, 0, 10, 100).await.unwrap();
+    let newest = store.read_log(log, true, 0, 10, 100).await.unwrap();
     assert_eq!(newest.total, 3, "capped at 3");
     assert_eq!(newest.entries[0].value.get("i"), Some(&5.into()));
-    assert_eq!(seqs(newest), [5, 4, 3]);
+    assert_eq!(seqs(&newest), [5, 4, 3]);
     assert_eq!(
-        seqs(store.read_log("l/a", false, 1, 1, 100).await.unwrap()),
+        seqs(&store.read_log(log, false, 1, 1, 100).await.unwrap()),
         [4]
     );
-    assert_eq!(
-        seqs(store.read_log("l/a", false, 5, 10, 100).await.unwrap()),
-        Vec::<u64>::new()
-    );
-    let empty = store.read_log("l/none", true, 0, 10, 100).await.unwrap();
-    assert_eq!((empty.total, empty.entries.len()), (0, 0));
-    let expired = store.read_log("l/a", true, 0, 10, 1_000).await.unwrap();
-    assert_eq!(expired.total, 0, "an expired log reads empty");
-    let seq = store
-        .append_log("l/a", entry(6), 3, 1_000, 2_000)
+    assert!(seqs(&store.read_log(log, false, 5, 10, 100).await.unwrap()).is_empty());
+    let empty = store
+        .read_log(LogRef::whole("l/none"), true, 0, 10, 100)
         .await
         .unwrap();
-    let fresh = store.read_log("l/a", true, 0, 10, 1_000).await.unwrap();
+    assert_eq!((empty.total, empty.entries.len()), (0, 0));
+    let expired = store.read_log(log, true, 0, 10, 1_000).await.unwrap();
+    assert_eq!(expired.total, 0, "an expired log reads empty");
+    let seq = store
+        .append_log(log, log_entry(6), caps, 1_000, 2_000)
+        .await
+        .unwrap();
+    let fresh = store.read_log(log, true, 0, 10, 1_000).await.unwrap();
     assert_eq!(fresh.total, 1, "an append after expiry starts afresh");
     assert_eq!(fresh.entries[0].seq, seq);
     assert!(seq > 5, "sequence numbers are not reused");
+}
+
+/// A log keeps at most `bytes` bytes of entry JSON: the oldest go first, the newest always
+/// stays, however large.
+pub async fn log_byte_cap<S: Store>(store: S) {
+    let entry = |i: u64, len: usize| {
+        let mut m = log_entry(i);
+        m.insert("pad".into(), "x".repeat(len).into());
+        m
+    };
+    // Each entry is {"i":N,"pad":"x…"}: 16 bytes of JSON plus the padding (N < 10).
+    let size = |len: usize| 16 + len;
+    let caps = LogCaps {
+        entries: 100,
+        bytes: 3 * size(85),
+    };
+    let log = LogRef::whole("l/bytes");
+    for i in 1..=5 {
+        store
+            .append_log(log, entry(i, 85), caps, 100, 1_000)
+            .await
+            .unwrap();
+    }
+    let page = store.read_log(log, false, 0, 10, 100).await.unwrap();
+    assert_eq!(
+        seqs(&page),
+        [3, 4, 5],
+        "three entries of 100 bytes fit 300 bytes"
+    );
+    // One byte over the cap with the next entry: the two oldest must go.
+    store
+        .append_log(log, entry(6, 86), caps, 100, 1_000)
+        .await
+        .unwrap();
+    let page = store.read_log(log, false, 0, 10, 100).await.unwrap();
+    assert_eq!(seqs(&page), [5, 6]);
+    // An entry larger than the whole cap stays alone.
+    store
+        .append_log(log, entry(7, 1_000), caps, 100, 1_000)
+        .await
+        .unwrap();
+    let page = store.read_log(log, false, 0, 10, 100).await.unwrap();
+    assert_eq!((page.total, seqs(&page)), (1, vec![7]));
+    // The byte count starts again after expiry.
+    for i in 1..=3 {
+        store
+            .append_log(log, entry(i, 85), caps, 1_000, 2_000)
+            .await
+            .unwrap();
+    }
+    let page = store.read_log(log, false, 0, 10, 1_000).await.unwrap();
+    assert_eq!(seqs(&page), [8, 9, 10]);
+}
+
+/// Topics are views of their log: a topic pages from either end with its own total, and the
+/// log's caps trim its entries like any other, so no number of topics grows the log.
+pub async fn log_topics<S: Store>(store: S) {
+    let caps = LogCaps {
+        entries: 6,
+        ..ROOMY
+    };
+    let key = "l/topics";
+    // seq: 1 a, 2 b, 3 a, 4 (none), 5 a, 6 b, 7 c, 8 a
+    let topics = [
+        Some("a"),
+        Some("b"),
+        Some("a"),
+        None,
+        Some("a"),
+        Some("b"),
+        Some("c"),
+        Some("a"),
+    ];
+    for (i, topic) in topics.iter().enumerate() {
+        let log = LogRef { key, topic: *topic };
+        let seq = store
+            .append_log(log, log_entry(i as u64 + 1), caps, 100, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(seq, i as u64 + 1);
+    }
+    let read = |topic: &'static str, newest: bool, offset: usize, limit: usize| {
+        let store = &store;
+        async move {
+            store
+                .read_log(LogRef::topic(key, topic), newest, offset, limit, 100)
+                .await
+                .unwrap()
+        }
+    };
+    // Seqs 1 and 2 are trimmed (cap 6): topic a keeps 3, 5, 8; b keeps 6; c keeps 7.
+    let a = read("a", false, 0, 10).await;
+    assert_eq!((a.total, seqs(&a)), (3, vec![3, 5, 8]));
+    assert_eq!(
+        a.entries[0].value.get("i"),
+        Some(&3.into()),
+        "entries keep their values"
+    );
+    assert_eq!(seqs(&read("a", true, 0, 10).await), [8, 5, 3]);
+    assert_eq!(seqs(&read("a", false, 1, 1).await), [5]);
+    assert_eq!(seqs(&read("a", true, 1, 5).await), [5, 3]);
+    assert!(read("a", false, 3, 5).await.entries.is_empty());
+    assert_eq!(
+        read("a", false, 0, 0).await.total,
+        3,
+        "limit 0 still counts"
+    );
+    let b = read("b", false, 0, 10).await;
+    assert_eq!((b.total, seqs(&b)), (1, vec![6]));
+    assert_eq!(read("nobody", false, 0, 10).await.total, 0);
+    let whole = store
+        .read_log(LogRef::whole(key), false, 0, 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs(&whole),
+        [3, 4, 5, 6, 7, 8],
+        "the whole log has every topic and none"
+    );
+    // Trimming the rest of b empties its topic; a new b entry starts it again.
+    for i in 9..=12 {
+        store
+            .append_log(LogRef::topic(key, "c"), log_entry(i), caps, 100, 1_000)
+            .await
+            .unwrap();
+    }
+    assert_eq!(read("b", false, 0, 10).await.total, 0);
+    assert_eq!(seqs(&read("a", false, 0, 10).await), [8]);
+    store
+        .append_log(LogRef::topic(key, "b"), log_entry(13), caps, 100, 1_000)
+        .await
+        .unwrap();
+    let b = read("b", true, 0, 10).await;
+    assert_eq!((b.total, seqs(&b)), (1, vec![13]));
+    let c = read("c", false, 0, 10).await;
+    assert_eq!(
+        (c.total, seqs(&c)),
+        (4, vec![9, 10, 11, 12]),
+        "seq 7 went with the cap"
+    );
+    // Expiry empties every topic.
+    store
+        .append_log(LogRef::topic(key, "a"), log_entry(14), caps, 1_000, 2_000)
+        .await
+        .unwrap();
+    let a = store
+        .read_log(LogRef::topic(key, "a"), false, 0, 10, 1_000)
+        .await
+        .unwrap();
+    assert_eq!((a.total, seqs(&a)), (1, vec![14]));
+    let c = store
+        .read_log(LogRef::topic(key, "c"), false, 0, 10, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(c.total, 0);
 }
 
 /// Two tenants of one store never see, wait on or release each other's keys and events.

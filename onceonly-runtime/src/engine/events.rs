@@ -1,12 +1,16 @@
-//! Run timelines and the account's recent events, kept in capped append-only logs.
+//! Run timelines and the account's recent events, kept in one capped log per account.
 //!
-//! Every event goes to two logs: the account's recent events (`GET /events`, newest first)
-//! and its run's timeline (`GET /runs/{run_id}`, oldest first). An event's id is its sequence
-//! number in the account log. Callers post events (`POST /events`); the engine writes
-//! `run_started` when a lease or run carrying `metadata.run_id` acquires (a key-mode run
-//! defaults its run id to the key) and `run_finished` when that lease completes, fails or is
-//! cancelled. Logs are capped (oldest entries go first) and expire after the engine's
-//! retention without new events.
+//! Every event goes to the account's events log (`GET /events`, newest first), tagged with its
+//! run id; a run's timeline (`GET /runs/{run_id}`, oldest first) is that run's topic of the
+//! log, and the run list (`GET /runs`) is read from the log too. An event's id is its sequence
+//! number in the log. Callers post events (`POST /events`); the engine writes `run_started`
+//! when a lease or run carrying `metadata.run_id` acquires (a key-mode run defaults its run id
+//! to the key) and `run_finished` when that lease completes, fails or is cancelled.
+//!
+//! One log per account is what bounds an account's memory: the log keeps the newest
+//! [`EVENTS_CAPS`] (10,000 events, 16 MiB of JSON), whatever the number of runs, and the
+//! oldest events go first, from the account list and from their run's timeline alike. The log
+//! expires after the engine's retention without new events.
 
 use super::Engine;
 use crate::error::{Error, JsonMap, Result};
@@ -14,13 +18,15 @@ use crate::models::{
     AccountEvent, EventAck, EventsPage, NotificationPrefs, NotificationUpdate, RunEvent, RunList,
     RunStatus, RunSummary, RunTimeline,
 };
-use crate::store::{LeaseRecord, LeaseState, Store};
+use crate::store::{LeaseRecord, LeaseState, LogCaps, LogRef, Store};
 use crate::time::ms;
 
-/// Most events kept per run timeline.
-pub(crate) const MAX_RUN_EVENTS: usize = 10_000;
-/// Most events kept in an account's recent-events log (also the window `runs` looks at).
-pub(crate) const MAX_RECENT_EVENTS: usize = 10_000;
+/// What an account's events log keeps: its newest 10,000 events, at most 16 MiB of JSON in
+/// all. Run timelines and the run list are read from it.
+pub(crate) const EVENTS_CAPS: LogCaps = LogCaps {
+    entries: 10_000,
+    bytes: 16 * 1024 * 1024,
+};
 /// Largest accepted event, in bytes of JSON.
 pub(crate) const MAX_EVENT_BYTES: usize = 16 * 1024;
 /// Longest accepted run id, in bytes.
@@ -35,6 +41,11 @@ pub(crate) const MAX_TIMELINE_PAGE: u32 = 2000;
 const EVENTS_LOG: &str = "events";
 const PREFS_LOG: &str = "prefs";
 const PREFS_KEEP_MS: u64 = 10 * 365 * 86_400_000;
+/// The preferences log keeps only the latest choice.
+const PREFS_CAPS: LogCaps = LogCaps {
+    entries: 1,
+    bytes: 0,
+};
 
 /// A model as the JSON object a log keeps.
 fn to_map(value: &impl serde::Serialize) -> Result<JsonMap> {
@@ -47,10 +58,6 @@ fn to_map(value: &impl serde::Serialize) -> Result<JsonMap> {
 /// A log entry read back as a model.
 fn from_map<T: serde::de::DeserializeOwned>(map: JsonMap) -> Result<T> {
     Ok(serde_json::from_value(serde_json::Value::Object(map))?)
-}
-
-fn run_log(run_id: &str) -> String {
-    format!("run/{run_id}")
 }
 
 fn text_field<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str> {
@@ -169,17 +176,13 @@ impl<S: Store> Engine<S> {
         let now = self.now_ms();
         event.id = None;
         event.ts.get_or_insert((now / 1000) as i64);
-        let mut map = to_map(&event)?;
+        let map = to_map(&event)?;
+        let log = LogRef::topic(EVENTS_LOG, &event.run_id);
         let expiry = self.log_expiry(now);
-        let store = &self.inner.store;
-        let id = store
-            .append_log(EVENTS_LOG, map.clone(), MAX_RECENT_EVENTS, now, expiry)
-            .await?;
-        map.insert("id".into(), id.into());
-        store
-            .append_log(&run_log(&event.run_id), map, MAX_RUN_EVENTS, now, expiry)
-            .await?;
-        Ok(id)
+        self.inner
+            .store
+            .append_log(log, map, EVENTS_CAPS, now, expiry)
+            .await
     }
 
     /// Writes an event the engine generated. Failing to write it never fails the operation
@@ -200,7 +203,7 @@ impl<S: Store> Engine<S> {
             Ok(map) => {
                 self.inner
                     .store
-                    .append_log(EVENTS_LOG, map, MAX_RECENT_EVENTS, now, expiry)
+                    .append_log(LogRef::whole(EVENTS_LOG), map, EVENTS_CAPS, now, expiry)
                     .await
             }
             Err(e) => Err(e),
@@ -238,7 +241,13 @@ impl<S: Store> Engine<S> {
         let log = self
             .inner
             .store
-            .read_log(EVENTS_LOG, true, offset as usize, n, self.now_ms())
+            .read_log(
+                LogRef::whole(EVENTS_LOG),
+                true,
+                offset as usize,
+                n,
+                self.now_ms(),
+            )
             .await?;
         let data = log
             .entries
@@ -258,20 +267,30 @@ impl<S: Store> Engine<S> {
     }
 
     /// A run's timeline, oldest first (`GET /runs/{run_id}`); `limit` is 1 to 2000. An unknown
-    /// run has an empty timeline.
+    /// run, or one whose events the account's log no longer keeps, has an empty timeline.
     pub async fn run_timeline(&self, run_id: &str, limit: u32, offset: u32) -> Result<RunTimeline> {
         let run_id = validate_run_id(run_id)?;
         let n = page("limit", limit, MAX_TIMELINE_PAGE)?;
         let log = self
             .inner
             .store
-            .read_log(&run_log(run_id), false, offset as usize, n, self.now_ms())
+            .read_log(
+                LogRef::topic(EVENTS_LOG, run_id),
+                false,
+                offset as usize,
+                n,
+                self.now_ms(),
+            )
             .await?;
         let events = log
             .entries
             .into_iter()
-            .map(|e| from_map((*e.value).clone()))
-            .collect::<Result<Vec<RunEvent>>>()?;
+            .map(|e| {
+                let mut event: RunEvent = from_map((*e.value).clone())?;
+                event.id = Some(e.seq);
+                Ok(event)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(RunTimeline {
             run_id: run_id.to_owned(),
             total: log.total,
@@ -279,15 +298,14 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// Runs with recent events, most recently active first (`GET /runs`). `q` keeps run ids
-    /// starting with it. Only runs among the account's last 10,000 events are
-    /// listed.
+    /// Runs with events in the account's log, most recently active first (`GET /runs`). `q`
+    /// keeps run ids starting with it.
     pub async fn runs(&self, limit: u32, offset: u32, q: Option<&str>) -> Result<RunList> {
         let n = page("limit", limit, MAX_EVENTS_PAGE)?;
         let now = self.now_ms();
         let store = &self.inner.store;
         let log = store
-            .read_log(EVENTS_LOG, true, 0, MAX_RECENT_EVENTS, now)
+            .read_log(LogRef::whole(EVENTS_LOG), true, 0, EVENTS_CAPS.entries, now)
             .await?;
         let mut seen = std::collections::HashSet::new();
         let mut latest = Vec::new();
@@ -307,7 +325,7 @@ impl<S: Store> Engine<S> {
                 .and_then(|v| v.as_str())
                 .unwrap_or_default();
             let count = store
-                .read_log(&run_log(run_id), true, 0, 0, now)
+                .read_log(LogRef::topic(EVENTS_LOG, run_id), true, 0, 0, now)
                 .await?
                 .total;
             let text = |name: &str| last.get(name).and_then(|v| v.as_str()).map(str::to_owned);
@@ -338,14 +356,21 @@ impl<S: Store> Engine<S> {
         }
         let now = self.now_ms();
         let store = &self.inner.store;
-        let current = store.read_log(PREFS_LOG, true, 0, 1, now).await?;
+        let prefs_log = LogRef::whole(PREFS_LOG);
+        let current = store.read_log(prefs_log, true, 0, 1, now).await?;
         let prefs = match current.entries.first() {
             Some(prev) => from_map((*prev.value).clone())?,
             None => NotificationPrefs::default(),
         };
         let merged = update.apply(prefs);
         store
-            .append_log(PREFS_LOG, to_map(&merged)?, 1, now, now + PREFS_KEEP_MS)
+            .append_log(
+                prefs_log,
+                to_map(&merged)?,
+                PREFS_CAPS,
+                now,
+                now + PREFS_KEEP_MS,
+            )
             .await?;
         Ok(merged)
     }

@@ -14,8 +14,8 @@ use super::{Engine, Inner};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::UsageKind;
 use crate::store::{
-    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogPage, Store, Subscription,
-    Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogCaps, LogPage, LogRef, Store,
+    Subscription, Versioned,
 };
 
 /// Longest accepted tenant id, in bytes.
@@ -291,27 +291,31 @@ impl<S: Store> Store for TenantStore<S> {
 
     async fn append_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         value: JsonMap,
-        cap: usize,
+        caps: LogCaps,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<u64> {
+        let key = self.key(log.key);
+        let log = LogRef { key: &key, ..log };
         self.inner()
-            .append_log(&self.key(key), value, cap, now_ms, expires_at_ms)
+            .append_log(log, value, caps, now_ms, expires_at_ms)
             .await
     }
 
     async fn read_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         newest_first: bool,
         offset: usize,
         limit: usize,
         now_ms: u64,
     ) -> Result<LogPage> {
+        let key = self.key(log.key);
+        let log = LogRef { key: &key, ..log };
         self.inner()
-            .read_log(&self.key(key), newest_first, offset, limit, now_ms)
+            .read_log(log, newest_first, offset, limit, now_ms)
             .await
     }
 

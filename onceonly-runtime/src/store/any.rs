@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use super::{
-    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogPage, MemoryStore, Store,
-    Subscription, Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogCaps, LogPage, LogRef,
+    MemoryStore, Store, Subscription, Versioned,
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, JsonMap, Result};
@@ -165,24 +165,24 @@ impl Store for AnyStore {
 
     async fn append_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         value: JsonMap,
-        cap: usize,
+        caps: LogCaps,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<u64> {
-        each!(self, s => s.append_log(key, value, cap, now_ms, expires_at_ms).await)
+        each!(self, s => s.append_log(log, value, caps, now_ms, expires_at_ms).await)
     }
 
     async fn read_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         newest_first: bool,
         offset: usize,
         limit: usize,
         now_ms: u64,
     ) -> Result<LogPage> {
-        each!(self, s => s.read_log(key, newest_first, offset, limit, now_ms).await)
+        each!(self, s => s.read_log(log, newest_first, offset, limit, now_ms).await)
     }
 
     async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {

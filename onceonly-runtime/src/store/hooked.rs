@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{
-    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogPage, Store, Subscription,
-    Versioned,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogCaps, LogPage, LogRef, Store,
+    Subscription, Versioned,
 };
 use crate::error::{JsonMap, Result};
 
@@ -104,27 +104,27 @@ impl<S: Store, H: StoreHooks> Store for Hooked<S, H> {
 
     async fn append_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         value: JsonMap,
-        cap: usize,
+        caps: LogCaps,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<u64> {
         self.inner
-            .append_log(key, value, cap, now_ms, expires_at_ms)
+            .append_log(log, value, caps, now_ms, expires_at_ms)
             .await
     }
 
     async fn read_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         newest_first: bool,
         offset: usize,
         limit: usize,
         now_ms: u64,
     ) -> Result<LogPage> {
         self.inner
-            .read_log(key, newest_first, offset, limit, now_ms)
+            .read_log(log, newest_first, offset, limit, now_ms)
             .await
     }
 

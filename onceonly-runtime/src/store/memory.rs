@@ -3,8 +3,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier,
-    Store, Subscription, Versioned, apply_delta as apply,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogCaps, LogEntry, LogPage,
+    LogRef, Notifier, Store, Subscription, Versioned, apply_delta as apply,
 };
 use crate::error::{JsonMap, Result};
 
@@ -32,11 +32,80 @@ struct Counter {
     expires_at_ms: u64,
 }
 
+/// A capped log. Entries are kept as JSON text, so what a log holds in memory is close to the
+/// bytes its caps count.
 #[derive(Debug, Default)]
 struct Log {
-    entries: VecDeque<LogEntry>,
+    /// Oldest first; sequence numbers are consecutive, so `seq - front.seq` is an index.
+    entries: VecDeque<Entry>,
+    /// The sequence numbers of each topic's entries, oldest first.
+    topics: HashMap<Arc<str>, VecDeque<u64>>,
+    bytes: usize,
     last_seq: u64,
     expires_at_ms: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    topic: Option<Arc<str>>,
+    /// Shared, so a read copies the page's text after the lock is released.
+    json: Arc<str>,
+}
+
+impl Log {
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.topics.clear();
+        self.bytes = 0;
+    }
+
+    fn push(&mut self, topic: Option<&str>, json: String) {
+        self.last_seq += 1;
+        let topic = topic.map(|t| match self.topics.get_key_value(t) {
+            Some((name, _)) => Arc::clone(name),
+            None => Arc::from(t),
+        });
+        if let Some(t) = &topic {
+            self.topics
+                .entry(Arc::clone(t))
+                .or_default()
+                .push_back(self.last_seq);
+        }
+        self.bytes += json.len();
+        self.entries.push_back(Entry {
+            seq: self.last_seq,
+            topic,
+            json: Arc::from(json),
+        });
+    }
+
+    /// Drops the oldest entries until the log is within `caps`, keeping the newest.
+    fn trim(&mut self, caps: LogCaps) {
+        while self.entries.len() > 1
+            && (self.entries.len() > caps.entries || self.bytes > caps.bytes)
+        {
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old.json.len();
+            // The log's oldest entry is also the oldest of its topic.
+            if let Some(t) = old.topic
+                && let Some(seqs) = self.topics.get_mut(&t)
+            {
+                seqs.pop_front();
+                if seqs.is_empty() {
+                    self.topics.remove(&t);
+                }
+            }
+        }
+    }
+
+    fn entry(&self, seq: u64) -> Option<&Entry> {
+        let first = self.entries.front()?.seq;
+        self.entries
+            .get(usize::try_from(seq.checked_sub(first)?).ok()?)
+    }
 }
 
 impl MemoryStore {
@@ -197,62 +266,81 @@ impl Store for MemoryStore {
 
     async fn append_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         value: JsonMap,
-        cap: usize,
+        caps: LogCaps,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<u64> {
+        let json = serde_json::to_string(&value)?;
         let mut logs = lock(&self.logs);
-        let log = match logs.get_mut(key) {
+        let l = match logs.get_mut(log.key) {
             Some(l) => l,
-            None => logs.entry(key.to_owned()).or_default(),
+            None => logs.entry(log.key.to_owned()).or_default(),
         };
-        if log.expires_at_ms <= now_ms {
-            log.entries.clear();
+        if l.expires_at_ms <= now_ms {
+            l.clear();
         }
-        log.last_seq += 1;
-        log.expires_at_ms = expires_at_ms;
-        log.entries.push_back(LogEntry {
-            seq: log.last_seq,
-            value: Arc::new(value),
-        });
-        while log.entries.len() > cap {
-            log.entries.pop_front();
-        }
-        Ok(log.last_seq)
+        l.expires_at_ms = expires_at_ms;
+        l.push(log.topic, json);
+        l.trim(caps);
+        Ok(l.last_seq)
     }
 
     async fn read_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         newest_first: bool,
         offset: usize,
         limit: usize,
         now_ms: u64,
     ) -> Result<LogPage> {
-        let logs = lock(&self.logs);
-        let Some(log) = logs.get(key).filter(|l| l.expires_at_ms > now_ms) else {
-            return Ok(LogPage::default());
+        // Take the page's text under the lock, parse it after.
+        let (total, page) = {
+            let logs = lock(&self.logs);
+            let Some(l) = logs.get(log.key).filter(|l| l.expires_at_ms > now_ms) else {
+                return Ok(LogPage::default());
+            };
+            let copy = |e: &Entry| (e.seq, Arc::clone(&e.json));
+            match log.topic {
+                None => {
+                    let all: Box<dyn Iterator<Item = &Entry>> = if newest_first {
+                        Box::new(l.entries.iter().rev())
+                    } else {
+                        Box::new(l.entries.iter())
+                    };
+                    let page: Vec<_> = all.skip(offset).take(limit).map(copy).collect();
+                    (l.entries.len(), page)
+                }
+                Some(topic) => {
+                    let Some(seqs) = l.topics.get(topic) else {
+                        return Ok(LogPage::default());
+                    };
+                    let ids: Box<dyn Iterator<Item = &u64>> = if newest_first {
+                        Box::new(seqs.iter().rev())
+                    } else {
+                        Box::new(seqs.iter())
+                    };
+                    let page: Vec<_> = ids
+                        .skip(offset)
+                        .take(limit)
+                        .filter_map(|&seq| l.entry(seq).map(copy))
+                        .collect();
+                    (seqs.len(), page)
+                }
+            }
         };
-        let entries = if newest_first {
-            log.entries
-                .iter()
-                .rev()
-                .skip(offset)
-                .take(limit)
-                .cloned()
-                .collect()
-        } else {
-            log.entries
-                .iter()
-                .skip(offset)
-                .take(limit)
-                .cloned()
-                .collect()
-        };
+        let entries = page
+            .into_iter()
+            .map(|(seq, json)| {
+                Ok(LogEntry {
+                    seq,
+                    value: Arc::new(serde_json::from_str(&json)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(LogPage {
-            total: log.entries.len() as u64,
+            total: total as u64,
             entries,
         })
     }

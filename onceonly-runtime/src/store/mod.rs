@@ -107,6 +107,45 @@ pub(crate) fn apply_delta(value: u64, add: &CounterDelta<'_>) -> CounterAdd {
     }
 }
 
+/// A log, or one topic of it, as [`Store::append_log`] writes and [`Store::read_log`] reads.
+///
+/// A log may tag entries with a *topic* (the engine's run id or agent id). A topic is a view of
+/// its log, not a log of its own: its entries count against the log's caps and go when the log
+/// trims them, so however many topics a client opens, the log stays within its caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRef<'a> {
+    /// The log.
+    pub key: &'a str,
+    /// On append, the entry's topic; on read, only that topic's entries (`None`: all entries).
+    pub topic: Option<&'a str>,
+}
+
+impl<'a> LogRef<'a> {
+    /// The whole log `key`; appended entries have no topic.
+    pub fn whole(key: &'a str) -> Self {
+        LogRef { key, topic: None }
+    }
+
+    /// The entries of `key` tagged `topic`.
+    pub fn topic(key: &'a str, topic: &'a str) -> Self {
+        LogRef {
+            key,
+            topic: Some(topic),
+        }
+    }
+}
+
+/// How much a log keeps: after an append, its oldest entries go until it holds at most
+/// `entries` entries of at most `bytes` bytes of compact JSON in all. The newest entry always
+/// stays, whatever its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCaps {
+    /// Most entries kept.
+    pub entries: usize,
+    /// Most bytes of entry JSON kept.
+    pub bytes: usize,
+}
+
 /// One entry of a capped log, with its sequence number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogEntry {
@@ -120,7 +159,7 @@ pub struct LogEntry {
 /// A page of a capped log: [`Store::read_log`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogPage {
-    /// How many entries the log holds now (at most its cap).
+    /// How many entries the log (or the topic read) holds now.
     pub total: u64,
     /// The requested page.
     pub entries: Vec<LogEntry>,
@@ -220,24 +259,26 @@ pub trait Store: Send + Sync + 'static {
     /// The value of a counter: 0 when it is absent or its window ended.
     fn get_counter(&self, key: &str, now_ms: u64) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Capped append-only log: appends `value` to the log `key` and returns its sequence
-    /// number. When the log then holds more than `cap` entries, the oldest go away. The log
-    /// lives until `expires_at_ms` (each append sets it); an expired log reads empty and the
-    /// next append starts it afresh.
+    /// Capped append-only log: appends `value` to `log.key`, tagged `log.topic`, and returns
+    /// its sequence number. The oldest entries then go until the log is within `caps` (the
+    /// size of an entry is the length of its compact JSON). The log lives until
+    /// `expires_at_ms` (each append sets it); an expired log reads empty and the next append
+    /// starts it afresh.
     fn append_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         value: JsonMap,
-        cap: usize,
+        caps: LogCaps,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// A page of the log `key`: skips `offset` entries from the newest end (`newest_first`) or
-    /// the oldest end, then returns at most `limit` entries in that order.
+    /// A page of `log.key`, or of its entries tagged `log.topic`: skips `offset` entries from
+    /// the newest end (`newest_first`) or the oldest end, then returns at most `limit`
+    /// entries in that order. `total` counts the entries of the log, or of the topic.
     fn read_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         newest_first: bool,
         offset: usize,
         limit: usize,

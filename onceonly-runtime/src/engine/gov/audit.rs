@@ -1,20 +1,26 @@
 //! The per-agent audit log and the metrics read from it.
 //!
-//! Every decision of a governed call appends one entry to its agent's log (a capped store log,
-//! newest entries kept). Metrics aggregate the entries of the last hour, day or week, so they
-//! are exact while an agent makes fewer than [`MAX_AUDIT_ENTRIES`] governed calls in the period.
+//! Every decision of a governed call appends one entry to the account's audit log, tagged with
+//! its agent; an agent's log is that agent's topic. One capped log per account (newest
+//! entries kept, [`AUDIT_CAPS`]) bounds what the audit keeps however many agent ids callers
+//! use. Metrics aggregate an agent's entries of the last hour, day or week, so they are exact
+//! while the account's agents make fewer than 50,000 governed calls in the period.
 
 use std::collections::HashMap;
 
-use super::names::{self, audit_log};
+use super::names::{self, AUDIT_LOG};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::{AgentLogItem, AgentMetrics, Decision, MetricsPeriod, PolicyReason, ToolCount};
-use crate::store::Store;
+use crate::store::{LogCaps, LogRef, Store};
 use crate::time::ms;
 
-/// Most entries kept per agent (the oldest go first).
-pub(crate) const MAX_AUDIT_ENTRIES: usize = 10_000;
+/// What an account's audit log keeps (the oldest entries go first): 50,000 decisions, at most
+/// 16 MiB of JSON.
+pub(crate) const AUDIT_CAPS: LogCaps = LogCaps {
+    entries: 50_000,
+    bytes: 16 * 1024 * 1024,
+};
 /// Largest page of `agent_logs`.
 pub(crate) const MAX_LOGS_PAGE: u32 = 500;
 /// Tools listed in `top_tools`.
@@ -51,11 +57,11 @@ impl<S: Store> Engine<S> {
             return;
         };
         let expires = now + ms(self.inner.config.retention);
-        let log = audit_log(e.agent);
+        let log = LogRef::topic(AUDIT_LOG, e.agent);
         let written = self
             .inner
             .store
-            .append_log(&log, value, MAX_AUDIT_ENTRIES, now, expires)
+            .append_log(log, value, AUDIT_CAPS, now, expires)
             .await;
         if let Err(err) = written {
             tracing::warn!(agent = e.agent, error = %err, "could not write an audit entry");
@@ -77,7 +83,13 @@ impl<S: Store> Engine<S> {
         let page = self
             .inner
             .store
-            .read_log(&audit_log(agent), true, 0, limit, self.now_ms())
+            .read_log(
+                LogRef::topic(AUDIT_LOG, agent),
+                true,
+                0,
+                limit,
+                self.now_ms(),
+            )
             .await?;
         page.entries
             .into_iter()
@@ -96,7 +108,7 @@ impl<S: Store> Engine<S> {
     ) -> Result<AgentMetrics> {
         names::agent_id(agent_id)?;
         let since = (self.now_ms() / 1000) as i64 - period.seconds();
-        let items = self.read_audit(agent_id, MAX_AUDIT_ENTRIES).await?;
+        let items = self.read_audit(agent_id, AUDIT_CAPS.entries).await?;
         let mut m = AgentMetrics {
             agent_id: agent_id.to_owned(),
             period,

@@ -46,10 +46,8 @@ pub(super) fn agent_doc(agent: &str) -> String {
     format!("gov/agent/{agent}")
 }
 
-/// The audit log of an agent.
-pub(super) fn audit_log(agent: &str) -> String {
-    format!("gov/audit/{agent}")
-}
+/// The account's audit log; each entry's topic is its agent.
+pub(super) const AUDIT_LOG: &str = "gov/audit";
 
 /// The counter group of an agent: every limit counter of one governed call is in it, so the
 /// store changes them in one atomic step.

@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::failure::StoreFailure;
 use super::{
-    COUNTER_GROUP_END, CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogEntry,
-    LogPage, Notifier, Store, Subscription, Versioned,
+    COUNTER_GROUP_END, CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogCaps,
+    LogEntry, LogPage, LogRef, Notifier, Store, Subscription, Versioned,
 };
 use crate::error::{Error, JsonMap, Result};
 
@@ -483,16 +483,19 @@ impl Store for RedisStore {
 
     async fn append_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         value: JsonMap,
-        cap: usize,
+        caps: LogCaps,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<u64> {
         scripts::APPEND_LOG
-            .key(self.key("log", key))
+            .key(self.key("log", log.key))
             .arg(serde_json::to_string(&value)?)
-            .arg(cap)
+            .arg(if log.topic.is_some() { "1" } else { "0" })
+            .arg(log.topic.unwrap_or_default())
+            .arg(caps.entries)
+            .arg(caps.bytes)
             .arg(now_ms)
             .arg(expires_at_ms)
             .arg(gc_ttl_ms(expires_at_ms, now_ms))
@@ -503,14 +506,16 @@ impl Store for RedisStore {
 
     async fn read_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         newest_first: bool,
         offset: usize,
         limit: usize,
         now_ms: u64,
     ) -> Result<LogPage> {
         let reply: Vec<Value> = scripts::READ_LOG
-            .key(self.key("log", key))
+            .key(self.key("log", log.key))
+            .arg(if log.topic.is_some() { "1" } else { "0" })
+            .arg(log.topic.unwrap_or_default())
             .arg(if newest_first { "1" } else { "0" })
             .arg(offset)
             .arg(limit)
@@ -518,8 +523,9 @@ impl Store for RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed("read_log"))?;
-        log_page(key, reply)
+        log_page(log.key, reply)
     }
+
     async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
         let _: u8 = scripts::PUT_DOC
             .key(self.docs_index())

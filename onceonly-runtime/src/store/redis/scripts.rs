@@ -121,53 +121,106 @@ return {1, string.format('%.0f', first)}
     )
 });
 
-/// Capped log append. `KEYS[1]`: the log hash: `first` and `last` sequence numbers, `exp`, and
-/// one `e<seq>` field per entry (the entries are always the whole range `first..=last`).
-/// `ARGV`: entry JSON, cap, now, expires at, GC TTL. Returns the entry's sequence number.
+/// Capped log append. `KEYS[1]`: the log hash: `first` and `last` sequence numbers, `exp`,
+/// `bytes` (the entries' total JSON size), and per entry `e<seq>` (its JSON). An entry with a
+/// topic also has `t<seq>` (the topic) and its links in the topic's list, `p<seq>` / `n<seq>`
+/// (the topic's previous and next entries); the topic has `h:<topic>` / `z:<topic>` (its
+/// oldest and newest entries) and `c:<topic>` (its count). Everything of one log is in one
+/// hash: one key per operation, whatever the topics.
 ///
-/// An expired log loses its entries but keeps counting from its last sequence number.
+/// `ARGV`: entry JSON, `'1'` if it has a topic, the topic, most entries, most bytes, now,
+/// expires at, GC TTL. Returns the entry's sequence number. The oldest entries go until the
+/// log is within both caps, the newest always stays. An expired log loses its entries but keeps
+/// counting from its last sequence number.
 pub(super) static APPEND_LOG: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local function n(x) return string.format('%.0f', x) end
-local m = redis.call('HMGET', KEYS[1], 'first', 'last', 'exp')
+local log = KEYS[1]
+local m = redis.call('HMGET', log, 'first', 'last', 'exp', 'bytes')
 local last = tonumber(m[2]) or 0
 local first = last + 1
-if m[3] and tonumber(m[3]) > tonumber(ARGV[3]) then
+local bytes = 0
+if m[3] and tonumber(m[3]) > tonumber(ARGV[6]) then
   first = tonumber(m[1])
+  bytes = tonumber(m[4]) or 0
 elseif m[2] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', log)
 end
-local seq = last + 1
-redis.call('HSET', KEYS[1], 'e' .. n(seq), ARGV[1])
-local cap = tonumber(ARGV[2])
-while seq - first + 1 > cap do
-  redis.call('HDEL', KEYS[1], 'e' .. n(first))
+local seq = n(last + 1)
+redis.call('HSET', log, 'e' .. seq, ARGV[1])
+bytes = bytes + string.len(ARGV[1])
+if ARGV[2] == '1' then
+  local t = ARGV[3]
+  local tail = redis.call('HGET', log, 'z:' .. t)
+  if tail then
+    redis.call('HSET', log, 'n' .. tail, seq, 'p' .. seq, tail)
+  else
+    redis.call('HSET', log, 'h:' .. t, seq)
+  end
+  redis.call('HSET', log, 't' .. seq, t, 'z:' .. t, seq)
+  redis.call('HINCRBY', log, 'c:' .. t, 1)
+end
+local cap, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+while first < last + 1 and (last + 1 - first + 1 > cap or bytes > max_bytes) do
+  local f = n(first)
+  bytes = math.max(0, bytes - redis.call('HSTRLEN', log, 'e' .. f))
+  local t = redis.call('HGET', log, 't' .. f)
+  if t then
+    local nx = redis.call('HGET', log, 'n' .. f)
+    if nx then
+      redis.call('HSET', log, 'h:' .. t, nx)
+      redis.call('HDEL', log, 'p' .. nx)
+      redis.call('HINCRBY', log, 'c:' .. t, -1)
+    else
+      redis.call('HDEL', log, 'h:' .. t, 'z:' .. t, 'c:' .. t)
+    end
+  end
+  redis.call('HDEL', log, 'e' .. f, 't' .. f, 'n' .. f)
   first = first + 1
 end
-redis.call('HSET', KEYS[1], 'first', n(first), 'last', n(seq), 'exp', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return n(seq)
+redis.call('HSET', log, 'first', n(first), 'last', seq, 'exp', ARGV[7], 'bytes', n(bytes))
+redis.call('PEXPIRE', log, ARGV[8])
+return seq
 ",
     )
 });
 
-/// A page of a log, read in one snapshot. `KEYS[1]`: the log. `ARGV`: `'1'` newest first or
-/// `'0'` oldest first, offset, limit, now. Returns `{total, seq, entry, seq, entry, ...}`.
+/// A page of a log, read in one snapshot. `KEYS[1]`: the log. `ARGV`: `'1'` to read one topic,
+/// the topic, `'1'` newest first or `'0'` oldest first, offset, limit, now. Returns
+/// `{total, seq, entry, seq, entry, ...}`. A topic's page walks its links from one end.
 pub(super) static READ_LOG: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local function n(x) return string.format('%.0f', x) end
-local m = redis.call('HMGET', KEYS[1], 'first', 'last', 'exp')
-if not m[3] or tonumber(m[3]) <= tonumber(ARGV[4]) then return {0} end
+local log = KEYS[1]
+local m = redis.call('HMGET', log, 'first', 'last', 'exp')
+if not m[3] or tonumber(m[3]) <= tonumber(ARGV[6]) then return {0} end
+local newest, offset, limit = ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5])
+if ARGV[1] == '1' then
+  local t = ARGV[2]
+  local out = {tonumber(redis.call('HGET', log, 'c:' .. t)) or 0}
+  local seq, link = redis.call('HGET', log, 'h:' .. t), 'n'
+  if newest then seq, link = redis.call('HGET', log, 'z:' .. t), 'p' end
+  local i = 0
+  while seq and i < offset + limit do
+    if i >= offset then
+      out[#out + 1] = seq
+      out[#out + 1] = redis.call('HGET', log, 'e' .. seq)
+    end
+    i = i + 1
+    seq = redis.call('HGET', log, link .. seq)
+  end
+  return out
+end
 local first, last = tonumber(m[1]), tonumber(m[2])
 local out = {last - first + 1}
-local step, seq = 1, first + tonumber(ARGV[2])
-if ARGV[1] == '1' then step, seq = -1, last - tonumber(ARGV[2]) end
-for _ = 1, tonumber(ARGV[3]) do
+local step, seq = 1, first + offset
+if newest then step, seq = -1, last - offset end
+for _ = 1, limit do
   if seq < first or seq > last then break end
   out[#out + 1] = n(seq)
-  out[#out + 1] = redis.call('HGET', KEYS[1], 'e' .. n(seq))
+  out[#out + 1] = redis.call('HGET', log, 'e' .. n(seq))
   seq = seq + step
 end
 return out

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::failure::StoreFailure;
 use super::{
-    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogEntry, LogPage, Notifier,
-    Store, Subscription, Versioned, apply_delta,
+    CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogCaps, LogEntry, LogPage,
+    LogRef, Notifier, Store, Subscription, Versioned, apply_delta,
 };
 use crate::error::{JsonMap, Result};
 
@@ -361,33 +361,57 @@ impl Store for SqliteStore {
 
     async fn append_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         value: JsonMap,
-        cap: usize,
+        caps: LogCaps,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<u64> {
-        let key = key.to_owned();
+        let (key, topic) = (log.key.to_owned(), log.topic.map(str::to_owned));
         let json = serde_json::to_string(&value)?;
         self.write("append_log", move |tx| {
-            let current: Option<(i64, i64)> = tx
-                .prepare_cached("SELECT last_seq, expires_at_ms FROM logs WHERE key = ?1")?
-                .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+            let current: Option<(i64, i64, i64)> = tx
+                .prepare_cached("SELECT last_seq, expires_at_ms, bytes FROM logs WHERE key = ?1")?
+                .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
+            let mut bytes = current.map_or(0, |(_, _, b)| b);
             // An expired log starts afresh but keeps counting: sequence numbers never repeat.
-            if current.is_some_and(|(_, exp)| from_sql(exp) <= now_ms) {
+            if current.is_some_and(|(_, exp, _)| from_sql(exp) <= now_ms) {
                 tx.prepare_cached("DELETE FROM log_entries WHERE key = ?1")?
                     .execute([&key])?;
+                bytes = 0;
             }
-            let seq = current.map_or(0, |(last, _)| last) + 1;
-            tx.prepare_cached("INSERT INTO log_entries (key, seq, value) VALUES (?1, ?2, ?3)")?
-                .execute(params![key, seq, json])?;
+            let seq = current.map_or(0, |(last, _, _)| last) + 1;
+            let size = to_sql(json.len() as u64);
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO logs (key, last_seq, expires_at_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO log_entries (key, seq, topic, value, bytes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![key, seq, to_sql(expires_at_ms)])?;
-            tx.prepare_cached("DELETE FROM log_entries WHERE key = ?1 AND seq <= ?2")?
-                .execute(params![key, seq - to_sql(cap as u64)])?;
+            .execute(params![key, seq, topic, json, size])?;
+            bytes += size;
+            // Entries are the consecutive range first..=seq; drop from the front.
+            let mut oldest = tx.prepare_cached(
+                "SELECT seq, bytes FROM log_entries WHERE key = ?1 ORDER BY seq ASC LIMIT 1",
+            )?;
+            let mut drop =
+                tx.prepare_cached("DELETE FROM log_entries WHERE key = ?1 AND seq = ?2")?;
+            loop {
+                let (first, first_bytes): (i64, i64) =
+                    oldest.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let count = from_sql(seq - first + 1);
+                if first >= seq
+                    || (count <= caps.entries as u64 && from_sql(bytes) <= caps.bytes as u64)
+                {
+                    break;
+                }
+                drop.execute(params![key, first])?;
+                bytes -= first_bytes;
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO logs (key, last_seq, expires_at_ms, bytes) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![key, seq, to_sql(expires_at_ms), bytes])?;
             Ok(from_sql(seq))
         })
         .await
@@ -395,13 +419,13 @@ impl Store for SqliteStore {
 
     async fn read_log(
         &self,
-        key: &str,
+        log: LogRef<'_>,
         newest_first: bool,
         offset: usize,
         limit: usize,
         now_ms: u64,
     ) -> Result<LogPage> {
-        let key = key.to_owned();
+        let (key, topic) = (log.key.to_owned(), log.topic.map(str::to_owned));
         self.read("read_log", move |conn| {
             // One read transaction: the total and the page come from the same snapshot.
             let tx = conn.transaction()?;
@@ -411,19 +435,23 @@ impl Store for SqliteStore {
             if !live {
                 return Ok(LogPage::default());
             }
-            let total: i64 = tx
-                .prepare_cached("SELECT COUNT(*) FROM log_entries WHERE key = ?1")?
-                .query_row([&key], |r| r.get(0))?;
-            let sql = if newest_first {
-                "SELECT seq, value FROM log_entries WHERE key = ?1 ORDER BY seq DESC \
-                 LIMIT ?2 OFFSET ?3"
+            // A topic reads through its partial index (`topic = ?2` implies NOT NULL).
+            let which = if topic.is_some() {
+                "key = ?1 AND topic = ?2"
             } else {
-                "SELECT seq, value FROM log_entries WHERE key = ?1 ORDER BY seq ASC \
-                 LIMIT ?2 OFFSET ?3"
+                "key = ?1 AND ?2 IS NULL"
             };
-            let mut stmt = tx.prepare_cached(sql)?;
+            let total: i64 = tx
+                .prepare_cached(&format!("SELECT COUNT(*) FROM log_entries WHERE {which}"))?
+                .query_row(params![key, topic], |r| r.get(0))?;
+            let order = if newest_first { "DESC" } else { "ASC" };
+            let sql = format!(
+                "SELECT seq, value FROM log_entries WHERE {which} ORDER BY seq {order} \
+                 LIMIT ?3 OFFSET ?4"
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
             let rows = stmt.query_map(
-                params![key, to_sql(limit as u64), to_sql(offset as u64)],
+                params![key, topic, to_sql(limit as u64), to_sql(offset as u64)],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
             )?;
             let mut entries = Vec::new();
@@ -441,6 +469,7 @@ impl Store for SqliteStore {
         })
         .await
     }
+
     async fn put_doc(&self, key: &str, value: JsonMap) -> Result<()> {
         let (key, json) = (key.to_owned(), serde_json::to_string(&value)?);
         self.write("put_doc", move |tx| {

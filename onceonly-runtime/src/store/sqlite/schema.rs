@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::BoxError;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: u32 = 2;
+pub(super) const SCHEMA_VERSION: u32 = 3;
 
 /// How long a write waits for another connection's write to finish before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,9 +72,21 @@ CREATE TABLE docs (
 ) WITHOUT ROWID;
 ";
 
+/// Version 3: log topics and byte caps. Each entry may carry a topic (a run id, an agent id)
+/// and its size; each log its total size. Entries written before keep no topic, and their
+/// sizes are filled in here.
+const SCHEMA_V3: &str = "
+ALTER TABLE logs ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE log_entries ADD COLUMN topic TEXT;
+ALTER TABLE log_entries ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE log_entries SET bytes = length(CAST(value AS BLOB));
+UPDATE logs SET bytes = (SELECT COALESCE(SUM(e.bytes), 0) FROM log_entries e WHERE e.key = logs.key);
+CREATE INDEX log_entries_by_topic ON log_entries (key, topic, seq) WHERE topic IS NOT NULL;
+";
+
 /// The steps from version `n - 1` to `n`, in order: a file of any older version runs the
 /// steps it lacks.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode with `synchronous = FULL`,
 /// and brings its schema to [`SCHEMA_VERSION`].
@@ -125,18 +137,20 @@ fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
 mod tests {
     use super::*;
 
-    /// A file written by the previous release (schema version 1) opens and gains the
-    /// documents table, keeping what it held.
+    /// A file written by an older release (schema version 1) opens and gains the documents
+    /// table and the log topics and sizes, keeping what it held.
     #[test]
-    fn a_version_1_file_gains_the_docs_table() {
+    fn a_version_1_file_gains_what_it_lacks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(SCHEMA_V1).unwrap();
-            conn.execute(
-                "INSERT INTO counters (key, value, expires_at_ms) VALUES ('c', 7, 1)",
-                [],
+            conn.execute_batch(
+                "INSERT INTO counters (key, value, expires_at_ms) VALUES ('c', 7, 1);
+                 INSERT INTO logs (key, last_seq, expires_at_ms) VALUES ('l', 2, 1);
+                 INSERT INTO log_entries (key, seq, value) VALUES ('l', 1, '{\"n\":1}');
+                 INSERT INTO log_entries (key, seq, value) VALUES ('l', 2, '{\"n\":\"é\"}');",
             )
             .unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
@@ -154,6 +168,16 @@ mod tests {
             })
             .unwrap();
         assert_eq!(kept, 7);
+        // Sizes are bytes of UTF-8, not characters.
+        let (log_bytes, untagged): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT bytes FROM logs WHERE key = 'l'), \
+                 (SELECT COUNT(*) FROM log_entries WHERE topic IS NULL)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((log_bytes, untagged), (7 + 10, 2));
         drop(conn);
         // Opening again finds the current version and changes nothing.
         let again = open(&path).unwrap();
