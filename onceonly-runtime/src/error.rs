@@ -24,6 +24,11 @@ pub enum Error {
     #[error("usage limit reached: {0}")]
     OverLimit(Box<crate::models::OverLimit>),
 
+    /// A daily quota of the account is used up (429 with `detail.error` = `quota_exceeded`):
+    /// which quota, its limit, and when it resets. Not retryable: nothing changes before then.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(Box<crate::models::QuotaExceeded>),
+
     /// Too many requests (429), with the server's `Retry-After` hint when it gave one.
     #[error("rate limited{}", retry_after.map(|d| format!(", retry after {:.1}s", d.as_secs_f64())).unwrap_or_default())]
     RateLimited {

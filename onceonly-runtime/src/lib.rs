@@ -108,7 +108,7 @@ pub use account::{GetEvents, GetRunTimeline, GetUsage, ListRuns, UpdateNotificat
 pub use backend::{Backend, BoxFuture};
 pub use client::{CheckLock, OnceOnly};
 pub use config::{ENV_API_KEY, ENV_BASE_URL, OnceOnlyBuilder};
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, Quotas};
 pub use error::{Error, JsonMap, Result};
 pub use holder::HeldLease;
 pub use key::canonical_hash;

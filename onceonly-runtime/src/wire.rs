@@ -45,6 +45,10 @@ pub mod header {
 /// [`header::SIGNATURE_ALG`]), and the only `auth.type` a registered tool accepts.
 pub const SIGNATURE_ALGORITHM: &str = "hmac_sha256";
 
+/// The `detail.error` of a `429` answer refusing a request over a daily quota
+/// ([`Error::QuotaExceeded`](crate::Error::QuotaExceeded)); other `429`s are rate limits.
+pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+
 /// Values of the `X-OnceOnly-Status` header.
 pub mod status {
     /// A check-lock took the lock.

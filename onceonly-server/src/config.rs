@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use onceonly_runtime::engine::Plan;
 use onceonly_runtime::models::UsageKind;
-use onceonly_runtime::{EngineConfig, Target};
+use onceonly_runtime::{EngineConfig, Quotas, Target};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The plan name of a keys-file key with limits but no `plan=`.
@@ -196,7 +196,8 @@ pub struct ServerConfig {
     /// Upper bound of the `wait_ms` long-polls of `GET /v1/ai/status` and
     /// `POST /v1/ai/jobs/claim`.
     pub max_wait: Duration,
-    /// TTL defaults, retention and limits of the engine.
+    /// TTL defaults, retention and limits of the engine; [`Quotas::server_default`] daily
+    /// quotas per account unless set otherwise.
     pub engine: EngineConfig,
     /// How long a new connection has to send a complete request head before it is closed
     /// (silent and slowloris connections).
@@ -221,7 +222,7 @@ impl ServerConfig {
             api_keys: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             max_wait: DEFAULT_MAX_WAIT,
-            engine: EngineConfig::default(),
+            engine: EngineConfig::default().quotas(Quotas::server_default()),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -419,7 +420,9 @@ pub fn read_keys_file(path: &Path) -> Result<Vec<ApiKey>, ConfigError> {
     parse_keys_file(&text, &path.display().to_string())
 }
 
-fn parse_limit(value: &str) -> Result<Option<u64>, String> {
+/// A limit or quota as flags and the keys file write it: a whole number, or `unlimited`
+/// (`None`).
+pub fn parse_limit(value: &str) -> Result<Option<u64>, String> {
     if value.eq_ignore_ascii_case("unlimited") {
         return Ok(None);
     }

@@ -190,6 +190,21 @@ impl From<Error> for ApiError {
                 ApiError::coded(StatusCode::NOT_FOUND, "not_found", format!("no {what}"))
             }
             Error::Unauthorized { .. } => ApiError::invalid_key(),
+            Error::QuotaExceeded(q) => {
+                let mut err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({
+                        "error": onceonly_runtime::wire::QUOTA_EXCEEDED,
+                        "message": q.to_string(),
+                        "quota": q.quota,
+                        "limit": q.limit,
+                        "used": q.used,
+                        "resets_at": q.resets_at,
+                    }),
+                );
+                err.retry_after = Some(q.retry_after.as_secs().max(1));
+                err
+            }
             Error::RateLimited { retry_after } => {
                 let mut err = ApiError::coded(
                     StatusCode::TOO_MANY_REQUESTS,

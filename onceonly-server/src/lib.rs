@@ -67,7 +67,7 @@ pub use config::{
     ApiKey, COMPLETE_ENVELOPE, CUSTOM_PLAN, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_WAIT,
     ENV_API_KEYS, ENV_TOOL_HOSTS, MAX_API_KEY_BYTES, ServerConfig, complete_body_limit,
-    parse_key_list, parse_keys_file, parse_store, read_keys_file, tool_hosts,
+    parse_key_list, parse_keys_file, parse_limit, parse_store, read_keys_file, tool_hosts,
 };
 pub use error::ApiError;
 pub use routes::router;

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use onceonly_runtime::Quotas;
 use onceonly_server::{
     ApiKey, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ENV_API_KEYS, ENV_TOOL_HOSTS, Server,
-    ServerConfig, parse_key_list, parse_store, read_keys_file, tool_hosts,
+    ServerConfig, parse_key_list, parse_limit, parse_store, read_keys_file, tool_hosts,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -70,9 +71,29 @@ struct Cli {
     #[arg(long = "allow-tool-host", value_name = "HOST")]
     allow_tool_hosts: Vec<String>,
 
+    /// Check-locks each API key may make per UTC day (a number or `unlimited`); 429 past it.
+    #[arg(long, value_name = "N", default_value = "100000", value_parser = quota)]
+    quota_check_locks: Quota,
+
+    /// Leases and runs each API key may acquire or queue per UTC day (or `unlimited`).
+    #[arg(long, value_name = "N", default_value = "100000", value_parser = quota)]
+    quota_acquisitions: Quota,
+
+    /// Bytes of results each API key may store per UTC day (or `unlimited`).
+    #[arg(long, value_name = "BYTES", default_value = "268435456", value_parser = quota)]
+    quota_result_bytes: Quota,
+
     /// Log filter (`info`, `debug`, `onceonly_server=debug`, ...). `RUST_LOG` wins when set.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log: String,
+}
+
+/// A quota flag: a whole number, or `unlimited`.
+#[derive(Debug, Clone, Copy)]
+struct Quota(Option<u64>);
+
+fn quota(s: &str) -> Result<Quota, String> {
+    parse_limit(s).map(Quota)
 }
 
 /// A whole number of at least 1 (seconds, connections).
@@ -93,6 +114,11 @@ fn config(cli: &Cli) -> Result<ServerConfig, ConfigError> {
         .body_timeout(Duration::from_secs(cli.body_timeout))
         .max_connections(cli.max_connections);
     config.store = store;
+    let mut quotas = Quotas::none();
+    quotas.check_locks_per_day = cli.quota_check_locks.0;
+    quotas.acquisitions_per_day = cli.quota_acquisitions.0;
+    quotas.result_bytes_per_day = cli.quota_result_bytes.0;
+    config.engine = config.engine.quotas(quotas);
     let env_hosts = std::env::var(ENV_TOOL_HOSTS).ok();
     for host in tool_hosts(
         cli.allow_tool_hosts.iter().map(String::as_str),

@@ -227,7 +227,12 @@ impl<S: Store> Engine<S> {
 
     /// Stores `req.result` and ends the lease. Repeating it with the same lease id and the same
     /// result is a no-op; with another result it is [`Error::Conflict`] and the first stays.
+    ///
+    /// With a daily result-bytes quota ([`Quotas`](super::Quotas)), the result's size is counted
+    /// first and a completion over the quota is refused with [`Error::QuotaExceeded`]; the
+    /// lease stays held. A completion that then fails gives its bytes back.
     pub async fn complete(&self, req: CompleteRequest) -> Result<Lease> {
+        let mut counted = None;
         if let Some(result) = &req.result {
             let len = serde_json::to_vec(result)?.len();
             let max = self.inner.config.max_result_bytes;
@@ -236,7 +241,16 @@ impl<S: Store> Engine<S> {
                     "result is {len} bytes as JSON; the maximum is {max}"
                 )));
             }
+            counted = self.charge_result_bytes(len as u64, self.now_ms()).await?;
         }
+        let completed = self.store_completion(&req).await;
+        if let (Err(_), Some(bytes)) = (&completed, counted) {
+            self.refund_result_bytes(bytes, self.now_ms()).await;
+        }
+        completed
+    }
+
+    async fn store_completion(&self, req: &CompleteRequest) -> Result<Lease> {
         let retention = ms(self.inner.config.retention);
         self.change(&req.key, &req.lease_id, |rec, now| match rec.state {
             LeaseState::InProgress => {

@@ -13,6 +13,7 @@ mod gov;
 mod jobs;
 mod lease;
 mod purge;
+mod quota;
 mod run;
 mod tenant;
 mod usage;
@@ -20,6 +21,7 @@ mod view;
 mod wait;
 
 pub use gov::ToolFn;
+pub use quota::Quotas;
 pub use tenant::{Account, Plan, TenantEngine, TenantStore};
 
 use std::sync::Arc;
@@ -58,6 +60,8 @@ pub struct EngineConfig {
     /// Hosts registered HTTP tools may be called on (`host` or `host:port`); none by default,
     /// so `run_tool` of an HTTP tool is refused until a host is allowed.
     pub tool_hosts: Vec<String>,
+    /// Daily quotas of every account (default: none). See [`Quotas`].
+    pub quotas: Quotas,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +73,7 @@ impl Default for EngineConfig {
             purge_interval: Duration::from_secs(30),
             max_result_bytes: 1 << 20,
             tool_hosts: Vec::new(),
+            quotas: Quotas::none(),
         }
     }
 }
@@ -96,6 +101,12 @@ impl EngineConfig {
     /// server's `--allow-tool-host` sets this.
     pub fn allow_tool_host(mut self, host: impl Into<String>) -> Self {
         self.tool_hosts.push(host.into());
+        self
+    }
+
+    /// Sets the daily quotas of every account.
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
         self
     }
 

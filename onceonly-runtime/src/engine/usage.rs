@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Datelike, NaiveDate};
 
-use super::Engine;
+use super::{Engine, quota};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{
     AccountEvent, AccountInfo, AiCounts, DayMetrics, MakeCounts, Metrics, MetricsCounts, OverLimit,
@@ -131,7 +131,12 @@ impl Window {
         format!("{:04}-{:02}", self.year, self.month)
     }
 
-    fn day_label(&self) -> String {
+    /// When this window's day ends (unix ms): when a daily quota resets.
+    pub(super) fn day_end_ms(&self) -> u64 {
+        self.day_end_ms
+    }
+
+    pub(super) fn day_label(&self) -> String {
         format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 
@@ -181,14 +186,15 @@ pub(super) struct Charge {
 }
 
 impl<S: Store> Engine<S> {
-    /// The month and day counters of `field`, as one atomic change of both (`limit` on the
-    /// month's), so every accounting step is one store round trip.
+    /// The month and day counters of `field`, as one atomic change of both (the plan's
+    /// `limit` on the month's, the daily `quota` on the day's), so every accounting step is
+    /// one store round trip.
     fn deltas<'w>(
         w: &'w Window,
         kind: UsageKind,
         field: Field,
         delta: i64,
-        limit: Option<u64>,
+        (limit, quota): (Option<u64>, Option<u64>),
     ) -> [CounterDelta<'w>; 2] {
         [
             CounterDelta {
@@ -200,7 +206,7 @@ impl<S: Store> Engine<S> {
             CounterDelta {
                 key: w.day_key(kind, field),
                 delta,
-                limit: None,
+                limit: quota,
                 expires_at_ms: w.day_expiry(),
             },
         ]
@@ -214,14 +220,14 @@ impl<S: Store> Engine<S> {
         delta: i64,
         now: u64,
     ) -> Result<()> {
-        let adds = Self::deltas(w, kind, field, delta, None);
+        let adds = Self::deltas(w, kind, field, delta, (None, None));
         self.inner.store.add_counters(&adds, now).await?;
         Ok(())
     }
 
-    /// Counts one unit of `kind` against the plan. At the limit nothing is counted but a
-    /// blocked request, a `limit_reached` event is logged, and the answer is
-    /// [`Error::OverLimit`].
+    /// Counts one unit of `kind` against the plan and the daily quota. At the plan's limit
+    /// nothing is counted but a blocked request, a `limit_reached` event is logged, and the
+    /// answer is [`Error::OverLimit`]; at the quota, [`Error::QuotaExceeded`].
     pub(super) async fn charge(&self, kind: UsageKind, now: u64) -> Result<(Arc<Window>, Charge)> {
         match self.try_charge(kind, now).await? {
             Charged::Taken(w, charge) => Ok((w, charge)),
@@ -231,26 +237,42 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// The atomic part of [`charge`](Self::charge): counts one unit unless the plan's limit is
-    /// reached, and does nothing else either way, so a caller may look again before refusing.
+    /// The atomic part of [`charge`](Self::charge): counts one unit unless the plan's limit or
+    /// the daily quota is reached, and does nothing else either way, so a caller may look
+    /// again before refusing.
     pub(super) async fn try_charge(&self, kind: UsageKind, now: u64) -> Result<Charged> {
         let w = self.inner.windows.get(now);
         let limit = self.inner.account.plan.limit(kind);
-        // The month's counter holds the limit; the day's moves with it in the same step.
-        let adds = Self::deltas(&w, kind, USAGE, 1, limit);
+        let quota = self.inner.config.quotas.per_day(kind);
+        // The month's counter holds the limit, the day's the quota, in the same step.
+        let adds = Self::deltas(&w, kind, USAGE, 1, (limit, quota));
         match self.inner.store.add_counters(&adds, now).await? {
             CounterAdd::Added(usage) => Ok(Charged::Taken(w, Charge { usage, limit })),
             CounterAdd::Refused(usage) => Ok(Charged::Refused { window: w, usage }),
         }
     }
 
-    /// The refusal of a unit at the plan's limit: counts a blocked request, logs
-    /// `limit_reached`, and returns the 402 error (or the store's error, if counting failed).
+    /// The refusal of a unit at the plan's limit or the daily quota: counts a blocked
+    /// request; at the plan's limit logs `limit_reached` and returns the 402 error, at the
+    /// quota the 429 one (or the store's error, if counting failed).
+    ///
+    /// `usage` is the refused counter's value: the month's when the plan refused (checked
+    /// first, so it is at the limit), else the day's.
     pub(super) async fn refused(&self, w: &Window, kind: UsageKind, usage: u64, now: u64) -> Error {
         if let Err(e) = self.bump(w, kind, BLOCKED, 1, now).await {
             return e;
         }
-        let limit = self.inner.account.plan.limit(kind).unwrap_or(usage);
+        let plan_limit = self.inner.account.plan.limit(kind);
+        if let Some(quota) = self.inner.config.quotas.per_day(kind)
+            && plan_limit.is_none_or(|l| usage < l)
+        {
+            let name = match kind {
+                UsageKind::Make => quota::CHECK_LOCKS_PER_DAY,
+                UsageKind::Ai => quota::ACQUISITIONS_PER_DAY,
+            };
+            return quota::exceeded(name, quota, usage, w, now);
+        }
+        let limit = plan_limit.unwrap_or(usage);
         let refusal = OverLimit::new(
             self.inner.account.plan.name.clone(),
             kind,

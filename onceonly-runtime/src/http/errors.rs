@@ -153,6 +153,13 @@ fn is_key_problem(detail: Option<&Value>) -> bool {
     }
 }
 
+/// Whether a retryable status is final all the same: a quota refusal changes nothing before
+/// its reset, hours away, so retrying it only delays the error.
+pub(crate) fn is_final(status: u16, body: &[u8]) -> bool {
+    status == 429
+        && error_code(detail(parse_json(body)).as_ref()) == Some(crate::wire::QUOTA_EXCEEDED)
+}
+
 /// `detail.error`, the machine-readable code of an error answer.
 pub(crate) fn error_code(detail: Option<&Value>) -> Option<&str> {
     detail?.get("error")?.as_str()
@@ -201,6 +208,13 @@ pub(crate) fn status_error(
                 _ => JsonMap::new(),
             },
         ))),
+        429 if error_code(detail.as_ref()) == Some(crate::wire::QUOTA_EXCEEDED) => {
+            let d = detail.as_ref().and_then(Value::as_object);
+            Error::QuotaExceeded(Box::new(crate::models::QuotaExceeded::from_detail(
+                d,
+                retry_after(headers),
+            )))
+        }
         429 => Error::RateLimited {
             retry_after: retry_after(headers),
         },

@@ -188,8 +188,8 @@ impl Transport {
         url
     }
 
-    /// Sends `req`, retrying 429, 500, 502, 503, 504, timeouts and transport errors while the
-    /// budget lasts. Returns the last answer whatever its status; errors only when no answer
+    /// Sends `req`, retrying 429 (but not a quota refusal), 500, 502, 503, 504, timeouts and
+    /// transport errors while the budget lasts. Returns the last answer whatever its status; errors only when no answer
     /// was received.
     pub(crate) async fn send(&self, req: Request) -> Result<Response> {
         let url = self.url(&req);
@@ -198,6 +198,7 @@ impl Transport {
         loop {
             let delay = match self.attempt(&req, url.clone(), timeout).await {
                 Ok(resp) if !RETRYABLE.contains(&resp.status) => return Ok(resp),
+                Ok(resp) if errors::is_final(resp.status, &resp.body) => return Ok(resp),
                 Ok(resp) if attempt >= self.retry.max_retries => return Ok(resp),
                 Err(e) if attempt >= self.retry.max_retries => return Err(e),
                 Ok(resp) => {

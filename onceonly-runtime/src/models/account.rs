@@ -161,6 +161,63 @@ impl std::fmt::Display for OverLimit {
     }
 }
 
+/// What a daily quota refusal (`429`, `detail.error` = `quota_exceeded`) says:
+/// [`Error::QuotaExceeded`](crate::Error::QuotaExceeded). Quotas are set by whoever runs the
+/// engine or `onceonly-server` ([`Quotas`](crate::Quotas)); they reset at midnight UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuotaExceeded {
+    /// `check_locks_per_day`, `acquisitions_per_day` or `result_bytes_per_day`.
+    pub quota: String,
+    /// The quota.
+    pub limit: u64,
+    /// What was counted today before the refused request.
+    pub used: u64,
+    /// When the quota resets (RFC 3339, the next midnight UTC).
+    pub resets_at: String,
+    /// How long until then.
+    pub retry_after: std::time::Duration,
+}
+
+impl QuotaExceeded {
+    /// Reads the `detail` object of a quota refusal, with the answer's `Retry-After`.
+    pub(crate) fn from_detail(
+        detail: Option<&JsonMap>,
+        retry_after: Option<std::time::Duration>,
+    ) -> Self {
+        let text = |name: &str| {
+            detail
+                .and_then(|d| d.get(name))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let number = |name: &str| {
+            detail
+                .and_then(|d| d.get(name))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or_default()
+        };
+        QuotaExceeded {
+            quota: text("quota"),
+            limit: number("limit"),
+            used: number("used"),
+            resets_at: text("resets_at"),
+            retry_after: retry_after.unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the daily quota {} of {} is used up ({} counted today); it resets at {}",
+            self.quota, self.limit, self.used, self.resets_at
+        )
+    }
+}
+
 /// Which notification preferences to change: `POST /me/notifications`. Unset ones keep
 /// their value; at least one must be set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

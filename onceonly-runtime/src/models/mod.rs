@@ -13,7 +13,9 @@ mod lease;
 pub(crate) mod tools;
 mod usage;
 
-pub use account::{AccountInfo, NotificationPrefs, NotificationUpdate, OverLimit, PlanLimits};
+pub use account::{
+    AccountInfo, NotificationPrefs, NotificationUpdate, OverLimit, PlanLimits, QuotaExceeded,
+};
 pub use events::{AccountEvent, EventAck, EventsPage, RunEvent, RunList, RunSummary, RunTimeline};
 
 pub use check_lock::{CheckLockRequest, CheckLockResult, FailOpenReason};

@@ -55,9 +55,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `onceonly-server --store STORE` on a free loopback port.
     pub async fn start(store: &str) -> ServerProcess {
+        ServerProcess::start_with(store, &[]).await
+    }
+
+    /// Starts `onceonly-server --store STORE` with more flags.
+    pub async fn start_with(store: &str, flags: &[&str]) -> ServerProcess {
         let (child, mut lines) = piped(
             Command::new(SERVER)
                 .args(["--listen", "127.0.0.1:0", "--store", store, "--log", "warn"])
+                .args(flags)
                 .env("ONCEONLY_SERVER_API_KEYS", API_KEY),
         );
         let line = next_line(&mut lines, "onceonly-server")
@@ -87,6 +93,18 @@ impl ServerProcess {
             .fail_open(fail_open)
             .build()
             .unwrap()
+    }
+
+    /// The server's resident memory now, in bytes (`VmRSS` of `/proc/PID/status`).
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.id().expect("the server is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib * 1024
     }
 
     /// SIGKILL: no shutdown, no flush beyond what the store already made durable.
