@@ -43,8 +43,9 @@
 //! - [`canonical_hash`]: the digest in the keys `#[idempotent]` derives, to compute one by hand.
 //! - [`HeldLease`]: holding a lease while local work runs (heartbeat, release, fail, cancel on
 //!   drop), the building block of `run_fn` and of HTTP middleware.
-//! - [`Engine`] and [`EngineConfig`]: every rule, written once, over a store; [`Backend`] and
-//!   [`BoxFuture`]: what a client talks to (the engine, or the HTTP API).
+//! - [`Engine`] and [`EngineConfig`]: every rule, written once, over a store, with optional
+//!   per-account daily [`Quotas`]; [`Backend`] and [`BoxFuture`]: what a client talks to (the
+//!   engine, or the HTTP API).
 //!
 //! Modules:
 //! - [`ai`]: the `client.ai()` namespace: `run_fn`, `run_tool`, `run`, `run_and_wait`,
