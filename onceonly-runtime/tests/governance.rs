@@ -420,3 +420,25 @@ async fn a_tool_on_a_host_not_allowed_is_never_charged() {
     assert_eq!((m.total_actions, m.blocked_actions), (3, 0));
     assert_eq!(m.total_spend_usd, 0.0);
 }
+
+/// An account keeps at most 10,000 documents of each governance kind: a new one past that is
+/// refused with a clear error and nothing is stored, while replacing an existing one works.
+#[tokio::test]
+async fn governance_documents_per_account_are_capped() {
+    let engine = onceonly_runtime::Engine::memory();
+    for i in 0..10_000 {
+        engine
+            .disable_agent(&format!("agent-{i}"), None)
+            .await
+            .unwrap();
+    }
+    let refused = engine.disable_agent("agent-new", None).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::Validation(m) if m.contains("10000 kill-switch states")),
+        "{refused:?}"
+    );
+    // Replacing is always allowed; policies are a kind of their own.
+    assert!(engine.enable_agent("agent-7").await.unwrap().is_enabled);
+    let policy = Policy::new("agent-new");
+    engine.upsert_policy(policy).await.unwrap();
+}

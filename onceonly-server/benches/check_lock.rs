@@ -173,8 +173,10 @@ fn main() {
     let redis = onceonly_runtime::testing::RedisServer::start();
     let (bare, onceonly, sqlite, redis_addr) = servers.block_on(async {
         let serve = |store: Option<String>| async move {
+            // No daily quotas: a run makes far more check-locks than the default allows.
             let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap())
-                .api_key(ApiKey::new(KEY).unwrap());
+                .api_key(ApiKey::new(KEY).unwrap())
+                .engine(onceonly_runtime::EngineConfig::default());
             if let Some(store) = store {
                 config.store = onceonly_server::parse_store(&store).unwrap();
             }

@@ -244,6 +244,41 @@ pub async fn doc_list_empty<S: Store>(store: S) {
     assert_eq!(listed(&store, "gov/tool/", 10).await, ["gov/tool/a"]);
 }
 
+/// A count of a prefix agrees with its listing, non-ASCII keys and deletes included.
+pub async fn doc_count_prefix<S: Store>(store: S) {
+    assert_eq!(store.count_docs("").await.unwrap(), 0);
+    let keys = [
+        "gov/a/1",
+        "gov/a/2",
+        "gov/ab",
+        "gov/b/é",
+        "gov/b/\u{10FFFF}",
+        "other",
+    ];
+    put_all(&store, &keys).await;
+    for prefix in [
+        "",
+        "gov/",
+        "gov/a",
+        "gov/a/",
+        "gov/b/",
+        "gov/b/\u{10FFFF}",
+        "x",
+        "gov/c",
+    ] {
+        let listed = store.list_docs(prefix, 100).await.unwrap().len() as u64;
+        assert_eq!(
+            store.count_docs(prefix).await.unwrap(),
+            listed,
+            "prefix {prefix:?}"
+        );
+    }
+    assert_eq!(store.count_docs("gov/a").await.unwrap(), 3);
+    assert!(store.delete_doc("gov/a/1").await.unwrap());
+    assert_eq!(store.count_docs("gov/a/").await.unwrap(), 1);
+    assert_eq!(store.count_docs("").await.unwrap(), 5);
+}
+
 /// Documents have no deadline: years later, after purges, they are all still there.
 pub async fn doc_never_expires<S: Store>(store: S) {
     let (engine, clock) = engine(store);

@@ -86,7 +86,7 @@ macro_rules! store_conformance_tests {
             counters_group_race, log_cap_and_pages, log_byte_cap, log_topics,
             tenant_isolation, plan_limits, run_timeline_events,
             doc_round_trip, doc_overwrite, doc_delete, doc_list_prefix_order_limit,
-            doc_list_component_prefix, doc_list_non_ascii, doc_list_empty, doc_never_expires,
+            doc_list_component_prefix, doc_list_non_ascii, doc_list_empty, doc_count_prefix, doc_never_expires,
             doc_concurrent_puts, doc_tenant_isolation);
     };
     ($make:expr) => {

@@ -332,6 +332,10 @@ impl<S: Store> Store for TenantStore<S> {
     }
 
     /// Lists this tenant's documents only, with the tenant prefix taken off their keys.
+    async fn count_docs(&self, prefix: &str) -> Result<u64> {
+        self.inner().count_docs(&self.key(prefix)).await
+    }
+
     async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
         let docs = self.inner().list_docs(&self.key(prefix), limit).await?;
         Ok(docs

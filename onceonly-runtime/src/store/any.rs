@@ -197,6 +197,10 @@ impl Store for AnyStore {
         each!(self, s => s.delete_doc(key).await)
     }
 
+    async fn count_docs(&self, prefix: &str) -> Result<u64> {
+        each!(self, s => s.count_docs(prefix).await)
+    }
+
     async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
         each!(self, s => s.list_docs(prefix, limit).await)
     }

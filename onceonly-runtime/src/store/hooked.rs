@@ -140,6 +140,10 @@ impl<S: Store, H: StoreHooks> Store for Hooked<S, H> {
         self.inner.delete_doc(key).await
     }
 
+    async fn count_docs(&self, prefix: &str) -> Result<u64> {
+        self.inner.count_docs(prefix).await
+    }
+
     async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
         self.inner.list_docs(prefix, limit).await
     }

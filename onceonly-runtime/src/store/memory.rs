@@ -358,6 +358,18 @@ impl Store for MemoryStore {
         Ok(lock(&self.docs).remove(key).is_some())
     }
 
+    async fn count_docs(&self, prefix: &str) -> Result<u64> {
+        let docs = lock(&self.docs);
+        let n = docs
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .count();
+        Ok(n as u64)
+    }
+
     async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
         let docs = lock(&self.docs);
         Ok(docs

@@ -295,6 +295,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the document `key`; whether it existed.
     fn delete_doc(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
 
+    /// How many documents have a key starting with `prefix` (what caps the documents an
+    /// account creates, without reading them).
+    fn count_docs(&self, prefix: &str) -> impl Future<Output = Result<u64>> + Send;
+
     /// The documents whose key starts with `prefix`, in ascending byte order of their keys,
     /// at most `limit` of them, each with its whole key.
     fn list_docs(

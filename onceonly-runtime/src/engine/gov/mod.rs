@@ -33,8 +33,10 @@ use crate::store::Store;
 
 /// Longest kill-switch reason, in bytes.
 const MAX_REASON_BYTES: usize = 512;
-/// Most policies `list_policies` returns.
-pub(crate) const MAX_POLICIES_LISTED: usize = 10_000;
+/// Most documents of each kind an account keeps: policies, kill-switch states, registered
+/// tools. What bounds the governance documents one account can create; `list_policies`
+/// returns them all.
+pub(crate) const MAX_GOV_DOCS: usize = 10_000;
 
 fn to_doc(value: &impl serde::Serialize) -> Result<JsonMap> {
     match serde_json::to_value(value)? {
@@ -57,10 +59,9 @@ impl<S: Store> Engine<S> {
     /// nothing is stored when one is wrong.
     pub async fn upsert_policy(&self, policy: Policy) -> Result<Policy> {
         let policy = policy::check(&policy)?;
-        self.inner
-            .store
-            .put_doc(&names::policy_doc(&policy.agent_id), to_doc(&policy)?)
-            .await?;
+        let caps = [(names::POLICY_DOCS, MAX_GOV_DOCS, "policies")];
+        let key = names::policy_doc(&policy.agent_id);
+        self.put_gov_doc(&key, to_doc(&policy)?, &caps).await?;
         Ok(policy)
     }
 
@@ -98,7 +99,7 @@ impl<S: Store> Engine<S> {
         let docs = self
             .inner
             .store
-            .list_docs(names::POLICY_DOCS, MAX_POLICIES_LISTED)
+            .list_docs(names::POLICY_DOCS, MAX_GOV_DOCS)
             .await?;
         docs.iter().map(|(_, d)| from_doc(d)).collect()
     }
@@ -139,10 +140,31 @@ impl<S: Store> Engine<S> {
     }
 
     async fn put_status(&self, status: &AgentStatus) -> Result<()> {
-        self.inner
-            .store
-            .put_doc(&names::agent_doc(&status.agent_id), to_doc(status)?)
-            .await
+        let caps = [(names::AGENT_DOCS, MAX_GOV_DOCS, "kill-switch states")];
+        let key = names::agent_doc(&status.agent_id);
+        self.put_gov_doc(&key, to_doc(status)?, &caps).await
+    }
+
+    /// Writes the governance document `key`. A new document is refused ([`Error::Validation`])
+    /// when one of `caps` (a key prefix, its most documents, what they are) is full; replacing
+    /// a document always works. Two concurrent creations may pass a cap by one each.
+    async fn put_gov_doc(
+        &self,
+        key: &str,
+        doc: JsonMap,
+        caps: &[(&str, usize, &str)],
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        if store.get_doc(key).await?.is_none() {
+            for &(prefix, cap, what) in caps {
+                if store.count_docs(prefix).await? >= cap as u64 {
+                    return Err(Error::validation(format!(
+                        "the account already has {cap} {what}, the maximum; this one was not stored"
+                    )));
+                }
+            }
+        }
+        store.put_doc(key, doc).await
     }
 
     /// The policy and kill-switch state of `agent`, read together.

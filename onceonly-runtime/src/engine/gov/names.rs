@@ -43,8 +43,11 @@ pub(super) fn policy_doc(agent: &str) -> String {
 pub(super) const POLICY_DOCS: &str = "gov/policy/";
 
 pub(super) fn agent_doc(agent: &str) -> String {
-    format!("gov/agent/{agent}")
+    format!("{AGENT_DOCS}{agent}")
 }
+pub(super) const AGENT_DOCS: &str = "gov/agent/";
+/// Every registered tool's document starts with this, then its scope.
+pub(super) const TOOL_DOCS: &str = "gov/tool/";
 
 /// The account's audit log; each entry's topic is its agent.
 pub(super) const AUDIT_LOG: &str = "gov/audit";

@@ -78,7 +78,7 @@ fn tool_doc(scope: &str, name: &str) -> String {
 }
 
 fn scope_prefix(scope: &str) -> String {
-    format!("gov/tool/{scope}/")
+    format!("{}{scope}/", names::TOOL_DOCS)
 }
 
 impl<S: Store> Engine<S> {
@@ -119,22 +119,16 @@ impl<S: Store> Engine<S> {
         self.store_tool(StoredTool::from_spec(&spec)?).await
     }
 
-    /// Stores a checked tool; at most [`MAX_TOOLS_PER_SCOPE`] per scope.
+    /// Stores a checked tool; at most [`MAX_TOOLS_PER_SCOPE`] per scope and
+    /// [`MAX_GOV_DOCS`](super::MAX_GOV_DOCS) in all.
     pub(crate) async fn store_tool(&self, tool: StoredTool) -> Result<Tool> {
         let key = tool_doc(&tool.scope_id, &tool.name);
-        let store = &self.inner.store;
-        if store.get_doc(&key).await?.is_none() {
-            let present = store
-                .list_docs(&scope_prefix(&tool.scope_id), MAX_TOOLS_PER_SCOPE)
-                .await?;
-            if present.len() >= MAX_TOOLS_PER_SCOPE {
-                return Err(Error::validation(format!(
-                    "scope `{}` already has {MAX_TOOLS_PER_SCOPE} tools, the maximum",
-                    tool.scope_id
-                )));
-            }
-        }
-        store.put_doc(&key, tool.to_doc()).await?;
+        let scope = scope_prefix(&tool.scope_id);
+        let caps = [
+            (scope.as_str(), MAX_TOOLS_PER_SCOPE, "tools in this scope"),
+            (names::TOOL_DOCS, super::MAX_GOV_DOCS, "registered tools"),
+        ];
+        self.put_gov_doc(&key, tool.to_doc(), &caps).await?;
         Ok(tool.view())
     }
 

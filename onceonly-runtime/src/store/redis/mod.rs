@@ -558,6 +558,19 @@ impl Store for RedisStore {
         Ok(existed == 1)
     }
 
+    async fn count_docs(&self, prefix: &str) -> Result<u64> {
+        // The index range of the prefix, as in `LIST_DOCS`: UTF-8 keys never hold 0xFF.
+        let mut hi = format!("({prefix}").into_bytes();
+        hi.push(0xFF);
+        ::redis::cmd("ZLEXCOUNT")
+            .arg(self.docs_index())
+            .arg(format!("[{prefix}"))
+            .arg(hi)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("count_docs"))
+    }
+
     async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
         if limit == 0 {
             return Ok(Vec::new());

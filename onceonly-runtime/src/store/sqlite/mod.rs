@@ -503,6 +503,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_docs(&self, prefix: &str) -> Result<u64> {
+        let (prefix, upper) = (prefix.to_owned(), prefix_end(prefix));
+        self.read("count_docs", move |conn| {
+            let n: i64 = match upper {
+                Some(upper) => conn
+                    .prepare_cached("SELECT COUNT(*) FROM docs WHERE key >= ?1 AND key < ?2")?
+                    .query_row(params![prefix, upper], |r| r.get(0))?,
+                None => conn
+                    .prepare_cached("SELECT COUNT(*) FROM docs WHERE key >= ?1")?
+                    .query_row(params![prefix], |r| r.get(0))?,
+            };
+            Ok(from_sql(n))
+        })
+        .await
+    }
+
     async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
         let (prefix, upper) = (prefix.to_owned(), prefix_end(prefix));
         self.read("list_docs", move |conn| {
