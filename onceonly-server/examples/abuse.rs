@@ -10,7 +10,8 @@
 //! 2. sends fuzzed bodies (random bytes, random JSON, API-shaped JSON) to every POST endpoint
 //!    and counts the answers by status class (a 5xx is a failure);
 //! 3. sends bodies at, just over and far over the body limit;
-//! 4. takes many keys (check-locks on distinct keys) and tries many wrong API keys, reporting
+//! 4. takes many keys (check-locks on distinct keys), posts many large events (which must stay
+//!    within the documented per-tenant bound) and tries many wrong API keys, reporting
 //!    throughput and the server's memory.
 //!
 //! Run it with `scripts/abuse.sh` (builds in release mode, raises `ulimit -n`). Exits non-zero
@@ -46,6 +47,7 @@ struct Options {
     slow_bodies: usize,
     fuzz: usize,
     keys: usize,
+    events: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -57,6 +59,7 @@ fn options() -> Result<Options, String> {
         slow_bodies: 100,
         fuzz: 3000,
         keys: 20_000,
+        events: 20_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -70,6 +73,7 @@ fn options() -> Result<Options, String> {
             "--slow-bodies" => o.slow_bodies = count()?,
             "--fuzz" => o.fuzz = count()?,
             "--keys" => o.keys = count()?,
+            "--events" => o.events = count()?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -103,6 +107,9 @@ async fn start(binary: &str) -> Result<(Child, String), String> {
         .ok_or(format!("unexpected first line: {line:?}"))?;
     Ok((child, url.to_owned()))
 }
+
+/// What one tenant's events may take in the server (server README, "Per-tenant memory").
+const EVENTS_BOUND_MIB: f64 = 24.0;
 
 /// The server's resident memory in MiB, from `/proc` (Linux).
 fn rss_mib(child: &Child) -> Option<f64> {
@@ -576,6 +583,30 @@ async fn requests(o: &Options, addr: &str, child: &Child) -> bool {
         tally.line()
     );
     ok &= tally.clean();
+
+    // Many events: 3.5 KB each, a new run id each, from one tenant. The account's events log
+    // keeps 16 MiB of them; the server README documents at most 24 MiB of memory for it.
+    let rss_before = rss_mib(child).unwrap_or(0.0);
+    let (client, url) = (http.clone(), base.clone());
+    let blob = "x".repeat(3_400);
+    let (tally, took) = run_requests(o.events, move |i| {
+        client
+            .post(format!("{url}/events"))
+            .bearer_auth(KEY)
+            .json(&json!({
+                "run_id": format!("abuse-run-{i}"),
+                "type": "tool_result",
+                "data": {"i": i, "blob": blob},
+            }))
+    })
+    .await;
+    let rss_after = rss_mib(child).unwrap_or(0.0);
+    println!(
+        "    events: {} events of 3.5 KB in {took:.1?}: {}; memory {rss_before:.1} -> {rss_after:.1} MiB",
+        o.events,
+        tally.line()
+    );
+    ok &= tally.clean() && rss_after - rss_before <= EVENTS_BOUND_MIB;
 
     let (client, url) = (http.clone(), base.clone());
     let (tally, took) = run_requests(2000, move |i| {
