@@ -11,6 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -64,7 +65,11 @@ where
             .get::<BodyLimit>()
             .map_or(state.body_limit, |l| l.0);
         // A body announced over the limit is refused from the head, without waiting for it.
-        if req.body().size_hint().lower() > limit as u64 {
+        let announced = req.body().size_hint().lower();
+        if announced > limit as u64 {
+            if announced <= limit as u64 + DRAIN_MAX {
+                drain(req.into_body(), DRAIN_MAX, state.body_timeout).await;
+            }
             return Err(ApiError::payload_too_large(limit));
         }
         // A deadline for the whole body: tower-http's body timeout restarts on every chunk,
@@ -82,6 +87,26 @@ where
             .map_err(|e| body_rejection(&e, limit))?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// How far over the limit an announced body may be and still be read (and dropped) before the
+/// 413. The server closes a connection whose body it did not read; a client still sending
+/// such a body may then get a reset instead of the answer, so a body near the limit (a client
+/// that misjudged it) is read first. A larger one is refused from its head alone.
+const DRAIN_MAX: u64 = 1 << 20;
+
+/// Reads and drops at most `max` bytes of `body`, within `timeout`.
+async fn drain(mut body: axum::body::Body, max: u64, timeout: std::time::Duration) {
+    let _ = tokio::time::timeout(timeout, async move {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > max {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A route's own body limit, when it differs from the server's (set beside its

@@ -126,3 +126,28 @@ async fn a_body_announced_over_the_limit_is_refused_from_the_head() {
     assert_eq!(answer.status, 413, "{answer:?}");
     assert_eq!(answer.json()["detail"]["error"], "payload_too_large");
 }
+
+/// A body a little over the limit, sent in full, is read and dropped before the 413: the
+/// client gets the JSON answer rather than a reset while still sending, and the connection
+/// stays usable.
+#[tokio::test]
+async fn a_body_just_over_the_limit_is_read_then_refused_and_the_connection_kept() {
+    let s = start().await;
+    let body = format!(
+        r#"{{"key":"k","metadata":{{"blob":"{}"}}}}"#,
+        "x".repeat(onceonly_server::DEFAULT_BODY_LIMIT)
+    );
+    let request = check_lock(&format!("Content-Length: {}\r\n", body.len()), &body);
+    let mut tcp = raw::connect(s.server.local_addr()).await;
+    tcp.write_all(&request)
+        .await
+        .expect("the whole body is taken");
+    let answer = raw::read_answer(&mut tcp).await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(answer.json()["detail"]["error"], "payload_too_large");
+    let next = raw::get(&mut tcp, "/healthz").await;
+    assert_eq!(
+        next.status, 200,
+        "the same connection serves the next request"
+    );
+}
