@@ -115,11 +115,16 @@ impl<S: Store> Engine<S> {
                     continue;
                 }
             }
+            // A claimer whose lease ran out (it died, or hung) leaves its claim's document.
+            let lapsed = current.and_then(|v| v.value.acquisition_id.clone());
             let mut take = LeaseRequest::new(key).ttl(req.lease_ttl);
             take.acquisition_id = req.acquisition_id.clone();
             let lease = self.accounted_lease(take).await?;
             if lease.status != RunStatus::Acquired {
                 continue; // Another claimer won this one.
+            }
+            if let Some(lapsed) = lapsed.filter(|l| Some(l) != req.acquisition_id.as_ref()) {
+                self.inner.store.delete_doc(&claim_doc(&lapsed)).await?;
             }
             let Some(rec) = self.inner.store.get_record(key).await? else {
                 continue;
@@ -163,7 +168,7 @@ impl<S: Store> Engine<S> {
 }
 
 /// The document that remembers which run the claim `id` took (removed when the run's lease
-/// ends; see `lease_ended`).
+/// ends, see `lease_ended`, or when another claim takes the run after the lease ran out).
 pub(super) fn claim_doc(id: &str) -> String {
     format!("jobclaim:{id}")
 }

@@ -1,0 +1,41 @@
+//! Named claims leave nothing behind: the document that remembers a claim goes when its run's
+//! lease ends, and also when the claimer died and another claim took the run over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use onceonly_runtime::models::{ClaimRequest, LeaseRequest};
+use onceonly_runtime::store::{MemoryStore, Store};
+use onceonly_runtime::time::ManualClock;
+use onceonly_runtime::{Engine, EngineConfig};
+
+#[tokio::test]
+async fn a_lapsed_claim_leaves_no_document_once_its_run_is_taken_over() {
+    let clock = ManualClock::new(1_796_000_000_000);
+    let engine = Engine::with_config(
+        MemoryStore::new(),
+        EngineConfig::default(),
+        Arc::new(clock.clone()),
+    );
+    engine.run(LeaseRequest::new("job:1")).await.unwrap();
+    let claim = |id: &str| {
+        ClaimRequest::new("job:*")
+            .lease_ttl(Duration::from_secs(5))
+            .acquisition_id(id)
+    };
+    let first = engine.claim_job(claim("claim-a")).await.unwrap().unwrap();
+    assert_eq!(first.key, "job:1");
+    assert!(engine.store().get_doc("jobclaim:claim-a").await.unwrap().is_some());
+    // The first claimer dies: its lease runs out and another claim takes the run.
+    clock.advance(Duration::from_secs(6));
+    let second = engine.claim_job(claim("claim-b")).await.unwrap().unwrap();
+    assert_eq!(second.key, "job:1");
+    assert!(
+        engine.store().get_doc("jobclaim:claim-a").await.unwrap().is_none(),
+        "the lapsed claim's document went with the takeover"
+    );
+    assert_eq!(engine.store().count_docs("jobclaim:").await.unwrap(), 1);
+    // The lapsed claim sent again gets nothing back: its run belongs to claim-b.
+    let again = engine.claim_job(claim("claim-a")).await.unwrap();
+    assert!(again.is_none(), "{again:?}");
+}
