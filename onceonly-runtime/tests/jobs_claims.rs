@@ -25,13 +25,25 @@ async fn a_lapsed_claim_leaves_no_document_once_its_run_is_taken_over() {
     };
     let first = engine.claim_job(claim("claim-a")).await.unwrap().unwrap();
     assert_eq!(first.key, "job:1");
-    assert!(engine.store().get_doc("jobclaim:claim-a").await.unwrap().is_some());
+    assert!(
+        engine
+            .store()
+            .get_doc("jobclaim:claim-a")
+            .await
+            .unwrap()
+            .is_some()
+    );
     // The first claimer dies: its lease runs out and another claim takes the run.
     clock.advance(Duration::from_secs(6));
     let second = engine.claim_job(claim("claim-b")).await.unwrap().unwrap();
     assert_eq!(second.key, "job:1");
     assert!(
-        engine.store().get_doc("jobclaim:claim-a").await.unwrap().is_none(),
+        engine
+            .store()
+            .get_doc("jobclaim:claim-a")
+            .await
+            .unwrap()
+            .is_none(),
         "the lapsed claim's document went with the takeover"
     );
     assert_eq!(engine.store().count_docs("jobclaim:").await.unwrap(), 1);

@@ -76,7 +76,9 @@
 //! follows [`fail_open`](OnceOnlyLayer::fail_open) (run the handler without deduplication and
 //! log a `tracing` warning) or [`fail_closed`](OnceOnlyLayer::fail_closed) (`503` with
 //! `Retry-After`). The default is the client's own setting. A backend that refuses (unauthorized,
-//! over a plan limit, rate limited) always gets `503`: refusals never bypass deduplication.
+//! over a plan limit, rate limited, over a daily quota) always gets `503`: refusals never bypass
+//! deduplication. A rate limit's or a quota's own wait becomes the `Retry-After` (for a quota,
+//! the time to its reset at midnight UTC).
 //! Every answer of the layer is an HTTP response with a JSON `{"detail": ...}` or the small
 //! duplicate body; the service's error type is the inner service's.
 //!

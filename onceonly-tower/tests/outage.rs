@@ -59,3 +59,46 @@ async fn the_layer_follows_the_clients_fail_open_setting_by_default() {
     assert_eq!(res.status(), 503);
     assert_eq!(runs.get(), 0);
 }
+
+/// A daily quota used up is a refusal, not an outage: the layer answers 503 without running
+/// the handler, with a `Retry-After` that points past the quota's reset (not the usual few
+/// seconds), so the sender's retry arrives when it can succeed.
+#[tokio::test]
+async fn a_used_up_quota_answers_503_with_the_time_to_its_reset() {
+    let engine = onceonly_runtime::Engine::with_config(
+        onceonly_runtime::store::MemoryStore::new(),
+        onceonly_runtime::EngineConfig::default()
+            .quotas(onceonly_runtime::Quotas::none().check_locks_per_day(1)),
+        std::sync::Arc::new(onceonly_runtime::time::SystemClock),
+    );
+    let runs = common::Runs::default();
+    let app = axum::Router::new()
+        .route("/hooks", common::counting(&runs, "ran"))
+        .layer(onceonly_tower::OnceOnlyLayer::new(
+            onceonly_runtime::OnceOnly::from_backend(engine),
+        ));
+    let base = common::serve(app).await;
+    let http = common::client();
+    let send = |key: &'static str| {
+        http.post(format!("{base}/hooks"))
+            .header("idempotency-key", key)
+            .body("{}")
+            .send()
+    };
+    assert_eq!(send("first").await.unwrap().text().await.unwrap(), "ran");
+    let refused = send("second").await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let retry: u64 = common::header(&refused, "retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let to_midnight = 86_400 - now % 86_400;
+    assert!(
+        retry + 5 >= to_midnight && retry <= to_midnight,
+        "Retry-After {retry}s, midnight UTC in {to_midnight}s"
+    );
+    assert_eq!(runs.get(), 1, "the refused delivery did not run");
+}

@@ -83,6 +83,8 @@ fn backend_failure<B>(
             Error::RateLimited {
                 retry_after: Some(d),
             } => d.as_secs().max(1),
+            // The sender's retry is useful once the quota resets.
+            Error::QuotaExceeded(q) => q.retry_after.as_secs().max(1),
             _ => UNAVAILABLE_RETRY_SECS,
         };
         (
