@@ -166,11 +166,17 @@ impl Error {
         }
     }
 
-    /// Whether the backend refused what the request carried: a validation error (422) or a body
-    /// too large for it (413). Sending the same content again gets the same answer, so a result
-    /// refused this way is never going to be stored.
+    /// Whether the backend refused what the request carried: a validation error (422), a body
+    /// too large for it (413), or a result over the account's daily result-bytes quota (429
+    /// `quota_exceeded`). Sending the same content again gets the same answer (for a quota, until
+    /// midnight UTC), so a result refused this way is not going to be stored: `run_fn`, the
+    /// macros and workers then fail the key for good (`result_not_stored`) rather than let the
+    /// lease expire and the side effect run again.
     pub fn is_content_refused(&self) -> bool {
-        matches!(self, Error::Validation(_) | Error::Api { status: 413, .. })
+        matches!(
+            self,
+            Error::Validation(_) | Error::Api { status: 413, .. } | Error::QuotaExceeded(_)
+        )
     }
 
     pub(crate) fn validation(msg: impl Into<String>) -> Self {

@@ -80,7 +80,8 @@ async fn concurrent_check_locks_never_pass_the_quota_and_it_resets_at_midnight()
 #[tokio::test]
 async fn the_plan_limit_answers_402_before_the_quota_and_accounts_are_apart() {
     let clock = ManualClock::new(LATE_EVENING_MS);
-    let root = engine(Quotas::none().acquisitions_per_day(3), &clock);
+    // The plan's monthly limit and the daily quota are both 2: the plan answers first.
+    let root = engine(Quotas::none().acquisitions_per_day(2), &clock);
     let small = root
         .tenant(Account::tenant("small", Plan::new("free").ai_limit(2)))
         .unwrap();
@@ -98,11 +99,11 @@ async fn the_plan_limit_answers_402_before_the_quota_and_accounts_are_apart() {
         matches!(over, Error::OverLimit(_)),
         "the plan first: {over:?}"
     );
-    for i in 0..3 {
+    for i in 0..2 {
         big.lease(LeaseRequest::new(format!("b{i}"))).await.unwrap();
     }
-    let over = big.lease(LeaseRequest::new("b3")).await.unwrap_err();
-    assert_eq!(quota_of(&over), ("acquisitions_per_day", 3, 3));
+    let over = big.lease(LeaseRequest::new("b2")).await.unwrap_err();
+    assert_eq!(quota_of(&over), ("acquisitions_per_day", 2, 2));
     // A key already acquired is not a new acquisition: its holder's repeat answers as before.
     let again = big.lease(LeaseRequest::new("b0")).await.unwrap();
     assert!(again.lease_id.is_none(), "b0 is held: {again:?}");
@@ -140,4 +141,52 @@ async fn a_completion_over_the_result_quota_is_refused_and_the_lease_stays_held(
         .await
         .unwrap_err();
     assert_eq!(quota_of(&over), ("result_bytes_per_day", 100, 91));
+}
+
+#[tokio::test]
+async fn a_repeated_completion_is_not_counted_again() {
+    let clock = ManualClock::new(LATE_EVENING_MS);
+    let engine = engine(Quotas::none().result_bytes_per_day(100), &clock);
+    let id = engine
+        .lease(LeaseRequest::new("r"))
+        .await
+        .unwrap()
+        .lease_id
+        .unwrap();
+    let result = serde_json::json!({"text": "z".repeat(80)}); // 91 bytes
+    let complete = || CompleteRequest::new("r", &id, result.as_object().cloned());
+    engine.complete(complete()).await.unwrap();
+    // The answer was lost and the holder sends it again: stored already, nothing to count.
+    let again = engine.complete(complete()).await.unwrap();
+    assert_eq!(again.status.as_str(), "completed");
+}
+
+/// `run_fn` whose value is refused by the result quota: the side effect ran, so the key fails
+/// for good (`result_not_stored`) instead of expiring and running again for the next caller.
+#[tokio::test]
+async fn run_fn_fails_the_key_when_the_result_quota_refuses_its_value() {
+    let clock = ManualClock::new(LATE_EVENING_MS);
+    let client = onceonly_runtime::OnceOnly::from_backend(engine(
+        Quotas::none().result_bytes_per_day(50),
+        &clock,
+    ));
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..2 {
+        let runs = Arc::clone(&runs);
+        let answer: Result<String, Error> = client
+            .ai()
+            .run_fn("charge-1", move || async move {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, Error>("r".repeat(100))
+            })
+            .await;
+        assert!(answer.is_err(), "{answer:?}");
+    }
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the side effect ran once"
+    );
+    let status = client.ai().status("charge-1").await.unwrap();
+    assert_eq!(status.error_code.as_deref(), Some("result_not_stored"));
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use onceonly_runtime::Error;
 use onceonly_runtime::store::{
-    Hooked, LeaseRecord, LockClaim, LockEntry, RedisStore, Store, StoreHooks,
+    Hooked, LeaseRecord, LockClaim, LockEntry, LogCaps, LogRef, RedisStore, Store, StoreHooks,
 };
 use onceonly_runtime::testing::{self, RedisServer};
 
@@ -333,4 +333,53 @@ async fn documents_share_one_hash_tag_and_carry_no_ttl() {
     let other = fresh_store(&server).await;
     assert!(other.list_docs("", 10).await.unwrap().is_empty());
     assert_eq!(other.get_doc("gov/tool/c").await.unwrap(), None);
+}
+
+/// A log an earlier release wrote (entries but no size count) is measured on its next append,
+/// so its byte cap holds from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_written_before_sizes_were_kept_still_gets_its_byte_cap() {
+    let Some(server) = shared_server() else {
+        return;
+    };
+    let store = fresh_store(&server).await;
+    let mut conn = raw_conn(&server).await;
+    // The old shape: first, last, exp and one `e<seq>` per entry, no `bytes`.
+    let old_entry = format!(r#"{{"pad":"{}"}}"#, "x".repeat(90)); // 100 bytes
+    let exp = (NOW + 60_000).to_string();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{}:log:old", store.prefix()))
+        .arg(&["first", "1", "last", "3", "exp", exp.as_str()])
+        .arg(&[
+            "e1",
+            old_entry.as_str(),
+            "e2",
+            old_entry.as_str(),
+            "e3",
+            old_entry.as_str(),
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let caps = LogCaps {
+        entries: 100,
+        bytes: 300,
+    };
+    let mut small = onceonly_runtime::JsonMap::new();
+    small.insert("n".into(), 1.into()); // {"n":1}: 7 bytes
+    let seq = store
+        .append_log(LogRef::whole("old"), small, caps, NOW, NOW + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(seq, 4);
+    let page = store
+        .read_log(LogRef::whole("old"), false, 0, 10, NOW)
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = page.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        [2, 3, 4],
+        "307 bytes were over the cap of 300: the oldest went"
+    );
 }

@@ -67,8 +67,8 @@ where
         // A body announced over the limit is refused from the head, without waiting for it.
         let announced = req.body().size_hint().lower();
         if announced > limit as u64 {
-            if announced <= limit as u64 + DRAIN_MAX {
-                drain(req.into_body(), DRAIN_MAX, state.body_timeout).await;
+            if announced <= (limit as u64).saturating_add(DRAIN_MAX) {
+                drain(req.into_body(), announced, state.body_timeout).await;
             }
             return Err(ApiError::payload_too_large(limit));
         }

@@ -62,6 +62,22 @@ async fn get(base_url: &str, path: &str) -> Value {
     resp.json().await.unwrap()
 }
 
+/// How many check-locks the server answered 429, from its `/metrics`.
+async fn refusals(base_url: &str) -> u64 {
+    let root = base_url.trim_end_matches("/v1");
+    let text = reqwest::get(format!("{root}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("onceonly_outcomes_total") && l.contains("check-lock"))
+        .filter(|l| l.contains(r#"outcome="rate_limited""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// 20,000 events of about 3.5 KB (70 MB of JSON), each opening a new run, leave the server
 /// process within the documented per-tenant bound, and the account keeps its newest events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,6 +156,11 @@ async fn a_daily_quota_refuses_with_429_and_a_detail() {
         }
         other => panic!("expected QuotaExceeded, got {other:?}"),
     }
+    assert_eq!(
+        refusals(&server.base_url).await,
+        1,
+        "the client took the refusal as final: no retries"
+    );
     let raw = reqwest::Client::new()
         .post(format!("{}/check-lock", server.base_url))
         .bearer_auth(API_KEY)

@@ -150,4 +150,23 @@ async fn a_body_just_over_the_limit_is_read_then_refused_and_the_connection_kept
         next.status, 200,
         "the same connection serves the next request"
     );
+
+    // The same on `complete`, whose own limit is over 4 MiB: the whole body is read.
+    let limit = onceonly_server::complete_body_limit(onceonly_server::DEFAULT_BODY_LIMIT, 1 << 20);
+    let body = format!(
+        r#"{{"key":"k","lease_id":"l","result":{{"blob":"{}"}}}}"#,
+        "x".repeat(limit)
+    );
+    let head = format!(
+        "POST /v1/ai/complete HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {A}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body.as_bytes())
+        .await
+        .expect("the whole body is taken");
+    let answer = raw::read_answer(&mut tcp).await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(raw::get(&mut tcp, "/healthz").await.status, 200);
 }

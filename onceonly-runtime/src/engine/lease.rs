@@ -229,8 +229,10 @@ impl<S: Store> Engine<S> {
     /// result is a no-op; with another result it is [`Error::Conflict`] and the first stays.
     ///
     /// With a daily result-bytes quota ([`Quotas`](super::Quotas)), the result's size is counted
-    /// first and a completion over the quota is refused with [`Error::QuotaExceeded`]; the
-    /// lease stays held. A completion that then fails gives its bytes back.
+    /// first and a completion over the quota is refused with [`Error::QuotaExceeded`] (the lease
+    /// stays held; `run_fn` then fails the key, see [`Error::is_content_refused`]). A repeat of
+    /// a completion already stored is not counted again, and a completion that fails gives its
+    /// bytes back.
     pub async fn complete(&self, req: CompleteRequest) -> Result<Lease> {
         let mut counted = None;
         if let Some(result) = &req.result {
@@ -241,13 +243,24 @@ impl<S: Store> Engine<S> {
                     "result is {len} bytes as JSON; the maximum is {max}"
                 )));
             }
-            counted = self.charge_result_bytes(len as u64, self.now_ms()).await?;
+            if !self.already_completed(&req).await? {
+                counted = self.charge_result_bytes(len as u64, self.now_ms()).await?;
+            }
         }
         let completed = self.store_completion(&req).await;
-        if let (Err(_), Some(bytes)) = (&completed, counted) {
-            self.refund_result_bytes(bytes, self.now_ms()).await;
+        if let (Err(_), Some(charged)) = (&completed, counted) {
+            self.refund_result_bytes(charged).await;
         }
         completed
+    }
+
+    /// Whether `req` repeats the completion its lease already made (the same lease id, a
+    /// completed record): a retry after a lost answer, which stores nothing new.
+    async fn already_completed(&self, req: &CompleteRequest) -> Result<bool> {
+        let current = self.inner.store.get_record(&req.key).await?;
+        Ok(current.is_some_and(|v| {
+            v.value.state == LeaseState::Completed && v.value.lease_id == req.lease_id
+        }))
     }
 
     async fn store_completion(&self, req: &CompleteRequest) -> Result<Lease> {

@@ -108,43 +108,58 @@ pub(super) fn exceeded(quota: &str, limit: u64, used: u64, w: &Window, now: u64)
     }))
 }
 
+/// Result bytes counted for a completion, so a refund goes back to the same day's counter.
+#[derive(Debug)]
+pub(super) struct ResultBytes {
+    key: String,
+    bytes: u64,
+    expires_at_ms: u64,
+}
+
 impl<S: Store> Engine<S> {
-    /// Counts `bytes` of result against today's quota, or refuses them. Counted per request:
-    /// a refund follows when the completion does not happen.
-    pub(super) async fn charge_result_bytes(&self, bytes: u64, now: u64) -> Result<Option<u64>> {
+    /// Counts `bytes` of result against today's quota, or refuses them (`None`: no quota).
+    pub(super) async fn charge_result_bytes(
+        &self,
+        bytes: u64,
+        now: u64,
+    ) -> Result<Option<ResultBytes>> {
         let Some(limit) = self.inner.config.quotas.result_bytes_per_day else {
             return Ok(None);
         };
         let w = self.inner.windows.get(now);
-        let key = result_bytes_key(&w);
+        let charged = ResultBytes {
+            key: format!("q{COUNTER_GROUP_END}result_bytes/{}", w.day_label()),
+            bytes,
+            expires_at_ms: w.day_end_ms(),
+        };
         let delta = i64::try_from(bytes).unwrap_or(i64::MAX);
         let added = self
             .inner
             .store
-            .add_counter(&key, delta, Some(limit), now, w.day_end_ms())
+            .add_counter(&charged.key, delta, Some(limit), now, charged.expires_at_ms)
             .await?;
         match added {
-            CounterAdd::Added(_) => Ok(Some(bytes)),
+            CounterAdd::Added(_) => Ok(Some(charged)),
             CounterAdd::Refused(used) => Err(exceeded(RESULT_BYTES_PER_DAY, limit, used, &w, now)),
         }
     }
 
     /// Gives back result bytes counted for a completion that did not happen, best effort.
-    pub(super) async fn refund_result_bytes(&self, bytes: u64, now: u64) {
-        let w = self.inner.windows.get(now);
-        let delta = -i64::try_from(bytes).unwrap_or(i64::MAX);
-        let key = result_bytes_key(&w);
+    pub(super) async fn refund_result_bytes(&self, charged: ResultBytes) {
+        let delta = -i64::try_from(charged.bytes).unwrap_or(i64::MAX);
         let refunded = self
             .inner
             .store
-            .add_counter(&key, delta, None, now, w.day_end_ms())
+            .add_counter(
+                &charged.key,
+                delta,
+                None,
+                self.now_ms(),
+                charged.expires_at_ms,
+            )
             .await;
         if let Err(e) = refunded {
             tracing::warn!(error = %e, "could not refund result bytes");
         }
     }
-}
-
-fn result_bytes_key(w: &Window) -> String {
-    format!("q{COUNTER_GROUP_END}result_bytes/{}", w.day_label())
 }

@@ -96,6 +96,9 @@ impl Log {
                 seqs.pop_front();
                 if seqs.is_empty() {
                     self.topics.remove(&t);
+                } else if seqs.capacity() > 64 && seqs.len() * 4 < seqs.capacity() {
+                    // A topic that was long and is short now gives its room back.
+                    seqs.shrink_to(seqs.len() * 2);
                 }
             }
         }

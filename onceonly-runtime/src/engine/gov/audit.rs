@@ -4,7 +4,8 @@
 //! its agent; an agent's log is that agent's topic. One capped log per account (newest
 //! entries kept, [`AUDIT_CAPS`]) bounds what the audit keeps however many agent ids callers
 //! use. Metrics aggregate an agent's entries of the last hour, day or week, so they are exact
-//! while the account's agents make fewer than 50,000 governed calls in the period.
+//! while the log still holds the whole period (50,000 decisions, fewer when long names fill
+//! its 16 MiB first).
 
 use std::collections::HashMap;
 

@@ -281,9 +281,10 @@ impl<S: Store> Engine<S> {
                 result.insert("dry_run".into(), dry_run.into());
                 let done = CompleteRequest::new(key, lease_id.as_str(), Some(result));
                 match self.complete(done).await {
-                    // Too large to store: the actions ran, so running them again is no answer.
-                    Err(Error::Validation(why)) => {
-                        tracing::warn!(%key, %why, "the results of a run of actions were not stored");
+                    // Too large to store, or over the result quota: the actions ran, so running
+                    // them again is no answer.
+                    Err(e) if e.is_content_refused() => {
+                        tracing::warn!(%key, why = %e, "the results of a run of actions were not stored");
                         self.fail(fail(RESULT_NOT_STORED, false)).await
                     }
                     other => other,

@@ -124,7 +124,7 @@ impl<S: Store> Engine<S> {
                 continue; // Another claimer won this one.
             }
             if let Some(lapsed) = lapsed.filter(|l| Some(l) != req.acquisition_id.as_ref()) {
-                self.inner.store.delete_doc(&claim_doc(&lapsed)).await?;
+                self.forget_lapsed_claim(&lapsed, key).await;
             }
             let Some(rec) = self.inner.store.get_record(key).await? else {
                 continue;
@@ -137,6 +137,27 @@ impl<S: Store> Engine<S> {
             return Ok(Some(job_of(key, &rec.value)));
         }
         Ok(None)
+    }
+
+    /// Removes the document of the claim `id` if it still names `key` (the same id may have
+    /// claimed another run since). Best effort: the run is claimed either way.
+    async fn forget_lapsed_claim(&self, id: &str, key: &str) {
+        let doc = claim_doc(id);
+        let forgotten = async {
+            let names_key = self
+                .inner
+                .store
+                .get_doc(&doc)
+                .await?
+                .is_some_and(|d| d.get("key").and_then(|k| k.as_str()) == Some(key));
+            if names_key {
+                self.inner.store.delete_doc(&doc).await?;
+            }
+            Ok::<_, crate::Error>(())
+        };
+        if let Err(e) = forgotten.await {
+            tracing::warn!(error = %e, "could not remove a lapsed claim's document");
+        }
     }
 
     /// The run an earlier claim with the same `acquisition_id` took and still holds: the same

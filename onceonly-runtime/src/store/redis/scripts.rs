@@ -143,7 +143,14 @@ local first = last + 1
 local bytes = 0
 if m[3] and tonumber(m[3]) > tonumber(ARGV[6]) then
   first = tonumber(m[1])
-  bytes = tonumber(m[4]) or 0
+  bytes = tonumber(m[4])
+  if not bytes then
+    -- A log written before sizes were kept: count its entries once.
+    bytes = 0
+    for q = first, last do
+      bytes = bytes + redis.call('HSTRLEN', log, 'e' .. n(q))
+    end
+  end
 elseif m[2] then
   redis.call('DEL', log)
 end
@@ -164,7 +171,7 @@ end
 local cap, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 while first < last + 1 and (last + 1 - first + 1 > cap or bytes > max_bytes) do
   local f = n(first)
-  bytes = math.max(0, bytes - redis.call('HSTRLEN', log, 'e' .. f))
+  bytes = bytes - redis.call('HSTRLEN', log, 'e' .. f)
   local t = redis.call('HGET', log, 't' .. f)
   if t then
     local nx = redis.call('HGET', log, 'n' .. f)
