@@ -23,29 +23,28 @@ async fn a_lapsed_claim_leaves_no_document_once_its_run_is_taken_over() {
             .lease_ttl(Duration::from_secs(5))
             .acquisition_id(id)
     };
+    let remembered = |id: &'static str| {
+        let store = engine.store();
+        async move {
+            store
+                .get_doc(&format!("jobclaim:{id}"))
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
     let first = engine.claim_job(claim("claim-a")).await.unwrap().unwrap();
     assert_eq!(first.key, "job:1");
-    assert!(
-        engine
-            .store()
-            .get_doc("jobclaim:claim-a")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(remembered("claim-a").await);
     // The first claimer dies: its lease runs out and another claim takes the run.
     clock.advance(Duration::from_secs(6));
     let second = engine.claim_job(claim("claim-b")).await.unwrap().unwrap();
     assert_eq!(second.key, "job:1");
     assert!(
-        engine
-            .store()
-            .get_doc("jobclaim:claim-a")
-            .await
-            .unwrap()
-            .is_none(),
+        !remembered("claim-a").await,
         "the lapsed claim's document went with the takeover"
     );
+    assert!(remembered("claim-b").await);
     assert_eq!(engine.store().count_docs("jobclaim:").await.unwrap(), 1);
     // The lapsed claim sent again gets nothing back: its run belongs to claim-b.
     let again = engine.claim_job(claim("claim-a")).await.unwrap();
