@@ -71,17 +71,19 @@ struct Cli {
     #[arg(long = "allow-tool-host", value_name = "HOST")]
     allow_tool_hosts: Vec<String>,
 
-    /// Check-locks each API key may make per UTC day (a number or `unlimited`); 429 past it.
-    #[arg(long, value_name = "N", default_value = "100000", value_parser = quota)]
-    quota_check_locks: Quota,
+    /// Check-locks each API key may make per UTC day (a number or `unlimited`; default
+    /// 1000000); 429 past it.
+    #[arg(long, value_name = "N", value_parser = quota)]
+    quota_check_locks: Option<Quota>,
 
-    /// Leases and runs each API key may acquire or queue per UTC day (or `unlimited`).
-    #[arg(long, value_name = "N", default_value = "100000", value_parser = quota)]
-    quota_acquisitions: Quota,
+    /// Leases and runs each API key may acquire or queue per UTC day (or `unlimited`; default
+    /// 1000000).
+    #[arg(long, value_name = "N", value_parser = quota)]
+    quota_acquisitions: Option<Quota>,
 
-    /// Bytes of results each API key may store per UTC day (or `unlimited`).
-    #[arg(long, value_name = "BYTES", default_value = "268435456", value_parser = quota)]
-    quota_result_bytes: Quota,
+    /// Bytes of results each API key may store per UTC day (or `unlimited`; default 1 GiB).
+    #[arg(long, value_name = "BYTES", value_parser = quota)]
+    quota_result_bytes: Option<Quota>,
 
     /// Log filter (`info`, `debug`, `onceonly_server=debug`, ...). `RUST_LOG` wins when set.
     #[arg(long, value_name = "FILTER", default_value = "info")]
@@ -114,10 +116,12 @@ fn config(cli: &Cli) -> Result<ServerConfig, ConfigError> {
         .body_timeout(Duration::from_secs(cli.body_timeout))
         .max_connections(cli.max_connections);
     config.store = store;
-    let mut quotas = Quotas::none();
-    quotas.check_locks_per_day = cli.quota_check_locks.0;
-    quotas.acquisitions_per_day = cli.quota_acquisitions.0;
-    quotas.result_bytes_per_day = cli.quota_result_bytes.0;
+    // A flag given replaces its default, `unlimited` included.
+    let mut quotas = Quotas::server_default();
+    let given = |flag: Option<Quota>, default: Option<u64>| flag.map_or(default, |q| q.0);
+    quotas.check_locks_per_day = given(cli.quota_check_locks, quotas.check_locks_per_day);
+    quotas.acquisitions_per_day = given(cli.quota_acquisitions, quotas.acquisitions_per_day);
+    quotas.result_bytes_per_day = given(cli.quota_result_bytes, quotas.result_bytes_per_day);
     config.engine = config.engine.quotas(quotas);
     let env_hosts = std::env::var(ENV_TOOL_HOSTS).ok();
     for host in tool_hosts(

@@ -68,6 +68,16 @@ async fn configuration_errors_are_explained() {
         "the key is never echoed: {e}"
     );
 
+    let e = fails_with(
+        &["--api-key", "k_secret_1", "--quota-check-locks", "lots"],
+        &[],
+    )
+    .await;
+    assert!(
+        e.contains("--quota-check-locks") && e.contains("whole number or `unlimited`"),
+        "{e}"
+    );
+
     let e = fails_with(&["--api-key", "has space"], &[]).await;
     assert!(e.contains("--api-key #1"), "{e}");
     let e = fails_with(&[], &[("ONCEONLY_SERVER_API_KEYS", "ok_key,bad key")]).await;

@@ -54,13 +54,15 @@ impl Quotas {
         Quotas::default()
     }
 
-    /// `onceonly-server`'s defaults: 100,000 check-locks, 100,000 acquisitions and 256 MiB of
-    /// results per account per day.
+    /// `onceonly-server`'s defaults: 1,000,000 check-locks, 1,000,000 acquisitions and 1 GiB
+    /// of results per account per day. High enough not to get in the way of real traffic or a
+    /// load test; an operator exposing a server sizes them to its memory (server README,
+    /// "Per-tenant memory").
     pub fn server_default() -> Self {
         Quotas {
-            check_locks_per_day: Some(100_000),
-            acquisitions_per_day: Some(100_000),
-            result_bytes_per_day: Some(256 << 20),
+            check_locks_per_day: Some(1_000_000),
+            acquisitions_per_day: Some(1_000_000),
+            result_bytes_per_day: Some(1 << 30),
         }
     }
 
