@@ -35,6 +35,8 @@ pub(crate) const MAX_RUN_ID_BYTES: usize = 256;
 pub(crate) const MAX_EVENT_TYPE_BYTES: usize = 64;
 /// Largest page of `events` and `runs`.
 pub(crate) const MAX_EVENTS_PAGE: u32 = 500;
+/// Entries a scan of a whole log (`runs`, agent metrics) reads at a time.
+pub(crate) const SCAN_SLICE: usize = 256;
 /// Largest page of a run timeline.
 pub(crate) const MAX_TIMELINE_PAGE: u32 = 2000;
 
@@ -304,43 +306,49 @@ impl<S: Store> Engine<S> {
         let n = page("limit", limit, MAX_EVENTS_PAGE)?;
         let now = self.now_ms();
         let store = &self.inner.store;
-        let log = store
-            .read_log(LogRef::whole(EVENTS_LOG), true, 0, EVENTS_CAPS.entries, now)
-            .await?;
+        // The log is read a slice at a time, keeping only each run's newest event: a call holds
+        // one slice of events, not the whole log (up to 16 MiB), however many run at once.
         let mut seen = std::collections::HashSet::new();
         let mut latest = Vec::new();
-        for entry in &log.entries {
-            let Some(run_id) = entry.value.get("run_id").and_then(|v| v.as_str()) else {
-                continue;
-            };
-            if q.is_some_and(|q| !run_id.starts_with(q)) || !seen.insert(run_id.to_owned()) {
-                continue;
+        let mut from = 0;
+        // Appends during the scan shift it towards older entries (repeats are skipped); the
+        // bound ends it even under a constant stream of new events.
+        while from < 2 * EVENTS_CAPS.entries {
+            let slice = store
+                .read_log(LogRef::whole(EVENTS_LOG), true, from, SCAN_SLICE, now)
+                .await?;
+            let len = slice.entries.len();
+            for entry in slice.entries {
+                let e = &entry.value;
+                let Some(run_id) = e.get("run_id").and_then(|v| v.as_str()) else {
+                    continue;
+                };
+                if q.is_some_and(|q| !run_id.starts_with(q)) || !seen.insert(run_id.to_owned()) {
+                    continue;
+                }
+                let text = |name: &str| e.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+                latest.push(RunSummary {
+                    run_id: run_id.to_owned(),
+                    last_ts: e.get("ts").and_then(serde_json::Value::as_i64),
+                    last_type: text("type"),
+                    last_status: text("status"),
+                    events_count: 0,
+                });
             }
-            latest.push(entry.value.clone());
+            if len < SCAN_SLICE {
+                break;
+            }
+            from += len;
         }
-        let mut items = Vec::new();
-        for last in latest.iter().skip(offset as usize).take(n) {
-            let run_id = last
-                .get("run_id")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            let count = store
-                .read_log(LogRef::topic(EVENTS_LOG, run_id), true, 0, 0, now)
+        let total = latest.len() as u64;
+        let mut items: Vec<RunSummary> = latest.into_iter().skip(offset as usize).take(n).collect();
+        for item in &mut items {
+            item.events_count = store
+                .read_log(LogRef::topic(EVENTS_LOG, &item.run_id), true, 0, 0, now)
                 .await?
                 .total;
-            let text = |name: &str| last.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-            items.push(RunSummary {
-                run_id: run_id.to_owned(),
-                last_ts: last.get("ts").and_then(serde_json::Value::as_i64),
-                last_type: text("type"),
-                last_status: text("status"),
-                events_count: count,
-            });
         }
-        Ok(RunList {
-            total: latest.len() as u64,
-            items,
-        })
+        Ok(RunList { total, items })
     }
 
     /// Updates notification preferences (`POST /me/notifications`): only the given ones

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::names::{self, AUDIT_LOG};
 use crate::engine::Engine;
+use crate::engine::events::SCAN_SLICE;
 use crate::error::{Error, Result};
 use crate::models::{AgentLogItem, AgentMetrics, Decision, MetricsPeriod, PolicyReason, ToolCount};
 use crate::store::{LogCaps, LogRef, Store};
@@ -81,13 +82,25 @@ impl<S: Store> Engine<S> {
     }
 
     async fn read_audit(&self, agent: &str, limit: usize) -> Result<Vec<AgentLogItem>> {
+        let page = self.read_audit_page(agent, 0, limit).await?;
+        Ok(page.into_iter().map(|(_, item)| item).collect())
+    }
+
+    /// `limit` decisions of `agent` with their sequence numbers, newest first, from the
+    /// `offset`-th newest.
+    async fn read_audit_page(
+        &self,
+        agent: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, AgentLogItem)>> {
         let page = self
             .inner
             .store
             .read_log(
                 LogRef::topic(AUDIT_LOG, agent),
                 true,
-                0,
+                offset,
                 limit,
                 self.now_ms(),
             )
@@ -96,7 +109,10 @@ impl<S: Store> Engine<S> {
             .into_iter()
             .map(|e| {
                 let map = std::sync::Arc::unwrap_or_clone(e.value);
-                Ok(serde_json::from_value(serde_json::Value::Object(map))?)
+                Ok((
+                    e.seq,
+                    serde_json::from_value(serde_json::Value::Object(map))?,
+                ))
             })
             .collect()
     }
@@ -109,7 +125,6 @@ impl<S: Store> Engine<S> {
     ) -> Result<AgentMetrics> {
         names::agent_id(agent_id)?;
         let since = (self.now_ms() / 1000) as i64 - period.seconds();
-        let items = self.read_audit(agent_id, AUDIT_CAPS.entries).await?;
         let mut m = AgentMetrics {
             agent_id: agent_id.to_owned(),
             period,
@@ -119,16 +134,33 @@ impl<S: Store> Engine<S> {
             top_tools: Vec::new(),
         };
         let mut per_tool: HashMap<String, u64> = HashMap::new();
-        // Newest first: stop at the first entry older than the window.
-        for item in items.iter().take_while(|i| i.ts > since) {
-            m.total_actions += 1;
-            if !item.allowed {
-                m.blocked_actions += 1;
+        // Newest first, a slice at a time, so a call holds one slice, not the whole log: stop
+        // at the first entry older than the window. An append during the scan shifts the next
+        // slice back; entries already counted (by sequence number) are skipped.
+        let (mut from, mut below) = (0, u64::MAX);
+        'scan: while from < 2 * AUDIT_CAPS.entries {
+            let items = self.read_audit_page(agent_id, from, SCAN_SLICE).await?;
+            for (seq, item) in &items {
+                if *seq >= below {
+                    continue;
+                }
+                below = *seq;
+                if item.ts <= since {
+                    break 'scan;
+                }
+                m.total_actions += 1;
+                if !item.allowed {
+                    m.blocked_actions += 1;
+                }
+                m.total_spend_usd += item.spend_usd;
+                if let Some(tool) = &item.tool {
+                    *per_tool.entry(tool.clone()).or_default() += 1;
+                }
             }
-            m.total_spend_usd += item.spend_usd;
-            if let Some(tool) = &item.tool {
-                *per_tool.entry(tool.clone()).or_default() += 1;
+            if items.len() < SCAN_SLICE {
+                break;
             }
+            from += items.len();
         }
         // Sums of float prices drift in the last digits; a cent's millionth is plenty.
         m.total_spend_usd = (m.total_spend_usd * 1e6).round() / 1e6;
