@@ -83,7 +83,7 @@ macro_rules! store_conformance_tests {
             fail_terminal_and_retryable, cancel_releases, extend_moves_expiry, retention,
             expired_record_reacquired_before_purge, waiter_woken_on_completion,
             bad_input_rejected, counter_limit_race, counter_window, counters_all_or_nothing,
-            counters_group_race, log_cap_and_pages, log_byte_cap, log_topics,
+            counters_group_race, log_cap_and_pages, log_byte_cap, log_topics, log_model,
             tenant_isolation, plan_limits, run_timeline_events,
             doc_round_trip, doc_overwrite, doc_delete, doc_list_prefix_order_limit,
             doc_list_component_prefix, doc_list_non_ascii, doc_list_empty, doc_count_prefix, doc_never_expires,
