@@ -109,7 +109,7 @@ async fn start(binary: &str) -> Result<(Child, String), String> {
 }
 
 /// What one tenant's events may take in the server (server README, "Per-tenant memory").
-const EVENTS_BOUND_MIB: f64 = 24.0;
+const EVENTS_BOUND_MIB: f64 = 16.0;
 
 /// The server's resident memory in MiB, from `/proc` (Linux).
 fn rss_mib(child: &Child) -> Option<f64> {
@@ -585,7 +585,7 @@ async fn requests(o: &Options, addr: &str, child: &Child) -> bool {
     ok &= tally.clean();
 
     // Many events: 3.5 KB each, a new run id each, from one tenant. The account's events log
-    // keeps 16 MiB of them; the server README documents at most 24 MiB of memory for it.
+    // keeps 8 MiB of them; the server README documents at most 16 MiB of memory for it.
     let rss_before = rss_mib(child).unwrap_or(0.0);
     let (client, url) = (http.clone(), base.clone());
     let blob = "x".repeat(3_400);

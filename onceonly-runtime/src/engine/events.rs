@@ -8,7 +8,7 @@
 //! to the key) and `run_finished` when that lease completes, fails or is cancelled.
 //!
 //! One log per account is what bounds an account's memory: the log keeps the newest
-//! [`EVENTS_CAPS`] (10,000 events, 16 MiB of JSON), whatever the number of runs, and the
+//! [`EVENTS_CAPS`] (10,000 events, 8 MiB of JSON), whatever the number of runs, and the
 //! oldest events go first, from the account list and from their run's timeline alike. The log
 //! expires after the engine's retention without new events.
 
@@ -21,11 +21,11 @@ use crate::models::{
 use crate::store::{LeaseRecord, LeaseState, LogCaps, LogRef, Store};
 use crate::time::ms;
 
-/// What an account's events log keeps: its newest 10,000 events, at most 16 MiB of JSON in
-/// all. Run timelines and the run list are read from it.
+/// What an account's events log keeps: its newest 10,000 events, at most 8 MiB of JSON in
+/// all (the entry cap binds first for events under 840 bytes). Run timelines and the run list are read from it.
 pub(crate) const EVENTS_CAPS: LogCaps = LogCaps {
     entries: 10_000,
-    bytes: 16 * 1024 * 1024,
+    bytes: 8 * 1024 * 1024,
 };
 /// Largest accepted event, in bytes of JSON.
 pub(crate) const MAX_EVENT_BYTES: usize = 16 * 1024;
@@ -307,7 +307,7 @@ impl<S: Store> Engine<S> {
         let now = self.now_ms();
         let store = &self.inner.store;
         // The log is read a slice at a time, keeping only each run's newest event: a call holds
-        // one slice of events, not the whole log (up to 16 MiB), however many run at once.
+        // one slice of events, not the whole log (up to 8 MiB), however many run at once.
         let mut seen = std::collections::HashSet::new();
         let mut latest = Vec::new();
         let mut from = 0;
