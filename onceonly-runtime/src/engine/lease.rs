@@ -243,7 +243,10 @@ impl<S: Store> Engine<S> {
                     "result is {len} bytes as JSON; the maximum is {max}"
                 )));
             }
-            if !self.already_completed(&req).await? {
+            // Only a quota needs the extra read: without one, `complete` stays one round trip.
+            if self.inner.config.quotas.result_bytes_per_day.is_some()
+                && !self.already_completed(&req).await?
+            {
                 counted = self.charge_result_bytes(len as u64, self.now_ms()).await?;
             }
         }

@@ -362,27 +362,25 @@ impl Store for MemoryStore {
     }
 
     async fn count_docs(&self, prefix: &str) -> Result<u64> {
-        let docs = lock(&self.docs);
-        let n = docs
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .count();
-        Ok(n as u64)
+        Ok(prefixed(&lock(&self.docs), prefix).count() as u64)
     }
 
     async fn list_docs(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Arc<JsonMap>)>> {
-        let docs = lock(&self.docs);
-        Ok(docs
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(key, _)| key.starts_with(prefix))
+        Ok(prefixed(&lock(&self.docs), prefix)
             .take(limit)
             .map(|(key, doc)| (key.clone(), Arc::clone(doc)))
             .collect())
     }
+}
+
+/// The documents whose key starts with `prefix`, in key order: one range scan of the map.
+fn prefixed<'a>(
+    docs: &'a BTreeMap<String, Arc<JsonMap>>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a Arc<JsonMap>)> {
+    docs.range::<str, _>((
+        std::ops::Bound::Included(prefix),
+        std::ops::Bound::Unbounded,
+    ))
+    .take_while(move |(key, _)| key.starts_with(prefix))
 }
