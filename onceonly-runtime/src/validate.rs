@@ -27,10 +27,20 @@ pub fn key(key: &str) -> Result<()> {
             key.len()
         )));
     }
-    if key.trim().is_empty() {
+    // Most keys are ASCII: one pass over the bytes answers both checks.
+    let (blank, control) = if key.is_ascii() {
+        (
+            // What `str::trim` removes, and what `char::is_control` means, for ASCII.
+            key.bytes().all(|b| matches!(b, b' ' | b'\t'..=b'\r')),
+            key.bytes().any(|b| b.is_ascii_control()),
+        )
+    } else {
+        (key.trim().is_empty(), key.chars().any(char::is_control))
+    };
+    if blank {
         return Err(Error::validation("key must not be blank"));
     }
-    if key.chars().any(char::is_control) {
+    if control {
         return Err(Error::validation("key must not contain control characters"));
     }
     Ok(())
@@ -106,6 +116,15 @@ mod tests {
         }
         let e = key(&"k".repeat(257)).unwrap_err().to_string();
         assert!(e.contains("257 bytes"), "{e}");
+        // The ASCII fast path agrees with the Unicode rules on every byte.
+        for b in 0u8..128 {
+            let k = format!("a{}", b as char);
+            let slow = k.chars().any(char::is_control);
+            assert_eq!(key(&k).is_err(), slow, "{b}");
+            let k = (b as char).to_string();
+            let slow = k.trim().is_empty() || k.chars().any(char::is_control);
+            assert_eq!(key(&k).is_err(), slow, "{b}");
+        }
         // multi-byte characters count in bytes
         assert!(key(&"é".repeat(129)).is_err());
     }

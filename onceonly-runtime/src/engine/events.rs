@@ -191,7 +191,9 @@ impl<S: Store> Engine<S> {
     /// that caused it; it is logged instead.
     pub(super) async fn record_run_event(&self, event: Option<RunEvent>) {
         let Some(event) = event else { return };
-        if let Err(e) = self.append_event(event).await {
+        // Boxed: most leases have no run id, and every holder operation would otherwise carry
+        // the append's state in its own future.
+        if let Err(e) = Box::pin(self.append_event(event)).await {
             tracing::warn!(error = %e, "could not write a run timeline event");
         }
     }

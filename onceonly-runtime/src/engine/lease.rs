@@ -163,7 +163,8 @@ impl<S: Store> Engine<S> {
                         continue;
                     }
                     Charged::Refused { window, usage } => {
-                        return Err(self.refused(&window, UsageKind::Ai, usage, now).await);
+                        let refusal = self.refused(&window, UsageKind::Ai, usage, now);
+                        return Err(Box::pin(refusal).await);
                     }
                 }
             }
@@ -400,7 +401,8 @@ impl<S: Store> Engine<S> {
             {
                 self.record_run_event(finished).await;
                 if let Some(run) = ended {
-                    self.lease_ended(key, &run).await;
+                    // Boxed: only queued runs get here.
+                    Box::pin(self.lease_ended(key, &run)).await;
                 }
                 return Ok(answer);
             }

@@ -27,7 +27,8 @@ impl<S: Store> Engine<S> {
     pub async fn lease(&self, mut req: LeaseRequest) -> Result<Lease> {
         check(&req)?;
         if let Some(gov) = req.governance.take() {
-            return self.governed_lease(req, gov).await;
+            // Boxed: the governed path's state would otherwise be carried by every lease.
+            return Box::pin(self.governed_lease(req, gov)).await;
         }
         self.accounted_lease(req).await
     }

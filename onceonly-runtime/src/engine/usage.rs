@@ -231,8 +231,10 @@ impl<S: Store> Engine<S> {
     pub(super) async fn charge(&self, kind: UsageKind, now: u64) -> Result<(Arc<Window>, Charge)> {
         match self.try_charge(kind, now).await? {
             Charged::Taken(w, charge) => Ok((w, charge)),
+            // Boxed: the refusal (a blocked count, an event) is rare and its state would
+            // otherwise make every caller's future larger.
             Charged::Refused { window, usage } => {
-                Err(self.refused(&window, kind, usage, now).await)
+                Err(Box::pin(self.refused(&window, kind, usage, now)).await)
             }
         }
     }

@@ -1,4 +1,7 @@
+mod locks;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,7 +17,11 @@ use crate::error::{JsonMap, Result};
 /// survives the process; use the Redis or SQLite store for that.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    locks: Mutex<HashMap<String, LockEntry>>,
+    locks: Mutex<locks::Locks>,
+    /// Hashes lock keys, before the lock's mutex is taken. SipHash with a random key per
+    /// store: keys come from webhook senders and agents, and a hash they could predict
+    /// would let them send keys that collide.
+    key_hasher: RandomState,
     records: Mutex<HashMap<String, Versioned<Arc<LeaseRecord>>>>,
     /// Revisions come from one counter for the whole store, so a key that is purged and
     /// created again never reuses a revision a slow writer might still expect (no ABA).
@@ -135,31 +142,13 @@ impl Store for MemoryStore {
     }
 
     async fn claim_lock(&self, key: &str, now_ms: u64, lock_entry: LockEntry) -> Result<LockClaim> {
-        let mut locks = lock(&self.locks);
-        match locks.get_mut(key) {
-            Some(held) if held.expires_at_ms > now_ms => Ok(LockClaim::Held {
-                first_seen_at_ms: held.first_seen_at_ms,
-                expires_at_ms: held.expires_at_ms,
-            }),
-            Some(expired) => {
-                *expired = lock_entry;
-                Ok(LockClaim::Claimed)
-            }
-            None => {
-                locks.insert(key.to_owned(), lock_entry);
-                Ok(LockClaim::Claimed)
-            }
-        }
+        let hash = self.key_hasher.hash_one(key);
+        Ok(lock(&self.locks).claim(hash, key, now_ms, lock_entry))
     }
 
     async fn release_lock(&self, key: &str, lock_id: Option<&str>, now_ms: u64) -> Result<bool> {
-        let mut locks = lock(&self.locks);
-        let owned = match (locks.get(key), lock_id) {
-            (None, _) => return Ok(false),
-            (Some(held), Some(id)) => held.lock_id == id,
-            (Some(_), None) => true,
-        };
-        Ok(owned && locks.remove(key).is_some_and(|e| e.expires_at_ms > now_ms))
+        let hash = self.key_hasher.hash_one(key);
+        Ok(lock(&self.locks).release(hash, key, lock_id, now_ms))
     }
 
     async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
@@ -204,12 +193,7 @@ impl Store for MemoryStore {
 
     async fn purge_expired(&self, now_ms: u64) -> Result<usize> {
         let mut purged = 0;
-        {
-            let mut locks = lock(&self.locks);
-            let before = locks.len();
-            locks.retain(|_, e| e.expires_at_ms > now_ms);
-            purged += before - locks.len();
-        }
+        purged += lock(&self.locks).purge(now_ms);
         {
             let mut records = lock(&self.records);
             let before = records.len();
@@ -234,28 +218,44 @@ impl Store for MemoryStore {
 
     async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
         let mut counters = lock(&self.counters);
-        // Every new value first, then all of them or none: the lock makes the step atomic.
-        let mut next: Vec<(&str, Counter)> = Vec::with_capacity(adds.len());
-        for add in adds {
-            let current = next
-                .iter()
-                .rev()
-                .find(|(key, _)| *key == add.key)
-                .map(|(_, c)| *c)
-                .or_else(|| counters.get(add.key).copied())
+        let live = |c: &&mut Counter| c.expires_at_ms > now_ms;
+        // Every add is checked against the value it will meet (earlier adds to the same key
+        // included) before anything changes: all of them or none, under the one lock.
+        for (i, add) in adds.iter().enumerate() {
+            let mut value = counters
+                .get(add.key)
                 .filter(|c| c.expires_at_ms > now_ms)
-                .unwrap_or(Counter {
-                    value: 0,
-                    expires_at_ms: add.expires_at_ms,
-                });
-            match apply(current.value, add) {
-                CounterAdd::Added(value) => next.push((add.key, Counter { value, ..current })),
-                refused => return Ok(refused),
+                .map_or(0, |c| c.value);
+            for earlier in adds[..i].iter().filter(|e| e.key == add.key) {
+                if let CounterAdd::Added(next) = apply(value, earlier) {
+                    value = next;
+                }
+            }
+            if let refused @ CounterAdd::Refused(_) = apply(value, add) {
+                return Ok(refused);
             }
         }
-        let first = next.first().map_or(0, |(_, c)| c.value);
-        for (key, counter) in next {
-            counters.insert(key.to_owned(), counter);
+        let mut first = 0;
+        for (i, add) in adds.iter().enumerate() {
+            let fresh = Counter {
+                value: 0,
+                expires_at_ms: add.expires_at_ms,
+            };
+            // The key is copied only when the counter is new.
+            let counter = match counters.get_mut(add.key).filter(live) {
+                Some(counter) => counter,
+                None => {
+                    let counter = counters.entry(add.key.to_owned()).or_insert(fresh);
+                    *counter = fresh;
+                    counter
+                }
+            };
+            if let CounterAdd::Added(next) = apply(counter.value, add) {
+                counter.value = next;
+            }
+            if i == 0 {
+                first = counter.value;
+            }
         }
         Ok(CounterAdd::Added(first))
     }
