@@ -68,13 +68,30 @@ pub fn ttl(field: &str, ttl: Duration) -> Result<()> {
 /// Metadata serializes to at most 2,048 bytes.
 pub fn metadata(metadata: Option<&JsonMap>) -> Result<()> {
     let Some(m) = metadata else { return Ok(()) };
-    let len = serde_json::to_vec(m).map_err(Error::Decode)?.len();
+    let len = json_len(m)?;
     if len > MAX_METADATA_BYTES {
         return Err(Error::validation(format!(
             "metadata is {len} bytes as JSON; the maximum is {MAX_METADATA_BYTES}"
         )));
     }
     Ok(())
+}
+
+/// The length of `value` as compact JSON, counted without writing it anywhere.
+pub(crate) fn json_len(value: &impl serde::Serialize) -> Result<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_err(Error::Decode)?;
+    Ok(count.0)
 }
 
 /// Lease ids, error codes and reasons: not empty, at most 256 bytes.
@@ -106,6 +123,12 @@ pub fn token(field: &str, value: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_len_counts_what_serializing_writes() {
+        let v = serde_json::json!({"a": [1, "é\n", null], "b": {"c": 1.5}});
+        assert_eq!(json_len(&v).unwrap(), serde_json::to_vec(&v).unwrap().len());
+    }
 
     #[test]
     fn keys() {

@@ -121,7 +121,7 @@ pub(super) fn finished_event(key: &str, rec: &LeaseRecord) -> Option<RunEvent> {
         }
         LeaseState::Released => RunStatus::Failed.as_str(),
     };
-    let run_id = run_id_of(rec.metadata.as_ref())?;
+    let run_id = run_id_of(rec.metadata.as_deref())?;
     let mut data = JsonMap::new();
     data.insert("key".into(), key.into());
     data.insert("version".into(), rec.version.into());
@@ -142,7 +142,7 @@ pub(super) fn finished_event(key: &str, rec: &LeaseRecord) -> Option<RunEvent> {
         kind: "run_finished".into(),
         ts: rec.done_at_ms.map(|t| (t / 1000) as i64),
         status: Some(status.into()),
-        agent_id: string_of(rec.metadata.as_ref(), "agent_id"),
+        agent_id: string_of(rec.metadata.as_deref(), "agent_id"),
         data: Some(data),
         ..RunEvent::default()
     })

@@ -29,7 +29,7 @@ pub(super) struct Acquisition {
     /// Whether `lease` acquired the key just now.
     pub(super) fresh: bool,
     /// The metadata of the acquired record (for a queued run, the run's own).
-    pub(super) metadata: Option<crate::error::JsonMap>,
+    pub(super) metadata: Option<Arc<crate::error::JsonMap>>,
 }
 
 /// `req` is a copy of the request that made `rec`'s latest acquisition.
@@ -109,7 +109,7 @@ impl<S: Store> Engine<S> {
         req: &LeaseRequest,
         ttl: Duration,
         charged: &mut Option<(Arc<Window>, Charge)>,
-    ) -> Result<(Lease, Option<Option<crate::error::JsonMap>>)> {
+    ) -> Result<(Lease, Option<Option<Arc<crate::error::JsonMap>>>)> {
         let retention = ms(self.inner.config.retention);
         // Refused at the limit while the key read free: looked again once, since a racer that
         // took the last unit may have acquired it in between (then this is a free answer).
@@ -177,7 +177,7 @@ impl<S: Store> Engine<S> {
                 // Claiming a queued run keeps the run's own metadata.
                 metadata: match previous {
                     Some(p) if job => p.metadata.clone(),
-                    _ => req.metadata.clone(),
+                    _ => req.metadata.clone().map(Arc::new),
                 },
                 acquisition_id: req.acquisition_id.clone(),
                 purge_at_ms: lease_expires_at_ms + retention,
@@ -234,10 +234,10 @@ impl<S: Store> Engine<S> {
     /// stays held; `run_fn` then fails the key, see [`Error::is_content_refused`]). A repeat of
     /// a completion already stored is not counted again, and a completion that fails gives its
     /// bytes back.
-    pub async fn complete(&self, req: CompleteRequest) -> Result<Lease> {
+    pub async fn complete(&self, mut req: CompleteRequest) -> Result<Lease> {
         let mut counted = None;
         if let Some(result) = &req.result {
-            let len = serde_json::to_vec(result)?.len();
+            let len = validate::json_len(result)?;
             let max = self.inner.config.max_result_bytes;
             if len > max {
                 return Err(Error::Validation(format!(
@@ -251,7 +251,9 @@ impl<S: Store> Engine<S> {
                 counted = self.charge_result_bytes(len as u64, self.now_ms()).await?;
             }
         }
-        let completed = self.store_completion(&req).await;
+        // Moved, not copied: the record shares it from here on.
+        let result = req.result.take().map(Arc::new);
+        let completed = self.store_completion(&req, result).await;
         if let (Err(_), Some(charged)) = (&completed, counted) {
             self.refund_result_bytes(charged).await;
         }
@@ -267,21 +269,25 @@ impl<S: Store> Engine<S> {
         }))
     }
 
-    async fn store_completion(&self, req: &CompleteRequest) -> Result<Lease> {
+    async fn store_completion(
+        &self,
+        req: &CompleteRequest,
+        result: Option<Arc<crate::error::JsonMap>>,
+    ) -> Result<Lease> {
         let retention = ms(self.inner.config.retention);
         self.change(&req.key, &req.lease_id, |rec, now| match rec.state {
             LeaseState::InProgress => {
                 let mut next = rec.clone();
                 next.state = LeaseState::Completed;
                 next.done_at_ms = Some(now);
-                next.result = req.result.clone();
+                next.result = result.clone();
                 next.result_hash = req.result_hash.clone();
                 next.purge_at_ms = now + retention;
                 Some(Change::Write(Box::new(next)))
             }
             // A repeat that leaves the digest out does not contradict the first one.
             LeaseState::Completed
-                if rec.result == req.result
+                if rec.result == result
                     && (req.result_hash.is_none() || rec.result_hash == req.result_hash) =>
             {
                 Some(Change::AlreadyDone)

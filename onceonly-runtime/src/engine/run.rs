@@ -40,8 +40,8 @@ impl<S: Store> Engine<S> {
         let key = req.key.clone();
         let acquisition = self.acquire(req).await?;
         let mut answer = acquisition.lease;
-        if acquisition.fresh && run_id_of(acquisition.metadata.as_ref()).is_some() {
-            let event = started_event(&key, answer.version, acquisition.metadata.as_ref());
+        if acquisition.fresh && run_id_of(acquisition.metadata.as_deref()).is_some() {
+            let event = started_event(&key, answer.version, acquisition.metadata.as_deref());
             self.record_run_event(event).await;
         }
         let Some(charge) = acquisition.charge else {

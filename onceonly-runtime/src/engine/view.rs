@@ -85,8 +85,8 @@ pub(crate) fn observer(key: &str, rec: &LeaseRecord, phase: Phase, now: u64) -> 
     out.retryable = status.retryable;
     out.queued = status.queued;
     match phase {
-        Phase::Completed => out.result = rec.result.clone(),
-        Phase::Held => out.metadata = rec.metadata.clone(),
+        Phase::Completed => out.result = rec.result.as_deref().cloned(),
+        Phase::Held => out.metadata = rec.metadata.as_deref().cloned(),
         Phase::Free | Phase::Failed | Phase::Queued => {}
     }
     out
@@ -168,7 +168,7 @@ pub(crate) fn result(key: &str, rec: Option<(&LeaseRecord, Phase)>, now: u64) ->
         key: st.key,
         result: rec
             .filter(|(_, p)| *p == Phase::Completed)
-            .and_then(|(r, _)| r.result.clone()),
+            .and_then(|(r, _)| r.result.as_deref().cloned()),
         result_hash: st.result_hash,
         error_code: st.error_code,
         cancel_reason: st.cancel_reason,

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::JsonMap;
@@ -51,9 +53,9 @@ pub struct LeaseRecord {
     /// When the key reached `Completed`, `Failed` or `Released` (unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at_ms: Option<u64>,
-    /// The stored result.
+    /// The stored result. Shared: a record is copied on every change, its result never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<JsonMap>,
+    pub result: Option<Arc<JsonMap>>,
     /// The digest given with the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_hash: Option<String>,
@@ -66,9 +68,9 @@ pub struct LeaseRecord {
     /// The digest given with the failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_hash: Option<String>,
-    /// Metadata of the latest acquisition.
+    /// Metadata of the latest acquisition. Shared, like `result`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<JsonMap>,
+    pub metadata: Option<Arc<JsonMap>>,
     /// The caller's name for the latest acquisition: the same request sent again (a retry
     /// after a lost answer) gets this lease back while it is live.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -228,7 +228,10 @@ impl<S: Store> Engine<S> {
             return Ok(None); // Another execution took it first.
         }
         let lease_id = lease.lease_id.unwrap_or_default();
-        Ok(Some((lease_id, rec.metadata.clone().unwrap_or_default())))
+        Ok(Some((
+            lease_id,
+            rec.metadata.as_deref().cloned().unwrap_or_default(),
+        )))
     }
 
     async fn execute_actions(&self, key: &str) -> Result<()> {

@@ -196,7 +196,7 @@ pub(super) fn claim_doc(id: &str) -> String {
 
 /// What the holder of `rec` (the queued run `key`) works with.
 fn job_of(key: &str, rec: &LeaseRecord) -> ClaimedJob {
-    let metadata = rec.metadata.clone().unwrap_or_default();
+    let metadata = rec.metadata.as_deref().cloned().unwrap_or_default();
     ClaimedJob {
         key: key.to_owned(),
         lease_id: rec.lease_id.clone(),

@@ -19,6 +19,7 @@
 mod actions;
 mod claim;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Engine;
@@ -100,7 +101,7 @@ impl<S: Store> Engine<S> {
             let record = LeaseRecord {
                 version: previous.map_or(0, |p| p.value.version),
                 ttl_ms: ms(ttl),
-                metadata: req.metadata.clone(),
+                metadata: req.metadata.clone().map(Arc::new),
                 purge_at_ms: now + retention,
                 job: true,
                 ..LeaseRecord::blank(LeaseState::Released, now)
@@ -159,7 +160,7 @@ impl<S: Store> Engine<S> {
     /// crash lost it (between the record's write and the entry's), and restarts a run of
     /// actions whose execution stopped with its process.
     async fn requeue(&self, key: &str, rec: &LeaseRecord) -> Result<()> {
-        if has_actions(rec.metadata.as_ref()) {
+        if has_actions(rec.metadata.as_deref()) {
             self.start_actions(key);
         } else if self.inner.store.get_doc(&queue_doc(key)).await?.is_none() {
             self.queue(key).await?;
@@ -170,7 +171,7 @@ impl<S: Store> Engine<S> {
     /// Starts executing `key` if it is a queued run of actions (nothing happens if an
     /// execution holds it already).
     pub(in crate::engine) fn restart_if_actions(&self, key: &str, rec: &LeaseRecord) {
-        if rec.job && has_actions(rec.metadata.as_ref()) {
+        if rec.job && has_actions(rec.metadata.as_deref()) {
             self.start_actions(key);
         }
     }
@@ -224,7 +225,7 @@ impl<S: Store> Engine<S> {
             return;
         }
         if !matches!(rec.state, LeaseState::Completed | LeaseState::Failed)
-            || has_actions(rec.metadata.as_ref())
+            || has_actions(rec.metadata.as_deref())
         {
             return;
         }

@@ -1,38 +1,35 @@
-//! The memory store's check-locks: one hash table, compact entries.
+//! The memory store's check-locks, kept small.
 //!
-//! A check-lock is the hottest write of the embedded backend and a server keeps every one
-//! for its TTL (a day by default), so each entry is small: the key in one allocation, the
-//! lock id as its 16 random bytes when it has the engine's shape, and the key's hash kept
-//! beside it (see [`MemoryStore`](super::MemoryStore)'s hasher), so the table grows without
-//! hashing any key again.
+//! A check-lock is the hottest write of the embedded backend and a server keeps every one for
+//! its TTL (a day by default), so each entry is small: the key in one allocation (see
+//! [`Keyed`]), the lock id as the 16 random bytes it spells when it has the engine's shape, no
+//! metadata allocation when there is none.
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
-
+use super::keyed::Keyed;
 use crate::error::JsonMap;
 use crate::store::{LockClaim, LockEntry};
 
 /// The check-locks of a memory store. Not synchronized: the store holds it under a mutex.
-#[derive(Default)]
-pub(super) struct Locks {
-    table: HashTable<Slot>,
-}
+#[derive(Debug, Default)]
+pub(super) struct Locks(Keyed<Held>);
 
-impl std::fmt::Debug for Locks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Locks")
-            .field("len", &self.table.len())
-            .finish_non_exhaustive()
-    }
-}
-
-struct Slot {
-    hash: u64,
-    key: Box<str>,
+struct Held {
     lock_id: LockId,
     first_seen_at_ms: u64,
     expires_at_ms: u64,
-    metadata: Option<Box<JsonMap>>,
+    /// Kept for the store's contract; the engine never reads a lock's metadata back.
+    _metadata: Option<Box<JsonMap>>,
+}
+
+impl Held {
+    fn new(entry: LockEntry) -> Held {
+        Held {
+            lock_id: LockId::new(&entry.lock_id),
+            first_seen_at_ms: entry.first_seen_at_ms,
+            expires_at_ms: entry.expires_at_ms,
+            _metadata: entry.metadata.map(Box::new),
+        }
+    }
 }
 
 /// A lock id: the engine's `lock_` + 32 hex digits kept as the 16 bytes they spell, any
@@ -50,8 +47,8 @@ impl LockId {
         Self::random(id).map_or_else(|| LockId::Given(id.into()), LockId::Random)
     }
 
-    /// The bytes of an id with the engine's shape, lowercase only, so that the id read back
-    /// and the id given are the same text.
+    /// The bytes of an id with the engine's shape, lowercase only, so that equal bytes mean
+    /// equal text.
     fn random(id: &str) -> Option<[u8; 16]> {
         let digits = id.strip_prefix(PREFIX)?;
         if digits.len() != 32 || digits.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -73,33 +70,17 @@ impl LockId {
 impl Locks {
     /// Takes `key` unless a live lock holds it; `hash` is the store's hash of `key`.
     pub(super) fn claim(&mut self, hash: u64, key: &str, now_ms: u64, new: LockEntry) -> LockClaim {
-        let entry = self
-            .table
-            .entry(hash, |s| s.hash == hash && &*s.key == key, |s| s.hash);
-        match entry {
-            Entry::Occupied(mut held) => {
-                let held = held.get_mut();
-                if held.expires_at_ms > now_ms {
-                    return LockClaim::Held {
-                        first_seen_at_ms: held.first_seen_at_ms,
-                        expires_at_ms: held.expires_at_ms,
-                    };
-                }
-                held.lock_id = LockId::new(&new.lock_id);
-                held.first_seen_at_ms = new.first_seen_at_ms;
-                held.expires_at_ms = new.expires_at_ms;
-                held.metadata = new.metadata.map(Box::new);
+        match self.0.entry(hash, key) {
+            Ok(held) if held.expires_at_ms > now_ms => LockClaim::Held {
+                first_seen_at_ms: held.first_seen_at_ms,
+                expires_at_ms: held.expires_at_ms,
+            },
+            Ok(expired) => {
+                *expired = Held::new(new);
                 LockClaim::Claimed
             }
-            Entry::Vacant(free) => {
-                free.insert(Slot {
-                    hash,
-                    key: key.into(),
-                    lock_id: LockId::new(&new.lock_id),
-                    first_seen_at_ms: new.first_seen_at_ms,
-                    expires_at_ms: new.expires_at_ms,
-                    metadata: new.metadata.map(Box::new),
-                });
+            Err(free) => {
+                free.insert(Held::new(new));
                 LockClaim::Claimed
             }
         }
@@ -114,32 +95,24 @@ impl Locks {
         lock_id: Option<&str>,
         now_ms: u64,
     ) -> bool {
-        let Ok(held) = self
-            .table
-            .find_entry(hash, |s| s.hash == hash && &*s.key == key)
-        else {
+        let Some(held) = self.0.get(hash, key) else {
             return false;
         };
-        if lock_id.is_some_and(|id| !held.get().lock_id.is(id)) {
+        if lock_id.is_some_and(|id| !held.lock_id.is(id)) {
             return false;
         }
-        let (slot, _) = held.remove();
-        slot.expires_at_ms > now_ms
+        self.0
+            .remove(hash, key)
+            .is_some_and(|held| held.expires_at_ms > now_ms)
     }
 
     /// Drops expired locks; how many went away.
     pub(super) fn purge(&mut self, now_ms: u64) -> usize {
-        let before = self.table.len();
-        self.table.retain(|s| s.expires_at_ms > now_ms);
-        if self.table.capacity() > 64 && self.table.len() * 4 < self.table.capacity() {
-            // A burst that has expired gives its room back.
-            self.table.shrink_to(self.table.len() * 2, |s| s.hash);
-        }
-        before - self.table.len()
+        self.0.retain(|held| held.expires_at_ms > now_ms)
     }
 
     pub(super) fn len(&self) -> usize {
-        self.table.len()
+        self.0.len()
     }
 }
 
@@ -196,7 +169,6 @@ mod tests {
         assert!(!locks.release(h, "k", Some("other"), 10));
         assert!(locks.release(h, "k", Some(&id), 10));
         assert_eq!(locks.len(), 0);
-        // Many keys survive the table's growth, then expire.
         for i in 0..1000 {
             let k = format!("key-{i}");
             let h = hasher.hash_one(&k);
@@ -210,7 +182,12 @@ mod tests {
             locks.claim(h, "key-999", 1, entry("y", 1)),
             LockClaim::Held { .. }
         ));
-        assert_eq!(locks.purge(2000), 1000);
-        assert_eq!(locks.len(), 0);
+        // An expired lock is taken over in place.
+        assert!(matches!(
+            locks.claim(h, "key-999", 1000, entry("z", 1000)),
+            LockClaim::Claimed
+        ));
+        assert_eq!(locks.purge(1500), 999);
+        assert_eq!(locks.len(), 1);
     }
 }

@@ -1,3 +1,4 @@
+mod keyed;
 mod locks;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -18,11 +19,11 @@ use crate::error::{JsonMap, Result};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     locks: Mutex<locks::Locks>,
-    /// Hashes lock keys, before the lock's mutex is taken. SipHash with a random key per
+    /// Hashes lock and record keys, before a table's mutex is taken. SipHash with a random key per
     /// store: keys come from webhook senders and agents, and a hash they could predict
     /// would let them send keys that collide.
     key_hasher: RandomState,
-    records: Mutex<HashMap<String, Versioned<Arc<LeaseRecord>>>>,
+    records: Mutex<keyed::Keyed<Versioned<Arc<LeaseRecord>>>>,
     /// Revisions come from one counter for the whole store, so a key that is purged and
     /// created again never reuses a revision a slow writer might still expect (no ABA).
     last_rev: AtomicU64,
@@ -152,7 +153,8 @@ impl Store for MemoryStore {
     }
 
     async fn get_record(&self, key: &str) -> Result<Option<Versioned<Arc<LeaseRecord>>>> {
-        Ok(lock(&self.records).get(key).cloned())
+        let hash = self.key_hasher.hash_one(key);
+        Ok(lock(&self.records).get(hash, key).cloned())
     }
 
     async fn put_record(
@@ -161,23 +163,21 @@ impl Store for MemoryStore {
         expected_rev: Option<u64>,
         record: LeaseRecord,
     ) -> Result<Option<u64>> {
+        let hash = self.key_hasher.hash_one(key);
         let new_rev = {
             let mut records = lock(&self.records);
-            match (records.get_mut(key), expected_rev) {
-                (Some(cur), Some(rev)) if cur.rev == rev => {
+            match (records.entry(hash, key), expected_rev) {
+                (Ok(cur), Some(rev)) if cur.rev == rev => {
                     cur.rev = self.last_rev.fetch_add(1, Ordering::Relaxed) + 1;
                     cur.value = Arc::new(record);
                     cur.rev
                 }
-                (None, None) => {
+                (Err(free), None) => {
                     let rev = self.last_rev.fetch_add(1, Ordering::Relaxed) + 1;
-                    records.insert(
-                        key.to_owned(),
-                        Versioned {
-                            rev,
-                            value: Arc::new(record),
-                        },
-                    );
+                    free.insert(Versioned {
+                        rev,
+                        value: Arc::new(record),
+                    });
                     rev
                 }
                 _ => return Ok(None),
@@ -194,12 +194,7 @@ impl Store for MemoryStore {
     async fn purge_expired(&self, now_ms: u64) -> Result<usize> {
         let mut purged = 0;
         purged += lock(&self.locks).purge(now_ms);
-        {
-            let mut records = lock(&self.records);
-            let before = records.len();
-            records.retain(|_, r| r.value.purge_at_ms > now_ms);
-            purged += before - records.len();
-        }
+        purged += lock(&self.records).retain(|r| r.value.purge_at_ms > now_ms);
         {
             let mut counters = lock(&self.counters);
             let before = counters.len();
