@@ -67,7 +67,7 @@ impl<S: Store> Engine<S> {
     /// charge without its lease. `onceonly-server` runs lease calls on their own task for that
     /// reason; an embedded caller that cancels acquisitions (a timeout around `lease`) can be
     /// over-counted by one per cancellation.
-    pub(super) async fn acquire(&self, req: LeaseRequest) -> Result<Acquisition> {
+    pub(super) async fn acquire(&self, mut req: LeaseRequest) -> Result<Acquisition> {
         validate::key(&req.key)?;
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
         validate::ttl("ttl", ttl)?;
@@ -79,7 +79,9 @@ impl<S: Store> Engine<S> {
         // Taken at most once, kept across lost races; every exit but a fresh acquisition
         // gives it back.
         let mut charged: Option<(Arc<Window>, Charge)> = None;
-        let outcome = self.acquire_loop(&req, ttl, &mut charged).await;
+        // Moved into the record (shared from then on), not copied.
+        let metadata = req.metadata.take().map(Arc::new);
+        let outcome = self.acquire_loop(&req, metadata, ttl, &mut charged).await;
         match outcome {
             Ok((lease, Some(metadata))) => Ok(Acquisition {
                 lease,
@@ -107,6 +109,7 @@ impl<S: Store> Engine<S> {
     async fn acquire_loop(
         &self,
         req: &LeaseRequest,
+        metadata: Option<Arc<crate::error::JsonMap>>,
         ttl: Duration,
         charged: &mut Option<(Arc<Window>, Charge)>,
     ) -> Result<(Lease, Option<Option<Arc<crate::error::JsonMap>>>)> {
@@ -177,7 +180,7 @@ impl<S: Store> Engine<S> {
                 // Claiming a queued run keeps the run's own metadata.
                 metadata: match previous {
                     Some(p) if job => p.metadata.clone(),
-                    _ => req.metadata.clone().map(Arc::new),
+                    _ => metadata.clone(),
                 },
                 acquisition_id: req.acquisition_id.clone(),
                 purge_at_ms: lease_expires_at_ms + retention,

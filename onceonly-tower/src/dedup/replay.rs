@@ -109,7 +109,7 @@ where
     let lease_req = LeaseRequest::new(key.as_str())
         .ttl(config.lease_ttl)
         .metadata(metadata);
-    let lease = match config.client.backend().lease(lease_req).await {
+    let mut lease = match config.client.backend().lease(lease_req).await {
         Ok(lease) => lease,
         Err(e) => {
             return match backend_failure(config, trace, &e) {
@@ -118,9 +118,9 @@ where
             };
         }
     };
-    match (lease.status, lease.lease_id.as_deref()) {
+    match (lease.status, lease.lease_id.take()) {
         (RunStatus::Acquired, Some(lease_id)) => {
-            let held = HeldLease::new(&config.client, key.as_str(), lease_id, config.lease_ttl)
+            let held = HeldLease::new(&config.client, key, lease_id, config.lease_ttl)
                 .cancel_reason("request dropped");
             // Dropped from now on, the request gives the lease back.
             trace.outcome(Outcome::Released);
