@@ -19,7 +19,7 @@ use crate::error::{JsonMap, Result};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     locks: Mutex<locks::Locks>,
-    /// Hashes lock and record keys, before a table's mutex is taken. SipHash with a random key per
+    /// Hashes lock, record and counter keys, before a table's mutex is taken. SipHash with a random key per
     /// store: keys come from webhook senders and agents, and a hash they could predict
     /// would let them send keys that collide.
     key_hasher: RandomState,
@@ -28,7 +28,7 @@ pub struct MemoryStore {
     /// created again never reuses a revision a slow writer might still expect (no ABA).
     last_rev: AtomicU64,
     notifier: Notifier,
-    counters: Mutex<HashMap<String, Counter>>,
+    counters: Mutex<keyed::Keyed<Counter>>,
     logs: Mutex<HashMap<String, Log>>,
     /// Ordered, so a prefix listing is a range scan.
     docs: Mutex<BTreeMap<String, Arc<JsonMap>>>,
@@ -196,10 +196,7 @@ impl Store for MemoryStore {
         purged += lock(&self.locks).purge(now_ms);
         purged += lock(&self.records).retain(|r| r.value.purge_at_ms > now_ms);
         {
-            let mut counters = lock(&self.counters);
-            let before = counters.len();
-            counters.retain(|_, c| c.expires_at_ms > now_ms);
-            purged += before - counters.len();
+            purged += lock(&self.counters).retain(|c| c.expires_at_ms > now_ms);
         }
         {
             let mut logs = lock(&self.logs);
@@ -212,13 +209,28 @@ impl Store for MemoryStore {
     }
 
     async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
+        // Each key hashed once, before the lock; on the stack for the usual two or so.
+        const INLINE: usize = 4;
+        let mut inline = [0u64; INLINE];
+        let spilled: Vec<u64>;
+        let hashes: &[u64] = if adds.len() <= INLINE {
+            for (hash, add) in inline.iter_mut().zip(adds) {
+                *hash = self.key_hasher.hash_one(add.key);
+            }
+            &inline[..adds.len()]
+        } else {
+            spilled = adds
+                .iter()
+                .map(|a| self.key_hasher.hash_one(a.key))
+                .collect();
+            &spilled
+        };
         let mut counters = lock(&self.counters);
-        let live = |c: &&mut Counter| c.expires_at_ms > now_ms;
         // Every add is checked against the value it will meet (earlier adds to the same key
         // included) before anything changes: all of them or none, under the one lock.
-        for (i, add) in adds.iter().enumerate() {
+        for (i, (add, &hash)) in adds.iter().zip(hashes).enumerate() {
             let mut value = counters
-                .get(add.key)
+                .get(hash, add.key)
                 .filter(|c| c.expires_at_ms > now_ms)
                 .map_or(0, |c| c.value);
             for earlier in adds[..i].iter().filter(|e| e.key == add.key) {
@@ -231,19 +243,19 @@ impl Store for MemoryStore {
             }
         }
         let mut first = 0;
-        for (i, add) in adds.iter().enumerate() {
+        for (i, (add, &hash)) in adds.iter().zip(hashes).enumerate() {
             let fresh = Counter {
                 value: 0,
                 expires_at_ms: add.expires_at_ms,
             };
-            // The key is copied only when the counter is new.
-            let counter = match counters.get_mut(add.key).filter(live) {
-                Some(counter) => counter,
-                None => {
-                    let counter = counters.entry(add.key.to_owned()).or_insert(fresh);
-                    *counter = fresh;
+            let counter = match counters.entry(hash, add.key) {
+                Ok(counter) => {
+                    if counter.expires_at_ms <= now_ms {
+                        *counter = fresh;
+                    }
                     counter
                 }
+                Err(free) => free.insert(fresh),
             };
             if let CounterAdd::Added(next) = apply(counter.value, add) {
                 counter.value = next;
@@ -256,8 +268,9 @@ impl Store for MemoryStore {
     }
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
+        let hash = self.key_hasher.hash_one(key);
         Ok(lock(&self.counters)
-            .get(key)
+            .get(hash, key)
             .filter(|c| c.expires_at_ms > now_ms)
             .map_or(0, |c| c.value))
     }
