@@ -27,7 +27,7 @@ pub fn key(key: &str) -> Result<()> {
             key.len()
         )));
     }
-    // Most keys are ASCII: one pass over the bytes answers both checks.
+    // Most keys are ASCII: byte scans answer both checks without decoding characters.
     let (blank, control) = if key.is_ascii() {
         (
             // What `str::trim` removes, and what `char::is_control` means, for ASCII.
@@ -139,6 +139,9 @@ mod tests {
         }
         let e = key(&"k".repeat(257)).unwrap_err().to_string();
         assert!(e.contains("257 bytes"), "{e}");
+        for bad in [" \t\n", "\r\n", " \x0b ", "a\tb", "a\x7f"] {
+            assert!(key(bad).is_err(), "{bad:?}");
+        }
         // The ASCII fast path agrees with the Unicode rules on every byte.
         for b in 0u8..128 {
             let k = format!("a{}", b as char);

@@ -97,6 +97,19 @@ pub async fn counters_all_or_nothing<S: Store>(store: S) {
         "the second add of a key sees the first"
     );
     assert_eq!(store.get_counter("g#twice", 100).await.unwrap(), 0);
+    let sum = [
+        delta("g#sum", 1, Some(3), 10_000),
+        delta("g#sum", 2, Some(3), 10_000),
+    ];
+    assert!(matches!(
+        store.add_counters(&sum, 100).await.unwrap(),
+        CounterAdd::Added(_)
+    ));
+    assert_eq!(
+        store.get_counter("g#sum", 100).await.unwrap(),
+        3,
+        "both adds of a key count"
+    );
     assert_eq!(
         store.add_counters(&[], 100).await.unwrap(),
         CounterAdd::Added(0)

@@ -53,7 +53,8 @@ pub struct LeaseRecord {
     /// When the key reached `Completed`, `Failed` or `Released` (unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at_ms: Option<u64>,
-    /// The stored result. Shared: a record is copied on every change, its result never.
+    /// The stored result. Shared: a record is copied on every change, its result is not
+    /// (answers that show it still copy it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Arc<JsonMap>>,
     /// The digest given with the result.

@@ -76,6 +76,7 @@ impl<S: Store> Engine<S> {
         let key = req.key.as_str();
         let retention = ms(self.inner.config.retention);
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
+        let metadata = req.metadata.clone().map(Arc::new);
         loop {
             let current = self.inner.store.get_record(key).await?;
             let now = self.now_ms();
@@ -101,7 +102,7 @@ impl<S: Store> Engine<S> {
             let record = LeaseRecord {
                 version: previous.map_or(0, |p| p.value.version),
                 ttl_ms: ms(ttl),
-                metadata: req.metadata.clone().map(Arc::new),
+                metadata: metadata.clone(),
                 purge_at_ms: now + retention,
                 job: true,
                 ..LeaseRecord::blank(LeaseState::Released, now)

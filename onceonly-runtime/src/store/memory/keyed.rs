@@ -1,6 +1,6 @@
 //! A string-keyed hash table that keeps each key's hash beside it.
 //!
-//! The memory store's check-locks and lease records live here. A server keeps each of them
+//! The memory store's check-locks, lease records and usage counters live here. A server keeps each of them
 //! for a day or more, so these tables grow to millions of entries; with the hash kept, growing
 //! never hashes a key again (nor reads it from memory), and a lookup compares keys only when
 //! the full 64-bit hashes match. Hashes come from the store's keyed SipHash, computed before

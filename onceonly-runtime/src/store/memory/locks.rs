@@ -158,6 +158,15 @@ mod tests {
         // Upper-case digits are another id, not the same bytes.
         assert!(!LockId::new(&random).is(&random.to_uppercase().replace("LOCK", "lock")));
         assert!(matches!(LockId::new(&random), LockId::Random(_)));
+        // Near misses of the engine's shape are kept as text.
+        for id in [
+            format!("lock_{}", "a".repeat(31)),
+            format!("lock_{}", "a".repeat(33)),
+            format!("lock_{}é", "a".repeat(30)),
+        ] {
+            assert!(matches!(LockId::new(&id), LockId::Given(_)), "{id}");
+            assert!(LockId::new(&id).is(&id));
+        }
         // The engine's ids keep their exact bytes.
         let id = crate::ids::random("lock");
         assert!(matches!(LockId::new(&id), LockId::Random(b) if hex::encode(b) == id[5..]));
@@ -181,6 +190,8 @@ mod tests {
             }
         ));
         assert!(!locks.release(h, "k", Some("other"), 10));
+        // The same digits in upper case are another id: the lock stays.
+        assert!(!locks.release(h, "k", Some(&id.to_uppercase().replace("LOCK", "lock")), 10));
         assert!(locks.release(h, "k", Some(&id), 10));
         assert_eq!(locks.len(), 0);
         for i in 0..1000 {

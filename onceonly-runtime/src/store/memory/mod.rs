@@ -19,9 +19,9 @@ use crate::error::{JsonMap, Result};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     locks: Mutex<locks::Locks>,
-    /// Hashes lock, record and counter keys, before a table's mutex is taken. SipHash with a random key per
-    /// store: keys come from webhook senders and agents, and a hash they could predict
-    /// would let them send keys that collide.
+    /// Hashes lock, record and counter keys, before a table's mutex is taken. SipHash with a
+    /// random key per store: keys come from webhook senders and agents, and a hash they could
+    /// predict would let them send keys that collide.
     key_hasher: RandomState,
     records: Mutex<keyed::Keyed<Versioned<Arc<LeaseRecord>>>>,
     /// Revisions come from one counter for the whole store, so a key that is purged and
@@ -195,9 +195,7 @@ impl Store for MemoryStore {
         let mut purged = 0;
         purged += lock(&self.locks).purge(now_ms);
         purged += lock(&self.records).retain(|r| r.value.purge_at_ms > now_ms);
-        {
-            purged += lock(&self.counters).retain(|c| c.expires_at_ms > now_ms);
-        }
+        purged += lock(&self.counters).retain(|c| c.expires_at_ms > now_ms);
         {
             let mut logs = lock(&self.logs);
             let before = logs.len();
@@ -257,8 +255,11 @@ impl Store for MemoryStore {
                 }
                 Err(free) => free.insert(fresh),
             };
-            if let CounterAdd::Added(next) = apply(counter.value, add) {
-                counter.value = next;
+            // Checked above: an add that passed there passes here (a counter reset to a new
+            // window only holds less).
+            match apply(counter.value, add) {
+                CounterAdd::Added(next) => counter.value = next,
+                CounterAdd::Refused(_) => debug_assert!(false, "an add refused after its check"),
             }
             if i == 0 {
                 first = counter.value;
