@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo bench -p onceonly-tower --bench in_process -- [--requests 20000] [--rounds 5] [--only N] [--fmt]
+//! cargo bench -p onceonly-tower --bench in_process -- --engine check-lock|lease [--requests N]
 //! ```
 //!
 //! With `--fmt`, a `tracing_subscriber::fmt` subscriber at `INFO` writes a line per closed span
@@ -105,6 +106,17 @@ async fn main() {
     }
     let n: u64 = arg("--requests").unwrap_or(20_000);
     let rounds: usize = arg("--rounds").unwrap_or(5).max(1);
+    // Profiling aid: `--engine check-lock` or `--engine lease` measures the engine alone, once.
+    if let Some(which) = arg::<String>("--engine") {
+        let seq = AtomicU64::new(0);
+        let micros = match which.as_str() {
+            "check-lock" => engine_alone(n, &seq).await,
+            "lease" => engine_replay_alone(n, &seq).await,
+            other => panic!("--engine takes check-lock or lease, not {other}"),
+        };
+        println!("| embedded engine alone, {which} | {micros:.2} |");
+        return;
+    }
     let runs = Arc::new(AtomicU64::new(0));
     let route = || stripe(&runs);
     let layer = || OnceOnlyLayer::new(OnceOnly::memory());
