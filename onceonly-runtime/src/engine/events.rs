@@ -223,7 +223,7 @@ impl<S: Store> Engine<S> {
     pub async fn post_event(&self, mut event: RunEvent) -> Result<EventAck> {
         event.run_id = validate_run_id(&event.run_id)?.to_owned();
         event.kind = text_field("type", &event.kind, MAX_EVENT_TYPE_BYTES)?.to_owned();
-        let len = serde_json::to_vec(&event)?.len();
+        let len = crate::validate::json_len(&event)?;
         if len > MAX_EVENT_BYTES {
             return Err(Error::Validation(format!(
                 "the event is {len} bytes as JSON; the maximum is {MAX_EVENT_BYTES}"

@@ -31,7 +31,7 @@ pub(crate) fn check(
     }
     let Some(args) = args else { return Ok(None) };
     let value = serde_json::Value::Object(args.clone());
-    let size = serde_json::to_vec(&value)?.len();
+    let size = crate::validate::json_len(&value)?;
     if size > MAX_ARGS_BYTES {
         return Err(Error::validation(format!(
             "args is {size} bytes of JSON; the maximum is {MAX_ARGS_BYTES}"

@@ -31,7 +31,7 @@ pub(crate) const TEMPLATES: [&str; 5] = [
 pub(crate) fn parse(agent_id: &str, mut body: JsonMap) -> Result<Policy> {
     names::agent_id(agent_id)?;
     body.remove("agent_id");
-    let size = serde_json::to_vec(&body)?.len();
+    let size = crate::validate::json_len(&body)?;
     if size > MAX_POLICY_BYTES {
         return Err(Error::validation(format!(
             "the policy is {size} bytes of JSON; the maximum is {MAX_POLICY_BYTES}"
