@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use http::{Request, Response};
 use onceonly_runtime::BoxFuture;
@@ -111,28 +111,76 @@ where
     }
 
     /// [`Mode::CheckLock`](super::Mode::CheckLock) for a request with its key: claim, then
-    /// call the (ready) `service` or answer as a duplicate, under `trace`.
+    /// call the ready `service` or answer as a duplicate, under `trace`.
+    ///
+    /// The claim is polled once here. The embedded engine answers on that first poll, so the
+    /// decision is taken at once: the ready service is called in place (no clone of it, no
+    /// state kept for a later answer). Only a backend that has to wait (HTTP, Redis) leaves
+    /// the claim pending; the ready service is then taken and a clone left in its place, as
+    /// tower's contract asks of a service that calls its inner one later.
     pub(crate) fn check_lock(
-        config: Arc<Config>,
-        service: S,
+        config: &Arc<Config>,
+        service: &mut S,
         request: Request<RequestBody<ReqBody>>,
         key: String,
         found: FoundKey,
-        trace: Trace,
-    ) -> Self {
+        mut trace: Trace,
+    ) -> Self
+    where
+        S: Clone,
+    {
+        let _entered = trace.span().clone().entered();
+        let mut lock = check_lock::claim(config, &key);
+        let kind = match lock.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(answer) => {
+                decided(config, service, request, key, &found, answer, &mut trace)
+            }
+            Poll::Pending => {
+                let clone = service.clone();
+                Kind::Locking {
+                    lock,
+                    pending: Some(Pending {
+                        service: std::mem::replace(service, clone),
+                        request,
+                        key,
+                        found,
+                        config: Arc::clone(config),
+                    }),
+                }
+            }
+        };
         ResponseFuture {
-            kind: Kind::Locking {
-                lock: check_lock::claim(&config, &key),
-                pending: Some(Pending {
-                    service,
-                    request,
-                    key,
-                    found,
-                    config,
-                }),
-            },
+            kind,
             trace: Some(trace),
         }
+    }
+}
+
+/// The step after the backend's answer: the layer's own answer, or the handler called under
+/// a guard that gives the key back if it fails.
+fn decided<S, ReqBody, ResBody>(
+    config: &Config,
+    service: &mut S,
+    request: Request<RequestBody<ReqBody>>,
+    key: String,
+    found: &FoundKey,
+    answer: onceonly_runtime::Result<CheckLockResult>,
+    trace: &mut Trace,
+) -> Kind<S, ReqBody, ResBody>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+{
+    match check_lock::decide(config, found, answer, trace) {
+        check_lock::Decision::Answer(response) => Kind::Ready {
+            response: Some(response),
+        },
+        check_lock::Decision::Run { claimed } => Kind::Calling {
+            future: service.call(request),
+            guard: claimed.map(|c| {
+                let span = trace.span().clone();
+                LockGuard::new(&config.client, key, c.lock_id, span)
+            }),
+        },
     }
 }
 
@@ -194,18 +242,7 @@ where
                     let trace = trace
                         .as_mut()
                         .expect("a check-lock future carries its trace");
-                    match check_lock::decide(&config, &found, answer, trace) {
-                        check_lock::Decision::Answer(response) => Kind::Ready {
-                            response: Some(response),
-                        },
-                        check_lock::Decision::Run { claimed } => Kind::Calling {
-                            future: service.call(request),
-                            guard: claimed.map(|c| {
-                                let span = trace.span().clone();
-                                LockGuard::new(&config.client, key, c.lock_id, span)
-                            }),
-                        },
-                    }
+                    decided(&config, &mut service, request, key, &found, answer, trace)
                 }
                 KindProj::Calling { future, guard } => {
                     let outcome = ready!(future.poll(cx));

@@ -110,20 +110,21 @@ where
             }
             return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::inner)));
         }
-        // The ready service goes into the future; a fresh clone stays behind for the next call.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let config = Arc::clone(&self.config);
         match extraction {
             // The common webhook case: a key from a header, no body to read.
-            Extraction::Found(found) if config.mode == Mode::CheckLock => {
+            Extraction::Found(found) if self.config.mode == Mode::CheckLock => {
                 let route = key::route(req.uri(), req.extensions());
-                let key = key::namespaced(req.method(), route, &config.sources, &found);
-                let trace = Trace::new(&config, &key);
+                let key = key::namespaced(req.method(), route, &self.config.sources, &found);
+                let trace = Trace::new(&self.config, &key);
                 let req = req.map(RequestBody::inner);
-                ResponseFuture::check_lock(config, inner, req, key, found, trace)
+                ResponseFuture::check_lock(&self.config, &mut self.inner, req, key, found, trace)
             }
             extraction => {
+                // The ready service goes into the future; a fresh clone stays behind for the
+                // next call.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let config = Arc::clone(&self.config);
                 ResponseFuture::guarded(Box::pin(guarded(config, inner, req, extraction)))
             }
         }
@@ -138,7 +139,7 @@ async fn guarded<S, ReqBody, ResBody>(
     extraction: Extraction,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Clone,
     ReqBody: Body<Data = Bytes>,
     ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Send + 'static,
@@ -182,7 +183,10 @@ where
     let key = key::namespaced(req.method(), route, &config.sources, &found);
     let mut trace = Trace::new(&config, &key);
     match config.mode {
-        Mode::CheckLock => ResponseFuture::check_lock(config, inner, req, key, found, trace).await,
+        Mode::CheckLock => {
+            let mut inner = inner;
+            ResponseFuture::check_lock(&config, &mut inner, req, key, found, trace).await
+        }
         Mode::Replay => {
             let bytes = bytes.unwrap_or_default();
             // Boxed: its state is twice the size of the check-lock path's, and every request
