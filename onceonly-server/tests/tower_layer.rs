@@ -26,7 +26,10 @@ fn flaky_once(runs: &Arc<AtomicUsize>) -> axum::routing::MethodRouter {
     let runs = Arc::clone(runs);
     post(move || async move {
         match runs.fetch_add(1, Ordering::SeqCst) {
-            0 => (StatusCode::INTERNAL_SERVER_ERROR, "database down".to_owned()),
+            0 => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "database down".to_owned(),
+            ),
             n => (StatusCode::OK, format!("ran {n}")),
         }
     })

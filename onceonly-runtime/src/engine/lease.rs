@@ -240,7 +240,7 @@ impl<S: Store> Engine<S> {
     pub async fn complete(&self, mut req: CompleteRequest) -> Result<Lease> {
         let mut counted = None;
         if let Some(result) = &req.result {
-            let len = validate::json_len(result)?;
+            let len = validate::json_map_len(result)?;
             let max = self.inner.config.max_result_bytes;
             if len > max {
                 return Err(Error::Validation(format!(

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
-use onceonly_runtime::__private::validate::MAX_KEY_BYTES;
+use onceonly_runtime::__private::validate::{self, MAX_KEY_BYTES};
 use sha2::{Digest, Sha256};
 
 /// The IETF `Idempotency-Key` request header.
@@ -307,7 +307,7 @@ pub(crate) fn namespaced(
     raw.push(b'=');
     raw.extend_from_slice(&found.id);
     match String::from_utf8(raw) {
-        Ok(key) if key.len() <= MAX_KEY_BYTES && !key.chars().any(char::is_control) => key,
+        Ok(key) if key.len() <= MAX_KEY_BYTES && !validate::has_control(&key) => key,
         Ok(key) => hashed(method, key.as_bytes()),
         Err(e) => hashed(method, e.as_bytes()),
     }

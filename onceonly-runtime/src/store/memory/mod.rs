@@ -1,3 +1,4 @@
+mod counters;
 mod keyed;
 mod locks;
 
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     CounterAdd, CounterDelta, LeaseRecord, LockClaim, LockEntry, LogCaps, LogEntry, LogPage,
-    LogRef, Notifier, Store, Subscription, Versioned, apply_delta as apply,
+    LogRef, Notifier, Store, Subscription, Versioned,
 };
 use crate::error::{JsonMap, Result};
 
@@ -19,25 +20,19 @@ use crate::error::{JsonMap, Result};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     locks: Mutex<locks::Locks>,
-    /// Hashes lock, record and counter keys, before a table's mutex is taken. SipHash with a
-    /// random key per store: keys come from webhook senders and agents, and a hash they could
-    /// predict would let them send keys that collide.
+    /// Hashes lock, record and counter keys (lock and record keys before their table's mutex
+    /// is taken). SipHash with a random key per store: keys come from webhook senders and
+    /// agents, and a hash they could predict would let them send keys that collide.
     key_hasher: RandomState,
     records: Mutex<keyed::Keyed<Versioned<Arc<LeaseRecord>>>>,
     /// Revisions come from one counter for the whole store, so a key that is purged and
     /// created again never reuses a revision a slow writer might still expect (no ABA).
     last_rev: AtomicU64,
     notifier: Notifier,
-    counters: Mutex<keyed::Keyed<Counter>>,
+    counters: Mutex<counters::Counters>,
     logs: Mutex<HashMap<String, Log>>,
     /// Ordered, so a prefix listing is a range scan.
     docs: Mutex<BTreeMap<String, Arc<JsonMap>>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Counter {
-    value: u64,
-    expires_at_ms: u64,
 }
 
 /// A capped log. Entries are kept as JSON text, so what a log holds in memory is close to the
@@ -195,7 +190,7 @@ impl Store for MemoryStore {
         let mut purged = 0;
         purged += lock(&self.locks).purge(now_ms);
         purged += lock(&self.records).retain(|r| r.value.purge_at_ms > now_ms);
-        purged += lock(&self.counters).retain(|c| c.expires_at_ms > now_ms);
+        purged += lock(&self.counters).purge(now_ms);
         {
             let mut logs = lock(&self.logs);
             let before = logs.len();
@@ -207,73 +202,11 @@ impl Store for MemoryStore {
     }
 
     async fn add_counters(&self, adds: &[CounterDelta<'_>], now_ms: u64) -> Result<CounterAdd> {
-        // Each key hashed once, before the lock; on the stack for the usual two or so.
-        const INLINE: usize = 4;
-        let mut inline = [0u64; INLINE];
-        let spilled: Vec<u64>;
-        let hashes: &[u64] = if adds.len() <= INLINE {
-            for (hash, add) in inline.iter_mut().zip(adds) {
-                *hash = self.key_hasher.hash_one(add.key);
-            }
-            &inline[..adds.len()]
-        } else {
-            spilled = adds
-                .iter()
-                .map(|a| self.key_hasher.hash_one(a.key))
-                .collect();
-            &spilled
-        };
-        let mut counters = lock(&self.counters);
-        // Every add is checked against the value it will meet (earlier adds to the same key
-        // included) before anything changes: all of them or none, under the one lock.
-        for (i, (add, &hash)) in adds.iter().zip(hashes).enumerate() {
-            let mut value = counters
-                .get(hash, add.key)
-                .filter(|c| c.expires_at_ms > now_ms)
-                .map_or(0, |c| c.value);
-            for earlier in adds[..i].iter().filter(|e| e.key == add.key) {
-                if let CounterAdd::Added(next) = apply(value, earlier) {
-                    value = next;
-                }
-            }
-            if let refused @ CounterAdd::Refused(_) = apply(value, add) {
-                return Ok(refused);
-            }
-        }
-        let mut first = 0;
-        for (i, (add, &hash)) in adds.iter().zip(hashes).enumerate() {
-            let fresh = Counter {
-                value: 0,
-                expires_at_ms: add.expires_at_ms,
-            };
-            let counter = match counters.entry(hash, add.key) {
-                Ok(counter) => {
-                    if counter.expires_at_ms <= now_ms {
-                        *counter = fresh;
-                    }
-                    counter
-                }
-                Err(free) => free.insert(fresh),
-            };
-            // Checked above: an add that passed there passes here (a counter reset to a new
-            // window only holds less).
-            match apply(counter.value, add) {
-                CounterAdd::Added(next) => counter.value = next,
-                CounterAdd::Refused(_) => debug_assert!(false, "an add refused after its check"),
-            }
-            if i == 0 {
-                first = counter.value;
-            }
-        }
-        Ok(CounterAdd::Added(first))
+        Ok(lock(&self.counters).add(&self.key_hasher, adds, now_ms))
     }
 
     async fn get_counter(&self, key: &str, now_ms: u64) -> Result<u64> {
-        let hash = self.key_hasher.hash_one(key);
-        Ok(lock(&self.counters)
-            .get(hash, key)
-            .filter(|c| c.expires_at_ms > now_ms)
-            .map_or(0, |c| c.value))
+        Ok(lock(&self.counters).get(&self.key_hasher, key, now_ms))
     }
 
     async fn append_log(

@@ -1,0 +1,153 @@
+//! The memory store's counters (usage, quotas, budgets): several changed at once, all or none.
+
+use std::hash::{BuildHasher, RandomState};
+
+use super::keyed::Keyed;
+use crate::store::{CounterAdd, CounterDelta, apply_delta as apply};
+
+/// The counters of a memory store. Not synchronized: the store holds it under a mutex.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    table: Keyed<Counter>,
+    /// The keys changed last, with their hashes. Every check-lock and every lease changes the
+    /// same two counters (this month's and this day's usage), so most keys are found here,
+    /// for the price of a comparison instead of a SipHash.
+    recent: [Option<(Box<str>, u64)>; RECENT],
+    /// Where the next key that is not in `recent` goes.
+    next: usize,
+}
+
+/// Enough for the usage counters of both kinds and a few budgets.
+const RECENT: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    value: u64,
+    expires_at_ms: u64,
+}
+
+impl Counters {
+    /// The store's hash of `key`, from `recent` when it is there.
+    fn hash(&mut self, hasher: &RandomState, key: &str) -> u64 {
+        let known = self.recent.iter().flatten().find(|(k, _)| &**k == key);
+        if let Some((_, hash)) = known {
+            return *hash;
+        }
+        let hash = hasher.hash_one(key);
+        self.recent[self.next] = Some((key.into(), hash));
+        self.next = (self.next + 1) % RECENT;
+        hash
+    }
+
+    /// The live value of `key` (0 when absent or expired).
+    pub(super) fn get(&mut self, hasher: &RandomState, key: &str, now_ms: u64) -> u64 {
+        let hash = self.hash(hasher, key);
+        self.table
+            .get(hash, key)
+            .filter(|c| c.expires_at_ms > now_ms)
+            .map_or(0, |c| c.value)
+    }
+
+    /// Applies every add, or none when one of them would pass its limit; the value of the
+    /// first counter after the change, or the value that refused.
+    pub(super) fn add(
+        &mut self,
+        hasher: &RandomState,
+        adds: &[CounterDelta<'_>],
+        now_ms: u64,
+    ) -> CounterAdd {
+        // Each key hashed once; on the stack for the usual two or so.
+        const INLINE: usize = 4;
+        let mut inline = [0u64; INLINE];
+        let spilled: Vec<u64>;
+        let hashes: &[u64] = if adds.len() <= INLINE {
+            for (hash, add) in inline.iter_mut().zip(adds) {
+                *hash = self.hash(hasher, add.key);
+            }
+            &inline[..adds.len()]
+        } else {
+            spilled = adds.iter().map(|a| self.hash(hasher, a.key)).collect();
+            &spilled
+        };
+        // Every add is checked against the value it will meet (earlier adds to the same key
+        // included) before anything changes.
+        for (i, (add, &hash)) in adds.iter().zip(hashes).enumerate() {
+            let mut value = self
+                .table
+                .get(hash, add.key)
+                .filter(|c| c.expires_at_ms > now_ms)
+                .map_or(0, |c| c.value);
+            for earlier in adds[..i].iter().filter(|e| e.key == add.key) {
+                if let CounterAdd::Added(next) = apply(value, earlier) {
+                    value = next;
+                }
+            }
+            if let refused @ CounterAdd::Refused(_) = apply(value, add) {
+                return refused;
+            }
+        }
+        let mut first = 0;
+        for (i, (add, &hash)) in adds.iter().zip(hashes).enumerate() {
+            let fresh = Counter {
+                value: 0,
+                expires_at_ms: add.expires_at_ms,
+            };
+            let counter = match self.table.entry(hash, add.key) {
+                Ok(counter) => {
+                    if counter.expires_at_ms <= now_ms {
+                        *counter = fresh;
+                    }
+                    counter
+                }
+                Err(free) => free.insert(fresh),
+            };
+            // Checked above: an add that passed there passes here (a counter reset to a new
+            // window only holds less).
+            match apply(counter.value, add) {
+                CounterAdd::Added(next) => counter.value = next,
+                CounterAdd::Refused(_) => debug_assert!(false, "an add refused after its check"),
+            }
+            if i == 0 {
+                first = counter.value;
+            }
+        }
+        CounterAdd::Added(first)
+    }
+
+    /// Drops expired counters; how many went away.
+    pub(super) fn purge(&mut self, now_ms: u64) -> usize {
+        self.table.retain(|c| c.expires_at_ms > now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(key: &str, delta: i64, limit: Option<u64>) -> CounterDelta<'_> {
+        CounterDelta {
+            key,
+            delta,
+            limit,
+            expires_at_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn more_keys_than_the_recent_hashes_keep_their_counts() {
+        let (hasher, mut c) = (RandomState::new(), Counters::default());
+        let keys: Vec<String> = (0..3 * RECENT).map(|i| format!("k{i}")).collect();
+        for round in 1..=3u64 {
+            for k in &keys {
+                let adds = [add(k, 1, None), add("shared", 1, None)];
+                assert_eq!(c.add(&hasher, &adds, 10), CounterAdd::Added(round));
+            }
+        }
+        for k in &keys {
+            assert_eq!(c.get(&hasher, k, 10), 3);
+        }
+        assert_eq!(c.get(&hasher, "shared", 10), 9 * RECENT as u64);
+        assert_eq!(c.get(&hasher, "shared", 1000), 0, "expired");
+        assert_eq!(c.purge(1000), 3 * RECENT + 1);
+    }
+}
