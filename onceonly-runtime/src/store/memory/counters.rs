@@ -11,11 +11,14 @@ pub(super) struct Counters {
     table: Keyed<Counter>,
     /// The keys changed last, with their hashes. Every check-lock and every lease changes the
     /// same two counters (this month's and this day's usage), so most keys are found here,
-    /// for the price of a comparison instead of a SipHash.
-    recent: [Option<(Box<str>, u64)>; RECENT],
+    /// for the price of a comparison instead of a SipHash. Boxed: the store stays small.
+    recent: Box<[Option<Hashed>; RECENT]>,
     /// Where the next key that is not in `recent` goes.
     next: usize,
 }
+
+/// A key and the store's hash of it.
+type Hashed = (Box<str>, u64);
 
 /// Enough for the usage counters of both kinds and a few budgets.
 const RECENT: usize = 8;
