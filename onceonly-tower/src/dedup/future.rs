@@ -21,8 +21,10 @@ pin_project! {
     ///
     /// A request without a key polls the inner service's future directly; a request the layer
     /// answers itself is ready at once; a check-lock with a key from a header is a small state
-    /// machine (claim, call, release on failure) without a boxed future of its own; a request
-    /// whose body must be read first runs its steps in one boxed future.
+    /// machine (claim, call, release on failure) without a boxed future of its own, whose claim
+    /// is sent, and on the embedded engine answered, in `call` already (see
+    /// [`check_lock`](Self::check_lock)); a request whose body must be read first runs its
+    /// steps in one boxed future.
     pub struct ResponseFuture<S, ReqBody, ResBody>
     where
         S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
