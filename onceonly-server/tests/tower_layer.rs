@@ -9,9 +9,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use onceonly_server::testing::TestServer;
-use onceonly_tower::{Mode, OnceOnlyLayer};
-use tokio::net::TcpListener;
+use onceonly_runtime::OnceOnly;
+use onceonly_server::testing::{TEST_API_KEY, TestServer};
+use onceonly_tower::{Mode, OnceOnlyLayer, RequestBody};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tower::{Layer, Service, ServiceExt};
 
 /// Serves `app` on a free loopback port; returns the URL of `/hook`.
 async fn serve(app: Router) -> String {
@@ -106,4 +110,98 @@ async fn replay_over_http_returns_the_first_success_byte_for_byte() {
     assert_eq!((replayed.0.as_u16(), replayed.2.as_str()), (200, "ran 1"));
     assert_eq!(replayed.1.as_deref(), Some("replayed"), "{replayed:?}");
     assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+/// A TCP proxy in front of `target` that holds the server's answers back until `open` is set,
+/// and notifies `answered` when an answer arrives: a remote backend that has decided but not
+/// replied yet.
+async fn gated_proxy(target: std::net::SocketAddr) -> (u16, Arc<Notify>, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answered = Arc::new(Notify::new());
+    let (open, gate) = watch::channel(false);
+    let notify = Arc::clone(&answered);
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = TcpStream::connect(target).await.unwrap();
+            let (mut from_client, mut to_client) = client.into_split();
+            let (mut from_server, mut to_server) = server.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut from_client, &mut to_server).await });
+            let (notify, mut gate) = (Arc::clone(&notify), gate.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = from_server.read(&mut buf).await?;
+                    if n == 0 {
+                        return std::io::Result::Ok(());
+                    }
+                    notify.notify_one();
+                    let _ = gate.wait_for(|open| *open).await;
+                    to_client.write_all(&buf[..n]).await?;
+                }
+            });
+        }
+    });
+    (port, answered, open)
+}
+
+/// A request dropped while its claim is on the wire: the server takes the key, the answer is
+/// still on its way, the handler never runs. The layer finishes the claim in the background
+/// and gives the key back, so the sender's retry is processed instead of answered as a
+/// duplicate for a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_while_its_claim_is_answered_gives_the_key_back() {
+    let server = TestServer::start().await;
+    let target = server
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .parse()
+        .unwrap();
+    let (port, answered, open) = gated_proxy(target).await;
+    let client = OnceOnly::builder()
+        .api_key(TEST_API_KEY)
+        .base_url(format!("http://127.0.0.1:{port}/v1"))
+        .max_retries(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let handler = tower::service_fn({
+        let runs = Arc::clone(&runs);
+        move |_req: axum::http::Request<RequestBody<String>>| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::convert::Infallible>(axum::http::Response::new(String::new())) }
+        }
+    });
+    let mut svc = OnceOnlyLayer::new(client).layer(handler);
+    let request = axum::http::Request::post("/hook")
+        .header("idempotency-key", "evt_dropped")
+        .body(String::new())
+        .unwrap();
+    let mut answer = Box::pin(svc.ready().await.unwrap().call(request));
+    tokio::select! {
+        _ = &mut answer => panic!("answered through a closed gate"),
+        () = answered.notified() => {}
+    }
+    drop(answer);
+    let key = "POST /hook idempotency-key=evt_dropped";
+    let held = server.client().check_lock(key).await.unwrap();
+    assert!(held.duplicate, "the server took the key: {held:?}");
+
+    open.send(true).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let lock = server.client().check_lock(key).await.unwrap();
+        if lock.locked {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the key was never given back: {lock:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
 }

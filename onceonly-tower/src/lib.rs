@@ -111,7 +111,8 @@
 //! | `lease_lost` | — | the handler ran but the lease had passed to another request, so nothing was stored |
 //! | `fail_open` | backend down, handler run without deduplication | the same |
 //!
-//! A request dropped before the backend answered has no outcome. Without a subscriber that
+//! A request dropped before a remote backend answered has no outcome (its claim still
+//! finishes in the background and, if it took the key, gives it back). Without a subscriber that
 //! enables the span, the layer computes none of it (no clock read, no hash). Requests without
 //! a key get no span.
 //!

@@ -546,3 +546,44 @@ async fn the_first_response_is_the_handlers_own() {
             .any(|(k, v)| k == "content-length" && v == "6")
     );
 }
+
+/// A duplicate is answered without calling the inner service, and what the inner service
+/// reserved when it was made ready (here a `ConcurrencyLimit` permit) is given back at once,
+/// not held by an idle service until its next request.
+#[tokio::test]
+async fn a_duplicate_gives_back_what_readiness_reserved() {
+    use tower::limit::ConcurrencyLimit;
+    use tower::{Layer, Service, ServiceExt};
+
+    let runs = Runs::default();
+    let handler = tower::service_fn({
+        let runs = runs.clone();
+        move |_req: http::Request<onceonly_tower::RequestBody<String>>| {
+            runs.hit();
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok"))) }
+        }
+    });
+    let svc = OnceOnlyLayer::new(OnceOnly::memory()).layer(ConcurrencyLimit::new(handler, 1));
+    let request = || {
+        http::Request::post("/hooks")
+            .header("idempotency-key", "evt_limit")
+            .body(String::new())
+            .unwrap()
+    };
+    let first = svc.clone().oneshot(request()).await.unwrap();
+    assert_eq!(first.headers().get("x-onceonly-status"), None);
+
+    // Kept alive after its duplicate, like a connection's service between requests.
+    let mut idle = svc.clone();
+    let duplicate = idle.ready().await.unwrap().call(request()).await.unwrap();
+    assert_eq!(
+        duplicate.headers().get("x-onceonly-status").unwrap(),
+        "duplicate"
+    );
+    // The only permit must be free for another service.
+    let mut other = svc.clone();
+    within("another service ready", other.ready())
+        .await
+        .unwrap();
+    assert_eq!(runs.get(), 1);
+}

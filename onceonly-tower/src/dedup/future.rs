@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::check_lock;
-use super::guard::{Detached, LockGuard};
+use super::guard::{Claiming, Detached, LockGuard};
 use super::key::FoundKey;
 use super::layer::Config;
 use super::trace::{Outcome, Trace};
@@ -36,11 +36,10 @@ pin_project! {
     }
 }
 
-/// A claimed request waiting for the backend's answer.
+/// A request waiting for the backend's answer to its claim.
 struct Pending<S, ReqBody> {
     service: S,
     request: Request<RequestBody<ReqBody>>,
-    key: String,
     found: FoundKey,
     config: Arc<Config>,
 }
@@ -66,7 +65,7 @@ pin_project! {
         },
         // Check-lock sent, answer awaited.
         Locking {
-            lock: BoxFuture<'static, onceonly_runtime::Result<CheckLockResult>>,
+            claim: Claiming,
             pending: Option<Pending<S, ReqBody>>,
         },
         // The handler runs; the guard releases the key if it fails or the future is dropped.
@@ -135,16 +134,24 @@ where
         let mut lock = check_lock::claim(config, &key);
         let kind = match lock.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(answer) => {
-                decided(config, service, request, key, &found, answer, &mut trace)
+                let kind = decided(config, service, request, key, &found, answer, &mut trace);
+                if let Kind::Ready { .. } = kind {
+                    // The ready service was not called: drop it, and whatever its readiness
+                    // reserved (a concurrency permit, a buffer slot) with it, as the waiting
+                    // path does; a fresh clone takes its place.
+                    let clone = service.clone();
+                    drop(std::mem::replace(service, clone));
+                }
+                kind
             }
             Poll::Pending => {
                 let clone = service.clone();
+                let span = trace.span().clone();
                 Kind::Locking {
-                    lock,
+                    claim: Claiming::new(lock, &config.client, key, span),
                     pending: Some(Pending {
                         service: std::mem::replace(service, clone),
                         request,
-                        key,
                         found,
                         config: Arc::clone(config),
                     }),
@@ -230,12 +237,11 @@ where
                     return finish(trace, Ok(response));
                 }
                 KindProj::Guarded { future } => return future.as_mut().poll(cx),
-                KindProj::Locking { lock, pending } => {
-                    let answer = ready!(lock.as_mut().poll(cx));
+                KindProj::Locking { claim, pending } => {
+                    let (answer, key) = ready!(claim.poll(cx));
                     let Pending {
                         mut service,
                         request,
-                        key,
                         found,
                         config,
                     } = pending

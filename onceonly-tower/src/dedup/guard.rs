@@ -9,8 +9,8 @@
 
 use std::task::{Context, Poll, ready};
 
-use onceonly_runtime::__private;
-use onceonly_runtime::{BoxFuture, OnceOnly};
+use onceonly_runtime::models::CheckLockResult;
+use onceonly_runtime::{__private, BoxFuture, OnceOnly, Result};
 use tracing::{Instrument, Span};
 
 /// Runs a clean-up future from synchronous code (see the runtime's `run_detached`), logging when
@@ -59,6 +59,66 @@ impl LockGuard {
     /// it, and finishes it in the background if dropped first.
     pub(crate) fn into_release(mut self, why: &'static str) -> Detached {
         Detached(self.armed.take().map(|held| release_lock(held, why)))
+    }
+}
+
+/// A check-lock sent and not answered yet. Dropped before the answer (the request went away
+/// while a remote backend was deciding), it lets the claim finish in the background and gives
+/// the key back if the claim took it: the handler never ran, so the sender's retry must.
+pub(crate) struct Claiming {
+    lock: Option<BoxFuture<'static, Result<CheckLockResult>>>,
+    client: OnceOnly,
+    key: String,
+    span: Span,
+}
+
+impl Claiming {
+    pub(crate) fn new(
+        lock: BoxFuture<'static, Result<CheckLockResult>>,
+        client: &OnceOnly,
+        key: String,
+        span: Span,
+    ) -> Self {
+        Claiming {
+            lock: Some(lock),
+            client: client.clone(),
+            key,
+            span,
+        }
+    }
+
+    /// The backend's answer, with the key it was for. Polled again after that, it panics.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<(Result<CheckLockResult>, String)> {
+        let lock = self.lock.as_mut().expect("claim polled after its answer");
+        let answer = ready!(lock.as_mut().poll(cx));
+        self.lock = None;
+        Poll::Ready((answer, std::mem::take(&mut self.key)))
+    }
+}
+
+impl Drop for Claiming {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else {
+            return;
+        };
+        let (client, key, span) = (
+            self.client.clone(),
+            std::mem::take(&mut self.key),
+            self.span.clone(),
+        );
+        run_detached(Box::pin(async move {
+            if let Ok(claimed) = lock.await
+                && claimed.locked
+            {
+                let held = Held {
+                    client,
+                    key,
+                    lock_id: claimed.lock_id,
+                    span,
+                };
+                release_lock(held, "request dropped before its claim was answered").await;
+            }
+        }));
     }
 }
 

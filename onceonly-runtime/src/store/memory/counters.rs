@@ -9,12 +9,11 @@ use crate::store::{CounterAdd, CounterDelta, apply_delta as apply};
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     table: Keyed<Counter>,
-    /// The keys changed last, with their hashes. Every check-lock and every lease changes the
-    /// same two counters (this month's and this day's usage), so most keys are found here,
-    /// for the price of a comparison instead of a SipHash. Boxed: the store stays small.
+    /// Keys changed lately, with their hashes, the last used first. Every check-lock and every
+    /// lease changes the same two counters (this month's and this day's usage), so most keys
+    /// are found here, for the price of a comparison instead of a SipHash. Boxed: the store
+    /// stays small.
     recent: Box<[Option<Hashed>; RECENT]>,
-    /// Where the next key that is not in `recent` goes.
-    next: usize,
 }
 
 /// A key and the store's hash of it.
@@ -30,16 +29,26 @@ struct Counter {
 }
 
 impl Counters {
-    /// The store's hash of `key`, from `recent` when it is there.
+    /// The store's hash of `key`, from `recent` when it is there. The cache is kept in order
+    /// of last use: a key found or added goes first, and the least recently used one drops
+    /// out, so the usage keys that every call changes stay.
     fn hash(&mut self, hasher: &RandomState, key: &str) -> u64 {
-        let known = self.recent.iter().flatten().find(|(k, _)| &**k == key);
-        if let Some((_, hash)) = known {
-            return *hash;
+        let found = self
+            .recent
+            .iter()
+            .position(|r| r.as_ref().is_some_and(|(k, _)| &**k == key));
+        match found {
+            Some(at) => {
+                self.recent[..=at].rotate_right(1);
+                self.recent[0].as_ref().map_or(0, |(_, hash)| *hash)
+            }
+            None => {
+                let hash = hasher.hash_one(key);
+                self.recent.rotate_right(1);
+                self.recent[0] = Some((key.into(), hash));
+                hash
+            }
         }
-        let hash = hasher.hash_one(key);
-        self.recent[self.next] = Some((key.into(), hash));
-        self.next = (self.next + 1) % RECENT;
-        hash
     }
 
     /// The live value of `key` (0 when absent or expired).
@@ -152,5 +161,23 @@ mod tests {
         assert_eq!(c.get(&hasher, "shared", 10), 9 * RECENT as u64);
         assert_eq!(c.get(&hasher, "shared", 1000), 0, "expired");
         assert_eq!(c.purge(1000), 3 * RECENT + 1);
+    }
+
+    #[test]
+    fn hot_keys_stay_cached_while_others_pass_through() {
+        let (hasher, mut c) = (RandomState::new(), Counters::default());
+        for i in 0..100 {
+            let one_off = format!("agent-{i}");
+            c.add(&hasher, &[add("month", 1, None), add("day", 1, None)], 10);
+            c.add(&hasher, &[add(&one_off, 1, None)], 10);
+        }
+        let cached: Vec<&str> = c.recent.iter().flatten().map(|(k, _)| &**k).collect();
+        assert_eq!(cached[0], "agent-99");
+        assert!(
+            cached[1..3].contains(&"month") && cached[1..3].contains(&"day"),
+            "{cached:?}"
+        );
+        assert_eq!(c.get(&hasher, "month", 10), 100);
+        assert_eq!(c.get(&hasher, "agent-99", 10), 1);
     }
 }
