@@ -63,9 +63,10 @@ pin_project! {
         Guarded {
             future: BoxFuture<'static, Result<Response<ResponseBody<ResBody>>, S::Error>>,
         },
-        // Check-lock sent, answer awaited.
+        // Check-lock sent, answer awaited (a remote backend; boxed, so the embedded engine's
+        // requests, which never wait here, do not carry its size).
         Locking {
-            claim: Claiming,
+            claim: Box<Claiming>,
             pending: Option<Pending<S, ReqBody>>,
         },
         // The handler runs; the guard releases the key if it fails or the future is dropped.
@@ -148,7 +149,7 @@ where
                 let clone = service.clone();
                 let span = trace.span().clone();
                 Kind::Locking {
-                    claim: Claiming::new(lock, &config.client, key, span),
+                    claim: Box::new(Claiming::new(lock, &config.client, key, span)),
                     pending: Some(Pending {
                         service: std::mem::replace(service, clone),
                         request,

@@ -29,9 +29,9 @@ struct Counter {
 }
 
 impl Counters {
-    /// The store's hash of `key`, from `recent` when it is there. The cache is kept in order
-    /// of last use: a key found or added goes first, and the least recently used one drops
-    /// out, so the usage keys that every call changes stay.
+    /// The store's hash of `key`, from `recent` when it is there. The cache is kept in about
+    /// the order of last use: a key added, or found past the first two places, goes first, and
+    /// the last one drops out, so the usage keys that every call changes stay.
     fn hash(&mut self, hasher: &RandomState, key: &str) -> u64 {
         let found = self
             .recent
@@ -39,8 +39,13 @@ impl Counters {
             .position(|r| r.as_ref().is_some_and(|(k, _)| &**k == key));
         match found {
             Some(at) => {
-                self.recent[..=at].rotate_right(1);
-                self.recent[0].as_ref().map_or(0, |(_, hash)| *hash)
+                let hash = self.recent[at].as_ref().map_or(0, |(_, hash)| *hash);
+                // The first two stay where they are: a check-lock changes two counters, and
+                // swapping them on every call would cost more than it saves.
+                if at >= 2 {
+                    self.recent[..=at].rotate_right(1);
+                }
+                hash
             }
             None => {
                 let hash = hasher.hash_one(key);
