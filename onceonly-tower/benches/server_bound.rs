@@ -8,11 +8,16 @@
 //! in-memory backend, never a cheap duplicate. Rounds of the variants are interleaved
 //! (A, B, C, ..., A, B, C, ...) so drift of the machine hits every variant alike; each figure
 //! is the median of its rounds, with its ratio to the bare route measured in the same run. A
-//! round aborts the run if any answer is not 2xx or any request did not reach the handler.
+//! round aborts the run if any answer is not 2xx or any request did not reach the handler. A
+//! round in which the server thread was not kept busy (`--min-busy`, default 0.95 of the time)
+//! or the hypervisor took more than `--max-steal` (default 0.03) of the machine's CPU time, for
+//! the variant or the bare route of that round, measured the host rather than the layer and is
+//! left out of the medians.
 //!
 //! ```text
 //! cargo bench -p onceonly-tower --bench server_bound -- [--secs 5] [--rounds 5] \
-//!     [--connections 64] [--threads 2] [--warmup 2] [--no-pin] [--only 0,2]
+//!     [--connections 64] [--threads 2] [--warmup 2] [--no-pin] [--only 0,2] \
+//!     [--min-busy 0.95] [--max-steal 0.03]
 //! ```
 //!
 //! Needs `wrk` on the `PATH` (Debian: `apt-get install wrk`).
@@ -37,6 +42,12 @@ struct Options {
     threads: usize,
     warmup: u64,
     pin: bool,
+    /// Rounds where the server thread was on a CPU (or waiting for one) less than this share of
+    /// the time were not server-bound, and are left out of the medians.
+    min_busy: f64,
+    /// Rounds where the hypervisor took more than this share of the machine's CPU time were
+    /// measuring the host's other tenants, and are left out too.
+    max_steal: f64,
 }
 
 fn options() -> Options {
@@ -47,6 +58,8 @@ fn options() -> Options {
         threads: arg("--threads").unwrap_or(2),
         warmup: arg("--warmup").unwrap_or(2),
         pin: !flag("--no-pin"),
+        min_busy: arg("--min-busy").unwrap_or(0.95),
+        max_steal: arg("--max-steal").unwrap_or(0.03),
     }
 }
 
@@ -79,6 +92,14 @@ fn server_sched(tids: &[String]) -> Option<(Duration, Duration)> {
         wait += fields.next()??;
     }
     Some((Duration::from_nanos(run), Duration::from_nanos(wait)))
+}
+
+/// Ticks (1/100 s) the hypervisor took from this VM's CPUs so far (`steal` in `/proc/stat`),
+/// summed over the CPUs; `None` outside Linux.
+fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let all = stat.lines().find(|l| l.starts_with("cpu "))?;
+    all.split_whitespace().nth(8)?.parse().ok()
 }
 
 /// Pins the server threads to CPU 0; returns the CPU list `wrk` is to run on, or `None` when
@@ -247,8 +268,14 @@ fn main() {
         for (i, (name, url, runs)) in served.iter().enumerate() {
             let before = runs.load(Ordering::Relaxed);
             let sched = server_sched(&tids);
+            let stolen = steal_ticks();
             let r = wrk(&o, cpus.as_deref(), url, o.secs, &format!("r{round}v{i}"));
             let after = server_sched(&tids);
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let steal = match (stolen, steal_ticks()) {
+                (Some(a), Some(b)) => (b - a) as f64 / (100.0 * o.secs as f64 * cpus as f64),
+                _ => 0.0,
+            };
             let ran = runs.load(Ordering::Relaxed) - before;
             // Requests cut off at the end of the round may have run without being counted by
             // wrk, never the other way round: fewer runs means duplicates were answered.
@@ -265,14 +292,16 @@ fn main() {
                 per_cpu: r.requests as f64 / cpu,
                 busy: cpu / o.secs as f64,
                 starved: (w1 - w0).as_secs_f64() / o.secs as f64,
+                steal,
             };
             eprintln!(
-                "round {}: {name}: {:.0} req/s, {:.0} req per server CPU-second, server thread busy {:.0}%, starved {:.0}%",
+                "round {}: {name}: {:.0} req/s, {:.0} req per server CPU-second, server thread busy {:.0}%, starved {:.0}%, stolen {:.1}%",
                 round + 1,
                 sample.rps,
                 sample.per_cpu,
                 100.0 * sample.busy,
                 100.0 * sample.starved,
+                100.0 * sample.steal,
             );
             rounds[i].push(sample);
         }
@@ -290,23 +319,36 @@ fn main() {
         }
     );
     println!(
-        "| variant | req/s | vs bare | req per server CPU-second | vs bare | server thread busy + starved |"
+        "| variant | req/s | vs bare | req per server CPU-second | vs bare | server thread busy + starved | rounds kept |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let base = &rounds[0];
+    // A round counts only when both the variant and the bare route kept the server thread
+    // busy and the hypervisor left the machine alone: on a shared host the CPUs are sometimes
+    // taken away (`vmstat`'s `st` column), which slows one round and not the next.
+    let saturated = |s: &Sample| s.busy + s.starved >= o.min_busy && s.steal <= o.max_steal;
     for ((name, _, _), samples) in served.iter().zip(&rounds) {
+        let mut kept: Vec<(&Sample, &Sample)> = samples
+            .iter()
+            .zip(base)
+            .filter(|(s, b)| saturated(s) && saturated(b))
+            .collect();
+        if kept.is_empty() {
+            eprintln!("{name}: no round kept the server busy; using every round");
+            kept = samples.iter().zip(base).collect();
+        }
         // Each round's ratio pairs the variant with the bare route measured moments before.
-        let ratio = |f: fn(&Sample) -> f64| {
-            median(samples.iter().zip(base).map(|(s, b)| f(s) / f(b)).collect())
-        };
-        let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+        let ratio = |f: fn(&Sample) -> f64| median(kept.iter().map(|(s, b)| f(s) / f(b)).collect());
+        let of = |f: fn(&Sample) -> f64| median(kept.iter().map(|(s, _)| f(s)).collect());
         println!(
-            "| {name} | {:.0} | {:.3} | {:.0} | {:.3} | {:.0}% |",
+            "| {name} | {:.0} | {:.3} | {:.0} | {:.3} | {:.0}% | {}/{} |",
             of(|s| s.rps),
             ratio(|s| s.rps),
             of(|s| s.per_cpu),
             ratio(|s| s.per_cpu),
             100.0 * of(|s| s.busy + s.starved),
+            kept.len(),
+            samples.len(),
         );
     }
 }
@@ -318,4 +360,6 @@ struct Sample {
     per_cpu: f64,
     busy: f64,
     starved: f64,
+    /// Share of the machine's CPU time the hypervisor took during the round.
+    steal: f64,
 }
