@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use onceonly_runtime::OnceOnly;
+use onceonly_runtime::models::RunStatus;
 use onceonly_server::testing::{TEST_API_KEY, TestServer};
 use onceonly_tower::{Mode, OnceOnlyLayer, RequestBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -146,12 +147,10 @@ async fn gated_proxy(target: std::net::SocketAddr) -> (u16, Arc<Notify>, watch::
     (port, answered, open)
 }
 
-/// A request dropped while its claim is on the wire: the server takes the key, the answer is
-/// still on its way, the handler never runs. The layer finishes the claim in the background
-/// and gives the key back, so the sender's retry is processed instead of answered as a
-/// duplicate for a day.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_dropped_while_its_claim_is_answered_gives_the_key_back() {
+/// Sends one request through the layer in `mode` over a gated proxy to a real server, drops it
+/// once the server has answered the layer's claim (or lease) but before the answer arrives,
+/// then lets the answer through. Returns the server and the handler's run count.
+async fn drop_while_answered(mode: Mode) -> (TestServer, Arc<AtomicUsize>) {
     let server = TestServer::start().await;
     let target = server
         .base_url()
@@ -175,7 +174,7 @@ async fn a_request_dropped_while_its_claim_is_answered_gives_the_key_back() {
             async { Ok::<_, std::convert::Infallible>(axum::http::Response::new(String::new())) }
         }
     });
-    let mut svc = OnceOnlyLayer::new(client).layer(handler);
+    let mut svc = OnceOnlyLayer::new(client).mode(mode).layer(handler);
     let request = axum::http::Request::post("/hook")
         .header("idempotency-key", "evt_dropped")
         .body(String::new())
@@ -186,22 +185,61 @@ async fn a_request_dropped_while_its_claim_is_answered_gives_the_key_back() {
         () = answered.notified() => {}
     }
     drop(answer);
-    let key = "POST /hook idempotency-key=evt_dropped";
-    let held = server.client().check_lock(key).await.unwrap();
-    assert!(held.duplicate, "the server took the key: {held:?}");
-
+    // The server did take the key: without the layer giving it back, it stays taken.
+    let client = server.client();
+    match mode {
+        Mode::CheckLock => assert!(client.check_lock(DROPPED_KEY).await.unwrap().duplicate),
+        _ => assert_eq!(
+            client.ai().status(DROPPED_KEY).await.unwrap().status,
+            RunStatus::InProgress
+        ),
+    }
     open.send(true).unwrap();
+    (server, runs)
+}
+
+/// Polls `free` until it says the key is free again, for up to 20 s.
+async fn until_free<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut free: impl FnMut() -> F,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let lock = server.client().check_lock(key).await.unwrap();
-        if lock.locked {
-            break;
-        }
+    while !free().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the key was never given back: {lock:?}"
+            "{what}: the key was never given back"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+const DROPPED_KEY: &str = "POST /hook idempotency-key=evt_dropped";
+
+/// A request dropped while its claim is on the wire: the server takes the key, the answer is
+/// still on its way, the handler never runs. The layer finishes the claim in the background
+/// and gives the key back, so the sender's retry is processed instead of answered as a
+/// duplicate for a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_while_its_claim_is_answered_gives_the_key_back() {
+    let (server, runs) = drop_while_answered(Mode::CheckLock).await;
+    let client = server.client();
+    until_free("check-lock", || async {
+        client.check_lock(DROPPED_KEY).await.unwrap().locked
+    })
+    .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+/// The same in replay mode: the lease the server granted is given back, so the retry gets the
+/// lease (and runs the handler) instead of `409` until the lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_while_its_lease_is_answered_gives_the_key_back() {
+    let (server, runs) = drop_while_answered(Mode::Replay).await;
+    let client = server.client();
+    until_free("lease", || async {
+        let lease = client.ai().lease(DROPPED_KEY).await.unwrap();
+        lease.lease_id.is_some()
+    })
+    .await;
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 }

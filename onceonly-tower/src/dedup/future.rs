@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::check_lock;
-use super::guard::{Claiming, Detached, LockGuard};
+use super::guard::{self, Detached, InFlight, LockGuard};
 use super::key::FoundKey;
 use super::layer::Config;
 use super::trace::{Outcome, Trace};
@@ -40,6 +40,7 @@ pin_project! {
 struct Pending<S, ReqBody> {
     service: S,
     request: Request<RequestBody<ReqBody>>,
+    key: String,
     found: FoundKey,
     config: Arc<Config>,
 }
@@ -66,7 +67,7 @@ pin_project! {
         // Check-lock sent, answer awaited (a remote backend; boxed, so the embedded engine's
         // requests, which never wait here, do not carry its size).
         Locking {
-            claim: Box<Claiming>,
+            claim: Box<InFlight<onceonly_runtime::Result<CheckLockResult>>>,
             pending: Option<Pending<S, ReqBody>>,
         },
         // The handler runs; the guard releases the key if it fails or the future is dropped.
@@ -148,11 +149,13 @@ where
             Poll::Pending => {
                 let clone = service.clone();
                 let span = trace.span().clone();
+                let settle = guard::release_if_claimed(&config.client, key.clone(), span);
                 Kind::Locking {
-                    claim: Box::new(Claiming::new(lock, &config.client, key, span)),
+                    claim: Box::new(InFlight::new(lock, settle)),
                     pending: Some(Pending {
                         service: std::mem::replace(service, clone),
                         request,
+                        key,
                         found,
                         config: Arc::clone(config),
                     }),
@@ -239,10 +242,11 @@ where
                 }
                 KindProj::Guarded { future } => return future.as_mut().poll(cx),
                 KindProj::Locking { claim, pending } => {
-                    let (answer, key) = ready!(claim.poll(cx));
+                    let answer = ready!(Pin::new(&mut **claim).poll(cx));
                     let Pending {
                         mut service,
                         request,
+                        key,
                         found,
                         config,
                     } = pending

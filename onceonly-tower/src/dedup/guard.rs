@@ -7,7 +7,9 @@
 //! held by the runtime's [`HeldLease`](onceonly_runtime::HeldLease); this module has the
 //! check-lock side.
 
-use std::task::{Context, Poll, ready};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
 
 use onceonly_runtime::models::CheckLockResult;
 use onceonly_runtime::{__private, BoxFuture, OnceOnly, Result};
@@ -62,52 +64,76 @@ impl LockGuard {
     }
 }
 
-/// A check-lock sent and not answered yet. Dropped before the answer (the request went away
-/// while a remote backend was deciding), it lets the claim finish in the background and gives
-/// the key back if the claim took it: the handler never ran, so the sender's retry must.
-pub(crate) struct Claiming {
-    lock: Option<BoxFuture<'static, Result<CheckLockResult>>>,
-    client: OnceOnly,
-    key: String,
-    span: Span,
+/// A backend call that takes something (a lock, a lease) and is not answered yet. Dropped
+/// before the answer (the request went away while a remote backend was deciding), it lets the
+/// call finish in the background and hands the answer to its `settle` step, which gives back
+/// what was taken: the handler never ran, so the sender's retry must.
+pub(crate) struct InFlight<T: 'static> {
+    call: Option<BoxFuture<'static, T>>,
+    settle: Option<Settle<T>>,
 }
 
-impl Claiming {
-    pub(crate) fn new(
-        lock: BoxFuture<'static, Result<CheckLockResult>>,
-        client: &OnceOnly,
-        key: String,
-        span: Span,
-    ) -> Self {
-        Claiming {
-            lock: Some(lock),
-            client: client.clone(),
-            key,
-            span,
+/// What to do with an answer nobody waits for any more.
+pub(crate) type Settle<T> = Box<dyn FnOnce(T) -> BoxFuture<'static, ()> + Send>;
+
+impl<T: Send + 'static> InFlight<T> {
+    pub(crate) fn new(call: BoxFuture<'static, T>, settle: Settle<T>) -> Self {
+        InFlight {
+            call: Some(call),
+            settle: Some(settle),
         }
     }
 
-    /// The backend's answer, with the key it was for. Polled again after that, it panics.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<(Result<CheckLockResult>, String)> {
-        let lock = self.lock.as_mut().expect("claim polled after its answer");
-        let answer = ready!(lock.as_mut().poll(cx));
-        self.lock = None;
-        Poll::Ready((answer, std::mem::take(&mut self.key)))
+    /// `call`'s answer. Polled once at once: an answer there (the embedded engine's) needs no
+    /// guard, since nothing can drop the request between the call and its answer, and `settle`
+    /// is not even made.
+    pub(crate) async fn answer(
+        mut call: BoxFuture<'static, T>,
+        settle: impl FnOnce() -> Settle<T>,
+    ) -> T {
+        // A statement of its own: the context must not live across the `await` below.
+        let first = call.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        match first {
+            Poll::Ready(answer) => answer,
+            Poll::Pending => InFlight::new(call, settle()).await,
+        }
     }
 }
 
-impl Drop for Claiming {
+impl<T> Future for InFlight<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let call = this
+            .call
+            .as_mut()
+            .expect("InFlight polled after its answer");
+        let answer = ready!(call.as_mut().poll(cx));
+        this.call = None;
+        this.settle = None;
+        Poll::Ready(answer)
+    }
+}
+
+impl<T> Drop for InFlight<T> {
     fn drop(&mut self) {
-        let Some(lock) = self.lock.take() else {
-            return;
-        };
-        let (client, key, span) = (
-            self.client.clone(),
-            std::mem::take(&mut self.key),
-            self.span.clone(),
-        );
-        run_detached(Box::pin(async move {
-            if let Ok(claimed) = lock.await
+        if let (Some(call), Some(settle)) = (self.call.take(), self.settle.take()) {
+            run_detached(Box::pin(async move { settle(call.await).await }));
+        }
+    }
+}
+
+/// The [`Settle`] step of a check-lock: gives the key back if the claim took it.
+pub(crate) fn release_if_claimed(
+    client: &OnceOnly,
+    key: String,
+    span: Span,
+) -> Settle<Result<CheckLockResult>> {
+    let client = client.clone();
+    Box::new(move |answer| {
+        Box::pin(async move {
+            if let Ok(claimed) = answer
                 && claimed.locked
             {
                 let held = Held {
@@ -118,8 +144,8 @@ impl Drop for Claiming {
                 };
                 release_lock(held, "request dropped before its claim was answered").await;
             }
-        }));
-    }
+        })
+    })
 }
 
 /// Clean-up work that must happen even if whoever awaits it goes away: polled like any

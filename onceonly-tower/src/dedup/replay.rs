@@ -16,12 +16,13 @@ use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use onceonly_runtime::models::{CompleteRequest, Lease, LeaseRequest, RunStatus};
-use onceonly_runtime::{Error, HeldLease, JsonMap};
+use onceonly_runtime::{Error, HeldLease, JsonMap, OnceOnly};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_service::Service;
 
+use super::guard::InFlight;
 use super::key::FoundKey;
 use super::layer::Config;
 use super::service::passthrough;
@@ -109,7 +110,15 @@ where
     let lease_req = LeaseRequest::new(key.as_str())
         .ttl(config.lease_ttl)
         .metadata(metadata);
-    let mut lease = match config.client.backend().lease(lease_req).await {
+    let call = {
+        let client = config.client.clone();
+        Box::pin(async move { client.backend().lease(lease_req).await })
+    };
+    let answer = InFlight::answer(call, || {
+        let (client, key, ttl) = (config.client.clone(), key.clone(), config.lease_ttl);
+        Box::new(move |answer| Box::pin(cancel_if_acquired(answer, client, key, ttl)))
+    });
+    let mut lease = match answer.await {
         Ok(lease) => lease,
         Err(e) => {
             return match backend_failure(config, trace, &e) {
@@ -132,6 +141,24 @@ where
             Ok(different_body(&found))
         }
         _ => Ok(conflict(&lease, &found, trace)),
+    }
+}
+
+/// The settle step of a lease nobody waits for any more (the request was dropped while a
+/// remote backend decided): gives the lease back if it was acquired, so the retry runs.
+async fn cancel_if_acquired(
+    answer: onceonly_runtime::Result<Lease>,
+    client: OnceOnly,
+    key: String,
+    ttl: std::time::Duration,
+) {
+    if let Ok(lease) = answer
+        && lease.status == RunStatus::Acquired
+        && let Some(lease_id) = lease.lease_id
+    {
+        HeldLease::new(&client, key, lease_id, ttl)
+            .release("request_dropped")
+            .await;
     }
 }
 
