@@ -5,7 +5,9 @@
 //! processed. The guard releases explicitly on failure and, if dropped while armed, releases
 //! from `Drop`: at once on the embedded engine, on the runtime otherwise. Replay mode's lease is
 //! held by the runtime's [`HeldLease`](onceonly_runtime::HeldLease); this module has the
-//! check-lock side.
+//! check-lock side, and [`InFlight`], which covers both modes while the backend is still
+//! answering. A retry that reaches the backend before a release made in the background has
+//! finished still finds the key taken; the window is one backend round trip.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,14 +107,19 @@ impl<T> Future for InFlight<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
-        let call = this
-            .call
-            .as_mut()
-            .expect("InFlight polled after its answer");
-        let answer = ready!(call.as_mut().poll(cx));
-        this.call = None;
-        this.settle = None;
-        Poll::Ready(answer)
+        // Out of `self` while it is polled: a call that panics is dropped by the unwinding,
+        // and `Drop` below does not poll it again.
+        let mut call = this.call.take().expect("InFlight polled after its answer");
+        match call.as_mut().poll(cx) {
+            Poll::Ready(answer) => {
+                this.settle = None;
+                Poll::Ready(answer)
+            }
+            Poll::Pending => {
+                this.call = Some(call);
+                Poll::Pending
+            }
+        }
     }
 }
 

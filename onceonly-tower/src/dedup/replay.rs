@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::guard::InFlight;
 use super::key::FoundKey;
@@ -116,7 +117,10 @@ where
     };
     let answer = InFlight::answer(call, || {
         let (client, key, ttl) = (config.client.clone(), key.clone(), config.lease_ttl);
-        Box::new(move |answer| Box::pin(cancel_if_acquired(answer, client, key, ttl)))
+        let span = trace.span().clone();
+        Box::new(move |answer| {
+            Box::pin(cancel_if_acquired(answer, client, key, ttl).instrument(span))
+        })
     });
     let mut lease = match answer.await {
         Ok(lease) => lease,
@@ -145,7 +149,7 @@ where
 }
 
 /// The settle step of a lease nobody waits for any more (the request was dropped while a
-/// remote backend decided): gives the lease back if it was acquired, so the retry runs.
+/// remote backend decided): cancels the lease if it was acquired, so the retry runs.
 async fn cancel_if_acquired(
     answer: onceonly_runtime::Result<Lease>,
     client: OnceOnly,
@@ -156,9 +160,8 @@ async fn cancel_if_acquired(
         && lease.status == RunStatus::Acquired
         && let Some(lease_id) = lease.lease_id
     {
-        HeldLease::new(&client, key, lease_id, ttl)
-            .release("request_dropped")
-            .await;
+        // Dropped armed, it cancels the lease, as it does for a request dropped later.
+        drop(HeldLease::new(&client, key, lease_id, ttl).cancel_reason("request dropped"));
     }
 }
 

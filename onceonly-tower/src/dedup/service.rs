@@ -106,6 +106,9 @@ where
         );
         if let Extraction::Missing = extraction {
             if self.config.require_key {
+                // The ready service is not called: let go of what its readiness reserved.
+                let clone = self.inner.clone();
+                drop(std::mem::replace(&mut self.inner, clone));
                 return ResponseFuture::ready(missing_key(&self.config));
             }
             return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::inner)));

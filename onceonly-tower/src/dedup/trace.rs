@@ -4,8 +4,8 @@
 //! handler and the layer's own log events run inside it. Its fields are filled in as the
 //! request goes: the outcome is the last one set, so a request dropped after its key was
 //! claimed reads `released` (the key is given back), and one dropped before a remote backend
-//! answered has none (the embedded engine answers before the request future exists). Without a subscriber that wants the span, nothing is computed: no clock
-//! read, no hash.
+//! answered has none (the embedded engine answers before the request future exists). Without
+//! a subscriber that wants the span, nothing is computed: no clock read, no hash.
 
 use std::time::Instant;
 
