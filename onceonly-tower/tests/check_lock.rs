@@ -587,3 +587,67 @@ async fn a_duplicate_gives_back_what_readiness_reserved() {
         .unwrap();
     assert_eq!(runs.get(), 1);
 }
+
+/// An inner service whose `call` panics (before any future exists) does not leave the key
+/// taken: the claim's guard is armed first and gives the key back while the panic unwinds.
+#[tokio::test]
+async fn a_panicking_inner_call_gives_the_key_back() {
+    use tower::{Layer, Service, ServiceExt};
+
+    let client = OnceOnly::memory();
+    let panicking = tower::service_fn(
+        |_req: http::Request<onceonly_tower::RequestBody<String>>| -> std::future::Ready<
+            Result<http::Response<String>, std::convert::Infallible>,
+        > { panic!("the handler blew up") },
+    );
+    let mut svc = OnceOnlyLayer::new(client.clone()).layer(panicking);
+    let request = http::Request::post("/hooks")
+        .header("idempotency-key", "evt_panic")
+        .body(String::new())
+        .unwrap();
+    let ready = svc.ready().await.unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ready.call(request)));
+    assert!(unwound.is_err(), "the inner call panicked");
+    let key = "POST /hooks idempotency-key=evt_panic";
+    let lock = within("the key given back", async {
+        loop {
+            let lock = client.check_lock(key).await.unwrap();
+            if lock.locked {
+                return lock;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(lock.locked);
+}
+
+/// A request without a key, refused with `400` (keys required), gives back what the inner
+/// service's readiness reserved, as a duplicate does.
+#[tokio::test]
+async fn a_missing_key_answer_gives_back_what_readiness_reserved() {
+    use tower::limit::ConcurrencyLimit;
+    use tower::{Layer, Service, ServiceExt};
+
+    let handler = tower::service_fn(
+        |_req: http::Request<onceonly_tower::RequestBody<String>>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+        },
+    );
+    let svc = OnceOnlyLayer::new(OnceOnly::memory())
+        .require_key(true)
+        .layer(ConcurrencyLimit::new(handler, 1));
+    let mut idle = svc.clone();
+    let refused = idle
+        .ready()
+        .await
+        .unwrap()
+        .call(http::Request::post("/hooks").body(String::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let mut other = svc.clone();
+    within("another service ready", other.ready())
+        .await
+        .unwrap();
+}

@@ -187,13 +187,18 @@ where
         check_lock::Decision::Answer(response) => Kind::Ready {
             response: Some(response),
         },
-        check_lock::Decision::Run { claimed } => Kind::Calling {
-            future: service.call(request),
-            guard: claimed.map(|c| {
+        check_lock::Decision::Run { claimed } => {
+            // Armed before the call: an inner `call` that panics drops it while unwinding,
+            // which gives the key back.
+            let guard = claimed.map(|c| {
                 let span = trace.span().clone();
                 LockGuard::new(&config.client, key, c.lock_id, span)
-            }),
-        },
+            });
+            Kind::Calling {
+                future: service.call(request),
+                guard,
+            }
+        }
     }
 }
 
