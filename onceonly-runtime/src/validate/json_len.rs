@@ -7,6 +7,7 @@
 
 use serde_json::{Number, Value};
 
+use super::word;
 use crate::error::{JsonMap, Result};
 
 /// The compact JSON length of `map`.
@@ -60,18 +61,13 @@ fn number_len(n: &Number) -> Result<usize> {
 /// characters with a short escape (`\b \t \n \f \r`); the other ones below 0x20 take six
 /// (`\u001f`). Nothing else is escaped.
 fn str_len(s: &str) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
     let bytes = s.as_bytes();
     let mut len = 2 + bytes.len();
     let mut words = bytes.chunks_exact(8);
     for chunk in &mut words {
-        let w = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
+        let w = word::load(chunk);
         // A byte below 0x20, a `"` or a `\`: only then look at the bytes one by one.
-        let below_space = w.wrapping_sub(0x20 * ONES) & !w & HIGH != 0;
-        if below_space || has_zero(w ^ (b'"' as u64 * ONES)) || has_zero(w ^ (b'\\' as u64 * ONES))
-        {
+        if word::has_below(w, 0x20) || word::has_byte(w, b'"') || word::has_byte(w, b'\\') {
             len += chunk.iter().map(|&b| escape_extra(b)).sum::<usize>();
         }
     }

@@ -2,6 +2,7 @@
 //! with a message that names the field and the rule.
 
 mod json_len;
+mod word;
 
 use std::time::Duration;
 
@@ -43,20 +44,14 @@ pub fn key(key: &str) -> Result<()> {
 /// Whether `s` holds a control character ([`char::is_control`]: C0, DEL or C1). ASCII text is
 /// scanned eight bytes at a time: every key of every call goes through here.
 pub fn has_control(s: &str) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let bytes = s.as_bytes();
     let mut at = 0;
     while let Some(chunk) = bytes.get(at..at + 8) {
-        let w = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
-        if w & HIGH != 0 {
+        let w = word::load(chunk);
+        if word::has_high(w) {
             break;
         }
-        // Every byte is below 0x80, so a byte of `w - 0x20..` has its high bit set only when
-        // it was below 0x20 (or borrowed from one that was), and one of `d - 0x01..` only
-        // when it was zero in `d`: a DEL in `w`.
-        let d = w ^ (0x7F * ONES);
-        if (w.wrapping_sub(0x20 * ONES) | d.wrapping_sub(ONES)) & HIGH != 0 {
+        if word::has_below(w, 0x20) || word::has_byte(w, 0x7F) {
             return true;
         }
         at += 8;

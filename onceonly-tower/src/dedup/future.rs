@@ -13,6 +13,7 @@ use super::check_lock;
 use super::guard::{self, Detached, InFlight, LockGuard};
 use super::key::FoundKey;
 use super::layer::Config;
+use super::service::take_ready;
 use super::trace::{Outcome, Trace};
 use crate::body::{RequestBody, ResponseBody};
 
@@ -138,22 +139,18 @@ where
             Poll::Ready(answer) => {
                 let kind = decided(config, service, request, key, &found, answer, &mut trace);
                 if let Kind::Ready { .. } = kind {
-                    // The ready service was not called: drop it, and whatever its readiness
-                    // reserved (a concurrency permit, a buffer slot) with it, as the waiting
-                    // path does; a fresh clone takes its place.
-                    let clone = service.clone();
-                    drop(std::mem::replace(service, clone));
+                    // Not called: as the waiting path does, let go of the ready service.
+                    drop(take_ready(service));
                 }
                 kind
             }
             Poll::Pending => {
-                let clone = service.clone();
                 let span = trace.span().clone();
                 let settle = guard::release_if_claimed(&config.client, key.clone(), span);
                 Kind::Locking {
                     claim: Box::new(InFlight::new(lock, settle)),
                     pending: Some(Pending {
-                        service: std::mem::replace(service, clone),
+                        service: take_ready(service),
                         request,
                         key,
                         found,

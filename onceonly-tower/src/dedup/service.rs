@@ -57,6 +57,14 @@ impl<S> OnceOnlyService<S> {
     }
 }
 
+/// Takes the ready `service` (the one `poll_ready` was called on) and leaves a fresh clone in
+/// its place: for a call made later, or, dropped at once, to let go of whatever its readiness
+/// reserved (a concurrency permit, a buffer slot) when the layer answers without calling it.
+pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
+    let clone = service.clone();
+    std::mem::replace(service, clone)
+}
+
 /// The answer to a handled request without a key when keys are required.
 pub(crate) fn missing_key<B>(config: &Config) -> Response<ResponseBody<B>> {
     let names: Vec<String> = config.sources.iter().map(KeySource::describe).collect();
@@ -106,9 +114,7 @@ where
         );
         if let Extraction::Missing = extraction {
             if self.config.require_key {
-                // The ready service is not called: let go of what its readiness reserved.
-                let clone = self.inner.clone();
-                drop(std::mem::replace(&mut self.inner, clone));
+                drop(take_ready(&mut self.inner));
                 return ResponseFuture::ready(missing_key(&self.config));
             }
             return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::inner)));
@@ -123,10 +129,7 @@ where
                 ResponseFuture::check_lock(&self.config, &mut self.inner, req, key, found, trace)
             }
             extraction => {
-                // The ready service goes into the future; a fresh clone stays behind for the
-                // next call.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
+                let inner = take_ready(&mut self.inner);
                 let config = Arc::clone(&self.config);
                 ResponseFuture::guarded(Box::pin(guarded(config, inner, req, extraction)))
             }

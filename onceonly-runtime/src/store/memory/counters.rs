@@ -59,6 +59,11 @@ impl Counters {
     /// The live value of `key` (0 when absent or expired).
     pub(super) fn get(&mut self, hasher: &RandomState, key: &str, now_ms: u64) -> u64 {
         let hash = self.hash(hasher, key);
+        self.live(hash, key, now_ms)
+    }
+
+    /// The value of the counter `key` (hashed to `hash`) unless it expired.
+    fn live(&self, hash: u64, key: &str, now_ms: u64) -> u64 {
         self.table
             .get(hash, key)
             .filter(|c| c.expires_at_ms > now_ms)
@@ -89,11 +94,7 @@ impl Counters {
         // Every add is checked against the value it will meet (earlier adds to the same key
         // included) before anything changes.
         for (i, (add, &hash)) in adds.iter().zip(hashes).enumerate() {
-            let mut value = self
-                .table
-                .get(hash, add.key)
-                .filter(|c| c.expires_at_ms > now_ms)
-                .map_or(0, |c| c.value);
+            let mut value = self.live(hash, add.key, now_ms);
             for earlier in adds[..i].iter().filter(|e| e.key == add.key) {
                 if let CounterAdd::Added(next) = apply(value, earlier) {
                     value = next;
