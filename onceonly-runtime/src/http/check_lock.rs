@@ -11,6 +11,7 @@ use reqwest::header::HeaderName;
 use crate::error::{Error, Result};
 use crate::models::{CheckLockRequest, CheckLockResult};
 use crate::wire::header as wire_header;
+use crate::wire::status;
 
 pub(crate) async fn check_lock(t: &Transport, req: CheckLockRequest) -> Result<CheckLockResult> {
     let body = KeyBody {
@@ -62,7 +63,7 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
     let body = errors::success_map(&resp.body);
     let said = |s: Option<String>| {
         s.map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| s == "locked" || s == "duplicate")
+            .filter(|s| s == status::LOCKED || s == status::DUPLICATE)
     };
     let status = said(
         body.get("status")
@@ -71,7 +72,7 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
     )
     .or_else(|| said(header(resp, &wire_header::ONCEONLY_STATUS)));
     let locked = match status.as_deref() {
-        Some(s) => s == "locked",
+        Some(s) => s == status::LOCKED,
         // No status anywhere: `success` decides, and its absence reads as a duplicate.
         None => body.get("success").is_some_and(truthy),
     };

@@ -86,7 +86,7 @@ fn duplicate<B>(claimed: &CheckLockResult, found: &FoundKey) -> Response<Respons
     let mut res = response::json(
         StatusCode::OK,
         &json!({
-            "status": "duplicate",
+            "status": status::DUPLICATE,
             "key": found.id_lossy(),
             "first_seen_at": claimed.first_seen_at,
             "detail": "already received; the handler did not run again",
