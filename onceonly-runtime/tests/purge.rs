@@ -59,3 +59,40 @@ async fn the_purge_loop_ends_with_the_engine() {
         0
     );
 }
+
+/// A retention of zero would forget a finished key at once (so it would run again), and a huge
+/// one would overflow the purge deadlines: both are refused, or brought into range.
+#[tokio::test]
+async fn retention_out_of_range_is_refused_or_clamped() {
+    use onceonly_runtime::models::{CompleteRequest, LeaseRequest, RunStatus};
+    use onceonly_runtime::time::SystemClock;
+
+    for retention in [Duration::ZERO, Duration::MAX] {
+        let config = EngineConfig::default().retention(retention);
+        let refused =
+            Engine::try_with_config(MemoryStore::new(), config.clone(), Arc::new(SystemClock));
+        assert!(
+            matches!(&refused, Err(Error::Validation(m)) if m.contains("retention")),
+            "{retention:?}: {:?}",
+            refused.err()
+        );
+        // The infallible constructor runs with a retention in range: a finished key still
+        // answers with its outcome.
+        let engine = Engine::with_config(MemoryStore::new(), config, Arc::new(SystemClock));
+        let kept = engine.config().retention;
+        assert!(kept >= Duration::from_secs(1) && kept <= Duration::from_secs(10 * 365 * 86_400));
+        let lease_id = engine
+            .lease(LeaseRequest::new("k"))
+            .await
+            .unwrap()
+            .lease_id
+            .unwrap();
+        engine
+            .complete(CompleteRequest::new("k", &lease_id, None))
+            .await
+            .unwrap();
+        assert_eq!(engine.purge_expired().await.unwrap(), 0, "{retention:?}");
+        let again = engine.lease(LeaseRequest::new("k")).await.unwrap();
+        assert_eq!(again.status, RunStatus::Completed, "{retention:?}");
+    }
+}

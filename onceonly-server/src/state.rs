@@ -162,14 +162,15 @@ impl<S: Store> Tenant<S> {
     }
 }
 
-/// The token of an `Authorization` value: `Bearer <token>`, scheme case-insensitive.
-fn bearer(value: &str) -> Option<&str> {
-    let value = value.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+/// The token of an `Authorization` value: `Bearer <token>`, scheme case-insensitive, any
+/// whitespace between them. Bytes, not text: a token that is not ASCII is still a token (one
+/// no key matches, so a 403), not a missing header.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii();
+    let at = value.iter().position(u8::is_ascii_whitespace)?;
+    let (scheme, token) = value.split_at(at);
+    let token = token.trim_ascii();
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
 }
 
 impl<S: Store> FromRequestParts<AppState<S>> for Tenant<S> {
@@ -182,12 +183,11 @@ impl<S: Store> FromRequestParts<AppState<S>> for Tenant<S> {
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
             return Err(ApiError::missing_token());
         };
-        let token = value
-            .to_str()
+        let token = bearer(value.as_bytes()).ok_or_else(ApiError::missing_token)?;
+        match std::str::from_utf8(token)
             .ok()
-            .and_then(bearer)
-            .ok_or_else(ApiError::missing_token)?;
-        match state.lookup(token) {
+            .and_then(|t| state.lookup(t))
+        {
             Some(engine) => Ok(Tenant(engine.clone())),
             None => Err(ApiError::invalid_key()),
         }
@@ -200,11 +200,14 @@ mod tests {
 
     #[test]
     fn bearer_tokens() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer   abc  "), Some("abc"));
-        assert_eq!(bearer("Bearer "), None);
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(bearer("abc"), None);
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"bearer   abc  "), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Bearer\tabc"), Some(&b"abc"[..]));
+        assert_eq!(bearer("Bearer é".as_bytes()), Some("é".as_bytes()));
+        assert_eq!(bearer(b"Bearer \xe9\xe9"), Some(&b"\xe9\xe9"[..]));
+        assert_eq!(bearer(b"Bearer "), None);
+        assert_eq!(bearer(b"Basic abc"), None);
+        assert_eq!(bearer(b"abc"), None);
     }
 
     #[test]

@@ -104,6 +104,33 @@ async fn check_lock_locks_then_reports_duplicates_in_body_and_headers() {
 }
 
 #[tokio::test]
+async fn unusable_request_ids_are_replaced_not_echoed() {
+    let s = start().await;
+    let long = "r".repeat(300);
+    for (i, id) in ["", "   ", "a b", "é", long.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let a = s
+            .raw(
+                Method::POST,
+                "check-lock",
+                Some(A),
+                Some(format!(r#"{{"key":"rid-{i}"}}"#).into_bytes()),
+                &[("X-Request-Id", id)],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{id:?}: {}", a.text);
+        assert!(
+            a.header("x-request-id")
+                .is_some_and(|got| got.starts_with("req_") && got.len() == 28),
+            "{id:?} got {:?}",
+            a.header("x-request-id")
+        );
+    }
+}
+
+#[tokio::test]
 async fn check_lock_release_extension_lets_the_retry_in() {
     let s = start().await;
     s.post_ok(A, "check-lock", json!({"key": "evt_r"})).await;

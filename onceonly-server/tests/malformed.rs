@@ -183,6 +183,43 @@ async fn invalid_values_are_422_from_the_engine() {
             "ai/fail",
             json!({"key": "k", "lease_id": "l", "error_code": ""}),
         ),
+        (
+            "ai/fail",
+            json!({"key": "k", "lease_id": "l", "error_code": "a\u{0}"}),
+        ),
+        (
+            "ai/fail",
+            json!({"key": "k", "lease_id": "l", "error_code": "x", "error_hash": "h".repeat(257)}),
+        ),
+        (
+            "ai/complete",
+            json!({"key": "k", "lease_id": "l", "result_hash": "h".repeat(3_000_000)}),
+        ),
+        (
+            "ai/complete",
+            json!({"key": "k", "lease_id": "l", "result_hash": "a\nb"}),
+        ),
+        // A run id no timeline could be read under is refused, not silently left untracked.
+        (
+            "ai/lease",
+            json!({"key": "k", "metadata": {"run_id": "x\u{2}y"}}),
+        ),
+        (
+            "ai/lease",
+            json!({"key": "k", "metadata": {"run_id": "  "}}),
+        ),
+        (
+            "ai/lease",
+            json!({"key": "k", "metadata": {"run_id": "r".repeat(300)}}),
+        ),
+        (
+            "ai/lease",
+            json!({"key": "k", "metadata": {"run_id": {"id": 1}}}),
+        ),
+        (
+            "ai/run",
+            json!({"key": "k", "metadata": {"run_id": "a\u{1}"}}),
+        ),
         ("events", json!({"run_id": "  ", "type": "note"})),
         ("events", json!({"run_id": "r", "type": ""})),
         (
@@ -258,6 +295,9 @@ async fn bad_queries_and_paths_are_422() {
         "metrics?from_day=yesterday&to_day=2026-01-01",
         "metrics?from_day=2026-02-01&to_day=2026-01-01",
         "metrics?from_day=2025-01-01&to_day=2026-01-01",
+        "metrics?from_day=-2026-01-01&to_day=-2026-01-03",
+        "metrics?from_day=0000-01-01&to_day=0000-01-02",
+        "metrics?from_day=1969-12-30&to_day=1970-01-02",
     ] {
         let a = s.get(A, path).await;
         assert_client_error(&a, path);
@@ -443,7 +483,16 @@ async fn missing_or_wrong_api_keys_are_401_and_403_on_every_endpoint() {
             none.body,
             json!({"detail": "Missing Authorization Bearer token"})
         );
-        for header in ["Bearer ", "Basic abc", "Token x", ""] {
+        // No bearer token is a 401; a token that is not ASCII, or one after a tab, is a
+        // wrong key (403), not a missing one.
+        for (header, status) in [
+            ("Bearer ", StatusCode::UNAUTHORIZED),
+            ("Basic abc", StatusCode::UNAUTHORIZED),
+            ("Token x", StatusCode::UNAUTHORIZED),
+            ("", StatusCode::UNAUTHORIZED),
+            ("Bearer éééé", StatusCode::FORBIDDEN),
+            ("Bearer\tonce_wrong_key", StatusCode::FORBIDDEN),
+        ] {
             let a = s
                 .raw(
                     method.clone(),
@@ -453,7 +502,7 @@ async fn missing_or_wrong_api_keys_are_401_and_403_on_every_endpoint() {
                     &[("Authorization", header)],
                 )
                 .await;
-            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path} {header:?}");
+            assert_eq!(a.status, status, "{path} {header:?}");
         }
         let wrong = s
             .raw(

@@ -39,6 +39,86 @@ pub async fn lease_claim_race<S: Store>(store: S) {
     );
 }
 
+/// Compare-and-swap on a record that exists: of many writers holding its revision exactly one
+/// wins, and a write with a stale, an unknown or no revision never lands. (The engine always
+/// writes with the revision it just read, so the engine-level cases alone would not notice a
+/// store that ignores a mismatched revision.)
+pub async fn record_revision_race<S: Store>(store: S) {
+    let store = Arc::new(store);
+    const NOW: u64 = 1_000_000;
+    let rec = |id: &str| crate::testing::in_progress_record(id, NOW, 60_000);
+    let first = store.put_record("cas", None, rec("a")).await.unwrap();
+    let rev = first.expect("the key was absent");
+    assert_eq!(
+        store.put_record("cas", None, rec("again")).await.unwrap(),
+        None,
+        "a create over an existing record"
+    );
+    let writers: Vec<_> = (0..32)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let won = store
+                    .put_record("cas", Some(rev), rec(&format!("w{i}")))
+                    .await
+                    .unwrap();
+                won.map(|new_rev| (i, new_rev))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for w in writers {
+        winners.extend(w.await.unwrap());
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one writer of revision {rev}: {winners:?}"
+    );
+    let (winner, new_rev) = winners[0];
+    assert_ne!(new_rev, rev);
+    let stored = store.get_record("cas").await.unwrap().unwrap();
+    assert_eq!(stored.rev, new_rev);
+    assert_eq!(stored.value.lease_id, format!("w{winner}"));
+    // The old revision is stale now, and a revision never handed out matches nothing.
+    for stale in [rev, new_rev.wrapping_add(1_000_003)] {
+        assert_eq!(
+            store
+                .put_record("cas", Some(stale), rec("late"))
+                .await
+                .unwrap(),
+            None,
+            "revision {stale}"
+        );
+    }
+    assert_eq!(
+        store
+            .get_record("cas")
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .lease_id,
+        format!("w{winner}"),
+        "the refused writes changed nothing"
+    );
+    // A revision of another key does not fit this one.
+    let other = store
+        .put_record("cas-other", None, rec("o"))
+        .await
+        .unwrap()
+        .unwrap();
+    if other != new_rev {
+        assert_eq!(
+            store
+                .put_record("cas", Some(other), rec("cross"))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
 /// The same acquisition sent again (its answer was lost) gets the live lease back, uncharged;
 /// other callers and later acquisitions never do.
 pub async fn lease_repeated_acquisition<S: Store>(store: S) {
@@ -240,7 +320,7 @@ pub async fn stale_lease_rejected<S: Store>(store: S) {
     assert_eq!(r.result, result(serde_json::json!({"v": 2})));
 }
 
-/// A holder past its TTL may still complete while nobody else acquired.
+/// A holder past its TTL can no longer complete or extend, even while nobody else acquired.
 pub async fn late_complete_refused<S: Store>(store: S) {
     let (engine, clock) = engine(store);
     let a = engine.lease(lease("late")).await.unwrap().lease_id.unwrap();
@@ -323,12 +403,26 @@ pub async fn completed_replays<S: Store>(store: S) {
     let r = engine.result("done").await.unwrap();
     assert!(r.ok);
     assert_eq!(r.result, body);
+    // Ending the same lease another way contradicts the completion: a conflict, not a lost
+    // lease. Extending an ended lease finds nothing held.
     assert!(matches!(
         engine
             .fail(FailRequest::new("done", &id, "late", false))
             .await,
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        engine.cancel(CancelRequest::new("done", &id, None)).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        engine.extend(ExtendRequest::new("done", &id, None)).await,
         Err(Error::LeaseLost { .. })
     ));
+    assert_eq!(
+        engine.status("done").await.unwrap().status,
+        RunStatus::Completed
+    );
 }
 
 /// A terminal failure sticks; a retryable one releases the key.
@@ -348,6 +442,14 @@ pub async fn fail_terminal_and_retryable<S: Store>(store: S) {
         .fail(FailRequest::new("term", &id, "fraud", false))
         .await;
     assert!(matches!(other, Err(Error::Conflict { .. })), "{other:?}");
+    // So is a completion of the failed lease.
+    let completed = engine
+        .complete(CompleteRequest::new("term", &id, None))
+        .await;
+    assert!(
+        matches!(completed, Err(Error::Conflict { .. })),
+        "{completed:?}"
+    );
     let l = engine.lease(lease("term")).await.unwrap();
     assert_eq!(
         (l.status, l.error_code.as_deref(), l.retryable),

@@ -78,7 +78,7 @@ macro_rules! store_conformance_tests {
     (optional: $make:expr) => {
         $crate::store_conformance_tests!(@cases $make;
             lock_claim_race, lock_expiry_edge, lock_release, lock_release_fenced, lease_claim_race,
-            lease_repeated_acquisition,
+            record_revision_race, lease_repeated_acquisition,
             lease_expiry_edge, stale_lease_rejected, late_complete_refused, completed_replays,
             fail_terminal_and_retryable, cancel_releases, extend_moves_expiry, retention,
             expired_record_reacquired_before_purge, waiter_woken_on_completion,

@@ -106,6 +106,20 @@ pub(super) fn run_id_of(metadata: Option<&JsonMap>) -> Option<String> {
     validate_run_id(&id).ok().map(str::to_owned)
 }
 
+/// Refuses a lease or run whose `metadata.run_id` could never name a timeline (not a string
+/// or a number, blank, too long, control characters): accepted, its `run_started` and
+/// `run_finished` events would be dropped without a word. A lease without one is fine.
+pub(super) fn check_run_id(metadata: Option<&JsonMap>) -> Result<()> {
+    match metadata.and_then(|m| m.get("run_id")) {
+        None => Ok(()),
+        Some(serde_json::Value::String(s)) => validate_run_id(s).map(drop),
+        Some(serde_json::Value::Number(n)) => validate_run_id(&n.to_string()).map(drop),
+        Some(_) => Err(Error::Validation(
+            "metadata.run_id must be a string (or a number)".into(),
+        )),
+    }
+}
+
 fn string_of(metadata: Option<&JsonMap>, field: &str) -> Option<String> {
     metadata?.get(field)?.as_str().map(str::to_owned)
 }

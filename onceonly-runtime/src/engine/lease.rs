@@ -2,7 +2,10 @@
 //! each a read followed by a compare-and-swap on the record's revision.
 //!
 //! The lease id is the fencing token: only the latest acquisition's id may change a record.
-//! A holder whose TTL ran out may still finish as long as nobody acquired after it.
+//! A holder whose TTL ran out cannot finish or extend: at its deadline the key reads
+//! `failed` / `lease_expired`, and only a new acquisition moves it on. The deadline is checked
+//! on the engine's clock just before the compare-and-swap, so a write sent an instant before
+//! the deadline can land up to one store round trip after it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +75,7 @@ impl<S: Store> Engine<S> {
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
         validate::ttl("ttl", ttl)?;
         validate::metadata(req.metadata.as_ref())?;
+        super::events::check_run_id(req.metadata.as_ref())?;
         if let Some(id) = &req.acquisition_id {
             validate::token("acquisition_id", id)?;
         }
@@ -238,6 +242,9 @@ impl<S: Store> Engine<S> {
     /// a completion already stored is not counted again, and a completion that fails gives its
     /// bytes back.
     pub async fn complete(&self, mut req: CompleteRequest) -> Result<Lease> {
+        if let Some(hash) = &req.result_hash {
+            validate::digest("result_hash", hash)?;
+        }
         let mut counted = None;
         if let Some(result) = &req.result {
             let len = validate::json_map_len(result)?;
@@ -298,14 +305,19 @@ impl<S: Store> Engine<S> {
             LeaseState::Completed => Some(Change::Conflict(
                 "this lease already completed with another result; the first result stands",
             )),
-            _ => None,
+            LeaseState::Failed | LeaseState::Released => Some(Change::Conflict(
+                "this lease already ended without a result (failed or cancelled); that stands",
+            )),
         })
         .await
     }
 
     /// Stores a failure. Terminal by default; `retryable` releases the key instead.
     pub async fn fail(&self, req: FailRequest) -> Result<Lease> {
-        validate::short_text("error_code", &req.error_code)?;
+        validate::code("error_code", &req.error_code)?;
+        if let Some(hash) = &req.error_hash {
+            validate::digest("error_hash", hash)?;
+        }
         let target = if req.retryable {
             LeaseState::Released
         } else {
@@ -356,7 +368,9 @@ impl<S: Store> Engine<S> {
             LeaseState::Failed | LeaseState::Released => Some(Change::Conflict(
                 "this lease already ended with another error code or state; the first stands",
             )),
-            _ => None,
+            LeaseState::Completed => Some(Change::Conflict(
+                "this lease already completed; its result stands",
+            )),
         })
         .await
     }

@@ -64,6 +64,10 @@ pub struct EngineConfig {
     pub quotas: Quotas,
 }
 
+/// The shortest and the longest [`EngineConfig::retention`].
+const MIN_RETENTION: Duration = Duration::from_secs(1);
+const MAX_RETENTION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -79,7 +83,10 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    /// Sets how long finished records are kept.
+    /// Sets how long finished records are kept: from 1 second to 10 years. A finished key
+    /// answers with its outcome only while its record is kept, so a retention outside that
+    /// range is refused by [`Engine::try_with_config`] (and brought into it, with an error
+    /// logged, by [`Engine::with_config`]).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
@@ -176,19 +183,20 @@ impl<S: Store> Engine<S> {
 
     /// An engine with an explicit configuration and clock.
     ///
-    /// A malformed `tool_hosts` entry is logged and ignored here; [`Engine::try_with_config`]
-    /// refuses it instead.
+    /// A malformed `tool_hosts` entry is logged and ignored here, and a retention out of
+    /// range is logged and brought into range; [`Engine::try_with_config`] refuses both.
     pub fn with_config(store: S, config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
         match Engine::try_with_config_inner(store, config, clock) {
             (engine, None) => engine,
             (engine, Some(e)) => {
-                tracing::error!(error = %e, "ignoring the tool host allow-list");
+                tracing::error!(error = %e, "an engine setting was refused; running without it");
                 engine
             }
         }
     }
 
-    /// [`Engine::with_config`], refusing a malformed `tool_hosts` entry.
+    /// [`Engine::with_config`], refusing a malformed `tool_hosts` entry or a retention out of
+    /// range.
     pub fn try_with_config(store: S, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         match Engine::try_with_config_inner(store, config, clock) {
             (engine, None) => Ok(engine),
@@ -198,13 +206,22 @@ impl<S: Store> Engine<S> {
 
     fn try_with_config_inner(
         store: S,
-        config: EngineConfig,
+        mut config: EngineConfig,
         clock: Arc<dyn Clock>,
     ) -> (Self, Option<crate::Error>) {
-        let (hosts, bad) = match crate::tools::ToolHosts::new(config.tool_hosts.iter()) {
+        let (hosts, mut bad) = match crate::tools::ToolHosts::new(config.tool_hosts.iter()) {
             Ok(hosts) => (hosts, None),
             Err(e) => (crate::tools::ToolHosts::none(), Some(e)),
         };
+        if !(MIN_RETENTION..=MAX_RETENTION).contains(&config.retention) {
+            // Zero would forget a finished key at once (so it runs again); a huge one would
+            // overflow the purge deadlines.
+            bad = bad.or(Some(crate::Error::Validation(format!(
+                "retention must be from 1 second to 10 years, got {:?}",
+                config.retention
+            ))));
+            config.retention = config.retention.clamp(MIN_RETENTION, MAX_RETENTION);
+        }
         let store = Arc::new(store);
         let purger = purge::Purger::new(&store, Arc::clone(&clock), config.purge_interval);
         let engine = Engine {

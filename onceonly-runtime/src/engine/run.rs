@@ -74,5 +74,6 @@ pub(super) fn check(req: &LeaseRequest) -> Result<()> {
     if let Some(ttl) = req.ttl {
         validate::ttl("ttl", ttl)?;
     }
-    validate::metadata(req.metadata.as_ref())
+    validate::metadata(req.metadata.as_ref())?;
+    super::events::check_run_id(req.metadata.as_ref())
 }

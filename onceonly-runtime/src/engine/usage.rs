@@ -393,9 +393,16 @@ impl<S: Store> Engine<S> {
     /// as `YYYY-MM-DD`, at most 93 days).
     pub async fn metrics(&self, from_day: &str, to_day: &str) -> Result<Metrics> {
         let parse = |field: &str, v: &str| {
-            NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
+            let day = NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
                 Error::Validation(format!("{field} must be a date as YYYY-MM-DD, got {v:?}"))
-            })
+            })?;
+            // Counters are kept by Unix day: nothing can have been counted before the epoch.
+            if day < chrono::DateTime::UNIX_EPOCH.date_naive() {
+                return Err(Error::Validation(format!(
+                    "{field} must be 1970-01-01 or later, got {v:?}"
+                )));
+            }
+            Ok(day)
         };
         let from = parse("from_day", from_day)?;
         let to = parse("to_day", to_day)?;

@@ -212,7 +212,7 @@ impl std::fmt::Display for QuotaExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the daily quota {} of {} is used up ({} counted today); it resets at {}",
+            "over the daily quota {} of {} ({} counted today, this call not counted); it resets at {}",
             self.quota, self.limit, self.used, self.resets_at
         )
     }

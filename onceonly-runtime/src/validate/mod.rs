@@ -72,9 +72,8 @@ pub fn ttl(field: &str, ttl: Duration) -> Result<()> {
     }
     if ttl > MAX_TTL {
         return Err(Error::validation(format!(
-            "{field} must be at most {}s (30 days), got {}s",
+            "{field} must be at most {}s (30 days), got {ttl:?}",
             MAX_TTL.as_secs(),
-            ttl.as_secs()
         )));
     }
     Ok(())
@@ -124,6 +123,27 @@ pub fn short_text(field: &str, value: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Error codes: [`short_text`] without control characters, since they are read back, logged
+/// and matched on.
+pub fn code(field: &str, value: &str) -> Result<()> {
+    short_text(field, value)?;
+    if has_control(value) {
+        return Err(Error::validation(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A caller's digest of a result or an error (`result_hash`, `error_hash`): stored and read
+/// back as given, so at most [`MAX_CODE_BYTES`] and no control characters; empty is allowed.
+pub fn digest(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    code(field, value)
 }
 
 /// Lock ids and acquisition names: 1 to 256 bytes of visible ASCII, as they travel in HTTP

@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use onceonly_runtime::__private::validate;
 use onceonly_runtime::store::Store;
 use onceonly_runtime::wire::header;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -61,8 +62,23 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         app
     };
     app.layer(SetRequestIdLayer::new(header::REQUEST_ID, NewRequestId))
+        .layer(middleware::map_request(drop_unusable_request_id))
         .layer(CatchPanicLayer::custom(on_panic))
         .with_state(state)
+}
+
+/// A caller's `X-Request-Id` that could not travel on as given (empty, over 256 bytes, not
+/// visible ASCII) is dropped, so the request gets a new one: it is echoed in the answer and
+/// handed to the engine, and neither should carry an unbounded or unreadable value.
+async fn drop_unusable_request_id(mut req: Request) -> Request {
+    let unusable = req.headers().get(&header::REQUEST_ID).is_some_and(|v| {
+        v.to_str()
+            .map_or(true, |id| validate::token("x-request-id", id).is_err())
+    });
+    if unusable {
+        req.headers_mut().remove(&header::REQUEST_ID);
+    }
+    req
 }
 
 /// `req_` and 24 random hex digits, for requests that come without an `X-Request-Id`.

@@ -69,15 +69,18 @@ fn take<T>(
 }
 
 fn wrong(field: &str, want: &str, got: &Value) -> Error {
-    let got = match got {
+    let kind = match got {
+        // A number of the wrong range or kind: say which.
+        Value::Number(n) => {
+            return Error::validation(format!("{field} must be {want}, got {n}"));
+        }
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     };
-    Error::validation(format!("{field} must be {want}, not {got}"))
+    Error::validation(format!("{field} must be {want}, not {kind}"))
 }
 
 fn too_many(field: &str, n: usize) -> Result<()> {
