@@ -172,3 +172,75 @@ async fn charges_are_refunded_when_the_store_fails_mid_race() {
         .store(usize::MAX, Ordering::SeqCst);
     assert_eq!(engine.usage(UsageKind::Ai).await.unwrap().usage, 1);
 }
+
+/// Loses the answer of the next `lose` record writes that landed: the store applied them, the
+/// caller hears an error (a timeout after the command reached Redis, say).
+struct LoseAnswers {
+    lose: AtomicUsize,
+}
+
+impl StoreHooks for LoseAnswers {
+    async fn after_write(&self, _key: &str, written: Option<u64>) -> Result<()> {
+        if written.is_some()
+            && self
+                .lose
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(Error::Store("timed out waiting for the answer".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A write that landed but whose answer was lost is read back and recognized: the caller gets
+/// the lease it now holds (and can complete it), or its completion, instead of an error for
+/// something that happened. Without the read-back the lease would sit held by nobody until it
+/// expired.
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_recognized_as_landed() {
+    use onceonly_runtime::models::{CompleteRequest, ExtendRequest};
+
+    let store = Hooked::new(
+        MemoryStore::new(),
+        LoseAnswers {
+            lose: AtomicUsize::new(0),
+        },
+    );
+    let engine = Engine::with_config(store, EngineConfig::default(), Arc::new(SystemClock));
+    let lose_next = |n| engine.store().hooks().lose.store(n, Ordering::SeqCst);
+
+    lose_next(1);
+    let lease = engine.lease(LeaseRequest::new("lost")).await.unwrap();
+    assert_eq!(lease.status, RunStatus::Acquired, "{lease:?}");
+    let lease_id = lease.lease_id.clone().unwrap();
+    assert_eq!(
+        engine.usage(UsageKind::Ai).await.unwrap().usage,
+        1,
+        "charged once, kept"
+    );
+    let others = engine.lease(LeaseRequest::new("lost")).await.unwrap();
+    assert_eq!(others.status, RunStatus::InProgress, "the lease is held");
+
+    lose_next(1);
+    let extended = engine
+        .extend(ExtendRequest::new("lost", &lease_id, None))
+        .await
+        .unwrap();
+    assert_eq!(extended.status, RunStatus::Acquired);
+
+    lose_next(1);
+    let done = engine
+        .complete(CompleteRequest::new(
+            "lost",
+            &lease_id,
+            serde_json::json!({"v": 1}).as_object().cloned(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(
+        engine.result("lost").await.unwrap().result,
+        serde_json::json!({"v": 1}).as_object().cloned()
+    );
+}

@@ -193,11 +193,29 @@ impl<S: Store> Engine<S> {
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);
             let metadata = record.metadata.clone();
-            if self.write(&req.key, expected_rev, record).await? {
-                return Ok((answer, Some(metadata)));
+            let lease_id = record.lease_id.clone();
+            match self.write(&req.key, expected_rev, record).await {
+                Ok(true) => return Ok((answer, Some(metadata))),
+                // Lost the race for this revision: read again and decide again.
+                Ok(false) => {}
+                Err(e) => {
+                    return if self.landed(&req.key, |rec| rec.lease_id == lease_id).await {
+                        Ok((answer, Some(metadata)))
+                    } else {
+                        Err(e)
+                    };
+                }
             }
-            // Lost the race for this revision: read again and decide again.
         }
+    }
+
+    /// Whether a write whose answer was an error landed after all (a timeout after the
+    /// command reached the store): the record now stored is the one `wrote` recognizes. Lease
+    /// ids are unique, so this never mistakes another caller's write for ours. Without it the
+    /// caller would see an error for a lease it holds, which nobody could then use or give
+    /// back until it expired.
+    async fn landed(&self, key: &str, wrote: impl Fn(&LeaseRecord) -> bool) -> bool {
+        matches!(self.read(key).await, Ok(Some(v)) if wrote(&v.value))
     }
 
     /// Compare-and-swap of a lease record; `false` when the revision moved on.
@@ -415,13 +433,39 @@ impl<S: Store> Engine<S> {
             let answer = self.holder_answer(key, &next);
             let finished = super::events::finished_event(key, &next);
             let ended = next.job.then(|| (*next).clone());
-            if self
+            // What tells our write from any other: only this lease id's holder writes it, and
+            // the state and deadlines it set are to the millisecond.
+            let wrote = (
+                next.state,
+                next.lease_expires_at_ms,
+                next.done_at_ms,
+                next.purge_at_ms,
+            );
+            let written = match self
                 .inner
                 .store
                 .put_record(key, Some(current.rev), *next)
-                .await?
-                .is_some()
+                .await
             {
+                Ok(written) => written.is_some(),
+                Err(_)
+                    if self
+                        .landed(key, |rec| {
+                            rec.lease_id == lease_id
+                                && (
+                                    rec.state,
+                                    rec.lease_expires_at_ms,
+                                    rec.done_at_ms,
+                                    rec.purge_at_ms,
+                                ) == wrote
+                        })
+                        .await =>
+                {
+                    true
+                }
+                Err(e) => return Err(e),
+            };
+            if written {
                 self.record_run_event(finished).await;
                 if let Some(run) = ended {
                     // Boxed: only queued runs get here.

@@ -35,6 +35,18 @@ pub trait StoreHooks: Send + Sync + 'static {
         let _ = (key, record);
         async { Ok(()) }
     }
+
+    /// After [`Store::put_record`] answered `written` (the new revision, or `None` for a
+    /// revision that did not match). An `Err` is returned instead of that answer: a write that
+    /// landed but whose answer was lost, as a timeout after the command reached the server.
+    fn after_write(
+        &self,
+        key: &str,
+        written: Option<u64>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (key, written);
+        async { Ok(()) }
+    }
 }
 
 /// `inner`, with `hooks` run around its record reads and writes.
@@ -83,7 +95,9 @@ impl<S: Store, H: StoreHooks> Store for Hooked<S, H> {
         record: LeaseRecord,
     ) -> Result<Option<u64>> {
         self.hooks.before_write(key, &record).await?;
-        self.inner.put_record(key, expected_rev, record).await
+        let written = self.inner.put_record(key, expected_rev, record).await?;
+        self.hooks.after_write(key, written).await?;
+        Ok(written)
     }
 
     async fn subscribe(&self, key: &str) -> Result<Subscription> {
