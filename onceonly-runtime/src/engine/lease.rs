@@ -193,13 +193,13 @@ impl<S: Store> Engine<S> {
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);
             let metadata = record.metadata.clone();
-            let lease_id = record.lease_id.clone();
             match self.write(&req.key, expected_rev, record).await {
                 Ok(true) => return Ok((answer, Some(metadata))),
                 // Lost the race for this revision: read again and decide again.
                 Ok(false) => {}
                 Err(e) => {
-                    return if self.landed(&req.key, |rec| rec.lease_id == lease_id).await {
+                    let ours = |rec: &LeaseRecord| answer.lease_id.as_ref() == Some(&rec.lease_id);
+                    return if self.landed(&req.key, ours).await {
                         Ok((answer, Some(metadata)))
                     } else {
                         Err(e)
