@@ -133,6 +133,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // The form decoder replaces bytes that are not UTF-8 with U+FFFD, so `?key=%FF` and
+        // `?key=%FE` would read as one key. A path segment refuses them; so does a query.
+        let query = parts.uri.query().unwrap_or_default();
+        if percent_encoding::percent_decode_str(query)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(ApiError::validation(
+                "invalid query: a percent-encoded value is not UTF-8",
+            ));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| QueryParams(q))

@@ -290,6 +290,9 @@ async fn bad_queries_and_paths_are_422() {
         "runs/%20%20",
         "runs/r?limit=2001",
         "runs/%FF%FE",
+        "ai/status?key=%FF%FE",
+        "ai/result?key=k%C3",
+        "usage?kind=%FF",
         "metrics",
         "metrics?from_day=2026-01-01",
         "metrics?from_day=yesterday&to_day=2026-01-01",
@@ -307,6 +310,13 @@ async fn bad_queries_and_paths_are_422() {
             "{path}: {}",
             a.text
         );
+    }
+    // Percent-encoded UTF-8 is a key like any other, U+FFFD itself included.
+    s.post_ok(A, "check-lock", json!({"key": "é\u{FFFD}"}))
+        .await;
+    for path in ["ai/status?key=%C3%A9%EF%BF%BD", "ai/result?key=%C3%A9"] {
+        let a = s.get(A, path).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
     }
 }
 
