@@ -101,6 +101,12 @@ async fn check_lock_locks_then_reports_duplicates_in_body_and_headers() {
     );
     assert_eq!(dup.header("x-onceonly-status"), Some("duplicate"));
     assert_eq!(dup.header("x-request-id"), Some("caller-42"), "echoed");
+
+    // A fractional TTL reads back in whole seconds rounded up, as a lease's does.
+    let short = s
+        .post_ok(A, "check-lock", json!({"key": "stripe:evt_2", "ttl": 1.5}))
+        .await;
+    assert_eq!(short["ttl"], 2, "{short}");
 }
 
 #[tokio::test]

@@ -52,7 +52,8 @@ impl<S: Store> Engine<S> {
             locked,
             duplicate: !locked,
             key: req.key,
-            ttl: ttl.as_secs(),
+            // Whole seconds rounded up, as lease answers show them: a 1.5 s lock reads 2.
+            ttl: ms(ttl).div_ceil(1000),
             first_seen_at,
             lock_id,
             request_id: req.request_id,
