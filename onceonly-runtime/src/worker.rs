@@ -99,7 +99,8 @@ impl Worker {
     /// How many executions a run gets (default 3). A handler `Err` gives the run back for
     /// another attempt (a retryable failure with the [`error_code`](Self::error_code)) until
     /// this many attempts have failed; the last one fails the run for good, so its waiters
-    /// stop with `failed`. `1` fails a run at its first `Err`.
+    /// stop with `failed`. `1` fails a run at its first `Err`. A handler that panics has
+    /// failed its attempt the same way (the panic's message is logged).
     pub fn max_attempts(mut self, n: u64) -> Self {
         self.max_attempts = n.max(1);
         self
@@ -226,9 +227,20 @@ async fn execute<F, Fut, T, E>(
         run_id: claimed.run_id,
         attempt,
     };
+    // A panicking handler is a failed attempt like an `Err`: left to unwind, it would drop
+    // the lease (given back at once) and the run would be claimed again and again, never
+    // counted against `max_attempts`.
     let outcome = held
-        .run_with_heartbeat(handler(job), settings.lease_ttl / 3)
+        .run_with_heartbeat(
+            unwinding(async { handler(job).await }),
+            settings.lease_ttl / 3,
+        )
         .await;
+    let outcome = match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!("the handler panicked: {panic}")),
+    };
     match outcome {
         Ok(value) => {
             // The side effects happened: from here the run is never given back for a re-run.
@@ -262,4 +274,22 @@ async fn execute<F, Fut, T, E>(
             held.release(&settings.error_code).await;
         }
     }
+}
+
+/// Polls `fut` to its end, or to a panic, whose message is then the `Err`. After a panic the
+/// future is never polled again.
+async fn unwinding<T>(fut: impl Future<Output = T>) -> std::result::Result<T, String> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into()))),
+        }
+    })
+    .await
 }

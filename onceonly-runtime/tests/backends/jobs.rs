@@ -211,6 +211,43 @@ pub(super) async fn a_failing_handler_is_retried_then_fails_for_good(client: Onc
     serving.await.unwrap().unwrap();
 }
 
+/// A panic is a failed attempt like an `Err`: counted against `max_attempts`, not a lease
+/// dropped and the run claimed again at once, forever.
+pub(super) async fn a_panicking_handler_counts_as_a_failed_attempt(client: OnceOnly) {
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let seen = Arc::clone(&attempts);
+    let worker = client
+        .ai()
+        .worker("panicky")
+        .max_attempts(3)
+        .error_code("report_panicked")
+        .with_graceful_shutdown(async move {
+            stopped.await.ok();
+        });
+    let serving = tokio::spawn(worker.serve(move |job: Job| {
+        seen.lock().unwrap().push(job.attempt);
+        async move {
+            if job.attempt < 10 {
+                panic!("attempt {} blew up", job.attempt);
+            }
+            Ok::<_, Error>(())
+        }
+    }));
+    let done = client
+        .ai()
+        .run_and_wait("panicky")
+        .timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(done.error_code.as_deref(), Some("report_panicked"));
+    assert!(!done.retryable);
+    assert_eq!(*attempts.lock().unwrap(), [1, 2, 3]);
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
+
 pub(super) async fn a_claim_sent_again_gets_the_run_it_took(client: OnceOnly) {
     client.ai().run("batch:1").await.unwrap();
     client.ai().run("batch:2").await.unwrap();
