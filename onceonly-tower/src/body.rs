@@ -8,6 +8,8 @@
 //! as bytes.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -49,6 +51,24 @@ pin_project! {
         Buffered {
             data: Option<Bytes>,
         },
+        // The body as it arrived, under a watch that notes a failed read (the sender hung up
+        // mid-upload), so the layer can give back a key claimed before the handler read it.
+        Watched {
+            #[pin]
+            body: B,
+            failed: BodyWatch,
+        },
+    }
+}
+
+/// Says whether reading a [`RequestBody`] made by [`RequestBody::watched`] failed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BodyWatch(Arc<AtomicBool>);
+
+impl BodyWatch {
+    /// Whether the body's stream ended in an error.
+    pub(crate) fn failed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -57,6 +77,18 @@ impl<B> RequestBody<B> {
         RequestBody {
             kind: RequestKind::Inner { body },
         }
+    }
+
+    /// The body as it arrived, and a watch that says whether reading it failed.
+    pub(crate) fn watched(body: B) -> (Self, BodyWatch) {
+        let failed = BodyWatch::default();
+        let body = RequestBody {
+            kind: RequestKind::Watched {
+                body,
+                failed: failed.clone(),
+            },
+        };
+        (body, failed)
     }
 
     pub(crate) fn buffered(data: Bytes) -> Self {
@@ -86,6 +118,13 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
             RequestKindProj::Inner { body } => body.poll_frame(cx),
+            RequestKindProj::Watched { body, failed } => {
+                let frame = body.poll_frame(cx);
+                if let Poll::Ready(Some(Err(_))) = &frame {
+                    failed.0.store(true, Ordering::Relaxed);
+                }
+                frame
+            }
             RequestKindProj::Buffered { data } => {
                 Poll::Ready(data.take().map(|d| Ok(Frame::data(d))))
             }
@@ -94,14 +133,14 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            RequestKind::Inner { body } => body.is_end_stream(),
+            RequestKind::Inner { body } | RequestKind::Watched { body, .. } => body.is_end_stream(),
             RequestKind::Buffered { data } => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            RequestKind::Inner { body } => body.size_hint(),
+            RequestKind::Inner { body } | RequestKind::Watched { body, .. } => body.size_hint(),
             RequestKind::Buffered { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }

@@ -52,9 +52,10 @@
 //!
 //! - [`Mode::CheckLock`] (default): one round trip per request. The first delivery runs the
 //!   handler; duplicates get `200` with `X-OnceOnly-Status: duplicate` and a small JSON body,
-//!   without reaching the handler. A `5xx` answer, a handler error, or a request dropped before
-//!   the handler answered (the sender hung up) releases the key, so the sender's retry is
-//!   processed. Other answers (2xx, 3xx, 4xx) keep it.
+//!   without reaching the handler. A `5xx` answer, a handler error, a request dropped before
+//!   the handler answered (the sender hung up), or a request body that failed to arrive (the
+//!   sender hung up mid-upload, whatever the handler then answered) releases the key, so the
+//!   sender's retry is processed. Other answers (2xx, 3xx, 4xx) keep it.
 //! - [`Mode::Replay`]: for APIs whose clients read the answer (IETF `Idempotency-Key`, Stripe's
 //!   semantics). The first request holds a lease while the handler runs; its response (status,
 //!   an allow-list of headers, the body up to

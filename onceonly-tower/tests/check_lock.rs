@@ -228,6 +228,72 @@ async fn a_dropped_delivery_releases_the_key() {
     assert_eq!(runs.get(), 2);
 }
 
+/// A sender that hangs up halfway through the body: the key came from a header, so it was
+/// claimed before the handler read the body, and the handler's `Json` extractor answered 400
+/// (a 4xx keeps a key). The event was never processed, so the key must go back for the
+/// sender's redelivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_off_midway_releases_the_key() {
+    use tokio::io::AsyncWriteExt;
+
+    let runs = Runs::default();
+    let counted = runs.clone();
+    let app = Router::new()
+        .route(
+            "/hooks",
+            post(move |axum::Json(event): axum::Json<Value>| async move {
+                counted.hit();
+                format!("processed {}", event["id"])
+            }),
+        )
+        .layer(OnceOnlyLayer::new(OnceOnly::memory()));
+    let base = serve(app).await;
+    let body = event("evt_cut");
+
+    let mut cut = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /hooks HTTP/1.1\r\nHost: x\r\nwebhook-id: msg_cut\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    cut.write_all(head.as_bytes()).await.unwrap();
+    cut.write_all(&body.as_bytes()[..body.len() / 2])
+        .await
+        .unwrap();
+    cut.flush().await.unwrap();
+    drop(cut);
+
+    // The redelivery is processed once the cut request has given its key back (it may still
+    // be answered as a duplicate until then).
+    let http = client();
+    let mut attempts = 0;
+    let answer = loop {
+        let res = http
+            .post(format!("{base}/hooks"))
+            .header("webhook-id", "msg_cut")
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        if header(&res, "x-onceonly-status").is_none() {
+            break res;
+        }
+        attempts += 1;
+        assert!(attempts < 200, "the cut-off delivery kept its key");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.text().await.unwrap(), "processed \"evt_cut\"");
+    assert_eq!(
+        runs.get(),
+        1,
+        "the cut-off delivery never reached the handler's body"
+    );
+}
+
 #[tokio::test]
 async fn the_same_id_on_two_routes_does_not_collide() {
     let (a, b) = (Runs::default(), Runs::default());

@@ -15,7 +15,7 @@ use super::key::FoundKey;
 use super::layer::Config;
 use super::service::take_ready;
 use super::trace::{Outcome, Trace};
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::{BodyWatch, RequestBody, ResponseBody};
 
 pin_project! {
     /// The response future of [`OnceOnlyService`](super::OnceOnlyService).
@@ -41,9 +41,16 @@ pin_project! {
 struct Pending<S, ReqBody> {
     service: S,
     request: Request<RequestBody<ReqBody>>,
-    key: String,
-    found: FoundKey,
+    claim: Claim,
     config: Arc<Config>,
+}
+
+/// What a check-lock carries from `call` to its handler: the namespaced key, where it was
+/// found, and the watch on a request body the layer did not read.
+pub(crate) struct Claim {
+    pub(crate) key: String,
+    pub(crate) found: FoundKey,
+    pub(crate) watch: Option<BodyWatch>,
 }
 
 pin_project! {
@@ -71,11 +78,13 @@ pin_project! {
             claim: Box<InFlight<onceonly_runtime::Result<CheckLockResult>>>,
             pending: Option<Pending<S, ReqBody>>,
         },
-        // The handler runs; the guard releases the key if it fails or the future is dropped.
+        // The handler runs; the guard releases the key if it fails or the future is dropped,
+        // and if reading the request body failed (`watch`).
         Calling {
             #[pin]
             future: S::Future,
             guard: Option<LockGuard>,
+            watch: Option<BodyWatch>,
         },
         // The handler failed; the key is being released before the answer goes out.
         Releasing {
@@ -126,18 +135,17 @@ where
         config: &Arc<Config>,
         service: &mut S,
         request: Request<RequestBody<ReqBody>>,
-        key: String,
-        found: FoundKey,
+        claim: Claim,
         mut trace: Trace,
     ) -> Self
     where
         S: Clone,
     {
         let _entered = trace.span().clone().entered();
-        let mut lock = check_lock::claim(config, &key);
+        let mut lock = check_lock::claim(config, &claim.key);
         let kind = match lock.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(answer) => {
-                let kind = decided(config, service, request, key, &found, answer, &mut trace);
+                let kind = decided(config, service, request, claim, answer, &mut trace);
                 if let Kind::Ready { .. } = kind {
                     // Not called: as the waiting path does, let go of the ready service.
                     drop(take_ready(service));
@@ -146,14 +154,13 @@ where
             }
             Poll::Pending => {
                 let span = trace.span().clone();
-                let settle = guard::release_if_claimed(&config.client, key.clone(), span);
+                let settle = guard::release_if_claimed(&config.client, claim.key.clone(), span);
                 Kind::Locking {
                     claim: Box::new(InFlight::new(lock, settle)),
                     pending: Some(Pending {
                         service: take_ready(service),
                         request,
-                        key,
-                        found,
+                        claim,
                         config: Arc::clone(config),
                     }),
                 }
@@ -172,15 +179,15 @@ fn decided<S, ReqBody, ResBody>(
     config: &Config,
     service: &mut S,
     request: Request<RequestBody<ReqBody>>,
-    key: String,
-    found: &FoundKey,
+    claim: Claim,
     answer: onceonly_runtime::Result<CheckLockResult>,
     trace: &mut Trace,
 ) -> Kind<S, ReqBody, ResBody>
 where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
 {
-    match check_lock::decide(config, found, answer, trace) {
+    let Claim { key, found, watch } = claim;
+    match check_lock::decide(config, &found, answer, trace) {
         check_lock::Decision::Answer(response) => Kind::Ready {
             response: Some(response),
         },
@@ -194,6 +201,7 @@ where
             Kind::Calling {
                 future: service.call(request),
                 guard,
+                watch,
             }
         }
     }
@@ -248,8 +256,7 @@ where
                     let Pending {
                         mut service,
                         request,
-                        key,
-                        found,
+                        claim,
                         config,
                     } = pending
                         .take()
@@ -257,25 +264,32 @@ where
                     let trace = trace
                         .as_mut()
                         .expect("a check-lock future carries its trace");
-                    decided(&config, &mut service, request, key, &found, answer, trace)
+                    decided(&config, &mut service, request, claim, answer, trace)
                 }
-                KindProj::Calling { future, guard } => {
+                KindProj::Calling {
+                    future,
+                    guard,
+                    watch,
+                } => {
                     let outcome = ready!(future.poll(cx));
+                    // A body that failed to arrive (the sender hung up mid-upload) made the
+                    // handler answer whatever its extractor says (axum: 400), but the event
+                    // was never processed: its retry must get in.
                     let failed = match &outcome {
-                        Ok(res) => res.status().is_server_error(),
-                        Err(_) => true,
+                        _ if watch.as_ref().is_some_and(BodyWatch::failed) => {
+                            Some("request body failed")
+                        }
+                        Ok(res) if res.status().is_server_error() => Some("handler answered 5xx"),
+                        Ok(_) => None,
+                        Err(_) => Some("handler failed"),
                     };
                     let outcome = outcome.map(|r| r.map(ResponseBody::inner));
-                    match guard.take() {
-                        Some(guard) if failed => Kind::Releasing {
-                            release: guard.into_release(if outcome.is_ok() {
-                                "handler answered 5xx"
-                            } else {
-                                "handler failed"
-                            }),
+                    match (guard.take(), failed) {
+                        (Some(guard), Some(why)) => Kind::Releasing {
+                            release: guard.into_release(why),
                             outcome: Some(outcome),
                         },
-                        Some(guard) => {
+                        (Some(guard), None) => {
                             guard.keep();
                             if let Some(trace) = trace.as_mut() {
                                 trace.outcome(Outcome::Executed);
@@ -283,7 +297,7 @@ where
                             return finish(trace, outcome);
                         }
                         // Fail-open: nothing was claimed, so nothing to keep or release.
-                        None => return finish(trace, outcome),
+                        (None, _) => return finish(trace, outcome),
                     }
                 }
                 KindProj::Releasing { release, outcome } => {

@@ -6,7 +6,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 
-use super::future::ResponseFuture;
+use super::future::{Claim, ResponseFuture};
 use super::key::{self, Extraction, FoundKey, KeyRequest, KeySource};
 use super::layer::{Config, Mode};
 use super::replay;
@@ -125,8 +125,15 @@ where
                 let route = key::route(req.uri(), req.extensions());
                 let key = key::namespaced(req.method(), route, &self.config.sources, &found);
                 let trace = Trace::new(&self.config, &key);
-                let req = req.map(RequestBody::inner);
-                ResponseFuture::check_lock(&self.config, &mut self.inner, req, key, found, trace)
+                let (parts, body) = req.into_parts();
+                let (body, watch) = RequestBody::watched(body);
+                let req = Request::from_parts(parts, body);
+                let claim = Claim {
+                    key,
+                    found,
+                    watch: Some(watch),
+                };
+                ResponseFuture::check_lock(&self.config, &mut self.inner, req, claim, trace)
             }
             extraction => {
                 let inner = take_ready(&mut self.inner);
@@ -153,14 +160,15 @@ where
 {
     let (parts, body) = req.into_parts();
     let needs_body = matches!(extraction, Extraction::NeedBody) || config.mode == Mode::Replay;
-    let (body, bytes) = if needs_body {
+    let (body, bytes, watch) = if needs_body {
         match buffer::read_request(&parts.headers, body, config.max_body_bytes).await {
-            Ok(bytes) => (RequestBody::buffered(bytes.clone()), Some(bytes)),
+            Ok(bytes) => (RequestBody::buffered(bytes.clone()), Some(bytes), None),
             Err(ReadError::TooLarge) => return Ok(response::too_large(config.max_body_bytes)),
             Err(ReadError::Failed(e)) => return Ok(response::unreadable(&e)),
         }
     } else {
-        (RequestBody::inner(body), None)
+        let (body, watch) = RequestBody::watched(body);
+        (body, None, Some(watch))
     };
     let found: Option<FoundKey> = match extraction {
         Extraction::Found(found) => Some(found),
@@ -191,7 +199,8 @@ where
     match config.mode {
         Mode::CheckLock => {
             let mut inner = inner;
-            ResponseFuture::check_lock(&config, &mut inner, req, key, found, trace).await
+            let claim = Claim { key, found, watch };
+            ResponseFuture::check_lock(&config, &mut inner, req, claim, trace).await
         }
         Mode::Replay => {
             let bytes = bytes.unwrap_or_default();
