@@ -41,7 +41,9 @@
 //! `X-GitHub-Delivery` by default; add a JSON pointer into the body
 //! ([`json_pointer("/id")`](OnceOnlyLayer::json_pointer) for Stripe) or your own
 //! [`KeyExtractor`]. Keys are namespaced by method and route (axum's matched route template
-//! when there is one, else the path), so the same id on two routes does not collide.
+//! when there is one, else the path), so the same id on two routes does not collide. One
+//! route's key is shared by all its paths: in check-lock mode a key used on `/orders/1/pay` is
+//! a duplicate on `/orders/2/pay`; in replay mode it is a different request (`422`).
 //!
 //! A request without a key passes through untouched, at the cost of a few header lookups, or
 //! gets `400` with [`require_key(true)`](OnceOnlyLayer::require_key). Only `POST` is handled
@@ -62,14 +64,17 @@
 //!   [`max_response_bytes`](OnceOnlyLayer::max_response_bytes)) is stored, and later requests
 //!   with the key get it back byte for byte with `Idempotency-Replayed: true`. A request that
 //!   arrives while the first still runs gets `409` with `Retry-After`; the same key with a
-//!   different body (SHA-256 fingerprint) gets `422`. Which statuses are stored is decided by
+//!   different request (a SHA-256 fingerprint of the path, query and body) gets `422`. The
+//!   first response is read up to that cap before it is sent on, so a streamed response
+//!   reaches its first client only then (or at its end). Which statuses are stored is decided by
 //!   [`is_stored`]: everything but `5xx` and the "try later" `408`/`409`/`425`/`429`, which
 //!   release the key like a failed handler or a dropped request does. The body fingerprint
 //!   also travels as the lease's metadata, so while the first request runs a duplicate with a
 //!   different body already gets `422` (on backends that show a holder's metadata to others:
 //!   the embedded engine and `onceonly-server`; on others it gets `409`, then `422` once the
-//!   response is stored). That `422` stands even if the first request then fails and gives the
-//!   key back: a key is refused for a second, different request as soon as it is seen.
+//!   response is stored). If the first request fails and gives the key back, the key is free
+//!   again: the next request with it runs, whatever its body, and its request is the one a
+//!   later different request is compared with.
 //!
 //! ## Outages
 //!

@@ -184,6 +184,48 @@ async fn the_same_key_with_a_different_body_gets_422() {
     assert_eq!(runs.get(), 1);
 }
 
+/// Keys are scoped to the route template: the same key on `/orders/1/cancel` and
+/// `/orders/2/cancel`, or with another query, is another request, refused, not answered with
+/// the first order's response.
+#[tokio::test]
+async fn the_same_key_on_another_path_or_query_gets_422() {
+    let runs = Runs::default();
+    let counted = runs.clone();
+    let app = Router::new()
+        .route(
+            "/orders/{id}/cancel",
+            post(
+                move |axum::extract::Path(id): axum::extract::Path<u32>| async move {
+                    counted.hit();
+                    format!("cancelled {id}")
+                },
+            ),
+        )
+        .layer(replay_layer());
+    let base = serve(app).await;
+    let http = client();
+    let send = |target: &'static str| {
+        http.post(format!("{base}{target}"))
+            .header("idempotency-key", "cancel-1")
+            .send()
+    };
+    let first = send("/orders/1/cancel?reason=dup").await.unwrap();
+    assert_eq!(first.text().await.unwrap(), "cancelled 1");
+    for other in [
+        "/orders/2/cancel?reason=dup",
+        "/orders/1/cancel?reason=fraud",
+    ] {
+        let refused = send(other).await.unwrap();
+        assert_eq!(refused.status(), 422, "{other}");
+        let detail: Value = refused.json().await.unwrap();
+        assert!(detail["detail"].as_str().unwrap().contains("path or query"));
+    }
+    let again = send("/orders/1/cancel?reason=dup").await.unwrap();
+    assert_eq!(hdr(&again, "idempotency-replayed").as_deref(), Some("true"));
+    assert_eq!(again.text().await.unwrap(), "cancelled 1");
+    assert_eq!(runs.get(), 1);
+}
+
 #[tokio::test]
 async fn a_5xx_is_not_stored_and_the_retry_runs() {
     let runs = Runs::default();
