@@ -47,7 +47,9 @@ pub struct RunFnOptions {
     /// Make an `Err` fail the key for good (later calls get [`Error::PreviouslyFailed`])
     /// instead of releasing it for a retry (the default).
     pub terminal_failures: bool,
-    /// Heartbeat interval (default a third of the TTL).
+    /// Heartbeat interval (default a third of the TTL). The TTL is the one the backend
+    /// granted (the hosted API caps it per plan), and an interval over half of it is cut to
+    /// half, so the lease never lapses between two beats.
     pub heartbeat: Option<Duration>,
     /// Makes the call governed: the agent's policy decides before the key is acquired, and a
     /// refusal returns [`Error::Blocked`] without running the function.
@@ -139,7 +141,9 @@ impl<'a, F> RunFn<'a, F> {
         self
     }
 
-    /// Heartbeat interval (default a third of the TTL).
+    /// Heartbeat interval (default a third of the TTL). The TTL is the one the backend
+    /// granted (the hosted API caps it per plan), and an interval over half of it is cut to
+    /// half, so the lease never lapses between two beats.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.options.heartbeat = Some(every);
         self
@@ -222,8 +226,9 @@ where
 
 /// What acquiring ended with.
 enum Acquired<T> {
-    /// We hold the lease with this id.
-    Lease(String),
+    /// We hold the lease with this id, for this long (the TTL the backend granted, which a
+    /// plan may cap below the one asked for).
+    Lease(String, Duration),
     /// The key already has a value; `waited` when another holder produced it meanwhile.
     Replay { value: T, waited: bool },
 }
@@ -257,15 +262,18 @@ where
             };
             return (Ok(value), outcome);
         }
-        Ok(Acquired::Lease(lease_id)) => lease_id,
+        Ok(Acquired::Lease(lease_id, granted)) => (lease_id, granted),
         Err(e) => {
             let outcome = outcome_of(&e);
             return (Err(e.into()), outcome);
         }
     };
+    let (lease_id, granted) = lease_id;
     let mut held = HeldLease::new(client, key, lease_id, opts.ttl);
 
-    let every = opts.heartbeat.unwrap_or(opts.ttl / 3);
+    // Paced by the TTL granted, not the one asked for (the hosted API caps it per plan), and
+    // never slower than half of it, or the lease would lapse between two beats.
+    let every = opts.heartbeat.unwrap_or(granted / 3).min(granted / 2);
     let outcome = held.run_with_heartbeat(f(), every).await;
     match outcome {
         Ok(value) => {
@@ -332,8 +340,13 @@ async fn acquire<T: DeserializeOwned>(
         let lease = backend.lease(req).await?;
         match lease.status {
             RunStatus::Acquired => {
+                // A TTL the answer leaves out is the one asked for.
+                let granted = lease
+                    .ttl
+                    .map_or(opts.ttl, Duration::from_secs)
+                    .min(opts.ttl);
                 return match lease.lease_id {
-                    Some(id) => Ok(Acquired::Lease(id)),
+                    Some(id) => Ok(Acquired::Lease(id, granted)),
                     None => Err(Error::Api {
                         status: 200,
                         detail: "the backend acquired a lease but sent no lease_id".into(),

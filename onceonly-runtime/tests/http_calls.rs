@@ -676,3 +676,37 @@ async fn repro_replay_reads_the_stored_result_when_the_lease_answer_has_none() {
     let paths: Vec<String> = stub.seen().iter().map(|s| s.path.clone()).collect();
     assert_eq!(paths, ["/v1/ai/lease", "/v1/ai/result"]);
 }
+
+/// The hosted API caps a lease's TTL per plan: the heartbeat follows the TTL granted (here 1 s
+/// for 60 s asked), not the one asked for, or the lease would lapse before its first beat.
+#[tokio::test]
+async fn the_heartbeat_follows_the_ttl_the_backend_granted() {
+    let stub = Stub::start(vec![
+        Reply::json(
+            200,
+            r#"{"ok":true,"status":"acquired","key":"k","ttl":1,"lease_id":"lease_1","version":1}"#,
+        ),
+        // Every extend, then the completion.
+        Reply::json(
+            200,
+            r#"{"ok":true,"status":"acquired","key":"k","lease_id":"lease_1","version":1,"ttl":1}"#,
+        ),
+    ])
+    .await;
+    let value: u32 = stub
+        .client()
+        .ai()
+        .run_fn("k", || async {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            Ok::<_, Error>(7)
+        })
+        .ttl(Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    let paths: Vec<String> = stub.seen().iter().map(|s| s.path.clone()).collect();
+    let extends = paths.iter().filter(|p| *p == "/v1/ai/extend").count();
+    // Every third of the granted second: about three beats in 1.2 s (none at a third of 60 s).
+    assert!((2..=5).contains(&extends), "{paths:?}");
+    assert_eq!(paths.last().map(String::as_str), Some("/v1/ai/complete"));
+}
