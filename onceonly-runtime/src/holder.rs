@@ -42,8 +42,8 @@ use std::time::Duration;
 
 use crate::backend::{Backend, BoxFuture};
 use crate::client::OnceOnly;
-use crate::error::Error;
-use crate::models::{CancelRequest, ExtendRequest, FailRequest};
+use crate::error::{Error, JsonMap, Result};
+use crate::models::{CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease};
 use crate::time::deadline_after;
 
 /// The shortest heartbeat interval [`HeldLease::run_with_heartbeat`] uses.
@@ -155,6 +155,28 @@ impl HeldLease {
             biased;
             out = work => out,
             () = heartbeat => unreachable!("the heartbeat never finishes"),
+        }
+    }
+
+    /// Stores `result` as the lease's completion. A failure worth retrying (a timeout, a 5xx,
+    /// a rate limit, a store outage) is retried, with a backoff, for as long as `within`
+    /// allows: a completion is idempotent for its lease id, so sending it again after a lost
+    /// answer is safe, while giving up would leave the lease to expire and the next caller to
+    /// run the side effect again. Give it less time than the lease has left. Does not disarm
+    /// (see [`disarm`](Self::disarm)).
+    pub async fn complete(&self, result: JsonMap, within: Duration) -> Result<Lease> {
+        let req = CompleteRequest::new(self.key.as_str(), self.lease_id.as_str(), Some(result));
+        let deadline = deadline_after(within);
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.backend.complete(req.clone()).await {
+                Err(e) if e.is_retryable() && deadline_after(pause) < deadline => {
+                    tracing::warn!(key = %self.key, error = %e, "could not store the result; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                answer => return answer,
+            }
         }
     }
 

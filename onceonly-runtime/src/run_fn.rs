@@ -17,7 +17,7 @@ use crate::client::OnceOnly;
 use crate::codec::{decode_result, encode_result};
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
-use crate::models::{CompleteRequest, Governance, LeaseRequest, RunStatus};
+use crate::models::{Governance, LeaseRequest, RunStatus};
 use crate::telemetry::{Outcome, Traced};
 use crate::time::deadline_after;
 
@@ -47,9 +47,9 @@ pub struct RunFnOptions {
     /// Make an `Err` fail the key for good (later calls get [`Error::PreviouslyFailed`])
     /// instead of releasing it for a retry (the default).
     pub terminal_failures: bool,
-    /// Heartbeat interval (default a third of the TTL). The TTL is the one the backend
-    /// granted (the hosted API caps it per plan), and an interval over half of it is cut to
-    /// half, so the lease never lapses between two beats.
+    /// Heartbeat interval (default a third of the TTL); keep it well under the TTL. When the
+    /// backend grants a shorter TTL than asked for (the hosted API caps it per plan), the
+    /// default is a third of the TTL granted, and an interval set here is cut to half of it.
     pub heartbeat: Option<Duration>,
     /// Makes the call governed: the agent's policy decides before the key is acquired, and a
     /// refusal returns [`Error::Blocked`] without running the function.
@@ -141,9 +141,9 @@ impl<'a, F> RunFn<'a, F> {
         self
     }
 
-    /// Heartbeat interval (default a third of the TTL). The TTL is the one the backend
-    /// granted (the hosted API caps it per plan), and an interval over half of it is cut to
-    /// half, so the lease never lapses between two beats.
+    /// Heartbeat interval (default a third of the TTL); keep it well under the TTL. When the
+    /// backend grants a shorter TTL than asked for (the hosted API caps it per plan), the
+    /// default is a third of the TTL granted, and an interval set here is cut to half of it.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.options.heartbeat = Some(every);
         self
@@ -271,9 +271,14 @@ where
     let (lease_id, granted) = lease_id;
     let mut held = HeldLease::new(client, key, lease_id, opts.ttl);
 
-    // Paced by the TTL granted, not the one asked for (the hosted API caps it per plan), and
-    // never slower than half of it, or the lease would lapse between two beats.
-    let every = opts.heartbeat.unwrap_or(granted / 3).min(granted / 2);
+    // Paced by the TTL granted, not the one asked for (the hosted API caps it per plan): a
+    // heartbeat chosen for the TTL asked for is cut to half of a shorter one granted, or the
+    // lease would lapse between two beats.
+    let every = match opts.heartbeat {
+        None => granted / 3,
+        Some(every) if granted < opts.ttl => every.min(granted / 2),
+        Some(every) => every,
+    };
     let outcome = held.run_with_heartbeat(f(), every).await;
     match outcome {
         Ok(value) => {
@@ -287,15 +292,10 @@ where
                     return (Err(e.into()), Outcome::Failed);
                 }
             };
-            // A failed `complete` is returned, not hidden.
-            let completed = client
-                .backend()
-                .complete(CompleteRequest::new(
-                    held.key(),
-                    held.lease_id(),
-                    Some(stored),
-                ))
-                .await;
+            // Retried while the lease has time (at least half the granted TTL is left: the
+            // last heartbeat was at most half of it ago); a failure after that is returned,
+            // not hidden.
+            let completed = held.complete(stored, granted / 2).await;
             match completed {
                 Ok(_) => (Ok(value), Outcome::Executed),
                 // The backend will never take this result (too large, say). Left alone, the

@@ -20,7 +20,7 @@ use crate::client::OnceOnly;
 use crate::codec::encode_result;
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
-use crate::models::{ClaimRequest, ClaimedJob, CompleteRequest};
+use crate::models::{ClaimRequest, ClaimedJob};
 use crate::wire::error_code::{FN_ERROR, RESULT_NOT_SERIALIZABLE, RESULT_NOT_STORED};
 
 /// Default lease of a claimed run: how long a worker may go silent before another resumes it.
@@ -253,8 +253,8 @@ async fn execute<F, Fut, T, E>(
                     return;
                 }
             };
-            let done = CompleteRequest::new(held.key(), held.lease_id(), Some(result));
-            match client.backend().complete(done).await {
+            // The last heartbeat was at most a third of the lease TTL ago.
+            match held.complete(result, settings.lease_ttl / 2).await {
                 Ok(_) => {}
                 Err(e) if e.is_content_refused() => {
                     tracing::error!(%key, error = %e, "a run's result was refused; the run fails");

@@ -710,3 +710,37 @@ async fn the_heartbeat_follows_the_ttl_the_backend_granted() {
     assert!((2..=5).contains(&extends), "{paths:?}");
     assert_eq!(paths.last().map(String::as_str), Some("/v1/ai/complete"));
 }
+
+/// A `complete` that fails in a way worth retrying (a 503 here) is sent again while the lease
+/// has time: giving up would leave the lease to expire, and the next caller would run the side
+/// effect a second time.
+#[tokio::test]
+async fn a_completion_that_fails_for_a_moment_is_sent_again() {
+    let stub = Stub::start(vec![
+        Reply::json(
+            200,
+            r#"{"ok":true,"status":"acquired","key":"k","ttl":60,"lease_id":"lease_1","version":1}"#,
+        ),
+        Reply::json(503, r#"{"detail":"store unavailable"}"#),
+        Reply::json(200, r#"{"ok":true,"status":"completed","key":"k"}"#),
+    ])
+    .await;
+    let value: u32 = stub
+        .client()
+        .ai()
+        .run_fn("k", || async { Ok::<_, Error>(7) })
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    let seen = stub.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/v1/ai/lease", "/v1/ai/complete", "/v1/ai/complete"]
+    );
+    assert_eq!(
+        seen[1].json(),
+        seen[2].json(),
+        "the same completion, sent again"
+    );
+}
