@@ -241,7 +241,7 @@ fn generate(
             None => quote!(::core::compile_error!("missing `key`")),
         },
     };
-    let setters = setters(&rt, args);
+    let (option_values, setters) = setters(&rt, args);
     let fake_return = fake_return(ret);
     let user_body = quote!(async move { #fake_return #body });
     let ai = quote!(#rt::OnceOnly::ai(&__onceonly_client));
@@ -280,6 +280,7 @@ fn generate(
         #checks
         let __onceonly_client: #rt::OnceOnly = #client;
         let __onceonly_key: ::std::string::String = #key;
+        #option_values
         #run
     };
     // The new body keeps the span of the original braces, so the item still spans the user's
@@ -388,11 +389,18 @@ fn args_key(rt: &TokenStream, args: &Args, sig: &Signature, keyed: &[Binding]) -
 }
 
 /// The `run_fn` builder calls for the options that were given.
-fn setters(rt: &TokenStream, args: &Args) -> TokenStream {
+///
+/// Returns the option values bound to locals (statements that run before the body's closure
+/// is made, so an option may use an argument the body then moves) and the builder calls that
+/// pass them.
+fn setters(rt: &TokenStream, args: &Args) -> (TokenStream, TokenStream) {
+    let mut values = TokenStream::new();
     let mut out = TokenStream::new();
     let mut call = |method: &str, expr: TokenStream, span: Span| {
+        let local = quote::format_ident!("__onceonly_{}", method, span = span);
         let method = syn::Ident::new(method, span);
-        out.extend(quote_spanned!(span=> .#method(#expr)));
+        values.extend(quote_spanned!(span=> let #local = #expr;));
+        out.extend(quote_spanned!(span=> .#method(#local)));
     };
     let simple = [
         ("ttl", &args.ttl),
@@ -408,10 +416,6 @@ fn setters(rt: &TokenStream, args: &Args) -> TokenStream {
         }
     }
     let gov = &args.governance;
-    if let (Some(agent), Some(tool)) = (&gov.agent, &gov.tool) {
-        let (agent, tool) = (&agent.value, &tool.value);
-        call("governed", quote!(#agent, #tool), agent.span());
-    }
     if let Some(spend) = &gov.spend_usd {
         let spend = &spend.value;
         call("spend_usd", spend.to_token_stream(), spend.span());
@@ -435,7 +439,15 @@ fn setters(rt: &TokenStream, args: &Args) -> TokenStream {
             );
         }
     }
-    out
+    if let (Some(agent), Some(tool)) = (&gov.agent, &gov.tool) {
+        let (agent, tool) = (&agent.value, &tool.value);
+        let span = agent.span();
+        values.extend(quote_spanned!(span=> let __onceonly_governed = (#agent, #tool);));
+        out.extend(quote_spanned!(span=>
+            .governed(__onceonly_governed.0, __onceonly_governed.1)
+        ));
+    }
+    (values, out)
 }
 
 /// An unreachable `return` of the declared type at the top of the body: it tells inference

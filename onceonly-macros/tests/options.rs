@@ -204,3 +204,48 @@ async fn an_invalid_option_value_is_a_validation_error_and_the_body_does_not_run
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
+
+/// Option values are evaluated before the body takes the arguments: `run_id` and `metadata`
+/// may use an owned argument that the body then moves.
+#[idempotent_ai(key = format!("ticket:{ticket}"), client = client, run_id = run.clone(), metadata = meta(&team))]
+async fn owned_options(
+    client: &OnceOnly,
+    ticket: u64,
+    run: String,
+    team: String,
+) -> Result<String, Error> {
+    Ok(format!("{ticket} {run} {team}"))
+}
+
+#[tokio::test]
+async fn options_may_use_arguments_the_body_moves() {
+    let (probe, client) = Probe::client();
+    let out = owned_options(&client, 9, "run_9".into(), "ops".into())
+        .await
+        .unwrap();
+    assert_eq!(out, "9 run_9 ops");
+    let sent = probe.lease_metadata();
+    let m = sent[0].as_ref().expect("metadata was sent");
+    assert_eq!(
+        (m["run_id"].as_str(), m["team"].as_str()),
+        (Some("run_9"), Some("ops"))
+    );
+}
+
+/// A function returning `std::io::Result<T>`: runtime errors convert into `io::Error`.
+#[idempotent(client = client, skip(client))]
+async fn io_flavoured(client: &OnceOnly, n: u32) -> std::io::Result<u32> {
+    if n == 0 {
+        return Err(std::io::Error::other("zero"));
+    }
+    Ok(n * 2)
+}
+
+#[tokio::test]
+async fn an_io_result_function_stores_and_replays() {
+    let client = OnceOnly::memory();
+    assert_eq!(io_flavoured(&client, 4).await.unwrap(), 8);
+    assert_eq!(io_flavoured(&client, 4).await.unwrap(), 8);
+    let e = io_flavoured(&client, 0).await.unwrap_err();
+    assert_eq!(e.to_string(), "zero");
+}

@@ -215,5 +215,19 @@ impl From<serde_json::Error> for Error {
     }
 }
 
+/// So a function returning `std::io::Result<T>` can use `?` on runtime calls, and the macros
+/// can wrap one: the error keeps the runtime's error as its source, of kind
+/// [`TimedOut`](std::io::ErrorKind::TimedOut) for a timeout and
+/// [`Other`](std::io::ErrorKind::Other) for the rest.
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e {
+            Error::Timeout(_) => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 /// Result alias used throughout the runtime.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -254,7 +254,8 @@ async fn execute<F, Fut, T, E>(
                 }
             };
             // The last heartbeat was at most a third of the lease TTL ago.
-            match held.complete(result, settings.lease_ttl / 2).await {
+            let window = (settings.lease_ttl / 2).min(crate::run_fn::COMPLETE_RETRY_WINDOW);
+            match held.complete(result, window).await {
                 Ok(_) => {}
                 Err(e) if e.is_content_refused() => {
                     tracing::error!(%key, error = %e, "a run's result was refused; the run fails");
