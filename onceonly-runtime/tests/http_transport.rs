@@ -13,6 +13,7 @@ use onceonly_runtime::{Error, OnceOnly};
 use serde_json::json;
 
 const LOCKED: &str = r#"{"success":true,"status":"locked","key":"k","ttl":60}"#;
+const ACQUIRED: &str = r#"{"ok":true,"status":"acquired","key":"k","lease_id":"l1","version":1}"#;
 const HTML_502: &[u8] = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 #[tokio::test]
@@ -31,20 +32,66 @@ async fn retryable_answers_are_retried_with_the_same_body() {
         Reply::json(429, "{}"),
         Reply::json(500, "{}"),
         Reply::json(504, "{}"),
-        Reply::json(200, LOCKED),
+        Reply::json(200, ACQUIRED),
     ])
     .await;
-    let res = stub.fast_retries(5).check_lock("k").await.unwrap();
-    assert!(res.should_proceed());
+    let lease = stub.fast_retries(5).ai().lease("k").await.unwrap();
+    assert_eq!(lease.lease_id.as_deref(), Some("l1"));
     let seen = stub.seen();
     assert_eq!(seen.len(), 6);
     assert!(seen.iter().all(|s| s.body == seen[0].body));
 }
 
+/// A check-lock the server may have processed (a 5xx, a timeout) is not sent again: the repeat
+/// would read `duplicate`, and the caller would skip an event nobody processed. A `429` (not
+/// processed) is retried, and so is a connection that was never made.
+#[tokio::test]
+async fn a_check_lock_is_retried_only_when_it_surely_was_not_processed() {
+    let retrying = |stub: &Stub, timeout: Duration| {
+        stub.builder()
+            .max_retries(3)
+            .retry_backoff(Duration::from_millis(1))
+            .timeout(timeout)
+            .fail_open(false)
+            .build()
+            .unwrap()
+    };
+    for status in [500, 502, 503, 504] {
+        let stub = Stub::start(vec![Reply::json(status, "{}"), Reply::json(200, LOCKED)]).await;
+        let e = retrying(&stub, Duration::from_secs(10))
+            .check_lock("k")
+            .await
+            .unwrap_err();
+        assert!(e.is_outage(), "{status}: {e:?}");
+        assert_eq!(stub.seen().len(), 1, "{status}: sent once");
+    }
+    let stub = Stub::start(vec![
+        Reply::json(200, LOCKED).delay(Duration::from_secs(5)),
+        Reply::json(200, LOCKED),
+    ])
+    .await;
+    let e = retrying(&stub, Duration::from_millis(200))
+        .check_lock("k")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+    assert_eq!(
+        stub.seen().len(),
+        1,
+        "a timed-out check-lock is not sent again"
+    );
+
+    let stub = Stub::start(vec![Reply::json(429, "{}"), Reply::json(200, LOCKED)]).await;
+    let res = retrying(&stub, Duration::from_secs(10))
+        .check_lock("k")
+        .await
+        .unwrap();
+    assert!(res.should_proceed() && res.fail_open.is_none(), "{res:?}");
+    assert_eq!(stub.seen().len(), 2, "a 429 was not processed: retried");
+}
+
 #[tokio::test]
 async fn an_acquisition_keeps_its_name_across_retries_and_no_other_call_shares_it() {
-    const ACQUIRED: &str =
-        r#"{"ok":true,"status":"acquired","key":"k","lease_id":"l1","version":1}"#;
     let stub = Stub::start(vec![
         Reply::json(502, "{}"),
         Reply::json(200, ACQUIRED),
@@ -149,7 +196,7 @@ async fn retry_after_is_honoured() {
 async fn retry_after_is_capped() {
     let stub = Stub::start(vec![
         Reply::json(503, "{}").header("Retry-After", "3600"),
-        Reply::json(200, LOCKED),
+        Reply::json(200, ACQUIRED),
     ])
     .await;
     let client = stub
@@ -159,11 +206,11 @@ async fn retry_after_is_capped() {
         .build()
         .unwrap();
     // Without the cap this would sleep an hour and the test would never end.
-    let res = tokio::time::timeout(Duration::from_secs(60), client.check_lock("k"))
+    let lease = tokio::time::timeout(Duration::from_secs(60), client.ai().lease("k"))
         .await
         .expect("Retry-After was not capped")
         .unwrap();
-    assert!(res.should_proceed());
+    assert_eq!(lease.lease_id.as_deref(), Some("l1"));
     let seen = stub.seen();
     assert!(seen[1].at - seen[0].at >= Duration::from_millis(50));
 }

@@ -55,7 +55,8 @@ pub(crate) async fn events(t: &Transport, limit: u32, offset: u32) -> Result<Eve
 pub(crate) async fn post_event(t: &Transport, event: RunEvent) -> Result<EventAck> {
     // Through a `Value` so that extra members replace named ones instead of repeating them.
     let body = serde_json::to_value(&event)?;
-    call(t, Request::post(&["events"], &body)?).await
+    // Each post is a new event: a repeat after a lost answer would file it twice.
+    call(t, Request::post(&["events"], &body)?.unrepeatable()).await
 }
 
 pub(crate) async fn runs(

@@ -19,7 +19,9 @@ pub(crate) async fn check_lock(t: &Transport, req: CheckLockRequest) -> Result<C
         ttl: ttl_secs(req.ttl)?,
         metadata: req.metadata.as_ref(),
     };
-    let request = Request::post(&["check-lock"], &body)?.request_id(req.request_id.as_deref())?;
+    let request = Request::post(&["check-lock"], &body)?
+        .request_id(req.request_id.as_deref())?
+        .unrepeatable();
     let resp = t.send(request).await?;
     parse(&req, &resp, t)
 }

@@ -72,7 +72,12 @@
 //! # Retries
 //! With [`max_retries`](crate::OnceOnlyBuilder::max_retries) above 0 (the default is 0, as in
 //! the official SDKs) the backend retries 429, 500, 502, 503, 504, timeouts and transport
-//! errors, on every endpoint, with the same body (so the same idempotency key):
+//! errors, with the same body (so the same idempotency key), on every endpoint but two:
+//! `POST /check-lock` and `POST /events` are retried only when they surely were not processed
+//! (a `429`, a connection never made). A check-lock repeated after a timeout or a `5xx` that
+//! came after the server locked the key would read `duplicate`, and the caller would skip an
+//! event nobody processed; an event would be filed twice. The official SDKs retry them too.
+//! Otherwise:
 //! - a `Retry-After` header (seconds) is honoured, capped at
 //!   [`RetryPolicy::max_retry_after`] (default 30 s): a server asking for an hour does not
 //!   block a caller for an hour, the caller gets the answer after its retries instead;

@@ -26,6 +26,8 @@ pub(crate) struct Request {
     /// Per-request headers, the same on every retry.
     headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
     extra_timeout: Duration,
+    /// Not safe to repeat once it may have been processed (see [`Request::unrepeatable`]).
+    unrepeatable: bool,
 }
 
 impl Request {
@@ -37,6 +39,7 @@ impl Request {
             body: None,
             headers: Vec::new(),
             extra_timeout: Duration::ZERO,
+            unrepeatable: false,
         }
     }
 
@@ -91,11 +94,28 @@ impl Request {
         self.header(header::ACQUISITION, id)
     }
 
+    /// Marks a request whose repeat, after a first attempt the server may have processed
+    /// (a timeout, a 5xx, a connection lost after sending), would not answer the same: a
+    /// check-lock would read `duplicate`, and the caller would skip an event nobody
+    /// processed. It is retried only when it surely was not processed: a connection that was
+    /// never made, or a `429`.
+    pub(crate) fn unrepeatable(mut self) -> Self {
+        self.unrepeatable = true;
+        self
+    }
+
     /// Lets this request run `extra` longer than the client's timeout (long polls).
     pub(crate) fn extra_timeout(mut self, extra: Duration) -> Self {
         self.extra_timeout = extra;
         self
     }
+}
+
+/// An attempt that got no answer.
+struct Failed {
+    error: Error,
+    /// Whether the request may have reached the server.
+    sent: bool,
 }
 
 /// A received answer, whatever its status.
@@ -189,8 +209,9 @@ impl Transport {
     }
 
     /// Sends `req`, retrying 429 (but not a quota refusal), 500, 502, 503, 504, timeouts and
-    /// transport errors while the budget lasts. Returns the last answer whatever its status; errors only when no answer
-    /// was received.
+    /// transport errors while the budget lasts (an [`unrepeatable`](Request::unrepeatable)
+    /// request: only 429 and connections never made). Returns the last answer whatever its
+    /// status; errors only when no answer was received.
     pub(crate) async fn send(&self, req: Request) -> Result<Response> {
         let url = self.url(&req);
         let timeout = self.timeout + req.extra_timeout;
@@ -200,7 +221,11 @@ impl Transport {
                 Ok(resp) if !RETRYABLE.contains(&resp.status) => return Ok(resp),
                 Ok(resp) if errors::is_final(resp.status, &resp.body) => return Ok(resp),
                 Ok(resp) if attempt >= self.retry.max_retries => return Ok(resp),
-                Err(e) if attempt >= self.retry.max_retries => return Err(e),
+                Ok(resp) if req.unrepeatable && resp.status != 429 => return Ok(resp),
+                Err(Failed { error, .. }) if attempt >= self.retry.max_retries => {
+                    return Err(error);
+                }
+                Err(Failed { error, sent: true }) if req.unrepeatable => return Err(error),
                 Ok(resp) => {
                     let delay = self
                         .retry
@@ -211,7 +236,7 @@ impl Transport {
                     );
                     delay
                 }
-                Err(e) => {
+                Err(Failed { error: e, .. }) => {
                     let delay = self.retry.delay(attempt, None);
                     tracing::debug!(
                         method = %req.method, path = url.path(), error = %e,
@@ -225,7 +250,12 @@ impl Transport {
         }
     }
 
-    async fn attempt(&self, req: &Request, url: Url, timeout: Duration) -> Result<Response> {
+    async fn attempt(
+        &self,
+        req: &Request,
+        url: Url,
+        timeout: Duration,
+    ) -> std::result::Result<Response, Failed> {
         let mut builder = self
             .client
             .request(req.method.clone(), url)
@@ -237,13 +267,17 @@ impl Transport {
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());
         }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| errors::transport_error(e, timeout))?;
+        let resp = builder.send().await.map_err(|e| Failed {
+            // A connection never made carried nothing; any other failure may have come
+            // after the server read the request.
+            sent: !e.is_connect(),
+            error: errors::transport_error(e, timeout),
+        })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = read_body(resp, timeout).await?;
+        let body = read_body(resp, timeout)
+            .await
+            .map_err(|error| Failed { error, sent: true })?;
         Ok(Response {
             status,
             headers,
