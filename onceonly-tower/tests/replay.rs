@@ -226,6 +226,44 @@ async fn the_same_key_on_another_path_or_query_gets_422() {
     assert_eq!(runs.get(), 1);
 }
 
+/// Header values that are not ASCII (UTF-8 or raw bytes) replay byte for byte.
+#[tokio::test]
+async fn non_ascii_header_values_replay_byte_for_byte() {
+    let app = Router::new()
+        .route(
+            "/things",
+            post(|| async {
+                let mut res = (StatusCode::CREATED, "made").into_response();
+                res.headers_mut().insert(
+                    header::LOCATION,
+                    header::HeaderValue::from_bytes("/things/ü".as_bytes()).unwrap(),
+                );
+                res.headers_mut().append(
+                    header::LINK,
+                    header::HeaderValue::from_bytes(b"</caf\xe9>; rel=next").unwrap(),
+                );
+                res
+            }),
+        )
+        .layer(replay_layer());
+    let base = serve(app).await;
+    let http = client();
+    let send = || {
+        http.post(format!("{base}/things"))
+            .header("idempotency-key", "thing-1")
+            .send()
+    };
+    let first = send().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(hdr(&again, "idempotency-replayed").as_deref(), Some("true"));
+    for name in [header::LOCATION, header::LINK] {
+        let bytes =
+            |res: &reqwest::Response| res.headers().get(&name).map(|v| v.as_bytes().to_vec());
+        assert!(bytes(&first).is_some(), "{name}");
+        assert_eq!(bytes(&again), bytes(&first), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn a_5xx_is_not_stored_and_the_retry_runs() {
     let runs = Runs::default();

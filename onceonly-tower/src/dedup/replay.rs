@@ -66,6 +66,19 @@ struct Stored {
     body_len: u64,
 }
 
+/// A header value as stored: each byte as the character of that code point (Latin-1), so
+/// any value, UTF-8 or not, is kept byte for byte in JSON text; visible ASCII, the common
+/// case, reads as itself.
+fn header_text(value: &HeaderValue) -> String {
+    value.as_bytes().iter().map(|&b| char::from(b)).collect()
+}
+
+/// The value [`header_text`] stored; `None` for text it could not have written.
+fn header_value(text: &str) -> Option<HeaderValue> {
+    let bytes: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c).ok()).collect();
+    HeaderValue::from_bytes(&bytes?).ok()
+}
+
 impl Stored {
     fn to_result(&self) -> JsonMap {
         match serde_json::to_value(self) {
@@ -221,9 +234,10 @@ where
             .replay_headers
             .iter()
             .flat_map(|name| {
-                headers.get_all(name).iter().filter_map(move |v| {
-                    Some((name.as_str().to_owned(), v.to_str().ok()?.to_owned()))
-                })
+                headers
+                    .get_all(name)
+                    .iter()
+                    .map(move |v| (name.as_str().to_owned(), header_text(v)))
             })
             .collect()
     };
@@ -352,10 +366,9 @@ fn replay<B>(
             let mut res = Response::new(ResponseBody::full(Bytes::from(body)));
             *res.status_mut() = status;
             for (name, value) in &stored.headers {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(value),
-                ) {
+                if let (Ok(name), Some(value)) =
+                    (HeaderName::from_bytes(name.as_bytes()), header_value(value))
+                {
                     res.headers_mut().append(name, value);
                 }
             }
@@ -451,6 +464,25 @@ mod tests {
         );
         assert_ne!(fingerprint("/a", b"bc"), fingerprint("/ab", b"c"));
         assert_ne!(fingerprint("/a?x=1", b""), fingerprint("/a?x=2", b""));
+    }
+
+    #[test]
+    fn header_values_are_kept_byte_for_byte() {
+        for bytes in [
+            &b"text/plain"[..],
+            "/things/ü".as_bytes(),
+            b"/caf\xe9",
+            b"a\tb",
+        ] {
+            let value = HeaderValue::from_bytes(bytes).unwrap();
+            let text = header_text(&value);
+            assert_eq!(header_value(&text).unwrap().as_bytes(), bytes);
+        }
+        assert_eq!(header_text(&HeaderValue::from_static("abc")), "abc");
+        assert!(
+            header_value("ā").is_none(),
+            "beyond one byte: not something we wrote"
+        );
     }
 
     #[test]
