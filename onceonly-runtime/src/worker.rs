@@ -174,7 +174,12 @@ impl Worker {
             let job = match claimed {
                 Ok(Some(job)) => job,
                 Ok(None) => continue,
-                Err(e @ (Error::Validation(_) | Error::Unsupported { .. })) => return Err(e),
+                Err(e @ (Error::Validation(_) | Error::Unsupported { .. })) => {
+                    // Let the handlers already running finish: dropping the set would abort
+                    // them in the middle of their side effects.
+                    while running.join_next().await.is_some() {}
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, pattern = %self.pattern, "could not claim a run; retrying");
                     tokio::select! {
