@@ -246,6 +246,41 @@ async fn run_tool_executes_once_and_replays_identical_calls_as_dedup() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
 
+/// The records of governed calls live under `gov-call/`: a caller can neither lease nor end
+/// nor queue a key there, or it could pre-complete a call with a forged result and the tool
+/// would never run. `run_tool` itself still records and replays its calls there.
+#[tokio::test]
+async fn callers_cannot_touch_the_keys_of_governed_calls() {
+    let (client, runs) = with_charge_tool();
+    let key = "gov-call/0123";
+    let refused = |r: Result<_, Error>, what: &str| {
+        assert!(
+            matches!(&r, Err(Error::Validation(m)) if m.contains("reserved")),
+            "{what}: {:?}",
+            r.err()
+        );
+    };
+    refused(client.ai().lease(key).await.map(drop), "lease");
+    refused(client.ai().run(key).await.map(drop), "run");
+    refused(
+        client.ai().complete(key, "lease_x").await.map(drop),
+        "complete",
+    );
+    refused(
+        client.ai().fail(key, "lease_x", "code").await.map(drop),
+        "fail",
+    );
+    refused(client.ai().cancel(key, "lease_x").await.map(drop), "cancel");
+    refused(client.ai().extend(key, "lease_x").await.map(drop), "extend");
+    let first = client.ai().run_tool("billing", "charge").await.unwrap();
+    let again = client.ai().run_tool("billing", "charge").await.unwrap();
+    assert_eq!(
+        (first.decision.as_str(), again.decision.as_str()),
+        ("executed", "dedup")
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn a_failed_tool_reports_its_error_and_runs_again_on_retry() {
     let (client, runs) = with_charge_tool();

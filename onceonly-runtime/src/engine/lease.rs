@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Engine;
+use super::gov::reserved_key as reserved;
 use super::usage::{Charge, Charged, Window};
 use super::view::{self, CANCELLED, Phase};
 use crate::error::{Error, Result};
@@ -235,6 +236,7 @@ impl<S: Store> Engine<S> {
 
     /// Moves the holder's expiry to now + `ttl`.
     pub async fn extend(&self, req: ExtendRequest) -> Result<Lease> {
+        reserved(&req.key)?;
         let ttl = req.ttl.unwrap_or(self.inner.config.default_lease_ttl);
         validate::ttl("ttl", ttl)?;
         let retention = ms(self.inner.config.retention);
@@ -259,7 +261,13 @@ impl<S: Store> Engine<S> {
     /// stays held; `run_fn` then fails the key, see [`Error::is_content_refused`]). A repeat of
     /// a completion already stored is not counted again, and a completion that fails gives its
     /// bytes back.
-    pub async fn complete(&self, mut req: CompleteRequest) -> Result<Lease> {
+    pub async fn complete(&self, req: CompleteRequest) -> Result<Lease> {
+        reserved(&req.key)?;
+        self.complete_any(req).await
+    }
+
+    /// [`complete`](Self::complete) of any key, the engine's own included.
+    pub(crate) async fn complete_any(&self, mut req: CompleteRequest) -> Result<Lease> {
         if let Some(hash) = &req.result_hash {
             validate::digest("result_hash", hash)?;
         }
@@ -332,6 +340,12 @@ impl<S: Store> Engine<S> {
 
     /// Stores a failure. Terminal by default; `retryable` releases the key instead.
     pub async fn fail(&self, req: FailRequest) -> Result<Lease> {
+        reserved(&req.key)?;
+        self.fail_any(req).await
+    }
+
+    /// [`fail`](Self::fail) of any key, the engine's own included.
+    pub(crate) async fn fail_any(&self, req: FailRequest) -> Result<Lease> {
         validate::code("error_code", &req.error_code)?;
         if let Some(hash) = &req.error_hash {
             validate::digest("error_hash", hash)?;
@@ -352,6 +366,12 @@ impl<S: Store> Engine<S> {
 
     /// Releases the key without a result; the next `lease` acquires at once.
     pub async fn cancel(&self, req: CancelRequest) -> Result<Lease> {
+        reserved(&req.key)?;
+        self.cancel_any(req).await
+    }
+
+    /// [`cancel`](Self::cancel) of any key, the engine's own included.
+    pub(crate) async fn cancel_any(&self, req: CancelRequest) -> Result<Lease> {
         if let Some(reason) = &req.reason {
             validate::short_text("reason", reason)?;
         }

@@ -25,6 +25,7 @@ impl<S: Store> Engine<S> {
     /// `metadata.run_id` is set, an acquisition writes `run_started` to that run's timeline,
     /// and the end of the lease writes `run_finished`.
     pub async fn lease(&self, mut req: LeaseRequest) -> Result<Lease> {
+        super::gov::reserved_key(&req.key)?;
         // An ungoverned lease is checked where it is acquired; a governed one before its
         // governance decision.
         if let Some(gov) = req.governance.take() {

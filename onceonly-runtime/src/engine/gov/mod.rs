@@ -20,6 +20,7 @@ mod run_tool;
 mod tools;
 
 pub(crate) use lease::check as check_call;
+pub(crate) use run_tool::reserved as reserved_key;
 pub use tools::ToolFn;
 pub(crate) use tools::ToolRuntime;
 

@@ -15,7 +15,7 @@ use super::lease::check;
 use super::tools::Resolved;
 use crate::engine::Engine;
 use crate::engine::events::validate_run_id;
-use crate::error::{JsonMap, Result};
+use crate::error::{Error, JsonMap, Result};
 use crate::models::{
     CancelRequest, CompleteRequest, Decision, FailRequest, LeaseRequest, PolicyReason, RunEvent,
     RunStatus, ToolCallRequest, ToolResult,
@@ -33,7 +33,22 @@ const TTL_SLACK: Duration = Duration::from_secs(30);
 /// whatever the agent and tool names.
 fn dedup_key(agent: &str, tool: &str, args_hash: &str) -> String {
     let digest = Sha256::digest(format!("{agent}\n{tool}\n{args_hash}"));
-    format!("gov-call/{}", hex::encode(digest))
+    format!("{CALL_KEY_PREFIX}{}", hex::encode(digest))
+}
+
+/// The prefix of the records of governed tool calls. Callers cannot lease, complete or queue
+/// keys under it (see [`reserved`]): one who could would pre-complete a call's record with a
+/// forged result, and the tool would never run.
+pub(crate) const CALL_KEY_PREFIX: &str = "gov-call/";
+
+/// Refuses a caller's key under [`CALL_KEY_PREFIX`].
+pub(crate) fn reserved(key: &str) -> Result<()> {
+    if key.starts_with(CALL_KEY_PREFIX) {
+        return Err(Error::validation(format!(
+            "keys starting with `{CALL_KEY_PREFIX}` are reserved for governed tool calls"
+        )));
+    }
+    Ok(())
 }
 
 impl Resolved {
@@ -178,7 +193,7 @@ impl<S: Store> Engine<S> {
         };
         if let Some(reason) = self.charge_limits(&limits).await? {
             let cancel = CancelRequest::new(&key, &lease_id, Some("policy_blocked".into()));
-            if let Err(e) = self.cancel(cancel).await {
+            if let Err(e) = self.cancel_any(cancel).await {
                 tracing::warn!(error = %e, "could not release a blocked tool call");
             }
             return blocked(reason).await;
@@ -210,13 +225,13 @@ impl<S: Store> Engine<S> {
         let mut out = ToolResult::decided(Decision::Executed, PolicyReason::Ok);
         let status = match outcome {
             Ok(result) => {
-                self.complete(CompleteRequest::new(&key, &lease_id, Some(result.clone())))
+                self.complete_any(CompleteRequest::new(&key, &lease_id, Some(result.clone())))
                     .await?;
                 out.result = Some(result);
                 "ok"
             }
             Err((code, message)) => {
-                self.fail(FailRequest::new(&key, &lease_id, code.clone(), true))
+                self.fail_any(FailRequest::new(&key, &lease_id, code.clone(), true))
                     .await?;
                 out = ToolResult::tool_failed(&code, &message);
                 "error"

@@ -63,6 +63,7 @@ impl<S: Store> Engine<S> {
     /// A queued run is kept for the engine's retention; one nobody claims in that time is
     /// purged.
     pub async fn run(&self, mut req: LeaseRequest) -> Result<Lease> {
+        super::gov::reserved_key(&req.key)?;
         super::run::check(&req)?;
         let metadata = req.metadata.get_or_insert_with(JsonMap::new);
         metadata
