@@ -106,35 +106,6 @@ async fn a_replay_is_a_dedup_decision_and_moves_no_counter() {
     assert_eq!(decisions, ["executed", "dedup", "executed"]);
 }
 
-/// Limits bind executions, not replays: an agent at its hourly cap still gets the stored
-/// result of a call it already made, while a new call is refused.
-#[tokio::test]
-async fn an_agent_at_its_cap_still_gets_its_replays() {
-    let client = OnceOnly::memory();
-    let runs = Arc::new(AtomicUsize::new(0));
-    client
-        .gov()
-        .upsert_policy(Policy::new("a").max_actions_per_hour(1))
-        .await
-        .unwrap();
-    let first = governed(&client, "sent", "a", "t", None, &runs)
-        .await
-        .unwrap();
-    let again = governed(&client, "sent", "a", "t", None, &runs)
-        .await
-        .unwrap();
-    assert_eq!(first, again);
-    let refused = governed(&client, "new", "a", "t", None, &runs).await;
-    assert!(
-        matches!(&refused, Err(Error::Blocked { reason, .. }) if reason == "hourly_action_limit"),
-        "{refused:?}"
-    );
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
-    let logs = client.gov().agent_logs("a").await.unwrap();
-    let decisions: Vec<_> = logs.iter().rev().map(|l| l.decision.as_str()).collect();
-    assert_eq!(decisions, ["executed", "dedup", "blocked"]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limits_hold_exactly_under_200_concurrent_calls() {
     for (policy, limit) in [

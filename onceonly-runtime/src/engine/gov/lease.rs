@@ -6,7 +6,6 @@ use super::decide::limits;
 use super::names;
 use super::policy::MAX_USD;
 use crate::engine::Engine;
-use crate::engine::view::{self, Phase};
 use crate::error::{Error, Result};
 use crate::models::{Decision, Governance, Lease, LeaseRequest, PolicyReason, RunStatus};
 use crate::store::Store;
@@ -51,23 +50,6 @@ fn blocked(key: &str, reason: PolicyReason) -> Lease {
 }
 
 impl<S: Store> Engine<S> {
-    /// The answer a lease of `key` gets when it holds a stored result (a replay, which
-    /// acquires and charges nothing); `None` for any other state.
-    async fn completed(&self, key: &str) -> Result<Option<Lease>> {
-        let Some(current) = self.inner.store.get_record(key).await? else {
-            return Ok(None);
-        };
-        let now = self.now_ms();
-        Ok(match view::live(&current.value, now) {
-            Some(Phase::Completed) => {
-                let mut answer = view::observer(key, &current.value, Phase::Completed, now);
-                answer.charged = Some(0);
-                Some(answer)
-            }
-            _ => None,
-        })
-    }
-
     /// [`Engine::lease`] of a request carrying [`Governance`]: static rules and limits are
     /// checked first (a refusal acquires nothing and answers `blocked`), then the limit
     /// counters are charged and the key acquired. A lease that acquires nothing (someone else
@@ -94,18 +76,10 @@ impl<S: Store> Engine<S> {
         }
         let spend = ctx.spend(&gov.tool, gov.spend_usd);
         let limits = limits(&ctx, &gov.agent_id, &gov.tool, spend, self.now_ms());
-        let over = match self.limit_reached(&limits).await? {
-            Some(reason) => Some(reason),
-            None => self.charge_limits(&limits).await?,
-        };
-        if let Some(reason) = over {
-            // Limits bind executions: a key that already completed replays its result, even
-            // for an agent at its cap, as it would have below it.
-            if let Some(done) = self.completed(&req.key).await? {
-                self.audit(entry(Decision::Dedup, PolicyReason::Duplicate, 0.0))
-                    .await;
-                return Ok(done);
-            }
+        if let Some(reason) = self.limit_reached(&limits).await? {
+            return refuse(reason).await;
+        }
+        if let Some(reason) = self.charge_limits(&limits).await? {
             return refuse(reason).await;
         }
         let answer = match self.accounted_lease(req).await {
