@@ -224,6 +224,12 @@ async fn execute<F, Fut, T, E>(
 {
     let key = claimed.key.clone();
     let attempt = claimed.attempt;
+    // The TTL granted, which a backend may cap below the one asked for: the heartbeat and the
+    // completion's retries are paced by it.
+    let granted = match claimed.ttl {
+        0 => settings.lease_ttl,
+        secs => Duration::from_secs(secs).min(settings.lease_ttl),
+    };
     let mut held = HeldLease::new(client, claimed.key, claimed.lease_id, settings.lease_ttl)
         .cancel_reason("worker_stopped");
     let job = Job {
@@ -236,10 +242,7 @@ async fn execute<F, Fut, T, E>(
     // the lease (given back at once) and the run would be claimed again and again, never
     // counted against `max_attempts`.
     let outcome = held
-        .run_with_heartbeat(
-            unwinding(async { handler(job).await }),
-            settings.lease_ttl / 3,
-        )
+        .run_with_heartbeat(unwinding(async { handler(job).await }), granted / 3)
         .await;
     let outcome = match outcome {
         Ok(Ok(value)) => Ok(value),
@@ -259,7 +262,7 @@ async fn execute<F, Fut, T, E>(
                 }
             };
             // The last heartbeat was at most a third of the lease TTL ago.
-            let window = (settings.lease_ttl / 2).min(crate::run_fn::COMPLETE_RETRY_WINDOW);
+            let window = (granted / 2).min(crate::run_fn::COMPLETE_RETRY_WINDOW);
             match held.complete(result, window).await {
                 Ok(_) => {}
                 Err(e) if e.is_content_refused() => {

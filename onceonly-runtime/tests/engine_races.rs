@@ -177,9 +177,26 @@ async fn charges_are_refunded_when_the_store_fails_mid_race() {
 /// caller hears an error (a timeout after the command reached Redis, say).
 struct LoseAnswers {
     lose: AtomicUsize,
+    /// Record writes refused before they reach the store (they never land).
+    refuse: AtomicUsize,
 }
 
 impl StoreHooks for LoseAnswers {
+    async fn before_write(
+        &self,
+        _key: &str,
+        _record: &onceonly_runtime::store::LeaseRecord,
+    ) -> Result<()> {
+        if self
+            .refuse
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Error::Store("connection reset before the write".into()));
+        }
+        Ok(())
+    }
+
     async fn after_write(&self, _key: &str, written: Option<u64>) -> Result<()> {
         if written.is_some()
             && self
@@ -205,6 +222,7 @@ async fn a_write_whose_answer_was_lost_is_recognized_as_landed() {
         MemoryStore::new(),
         LoseAnswers {
             lose: AtomicUsize::new(0),
+            refuse: AtomicUsize::new(0),
         },
     );
     let engine = Engine::with_config(store, EngineConfig::default(), Arc::new(SystemClock));
@@ -242,5 +260,25 @@ async fn a_write_whose_answer_was_lost_is_recognized_as_landed() {
     assert_eq!(
         engine.result("lost").await.unwrap().result,
         serde_json::json!({"v": 1}).as_object().cloned()
+    );
+
+    // A write that never landed is an error still, for an acquisition and for a holder.
+    engine.store().hooks().refuse.store(1, Ordering::SeqCst);
+    let refused = engine.lease(LeaseRequest::new("unlanded")).await;
+    assert!(matches!(refused, Err(Error::Store(_))), "{refused:?}");
+    let id = engine
+        .lease(LeaseRequest::new("unlanded"))
+        .await
+        .unwrap()
+        .lease_id
+        .unwrap();
+    engine.store().hooks().refuse.store(1, Ordering::SeqCst);
+    let failed = engine
+        .complete(CompleteRequest::new("unlanded", &id, None))
+        .await;
+    assert!(matches!(failed, Err(Error::Store(_))), "{failed:?}");
+    assert_eq!(
+        engine.status("unlanded").await.unwrap().status,
+        RunStatus::InProgress
     );
 }

@@ -88,6 +88,28 @@ async fn a_check_lock_is_retried_only_when_it_surely_was_not_processed() {
         .unwrap();
     assert!(res.should_proceed() && res.fail_open.is_none(), "{res:?}");
     assert_eq!(stub.seen().len(), 2, "a 429 was not processed: retried");
+
+    // An event posted again after a 503 could be filed twice: sent once.
+    let stub = Stub::start(vec![
+        Reply::json(503, "{}"),
+        Reply::json(200, r#"{"ok":true,"id":1}"#),
+    ])
+    .await;
+    let event = onceonly_runtime::models::RunEvent {
+        run_id: "run_1".into(),
+        kind: "note".into(),
+        ..Default::default()
+    };
+    let e = retrying(&stub, Duration::from_secs(10))
+        .post_event(event)
+        .await
+        .unwrap_err();
+    assert!(e.is_outage(), "{e:?}");
+    assert_eq!(
+        stub.seen().len(),
+        1,
+        "an event post is not repeated after a 503"
+    );
 }
 
 #[tokio::test]

@@ -56,8 +56,10 @@
 //!   handler; duplicates get `200` with `X-OnceOnly-Status: duplicate` and a small JSON body,
 //!   without reaching the handler. A `5xx` answer, a handler error, a request dropped before
 //!   the handler answered (the sender hung up), or a request body that failed to arrive (the
-//!   sender hung up mid-upload, whatever the handler then answered) releases the key, so the
-//!   sender's retry is processed. Other answers (2xx, 3xx, 4xx) keep it.
+//!   sender hung up mid-upload, or a body-limit layer outside this one cut it off) releases
+//!   the key, so the sender's retry is processed. That holds whatever the handler then
+//!   answered, even 2xx: a handler that acts on part of a body it could not read whole must
+//!   make that action idempotent itself. Other answers (2xx, 3xx, 4xx) keep the key.
 //! - [`Mode::Replay`]: for APIs whose clients read the answer (IETF `Idempotency-Key`, Stripe's
 //!   semantics). The first request holds a lease while the handler runs; its response (status,
 //!   an allow-list of headers, the body up to

@@ -41,6 +41,25 @@ fn repeats(req: &LeaseRequest, rec: &LeaseRecord) -> bool {
     req.acquisition_id.is_some() && rec.acquisition_id == req.acquisition_id
 }
 
+/// What a holder's write set, to recognize it when read back (see [`Engine::landed`]).
+struct Written {
+    state: LeaseState,
+    deadlines: (u64, Option<u64>, u64),
+    result: Option<Arc<crate::error::JsonMap>>,
+    result_hash: Option<String>,
+    error_code: Option<String>,
+}
+
+impl Written {
+    fn is(&self, rec: &LeaseRecord) -> bool {
+        self.state == rec.state
+            && self.deadlines == (rec.lease_expires_at_ms, rec.done_at_ms, rec.purge_at_ms)
+            && self.result == rec.result
+            && self.result_hash == rec.result_hash
+            && self.error_code == rec.error_code
+    }
+}
+
 /// What a holder operation does to the record it is allowed to change.
 enum Change {
     /// Write this record.
@@ -212,7 +231,7 @@ impl<S: Store> Engine<S> {
 
     /// Whether a write whose answer was an error landed after all (a timeout after the
     /// command reached the store): the record now stored is the one `wrote` recognizes. Lease
-    /// ids are unique, so this never mistakes another caller's write for ours. Without it the
+    /// ids are unique, so another caller's write is never taken for ours. Without it the
     /// caller would see an error for a lease it holds, which nobody could then use or give
     /// back until it expired.
     async fn landed(&self, key: &str, wrote: impl Fn(&LeaseRecord) -> bool) -> bool {
@@ -454,13 +473,16 @@ impl<S: Store> Engine<S> {
             let finished = super::events::finished_event(key, &next);
             let ended = next.job.then(|| (*next).clone());
             // What tells our write from any other: only this lease id's holder writes it, and
-            // the state and deadlines it set are to the millisecond.
-            let wrote = (
-                next.state,
-                next.lease_expires_at_ms,
-                next.done_at_ms,
-                next.purge_at_ms,
-            );
+            // two of its writes differ in state, deadlines or outcome (two racing calls of one
+            // holder with other results or codes, in one millisecond, included). The result is
+            // shared, not copied, so keeping it costs nothing.
+            let wrote = Written {
+                state: next.state,
+                deadlines: (next.lease_expires_at_ms, next.done_at_ms, next.purge_at_ms),
+                result: next.result.clone(),
+                result_hash: next.result_hash.clone(),
+                error_code: next.error_code.clone(),
+            };
             let written = match self
                 .inner
                 .store
@@ -470,15 +492,7 @@ impl<S: Store> Engine<S> {
                 Ok(written) => written.is_some(),
                 Err(_)
                     if self
-                        .landed(key, |rec| {
-                            rec.lease_id == lease_id
-                                && (
-                                    rec.state,
-                                    rec.lease_expires_at_ms,
-                                    rec.done_at_ms,
-                                    rec.purge_at_ms,
-                                ) == wrote
-                        })
+                        .landed(key, |rec| rec.lease_id == lease_id && wrote.is(rec))
                         .await =>
                 {
                     true

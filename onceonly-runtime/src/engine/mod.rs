@@ -189,7 +189,7 @@ impl<S: Store> Engine<S> {
         match Engine::try_with_config_inner(store, config, clock) {
             (engine, None) => engine,
             (engine, Some(e)) => {
-                tracing::error!(error = %e, "an engine setting was refused; running without it");
+                tracing::error!(error = %e, "an engine setting was refused");
                 engine
             }
         }
@@ -216,10 +216,16 @@ impl<S: Store> Engine<S> {
         if !(MIN_RETENTION..=MAX_RETENTION).contains(&config.retention) {
             // Zero would forget a finished key at once (so it runs again); a huge one would
             // overflow the purge deadlines.
-            bad = bad.or(Some(crate::Error::Validation(format!(
-                "retention must be from 1 second to 10 years, got {:?}",
-                config.retention
-            ))));
+            let refused = format!(
+                "retention must be from 1 second to 10 years, got {:?}; using {:?}",
+                config.retention,
+                config.retention.clamp(MIN_RETENTION, MAX_RETENTION)
+            );
+            // Both problems are told, not only the first one found.
+            bad = Some(crate::Error::Validation(match bad {
+                Some(hosts) => format!("{hosts}; {refused}"),
+                None => refused,
+            }));
             config.retention = config.retention.clamp(MIN_RETENTION, MAX_RETENTION);
         }
         let store = Arc::new(store);

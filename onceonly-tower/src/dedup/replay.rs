@@ -112,6 +112,11 @@ fn fingerprint(target: &str, body: &[u8]) -> String {
         .to_owned()
 }
 
+/// The fingerprint releases before path-aware fingerprints stored: the body's SHA-256 alone.
+fn body_only_fingerprint(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
 /// Runs a request with its key, setting the outcome in `trace`.
 pub(crate) async fn run<S, B, ResBody>(
     config: &Config,
@@ -162,7 +167,13 @@ where
             trace.outcome(Outcome::Released);
             first(config, held, inner, req, fingerprint, trace).await
         }
-        (RunStatus::Completed, _) => Ok(replay(config, lease.result, &fingerprint, &found, trace)),
+        (RunStatus::Completed, _) => Ok(replay(
+            config,
+            lease.result,
+            (&fingerprint, body),
+            &found,
+            trace,
+        )),
         (RunStatus::InProgress, _) if held_for_another_body(&lease, &fingerprint) => {
             trace.outcome(Outcome::Failed);
             Ok(different_body(&found))
@@ -342,7 +353,7 @@ async fn store(mut held: HeldLease, mut stored: Stored) -> Outcome {
 fn replay<B>(
     config: &Config,
     result: Option<JsonMap>,
-    fingerprint: &str,
+    (fingerprint, body): (&str, &[u8]),
     found: &FoundKey,
     trace: &mut Trace,
 ) -> Response<ResponseBody<B>> {
@@ -356,7 +367,8 @@ fn replay<B>(
             ),
         );
     };
-    if stored.fingerprint != fingerprint {
+    // Responses stored by earlier releases carry the fingerprint of the body alone.
+    if stored.fingerprint != fingerprint && stored.fingerprint != body_only_fingerprint(body) {
         return different_body(found);
     }
     trace.outcome(Outcome::Replayed);
@@ -463,6 +475,11 @@ mod tests {
             "28e107a2a63c78d7d25c78d8caabdfcffb564ab116184dc8906624392eebe2b6"
         );
         assert_ne!(fingerprint("/a", b"bc"), fingerprint("/ab", b"c"));
+        // What earlier releases stored, still recognized: the body's SHA-256 alone.
+        assert_eq!(
+            body_only_fingerprint(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_ne!(fingerprint("/a?x=1", b""), fingerprint("/a?x=2", b""));
     }
 
