@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{Runs, client, hangs_first, header, serve, within};
+use common::{Runs, client, hangs_first, header, serve, until_processed, within};
 use onceonly_runtime::store::MemoryStore;
 use onceonly_runtime::time::ManualClock;
 use onceonly_runtime::{Engine, EngineConfig, OnceOnly};
@@ -206,24 +206,10 @@ async fn a_dropped_delivery_releases_the_key() {
 
     // The server notices the closed connection and drops the request future; the key is then
     // released. Until it has, the retry may still be answered as a duplicate.
-    let mut attempts = 0;
-    let answer = loop {
-        let res = http
-            .post(&url)
-            .header("webhook-id", "msg_drop")
-            .send()
-            .await
-            .unwrap();
-        if header(&res, "x-onceonly-status").is_none() {
-            break res;
-        }
-        attempts += 1;
-        assert!(
-            attempts < 200,
-            "the dropped delivery never released its key"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let answer = until_processed("the dropped delivery never released its key", || {
+        http.post(&url).header("webhook-id", "msg_drop")
+    })
+    .await;
     assert_eq!(answer.text().await.unwrap(), "processed");
     assert_eq!(runs.get(), 2);
 }
@@ -268,23 +254,13 @@ async fn a_body_cut_off_midway_releases_the_key() {
     // The redelivery is processed once the cut request has given its key back (it may still
     // be answered as a duplicate until then).
     let http = client();
-    let mut attempts = 0;
-    let answer = loop {
-        let res = http
-            .post(format!("{base}/hooks"))
+    let answer = until_processed("the cut-off delivery kept its key", || {
+        http.post(format!("{base}/hooks"))
             .header("webhook-id", "msg_cut")
             .header("content-type", "application/json")
             .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        if header(&res, "x-onceonly-status").is_none() {
-            break res;
-        }
-        attempts += 1;
-        assert!(attempts < 200, "the cut-off delivery kept its key");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    })
+    .await;
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(answer.text().await.unwrap(), "processed \"evt_cut\"");
     assert_eq!(

@@ -98,3 +98,20 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
         .await
         .unwrap_or_else(|_| panic!("gave up waiting: {what}"))
 }
+
+/// Sends `delivery` until it is processed (not answered `X-OnceOnly-Status: duplicate`): an
+/// earlier delivery gives its key back asynchronously, and until it has, a retry may still be
+/// a duplicate. Panics with `kept` after 5 seconds of duplicates.
+pub async fn until_processed(
+    kept: &str,
+    delivery: impl Fn() -> reqwest::RequestBuilder,
+) -> reqwest::Response {
+    for _ in 0..200 {
+        let res = delivery().send().await.unwrap();
+        if header(&res, "x-onceonly-status").is_none() {
+            return res;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{kept}");
+}
