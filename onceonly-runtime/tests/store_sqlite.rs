@@ -233,3 +233,51 @@ async fn a_file_from_a_newer_schema_is_refused() {
     assert!(matches!(err, Error::Store(_)), "{err:?}");
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }
+
+/// A backlog larger than a purge slice goes in several short transactions, all of it: locks,
+/// records and counters by the thousand, logs a few at a time with their entries.
+#[tokio::test]
+async fn a_backlog_is_purged_whole_in_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("onceonly.db")).unwrap();
+    for i in 0..2_500 {
+        let k = format!("lock-{i}");
+        assert!(matches!(
+            store.claim_lock(&k, NOW, lock("l")).await.unwrap(),
+            LockClaim::Claimed
+        ));
+    }
+    for i in 0..1_200 {
+        let k = format!("rec-{i}");
+        store
+            .put_record(&k, None, record("r"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    for i in 0..20 {
+        let log = format!("log-{i}");
+        for n in 0..3 {
+            let mut entry = onceonly_runtime::JsonMap::new();
+            entry.insert("n".into(), n.into());
+            store
+                .append_log(LogRef::whole(&log), entry, CAPS, NOW, NOW + 1_000)
+                .await
+                .unwrap();
+        }
+    }
+    // Past every deadline: locks (60 s), records (kept an hour after a 60 s lease), logs.
+    let later = NOW + 2 * 3_600_000;
+    assert_eq!(
+        store.purge_expired(later).await.unwrap(),
+        2_500 + 1_200 + 20
+    );
+    assert_eq!(store.purge_expired(later).await.unwrap(), 0, "nothing left");
+    for i in 0..20 {
+        let page = store
+            .read_log(LogRef::whole(&format!("log-{i}")), true, 0, 10, NOW)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 0, "log-{i}'s entries went with it");
+    }
+}

@@ -146,6 +146,11 @@ fn locked(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 
 /// SQLite integers are signed: engine times and counters are far below `i64::MAX`, and a
 /// saturated "never" deadline stays the largest value.
+/// Expired locks, records or counters removed per purge transaction.
+const PURGE_SLICE: i64 = 1_000;
+/// Expired logs removed (with their entries) per purge transaction.
+const PURGE_LOG_SLICE: i64 = 8;
+
 fn to_sql(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -276,29 +281,52 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now_ms: u64) -> Result<usize> {
-        let purged = self
-            .write("purge_expired", move |tx| {
-                let now = to_sql(now_ms);
-                let mut purged = 0;
-                for sql in [
-                    "DELETE FROM locks WHERE expires_at_ms <= ?1",
-                    "DELETE FROM records WHERE purge_at_ms <= ?1",
-                    "DELETE FROM counters WHERE expires_at_ms <= ?1",
-                ] {
-                    purged += tx.prepare_cached(sql)?.execute([now])?;
+        // In slices, each its own short transaction: other processes on the file wait for one
+        // slice at a time, not for a whole backlog (which could outlast their busy timeout).
+        let now = to_sql(now_ms);
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM locks WHERE key IN \
+             (SELECT key FROM locks WHERE expires_at_ms <= ?1 LIMIT ?2)",
+            "DELETE FROM records WHERE key IN \
+             (SELECT key FROM records WHERE purge_at_ms <= ?1 LIMIT ?2)",
+            "DELETE FROM counters WHERE key IN \
+             (SELECT key FROM counters WHERE expires_at_ms <= ?1 LIMIT ?2)",
+        ] {
+            loop {
+                let n = self
+                    .write("purge_expired", move |tx| {
+                        Ok(tx.prepare_cached(sql)?.execute(params![now, PURGE_SLICE])?)
+                    })
+                    .await?;
+                purged += n;
+                if n < PURGE_SLICE as usize {
+                    break;
                 }
-                // The entries of an expired log go with it and are not counted apart.
-                tx.prepare_cached(
-                    "DELETE FROM log_entries WHERE key IN \
-                     (SELECT key FROM logs WHERE expires_at_ms <= ?1)",
-                )?
-                .execute([now])?;
-                purged += tx
-                    .prepare_cached("DELETE FROM logs WHERE expires_at_ms <= ?1")?
-                    .execute([now])?;
-                Ok(purged)
-            })
-            .await?;
+            }
+        }
+        // A log goes with its entries (up to a log's cap each), so a few logs per slice. The
+        // same logs are picked twice in one transaction: the order makes the pick stable.
+        loop {
+            let n = self
+                .write("purge_expired", move |tx| {
+                    const EXPIRED: &str = "SELECT key FROM logs WHERE expires_at_ms <= ?1 \
+                                           ORDER BY expires_at_ms, key LIMIT ?2";
+                    tx.prepare_cached(&format!(
+                        "DELETE FROM log_entries WHERE key IN ({EXPIRED})"
+                    ))?
+                    .execute(params![now, PURGE_LOG_SLICE])?;
+                    Ok(tx
+                        .prepare_cached(&format!("DELETE FROM logs WHERE key IN ({EXPIRED})"))?
+                        .execute(params![now, PURGE_LOG_SLICE])?)
+                })
+                .await?;
+            // The entries of an expired log go with it and are not counted apart.
+            purged += n;
+            if n < PURGE_LOG_SLICE as usize {
+                break;
+            }
+        }
         self.inner.notifier.prune();
         Ok(purged)
     }
