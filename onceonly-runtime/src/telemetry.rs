@@ -57,6 +57,10 @@ pub fn key_hash(key: &str) -> String {
 pub(crate) struct Traced {
     span: Span,
     start: Option<Instant>,
+    /// The outcome recorded if the call ends without [`finish`](Traced::finish): its future
+    /// was dropped or panicked.
+    unfinished: Option<Outcome>,
+    finished: std::cell::Cell<bool>,
 }
 
 impl Traced {
@@ -69,10 +73,11 @@ impl Traced {
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        Traced::start(span, key)
+        Traced::start(span, key, None)
     }
 
-    /// The span of a `run_fn`.
+    /// The span of a `run_fn`. A run whose future is dropped or panics reads `released`: its
+    /// lease, if it took one, is cancelled.
     pub(crate) fn run_fn(backend: &'static str, key: &str) -> Traced {
         let span = tracing::info_span!(
             "onceonly.run_fn",
@@ -81,17 +86,19 @@ impl Traced {
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        Traced::start(span, key)
+        Traced::start(span, key, Some(Outcome::Released))
     }
 
-    fn start(span: Span, key: &str) -> Traced {
-        if span.is_disabled() {
-            return Traced { span, start: None };
-        }
-        span.record("key_hash", key_hash(key));
+    fn start(span: Span, key: &str, unfinished: Option<Outcome>) -> Traced {
+        let start = (!span.is_disabled()).then(|| {
+            span.record("key_hash", key_hash(key));
+            Instant::now()
+        });
         Traced {
             span,
-            start: Some(Instant::now()),
+            start,
+            unfinished,
+            finished: std::cell::Cell::new(false),
         }
     }
 
@@ -102,10 +109,19 @@ impl Traced {
 
     /// Records the outcome and the time since the span started.
     pub(crate) fn finish(&self, outcome: Outcome) {
+        self.finished.set(true);
         if let Some(start) = self.start {
             self.span.record("outcome", outcome.as_str());
             self.span
                 .record("duration_ms", start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if let (false, Some(outcome)) = (self.finished.get(), self.unfinished) {
+            self.finish(outcome);
         }
     }
 }

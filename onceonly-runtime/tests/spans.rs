@@ -213,3 +213,40 @@ async fn a_holder_that_outlived_its_lease_is_traced_as_lease_lost() {
         "{got:?}"
     );
 }
+
+/// A run that never finishes its own way, a panicking closure or a dropped future, still
+/// closes its span with an outcome: `released`, since its lease is cancelled.
+#[tokio::test]
+async fn a_run_fn_that_panics_or_is_dropped_reads_released() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let client = OnceOnly::memory();
+    let panicking = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .ai()
+                .run_fn("boom", || async {
+                    if true {
+                        panic!("the closure panicked");
+                    }
+                    Ok::<u32, Error>(1)
+                })
+                .await
+        })
+    };
+    assert!(panicking.await.is_err(), "the panic reached the task");
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(20),
+        client
+            .ai()
+            .run_fn("stuck", || std::future::pending::<Result<u32, Error>>()),
+    )
+    .await;
+    assert!(dropped.is_err(), "timed out, so dropped");
+    assert_eq!(
+        capture.outcomes("onceonly.run_fn"),
+        outcomes(&["released", "released"], "embedded")
+    );
+}
