@@ -241,7 +241,7 @@ async fn a_run_fn_that_panics_or_is_dropped_reads_released() {
         Duration::from_millis(20),
         client
             .ai()
-            .run_fn("stuck", || std::future::pending::<Result<u32, Error>>()),
+            .run_fn("stuck", std::future::pending::<Result<u32, Error>>),
     )
     .await;
     assert!(dropped.is_err(), "timed out, so dropped");
