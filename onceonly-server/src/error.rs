@@ -200,9 +200,12 @@ impl From<Error> for ApiError {
                         "limit": q.limit,
                         "used": q.used,
                         "resets_at": q.resets_at,
+                        "retry_after_sec": q.retry_after.as_secs().max(1),
                     }),
                 );
-                err.retry_after = Some(q.retry_after.as_secs().max(1));
+                // No `Retry-After` header: a quota resets at midnight UTC, hours away, and
+                // clients that retry 429s sleep for the header's whole value (the official
+                // Python SDK would hang until midnight). The wait is in the body instead.
                 err
             }
             Error::RateLimited { retry_after } => {

@@ -124,7 +124,7 @@ async fn twenty_thousand_large_events_stay_within_the_per_tenant_bound() {
 }
 
 /// A server started with a daily check-lock quota refuses the first check-lock past it with
-/// 429, a JSON detail naming the quota and a `Retry-After`; the Rust client reads it as
+/// 429 and a JSON detail naming the quota and the wait (no `Retry-After`); the Rust client reads it as
 /// `Error::QuotaExceeded` at once (no retries) and other tenants' keys are untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daily_quota_refuses_with_429_and_a_detail() {
@@ -167,9 +167,11 @@ async fn a_daily_quota_refuses_with_429_and_a_detail() {
         .await
         .unwrap();
     assert_eq!(raw.status(), 429);
-    assert!(raw.headers().contains_key("retry-after"));
+    // No `Retry-After`: clients that retry a 429 would sleep until midnight UTC.
+    assert!(!raw.headers().contains_key("retry-after"));
     let body: Value = raw.json().await.unwrap();
     assert_eq!(body["detail"]["error"], "quota_exceeded");
+    assert!(body["detail"]["retry_after_sec"].as_u64().is_some_and(|s| s > 0));
     assert!(
         body["detail"]["message"]
             .as_str()

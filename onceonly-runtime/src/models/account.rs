@@ -180,7 +180,9 @@ pub struct QuotaExceeded {
 }
 
 impl QuotaExceeded {
-    /// Reads the `detail` object of a quota refusal, with the answer's `Retry-After`.
+    /// Reads the `detail` object of a quota refusal; the wait is the answer's `Retry-After`
+    /// or, without one (`onceonly-server` sends none for a quota), the detail's
+    /// `retry_after_sec`.
     pub(crate) fn from_detail(
         detail: Option<&JsonMap>,
         retry_after: Option<std::time::Duration>,
@@ -203,7 +205,8 @@ impl QuotaExceeded {
             limit: number("limit"),
             used: number("used"),
             resets_at: text("resets_at"),
-            retry_after: retry_after.unwrap_or_default(),
+            retry_after: retry_after
+                .unwrap_or_else(|| std::time::Duration::from_secs(number("retry_after_sec"))),
         }
     }
 }
