@@ -53,6 +53,9 @@ pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
 pub mod status {
     /// A check-lock took the lock.
     pub const LOCKED: &str = "locked";
+    /// The `status` of an `/ai/extend` answer whose lease is still held (the holder's
+    /// [`RunStatus::Acquired`](crate::models::RunStatus::Acquired)).
+    pub const EXTENDED: &str = "extended";
     /// A check-lock found the key locked; the tower layer skipped the handler.
     pub const DUPLICATE: &str = "duplicate";
     /// The tower layer replayed a stored response.

@@ -191,7 +191,7 @@ impl From<Error> for ApiError {
             }
             Error::Unauthorized { .. } => ApiError::invalid_key(),
             Error::QuotaExceeded(q) => {
-                let mut err = ApiError::new(
+                let err = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     json!({
                         "error": onceonly_runtime::wire::QUOTA_EXCEEDED,

@@ -225,6 +225,10 @@ async fn lease_lifecycle_hides_the_holder_and_replays_the_result() {
         )
         .await;
     assert_eq!(ext["ttl"], 300);
+    assert_eq!(
+        ext["status"], "extended",
+        "as the hosted API answers an extension"
+    );
 
     let st = s.get_ok(A, "ai/status?key=job-1").await;
     assert_eq!(st["status"], "in_progress");

@@ -171,7 +171,11 @@ async fn a_daily_quota_refuses_with_429_and_a_detail() {
     assert!(!raw.headers().contains_key("retry-after"));
     let body: Value = raw.json().await.unwrap();
     assert_eq!(body["detail"]["error"], "quota_exceeded");
-    assert!(body["detail"]["retry_after_sec"].as_u64().is_some_and(|s| s > 0));
+    assert!(
+        body["detail"]["retry_after_sec"]
+            .as_u64()
+            .is_some_and(|s| s > 0)
+    );
     assert!(
         body["detail"]["message"]
             .as_str()

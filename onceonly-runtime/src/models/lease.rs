@@ -9,7 +9,9 @@ use crate::error::JsonMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// This call acquired the lease and must complete, fail or cancel it.
+    /// This call acquired the lease and must complete, fail or cancel it ("extended" in an
+    /// `/ai/extend` answer: still held).
+    #[serde(alias = "extended")]
     Acquired,
     /// Someone else holds a live lease ("polling" on the hosted API).
     #[serde(alias = "polling", alias = "locked")]

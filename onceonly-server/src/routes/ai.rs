@@ -49,6 +49,26 @@ impl HasStatus for Lease {
     }
 }
 
+/// The answer to `POST /ai/extend`: a lease the holder still holds reads `extended`, as on the
+/// hosted API (the engine's model says `acquired`; the HTTP client reads both).
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Extended(Lease);
+
+impl HasStatus for Extended {
+    fn status(&self) -> RunStatus {
+        self.0.status
+    }
+
+    fn render(&self) -> Response {
+        let mut view = serde_json::to_value(LeaseView::new(&self.0)).unwrap_or_default();
+        if self.0.status == RunStatus::Acquired {
+            view["status"] = onceonly_runtime::wire::status::EXTENDED.into();
+        }
+        axum::Json(view).into_response()
+    }
+}
+
 impl HasStatus for AiStatus {
     fn status(&self) -> RunStatus {
         self.status
@@ -169,13 +189,13 @@ async fn lease<S: Store>(
 async fn extend<S: Store>(
     tenant: Tenant<S>,
     JsonBody(body): JsonBody<ExtendBody>,
-) -> Answer<Lease> {
+) -> Answer<Extended> {
     let req = ExtendRequest::new(body.key, body.lease_id, body.ttl);
-    Ok(Reply(
+    Ok(Reply(Extended(
         tenant
             .settle(|t| async move { t.extend(req).await })
             .await?,
-    ))
+    )))
 }
 
 async fn complete<S: Store>(
