@@ -254,7 +254,7 @@ async fn a_completed_run_answers_its_result_everywhere() {
             json!({"key": "done:1", "lease_id": lease_id, "ttl": 60}),
         )
         .await;
-    assert_eq!(extended["status"], "acquired", "{extended}");
+    assert_eq!(extended["status"], "extended", "{extended}");
     h.post_ok(
         KEY,
         "ai/complete",
