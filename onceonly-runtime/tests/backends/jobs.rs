@@ -248,6 +248,47 @@ pub(super) async fn a_panicking_handler_counts_as_a_failed_attempt(client: OnceO
     serving.await.unwrap().unwrap();
 }
 
+/// Copies of one claim sent at once (a retry while the first is still looking, maybe at
+/// another replica) take one run between them, not one each.
+pub(super) async fn concurrent_copies_of_a_claim_take_one_run(client: OnceOnly) {
+    for i in 0..4 {
+        client.ai().run(format!("copies:{i}")).await.unwrap();
+    }
+    let copies: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let claim = ClaimRequest::new("copies:*")
+                    .lease_ttl(Duration::from_secs(60))
+                    .wait(Duration::from_secs(2))
+                    .acquisition_id("claim-copies");
+                client.backend().claim_job(claim).await
+            })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for copy in copies {
+        let job = copy
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("every copy answers the run taken");
+        taken.push((job.key, job.lease_id));
+    }
+    taken.dedup();
+    assert_eq!(taken.len(), 1, "one run for all copies: {taken:?}");
+    // The other three are still queued for other claims.
+    for _ in 0..3 {
+        let other = client
+            .backend()
+            .claim_job(ClaimRequest::new("copies:*"))
+            .await
+            .unwrap()
+            .expect("a queued run is left");
+        assert_ne!(other.key, taken[0].0);
+    }
+}
+
 pub(super) async fn a_claim_sent_again_gets_the_run_it_took(client: OnceOnly) {
     client.ai().run("batch:1").await.unwrap();
     client.ai().run("batch:2").await.unwrap();

@@ -8,7 +8,7 @@ use crate::engine::Engine;
 use crate::engine::view::{self, Phase};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{ClaimRequest, ClaimedJob, LeaseRequest, RunStatus};
-use crate::store::{LeaseRecord, Store};
+use crate::store::{LeaseRecord, LeaseState, Store};
 use crate::time::deadline_after;
 use crate::validate;
 
@@ -73,10 +73,33 @@ impl<S: Store> Engine<S> {
         }
         self.ensure_purger();
         let deadline = deadline_after(req.wait);
+        let Some(id) = &req.acquisition_id else {
+            return self.claim_until(&pattern, &req, deadline).await;
+        };
+        // One claim per name looks at the queue at a time: copies of a claim sent while the
+        // first is still looking (a retry after a timeout, maybe at another replica) would
+        // otherwise each take a run, and the worker would learn of one only.
+        match self.reserve_name(id, req.wait).await? {
+            Some(rev) => {
+                let claimed = self.claim_until(&pattern, &req, deadline).await;
+                self.free_name(id, rev).await;
+                claimed
+            }
+            None => self.await_name(id, deadline).await,
+        }
+    }
+
+    /// Looks at the queue until a run is claimed or `deadline` passes.
+    async fn claim_until(
+        &self,
+        pattern: &Pattern<'_>,
+        req: &ClaimRequest,
+        deadline: Instant,
+    ) -> Result<Option<ClaimedJob>> {
         loop {
             // Subscribed before looking, so a run queued after the look wakes this claim.
             let mut bell = self.inner.store.subscribe(BELL).await?;
-            if let Some(job) = self.claim_once(&pattern, &req).await? {
+            if let Some(job) = self.claim_once(pattern, req).await? {
                 return Ok(Some(job));
             }
             if Instant::now() >= deadline {
@@ -162,6 +185,70 @@ impl<S: Store> Engine<S> {
 
     /// The run an earlier claim with the same `acquisition_id` took and still holds: the same
     /// request sent again after its answer was lost gets that run back, not a second one.
+    /// Reserves the claim name `id` while its claim looks at the queue (at most `wait`, and
+    /// a little more for its last look): the reservation's revision, or `None` when another
+    /// claim with the name is looking now.
+    async fn reserve_name(&self, id: &str, wait: std::time::Duration) -> Result<Option<u64>> {
+        let key = name_key(id);
+        let now = self.now_ms();
+        let current = self.inner.store.get_record(&key).await?;
+        if current.as_ref().is_some_and(|v| {
+            v.value.state == LeaseState::InProgress && v.value.lease_expires_at_ms > now
+        }) {
+            return Ok(None);
+        }
+        let until = now + crate::time::ms(wait + NAME_SLACK);
+        let reservation = LeaseRecord {
+            lease_expires_at_ms: until,
+            purge_at_ms: until + crate::time::ms(NAME_SLACK),
+            ..LeaseRecord::blank(LeaseState::InProgress, now)
+        };
+        self.inner
+            .store
+            .put_record(&key, current.map(|v| v.rev), reservation)
+            .await
+    }
+
+    /// Ends the reservation `rev` of the name `id`, waking the claims that wait on it. Best
+    /// effort: a reservation left behind ends at its deadline anyway.
+    async fn free_name(&self, id: &str, rev: u64) {
+        let now = self.now_ms();
+        let done = LeaseRecord {
+            done_at_ms: Some(now),
+            purge_at_ms: now + crate::time::ms(NAME_SLACK),
+            ..LeaseRecord::blank(LeaseState::Completed, now)
+        };
+        if let Err(e) = self
+            .inner
+            .store
+            .put_record(&name_key(id), Some(rev), done)
+            .await
+        {
+            tracing::warn!(error = %e, "could not end a claim name's reservation; it will lapse");
+        }
+    }
+
+    /// A copy of a claim whose name another claim holds: waits for that claim to end (or for
+    /// `deadline`), then answers what it took (`None` when it took nothing).
+    async fn await_name(&self, id: &str, deadline: Instant) -> Result<Option<ClaimedJob>> {
+        let key = name_key(id);
+        loop {
+            let mut changed = self.inner.store.subscribe(&key).await?;
+            let current = self.inner.store.get_record(&key).await?;
+            let now = self.now_ms();
+            let looking = current.is_some_and(|v| {
+                v.value.state == LeaseState::InProgress && v.value.lease_expires_at_ms > now
+            });
+            if !looking || Instant::now() >= deadline {
+                return self.reclaimed(id).await;
+            }
+            tokio::select! {
+                () = changed.changed() => {}
+                () = tokio::time::sleep_until(deadline.min(Instant::now() + RESCAN)) => {}
+            }
+        }
+    }
+
     async fn reclaimed(&self, id: &str) -> Result<Option<ClaimedJob>> {
         let doc = claim_doc(id);
         let Some(entry) = self.inner.store.get_doc(&doc).await? else {
@@ -187,6 +274,15 @@ impl<S: Store> Engine<S> {
         }
     }
 }
+
+/// The record that reserves the claim name `id` while its claim looks at the queue: under a
+/// control character, so no caller's key can name it.
+fn name_key(id: &str) -> String {
+    format!("\u{1}jobs:claim:{id}")
+}
+
+/// Added to a claim's wait for its name's reservation, and kept after it for the purge.
+const NAME_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The document that remembers which run the claim `id` took (removed when the run's lease
 /// ends, see `lease_ended`, or when another claim takes the run after the lease ran out).
