@@ -192,9 +192,7 @@ impl<S: Store> Engine<S> {
         let key = name_key(id);
         let now = self.now_ms();
         let current = self.inner.store.get_record(&key).await?;
-        if current.as_ref().is_some_and(|v| {
-            v.value.state == LeaseState::InProgress && v.value.lease_expires_at_ms > now
-        }) {
+        if current.as_ref().is_some_and(|v| looking(&v.value, now)) {
             return Ok(None);
         }
         let until = now + crate::time::ms(wait + NAME_SLACK);
@@ -236,10 +234,7 @@ impl<S: Store> Engine<S> {
             let mut changed = self.inner.store.subscribe(&key).await?;
             let current = self.inner.store.get_record(&key).await?;
             let now = self.now_ms();
-            let looking = current.is_some_and(|v| {
-                v.value.state == LeaseState::InProgress && v.value.lease_expires_at_ms > now
-            });
-            if !looking || Instant::now() >= deadline {
+            if !current.is_some_and(|v| looking(&v.value, now)) || Instant::now() >= deadline {
                 return self.reclaimed(id).await;
             }
             tokio::select! {
@@ -279,6 +274,11 @@ impl<S: Store> Engine<S> {
 /// control character, so no caller's key can name it.
 fn name_key(id: &str) -> String {
     format!("\u{1}jobs:claim:{id}")
+}
+
+/// Whether a name's reservation `rec` says its claim is looking at the queue at `now`.
+fn looking(rec: &LeaseRecord, now: u64) -> bool {
+    rec.state == LeaseState::InProgress && rec.lease_expires_at_ms > now
 }
 
 /// Added to a claim's wait for its name's reservation, and kept after it for the purge.
