@@ -34,6 +34,11 @@ struct Reply<T>(T);
 trait HasStatus: serde::Serialize {
     fn status(&self) -> RunStatus;
 
+    /// The answer's `status` as the body spells it, which `/metrics` counts.
+    fn outcome(&self) -> &'static str {
+        self.status().as_str()
+    }
+
     fn render(&self) -> Response {
         axum::Json(self).into_response()
     }
@@ -60,11 +65,16 @@ impl HasStatus for Extended {
         self.0.status
     }
 
+    fn outcome(&self) -> &'static str {
+        match self.0.status {
+            RunStatus::Acquired => onceonly_runtime::wire::status::EXTENDED,
+            other => other.as_str(),
+        }
+    }
+
     fn render(&self) -> Response {
         let mut view = serde_json::to_value(LeaseView::new(&self.0)).unwrap_or_default();
-        if self.0.status == RunStatus::Acquired {
-            view["status"] = onceonly_runtime::wire::status::EXTENDED.into();
-        }
+        view["status"] = self.outcome().into();
         axum::Json(view).into_response()
     }
 }
@@ -83,7 +93,7 @@ impl HasStatus for AiResult {
 
 impl<T: HasStatus> IntoResponse for Reply<T> {
     fn into_response(self) -> Response {
-        let outcome = Outcome(self.0.status().as_str());
+        let outcome = Outcome(self.0.outcome());
         (Extension(outcome), self.0.render()).into_response()
     }
 }

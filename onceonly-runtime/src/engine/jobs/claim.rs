@@ -79,13 +79,27 @@ impl<S: Store> Engine<S> {
         // One claim per name looks at the queue at a time: copies of a claim sent while the
         // first is still looking (a retry after a timeout, maybe at another replica) would
         // otherwise each take a run, and the worker would learn of one only.
-        match self.reserve_name(id, req.wait).await? {
-            Some(rev) => {
-                let claimed = self.claim_until(&pattern, &req, deadline).await;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(rev) = self.reserve_name(id, left).await? {
+                // A copy that ended between the first look and the reservation may have taken
+                // a run: that run is this claim's answer.
+                let claimed = match self.reclaimed(id).await {
+                    Ok(None) => self.claim_until(&pattern, &req, deadline).await,
+                    other => other,
+                };
                 self.free_name(id, rev).await;
-                claimed
+                return claimed;
             }
-            None => self.await_name(id, deadline).await,
+            // Another copy is looking: its run, once it has one, is this claim's answer. A
+            // copy that ended without one (or whose reservation lapsed, its caller gone)
+            // leaves the rest of this claim's wait to this claim.
+            if let Some(job) = self.await_name(id, deadline).await? {
+                return Ok(Some(job));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
         }
     }
 
@@ -183,8 +197,6 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// The run an earlier claim with the same `acquisition_id` took and still holds: the same
-    /// request sent again after its answer was lost gets that run back, not a second one.
     /// Reserves the claim name `id` while its claim looks at the queue (at most `wait`, and
     /// a little more for its last look): the reservation's revision, or `None` when another
     /// claim with the name is looking now.
@@ -227,7 +239,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// A copy of a claim whose name another claim holds: waits for that claim to end (or for
-    /// `deadline`), then answers what it took (`None` when it took nothing).
+    /// `deadline`), then answers the run it took (`None` when it took none).
     async fn await_name(&self, id: &str, deadline: Instant) -> Result<Option<ClaimedJob>> {
         let key = name_key(id);
         loop {
@@ -244,6 +256,8 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// The run an earlier claim with the same `acquisition_id` took and still holds: the same
+    /// request sent again after its answer was lost gets that run back, not a second one.
     async fn reclaimed(&self, id: &str) -> Result<Option<ClaimedJob>> {
         let doc = claim_doc(id);
         let Some(entry) = self.inner.store.get_doc(&doc).await? else {

@@ -144,13 +144,13 @@ fn locked(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// SQLite integers are signed: engine times and counters are far below `i64::MAX`, and a
-/// saturated "never" deadline stays the largest value.
 /// Expired locks, records or counters removed per purge transaction.
 const PURGE_SLICE: i64 = 1_000;
 /// Expired logs removed (with their entries) per purge transaction.
 const PURGE_LOG_SLICE: i64 = 8;
 
+/// SQLite integers are signed: engine times and counters are far below `i64::MAX`, and a
+/// saturated "never" deadline stays the largest value.
 fn to_sql(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
