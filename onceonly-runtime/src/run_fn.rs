@@ -215,7 +215,8 @@ where
         let span = traced.span().clone();
         Box::pin(
             async move {
-                let (answer, outcome) = run(self.client, self.key, self.f, self.options).await;
+                let (answer, outcome) =
+                    run(self.client, self.key, self.f, self.options, &traced).await;
                 traced.finish(outcome);
                 answer
             }
@@ -249,6 +250,7 @@ async fn run<F, Fut, T, E>(
     key: String,
     f: F,
     opts: RunFnOptions,
+    traced: &Traced,
 ) -> (Result<T, E>, Outcome)
 where
     F: FnOnce() -> Fut,
@@ -288,6 +290,7 @@ where
             // From here on the side effect has happened: the key must not be released for a
             // re-run, so a drop during `complete` leaves the lease to expire instead.
             held.disarm();
+            traced.if_unfinished(Outcome::Executed);
             let stored = match encode_result(&value) {
                 Ok(stored) => stored,
                 Err(e) => {

@@ -57,10 +57,10 @@ pub fn key_hash(key: &str) -> String {
 pub(crate) struct Traced {
     span: Span,
     start: Option<Instant>,
-    /// The outcome recorded if the call ends without [`finish`](Traced::finish): its future
-    /// was dropped or panicked.
-    unfinished: Option<Outcome>,
-    finished: std::cell::Cell<bool>,
+    /// The outcome recorded if the call ends without [`finish`](Traced::finish) (its future
+    /// was dropped or panicked); `None` once finished. Behind a mutex: a `run_fn` sets it
+    /// from inside its future, which must stay `Send`.
+    unfinished: std::sync::Mutex<Option<Outcome>>,
 }
 
 impl Traced {
@@ -76,8 +76,8 @@ impl Traced {
         Traced::start(span, key, None)
     }
 
-    /// The span of a `run_fn`. A run whose future is dropped or panics reads `released`: its
-    /// lease, if it took one, is cancelled.
+    /// The span of a `run_fn`. A run whose future is dropped or panics reads `released` (its
+    /// lease, if it took one, is cancelled), or `executed` once its closure has returned.
     pub(crate) fn run_fn(backend: &'static str, key: &str) -> Traced {
         let span = tracing::info_span!(
             "onceonly.run_fn",
@@ -97,9 +97,20 @@ impl Traced {
         Traced {
             span,
             start,
-            unfinished,
-            finished: std::cell::Cell::new(false),
+            unfinished: std::sync::Mutex::new(unfinished),
         }
+    }
+
+    /// What the call comes to if it ends without [`finish`](Traced::finish) from now on: for
+    /// a `run_fn` whose closure returned, `executed` (the side effect happened, whatever
+    /// becomes of its completion).
+    pub(crate) fn if_unfinished(&self, outcome: Outcome) {
+        *self.unfinished_slot() = Some(outcome);
+    }
+
+    fn unfinished_slot(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
+        // Poisoned only by a panic while it was held, which cannot happen: take what it holds.
+        self.unfinished.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The span, to instrument the call's future with.
@@ -109,7 +120,11 @@ impl Traced {
 
     /// Records the outcome and the time since the span started.
     pub(crate) fn finish(&self, outcome: Outcome) {
-        self.finished.set(true);
+        self.unfinished_slot().take();
+        self.record(outcome);
+    }
+
+    fn record(&self, outcome: Outcome) {
         if let Some(start) = self.start {
             self.span.record("outcome", outcome.as_str());
             self.span
@@ -120,8 +135,8 @@ impl Traced {
 
 impl Drop for Traced {
     fn drop(&mut self) {
-        if let (false, Some(outcome)) = (self.finished.get(), self.unfinished) {
-            self.finish(outcome);
+        if let Some(outcome) = self.unfinished_slot().take() {
+            self.record(outcome);
         }
     }
 }

@@ -50,3 +50,36 @@ async fn a_lapsed_claim_leaves_no_document_once_its_run_is_taken_over() {
     let again = engine.claim_job(claim("claim-a")).await.unwrap();
     assert!(again.is_none(), "{again:?}");
 }
+
+/// A named claim dropped while it looks (its caller hung up) frees its name at once: a copy
+/// sent next looks at the queue itself instead of waiting out the dropped claim's reservation.
+#[tokio::test]
+async fn a_dropped_claim_frees_its_name_for_the_next_copy() {
+    let engine = Engine::new(MemoryStore::new());
+    let claim = |wait| {
+        ClaimRequest::new("late:*")
+            .lease_ttl(Duration::from_secs(30))
+            .wait(wait)
+            .acquisition_id("claim-dropped")
+    };
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        engine.claim_job(claim(Duration::from_secs(20))),
+    )
+    .await;
+    assert!(
+        dropped.is_err(),
+        "nothing was queued: the claim was still looking"
+    );
+    // The background release runs on this runtime.
+    tokio::task::yield_now().await;
+    engine.run(LeaseRequest::new("late:1")).await.unwrap();
+    let copy = tokio::time::timeout(
+        Duration::from_secs(5),
+        engine.claim_job(claim(Duration::from_secs(2))),
+    )
+    .await
+    .expect("the copy does not wait out the dropped claim")
+    .unwrap();
+    assert_eq!(copy.map(|j| j.key).as_deref(), Some("late:1"));
+}

@@ -250,3 +250,43 @@ async fn a_run_fn_that_panics_or_is_dropped_reads_released() {
         outcomes(&["released", "released"], "embedded")
     );
 }
+
+/// Dropped after its closure returned (here while the completion is being written), a run
+/// reads `executed`: the side effect happened, and its lease is left to expire, not released.
+#[tokio::test]
+async fn a_run_fn_dropped_while_completing_reads_executed() {
+    use onceonly_runtime::store::{Hooked, LeaseRecord, LeaseState, MemoryStore, StoreHooks};
+
+    /// Never finishes writing a completion.
+    struct HangOnCompletion;
+    impl StoreHooks for HangOnCompletion {
+        async fn before_write(
+            &self,
+            _key: &str,
+            record: &LeaseRecord,
+        ) -> onceonly_runtime::Result<()> {
+            if record.state == LeaseState::Completed {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        }
+    }
+
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let engine = onceonly_runtime::Engine::new(Hooked::new(MemoryStore::new(), HangOnCompletion));
+    let client = OnceOnly::from_backend(engine);
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        client
+            .ai()
+            .run_fn("charged", || async { Ok::<_, Error>(1u32) }),
+    )
+    .await;
+    assert!(dropped.is_err(), "dropped while the completion hung");
+    assert_eq!(
+        capture.outcomes("onceonly.run_fn"),
+        outcomes(&["executed"], "embedded")
+    );
+}

@@ -82,13 +82,22 @@ impl<S: Store> Engine<S> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Some(rev) = self.reserve_name(id, left).await? {
+                // Freed at the end, or in the background if this claim is dropped midway (its
+                // caller hung up): copies need not wait out the reservation.
+                let mut reserved = Reservation {
+                    engine: self.clone(),
+                    id: id.clone(),
+                    rev: Some(rev),
+                };
                 // A copy that ended between the first look and the reservation may have taken
                 // a run: that run is this claim's answer.
                 let claimed = match self.reclaimed(id).await {
                     Ok(None) => self.claim_until(&pattern, &req, deadline).await,
                     other => other,
                 };
-                self.free_name(id, rev).await;
+                if let Some(rev) = reserved.rev.take() {
+                    self.free_name(id, rev).await;
+                }
                 return claimed;
             }
             // Another copy is looking: its run, once it has one, is this claim's answer. A
@@ -288,6 +297,27 @@ impl<S: Store> Engine<S> {
 /// control character, so no caller's key can name it.
 fn name_key(id: &str) -> String {
     format!("\u{1}jobs:claim:{id}")
+}
+
+/// A claim name reserved by [`Engine::reserve_name`]; dropped while still held (the claim's
+/// future was dropped), it is freed in the background.
+struct Reservation<S: Store> {
+    engine: Engine<S>,
+    id: String,
+    rev: Option<u64>,
+}
+
+impl<S: Store> Drop for Reservation<S> {
+    fn drop(&mut self) {
+        let Some(rev) = self.rev.take() else { return };
+        let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
+        let freed = crate::holder::run_detached(Box::pin(async move {
+            engine.free_name(&id, rev).await;
+        }));
+        if !freed {
+            tracing::warn!("a claim name was left reserved outside a runtime; it will lapse");
+        }
+    }
 }
 
 /// Whether a name's reservation `rec` says its claim is looking at the queue at `now`.
