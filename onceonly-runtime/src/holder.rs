@@ -158,15 +158,18 @@ impl HeldLease {
         }
     }
 
-    /// Stores `result` as the lease's completion. A failure worth retrying (a timeout, a 5xx,
-    /// a rate limit, a store outage) is retried, with a backoff, for as long as `within`
-    /// allows: a completion is idempotent for its lease id, so sending it again after a lost
-    /// answer is safe, while giving up would leave the lease to expire and the next caller to
-    /// run the side effect again. Give it less time than the lease has left. Does not disarm
-    /// (see [`disarm`](Self::disarm)).
-    pub async fn complete(&self, result: JsonMap, within: Duration) -> Result<Lease> {
+    /// Stores `result` as the lease's completion; `ttl` is the lease's TTL, heartbeats having
+    /// kept at least half of it ahead. A failure worth retrying (a timeout, a 5xx, a rate
+    /// limit, a store outage) is retried, with a backoff, starting new attempts for at most
+    /// 5 s and half of `ttl`: a completion is idempotent for its lease id, so sending it again
+    /// after a lost answer is safe, while giving up would leave the lease to expire and the
+    /// next caller to run the side effect again. A longer outage is returned, not waited out.
+    /// Does not disarm (see [`disarm`](Self::disarm)).
+    pub async fn complete(&self, result: JsonMap, ttl: Duration) -> Result<Lease> {
+        /// The longest a completion is retried.
+        const RETRY_WINDOW: Duration = Duration::from_secs(5);
         let req = CompleteRequest::new(self.key.as_str(), self.lease_id.as_str(), Some(result));
-        let deadline = deadline_after(within);
+        let deadline = deadline_after((ttl / 2).min(RETRY_WINDOW));
         let mut pause = Duration::from_millis(100);
         loop {
             match self.backend.complete(req.clone()).await {

@@ -226,9 +226,6 @@ where
 }
 
 /// What acquiring ended with.
-/// How long a `complete` that failed in a way worth retrying is sent again, at most.
-pub(crate) const COMPLETE_RETRY_WINDOW: Duration = Duration::from_secs(5);
-
 enum Acquired<T> {
     /// We hold the lease with this id, for this long (the TTL the backend granted, which a
     /// plan may cap below the one asked for).
@@ -298,12 +295,8 @@ where
                     return (Err(e.into()), Outcome::Failed);
                 }
             };
-            // Retried through a blip while the lease has time (at least half the granted TTL
-            // is left: the last heartbeat was at most half of it ago); a longer outage is
-            // returned, not hidden, and not waited out.
-            let completed = held
-                .complete(stored, (granted / 2).min(COMPLETE_RETRY_WINDOW))
-                .await;
+            // A failure after the retries `complete` allows is returned, not hidden.
+            let completed = held.complete(stored, granted).await;
             match completed {
                 Ok(_) => (Ok(value), Outcome::Executed),
                 // The backend will never take this result (too large, say). Left alone, the

@@ -261,9 +261,7 @@ async fn execute<F, Fut, T, E>(
                     return;
                 }
             };
-            // The last heartbeat was at most a third of the lease TTL ago.
-            let window = (granted / 2).min(crate::run_fn::COMPLETE_RETRY_WINDOW);
-            match held.complete(result, window).await {
+            match held.complete(result, granted).await {
                 Ok(_) => {}
                 Err(e) if e.is_content_refused() => {
                     tracing::error!(%key, error = %e, "a run's result was refused; the run fails");

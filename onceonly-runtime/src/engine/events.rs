@@ -98,26 +98,29 @@ fn page(field: &str, limit: u32, max: u32) -> Result<usize> {
 
 /// The run id a lease's metadata names, if it names a usable one.
 pub(super) fn run_id_of(metadata: Option<&JsonMap>) -> Option<String> {
-    let id = match metadata?.get("run_id")? {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    validate_run_id(&id).ok().map(str::to_owned)
+    run_id(metadata).ok().flatten()
 }
 
 /// Refuses a lease or run whose `metadata.run_id` could never name a timeline (not a string
 /// or a number, blank, too long, control characters): accepted, its `run_started` and
 /// `run_finished` events would be dropped without a word. A lease without one is fine.
 pub(super) fn check_run_id(metadata: Option<&JsonMap>) -> Result<()> {
-    match metadata.and_then(|m| m.get("run_id")) {
-        None => Ok(()),
-        Some(serde_json::Value::String(s)) => validate_run_id(s).map(drop),
-        Some(serde_json::Value::Number(n)) => validate_run_id(&n.to_string()).map(drop),
-        Some(_) => Err(Error::Validation(
-            "metadata.run_id must be a string (or a number)".into(),
-        )),
-    }
+    run_id(metadata).map(drop)
+}
+
+/// The checked `metadata.run_id`, trimmed; a number counts as its digits.
+fn run_id(metadata: Option<&JsonMap>) -> Result<Option<String>> {
+    let id = match metadata.and_then(|m| m.get("run_id")) {
+        None => return Ok(None),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(Error::Validation(
+                "metadata.run_id must be a string (or a number)".into(),
+            ));
+        }
+    };
+    validate_run_id(&id).map(|id| Some(id.to_owned()))
 }
 
 fn string_of(metadata: Option<&JsonMap>, field: &str) -> Option<String> {
