@@ -13,7 +13,8 @@
 //! plan limits (default: unlimited) that answer 402 with the documented body. The semantics
 //! all live in [`onceonly_runtime::Engine`]; this crate only translates HTTP to engine calls
 //! and back, with the error bodies the official SDKs classify (401, 402, 403, 409, 422, and
-//! JSON 404/405/408/413). `GET /healthz` and Prometheus `GET /metrics` need no key.
+//! JSON 404/405/408/413). `GET /healthz` (liveness), `GET /readyz` (readiness: `503` while
+//! the store does not answer) and Prometheus `GET /metrics` need no key.
 //! Connections are bounded: header, idle and body timeouts and a cap on open connections
 //! (see [`ServerConfig`]).
 //!

@@ -50,6 +50,8 @@ pub fn key_preview(key: &str) -> String {
 /// What every handler can reach.
 pub struct AppState<S: Store> {
     tenants: Arc<HashMap<KeyDigest, TenantEngine<S>>>,
+    /// The root engine, for `/readyz`'s look at the store every tenant shares.
+    pub(crate) probe: Engine<S>,
     pub(crate) max_wait: Duration,
     pub(crate) body_limit: usize,
     /// The body limit of `POST /v1/ai/complete`: room for the largest result the engine takes.
@@ -63,6 +65,7 @@ impl<S: Store> Clone for AppState<S> {
     fn clone(&self) -> Self {
         AppState {
             tenants: Arc::clone(&self.tenants),
+            probe: self.probe.clone(),
             max_wait: self.max_wait,
             body_limit: self.body_limit,
             complete_body_limit: self.complete_body_limit,
@@ -92,6 +95,7 @@ impl<S: Store> AppState<S> {
         }
         Ok(AppState {
             tenants: Arc::new(tenants),
+            probe: root.clone(),
             max_wait,
             body_limit,
             complete_body_limit: crate::config::complete_body_limit(

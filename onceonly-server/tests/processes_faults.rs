@@ -1,6 +1,6 @@
 //! Faults under real `onceonly-server` processes: Redis stopped and started again under a
-//! running server (503-class answers in the gap, or a fail-open check-lock where the client
-//! says so; recovery without restarting the server), and a server over SQLite killed with
+//! running server (503-class answers and a failing `/readyz` in the gap, or a fail-open
+//! check-lock where the client says so; recovery without restarting the server), and a server over SQLite killed with
 //! SIGKILL and started again on the same file (nothing acknowledged is lost).
 
 mod procs;
@@ -8,6 +8,7 @@ mod procs;
 use onceonly_runtime::Error;
 use onceonly_runtime::testing::{self, RedisServer};
 use procs::ServerProcess;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_server_fails_clearly_while_redis_is_down_and_recovers() {
@@ -17,8 +18,15 @@ async fn a_running_server_fails_clearly_while_redis_is_down_and_recovers() {
     let server = ServerProcess::start(&redis.url()).await;
     let (strict, open) = (server.client(false), server.client(true));
     assert!(strict.check_lock("before").await.unwrap().locked);
+    assert_eq!(probe(&server, "/readyz").await, (200, json!({"status": "ready"})));
 
     redis.kill();
+    // Alive but not ready: a balancer stops sending requests, an orchestrator does not
+    // restart a server whose store is what failed.
+    let (status, body) = probe(&server, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["detail"]["error"], "store_unavailable", "{body}");
+    assert_eq!(probe(&server, "/healthz").await.0, 200);
     let e = strict.check_lock("gap").await.unwrap_err();
     assert!(
         matches!(e, Error::Api { status: 503, .. }) && e.is_outage(),
@@ -31,6 +39,14 @@ async fn a_running_server_fails_clearly_while_redis_is_down_and_recovers() {
 
     redis.restart();
     testing::assert_recovers(&strict, &open).await;
+    assert_eq!(probe(&server, "/readyz").await, (200, json!({"status": "ready"})));
+}
+
+/// `GET path` at the server's root (outside `/v1`): the status and the JSON body.
+async fn probe(server: &ServerProcess, path: &str) -> (u16, Value) {
+    let root = server.base_url.trim_end_matches("/v1");
+    let res = reqwest::get(format!("{root}{path}")).await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,6 +254,21 @@ impl<S: Store> Engine<S> {
         &self.inner.config
     }
 
+    /// Whether the store answers: one read of a counter no caller can name (the key starts
+    /// with a control character), so it changes nothing and costs the store one lookup.
+    /// `Ok(())` when the store answered, its error (an outage: [`Error::is_outage`]) when not.
+    /// `onceonly-server` answers `GET /readyz` with it.
+    ///
+    /// [`Error::is_outage`]: crate::Error::is_outage
+    pub async fn ping(&self) -> Result<()> {
+        const PROBE: &str = "\u{1}ping";
+        self.inner
+            .store
+            .get_counter(PROBE, self.now_ms())
+            .await
+            .map(drop)
+    }
+
     fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
     }

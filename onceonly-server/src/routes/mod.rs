@@ -1,5 +1,5 @@
-//! The HTTP surface: `/healthz`, Prometheus `/metrics`, and the OnceOnly API under `/v1`, one
-//! module per area.
+//! The HTTP surface: `/healthz`, `/readyz`, Prometheus `/metrics`, and the OnceOnly API under
+//! `/v1`, one module per area.
 //!
 //! Handlers only translate: they parse the wire request, call one engine operation of the
 //! caller's tenant, and write the engine's answer back.
@@ -13,10 +13,11 @@ mod policies;
 mod tools;
 
 use std::any::Any;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -46,6 +47,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(tools::routes());
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
         .route("/metrics", get(prometheus::<S>))
         .nest("/v1", api)
         .fallback(unknown_path)
@@ -134,8 +136,34 @@ async fn prometheus<S: Store>(State(state): State<AppState<S>>) -> impl IntoResp
     )
 }
 
+/// Liveness: the process serves HTTP. It does not touch the store, so a store outage does not
+/// get a healthy server restarted; `/readyz` says whether requests can be served.
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// How long `/readyz` waits for the store. A probe that hangs says no more than one that fails,
+/// and load balancers give up on theirs after a few seconds.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness: the store answers a read (the engine's [`ping`](onceonly_runtime::Engine::ping)),
+/// so API calls can be served. `503` with a JSON `detail` while it does not, as API calls
+/// answer then.
+async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, ApiError> {
+    match tokio::time::timeout(READY_TIMEOUT, state.probe.ping()).await {
+        Ok(answered) => answered?,
+        Err(_) => {
+            return Err(ApiError::coded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!(
+                    "the store did not answer within {} s; retry later",
+                    READY_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+    }
+    Ok(axum::Json(serde_json::json!({"status": "ready"})).into_response())
 }
 
 async fn unknown_path(method: Method, uri: Uri) -> ApiError {
@@ -149,7 +177,7 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 fn on_panic(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     ApiError::coded(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "internal server error",
     )
