@@ -37,6 +37,15 @@ impl ApiError {
         ApiError::new(status, json!({"error": code, "message": message.into()}))
     }
 
+    /// 503 `store_unavailable`: the store failed or did not answer in time.
+    pub fn store_unavailable(message: impl Into<String>) -> Self {
+        ApiError::coded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
+    }
+
     /// 401: no usable `Authorization: Bearer` header.
     pub fn missing_token() -> Self {
         ApiError::new(
@@ -223,11 +232,7 @@ impl From<Error> for ApiError {
             ),
             Error::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                ApiError::coded(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store is unavailable; retry later",
-                )
+                ApiError::store_unavailable("the store is unavailable; retry later")
             }
             other => {
                 tracing::error!(error = %other, "internal error");

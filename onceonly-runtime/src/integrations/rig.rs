@@ -76,6 +76,7 @@ use serde::de::DeserializeOwned;
 use super::{CallGuard, refusal_text};
 use crate::client::OnceOnly;
 use crate::error::Error;
+use crate::wire::Refusal;
 
 /// A rig [`Tool`] whose calls go through the agent's policy and run once per distinct
 /// arguments. See the [module docs](self).
@@ -132,7 +133,7 @@ fn tool_error(e: Error) -> ToolExecutionError {
             "an identical call is still running; try again shortly",
         )
         .with_retryable(true)
-        .with_code("in_progress")
+        .with_code(Refusal::InProgress.as_str())
         .with_source(e),
         _ => {
             let retryable = e.is_retryable();

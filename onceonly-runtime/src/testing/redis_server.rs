@@ -73,6 +73,26 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with SIGSTOP: connections stay open and requests get no answer, as
+    /// with a server stuck on a slow disk or a host that stopped scheduling it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([which, &child.id().to_string()])
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill {which} redis-server failed");
+    }
+
     /// Starts the server again on the same port and directory (killing it first if it runs).
     pub fn restart(&mut self) {
         self.kill();

@@ -74,8 +74,9 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
 /// handed to the engine, and neither should carry an unbounded or unreadable value.
 async fn drop_unusable_request_id(mut req: Request) -> Request {
     let unusable = req.headers().get(&header::REQUEST_ID).is_some_and(|v| {
-        v.to_str()
-            .map_or(true, |id| validate::token("x-request-id", id).is_err())
+        v.to_str().map_or(true, |id| {
+            validate::token(header::REQUEST_ID.as_str(), id).is_err()
+        })
     });
     if unusable {
         req.headers_mut().remove(&header::REQUEST_ID);
@@ -153,14 +154,10 @@ async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, 
     match tokio::time::timeout(READY_TIMEOUT, state.probe.ping()).await {
         Ok(answered) => answered?,
         Err(_) => {
-            return Err(ApiError::coded(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                format!(
-                    "the store did not answer within {} s; retry later",
-                    READY_TIMEOUT.as_secs()
-                ),
-            ));
+            return Err(ApiError::store_unavailable(format!(
+                "the store did not answer within {} s; retry later",
+                READY_TIMEOUT.as_secs()
+            )));
         }
     }
     Ok(axum::Json(serde_json::json!({"status": "ready"})).into_response())
