@@ -876,6 +876,7 @@ macro_rules! suite {
             a_queued_run_waits_for_a_worker_and_matches_patterns,
             a_silent_workers_run_is_resumed_after_its_lease,
             a_failing_handler_is_retried_then_fails_for_good,
+            attempts_count_from_one_on_a_key_used_before,
             a_panicking_handler_counts_as_a_failed_attempt,
             concurrent_copies_of_a_claim_take_one_run,
             a_claim_sent_again_gets_the_run_it_took,

@@ -209,6 +209,7 @@ impl<S: Store> Engine<S> {
                 acquisition_id: req.acquisition_id.clone(),
                 purge_at_ms: lease_expires_at_ms + retention,
                 job,
+                queued_at_version: previous.filter(|_| job).map_or(0, |p| p.queued_at_version),
                 ..LeaseRecord::blank(LeaseState::InProgress, now)
             };
             let answer = view::holder(&req.key, &record, RunStatus::Acquired);

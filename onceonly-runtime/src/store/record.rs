@@ -83,6 +83,15 @@ pub struct LeaseRecord {
     /// lease puts it back in the queue instead of ending it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub job: bool,
+    /// For a queued run: the key's `version` when the run was queued (a key released or
+    /// expired before may have been acquired already), so an attempt counts this run's
+    /// acquisitions only: `version - queued_at_version`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub queued_at_version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl LeaseRecord {
@@ -106,6 +115,7 @@ impl LeaseRecord {
             acquisition_id: None,
             purge_at_ms: now_ms,
             job: false,
+            queued_at_version: 0,
         }
     }
 }

@@ -211,6 +211,44 @@ pub(super) async fn a_failing_handler_is_retried_then_fails_for_good(client: Onc
     serving.await.unwrap().unwrap();
 }
 
+/// A run queued on a key that callers acquired and released before counts its own attempts
+/// from 1: the key's earlier acquisitions are not attempts of the run.
+pub(super) async fn attempts_count_from_one_on_a_key_used_before(client: OnceOnly) {
+    for _ in 0..2 {
+        let failed = client
+            .ai()
+            .run_fn("reused", || async {
+                Err::<(), _>(Error::Validation("declined".into()))
+            })
+            .await;
+        assert!(failed.is_err(), "{failed:?}");
+    }
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let seen = Arc::clone(&attempts);
+    let worker = client
+        .ai()
+        .worker("reused")
+        .max_attempts(2)
+        .with_graceful_shutdown(async move {
+            stopped.await.ok();
+        });
+    let serving = tokio::spawn(worker.serve(move |job: Job| {
+        seen.lock().unwrap().push(job.attempt);
+        async move { Err::<(), _>(format!("attempt {} broke", job.attempt)) }
+    }));
+    let done = client
+        .ai()
+        .run_and_wait("reused")
+        .timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(*attempts.lock().unwrap(), [1, 2]);
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
+
 /// A panic is a failed attempt like an `Err`: counted against `max_attempts`, not a lease
 /// dropped and the run claimed again at once, forever.
 pub(super) async fn a_panicking_handler_counts_as_a_failed_attempt(client: OnceOnly) {

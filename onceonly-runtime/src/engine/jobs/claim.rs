@@ -342,7 +342,7 @@ fn job_of(key: &str, rec: &LeaseRecord) -> ClaimedJob {
         lease_id: rec.lease_id.clone(),
         run_id: run_id(&metadata, key),
         metadata,
-        attempt: rec.version,
+        attempt: rec.version.saturating_sub(rec.queued_at_version),
         ttl: rec.ttl_ms.div_ceil(1000),
     }
 }

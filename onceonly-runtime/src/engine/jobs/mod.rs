@@ -100,8 +100,11 @@ impl<S: Store> Engine<S> {
                     return Err(self.refused(&window, UsageKind::Ai, usage, now).await);
                 }
             };
+            // The key's acquisitions so far go on counting; the run's attempts start at 1.
+            let version = previous.map_or(0, |p| p.value.version);
             let record = LeaseRecord {
-                version: previous.map_or(0, |p| p.value.version),
+                version,
+                queued_at_version: version,
                 ttl_ms: ms(ttl),
                 metadata: metadata.clone(),
                 purge_at_ms: now + retention,
