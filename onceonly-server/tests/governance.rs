@@ -415,6 +415,11 @@ async fn tool_mistakes_are_422_and_never_quote_the_secret() {
     for (patch, what) in [
         (json!({"name": "bad name"}), "invalid tool name"),
         (json!({"name": ""}), "empty tool name"),
+        (json!({"name": ".."}), "a name clients drop from URLs"),
+        (
+            json!({"scope_id": "agent:."}),
+            "an agent id clients drop from URLs",
+        ),
         (
             json!({"auth": {"type": "hmac_sha256", "secret": "short"}}),
             "short secret",

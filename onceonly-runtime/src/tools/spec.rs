@@ -36,6 +36,9 @@ pub const MAX_RETRIES: u32 = 10;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 512;
 
+/// The prefix of a secret's id.
+const SECRET_ID_PREFIX: &str = "sec";
+
 /// The prefix of a scope that names one agent.
 const AGENT_SCOPE_PREFIX: &str = "agent:";
 
@@ -54,6 +57,9 @@ pub struct StoredTool {
     /// scheme and host, a path of at least `/`).
     pub url: String,
     secret: SecretString,
+    /// `sec_` and 32 random hex digits, made when this secret was registered (see
+    /// [`secret_id`](Self::secret_id)).
+    secret_id: Option<String>,
     /// Per-attempt timeout, 250 to 120,000 ms.
     pub timeout_ms: u64,
     /// Retries after a failed attempt, 0 to 10.
@@ -71,6 +77,7 @@ impl fmt::Debug for StoredTool {
             .field("scope_id", &self.scope_id)
             .field("url", &self.url)
             .field("secret", &"[redacted]")
+            .field("secret_id", &self.secret_id)
             .field("timeout_ms", &self.timeout_ms)
             .field("max_retries", &self.max_retries)
             .field("enabled", &self.enabled)
@@ -82,15 +89,31 @@ impl fmt::Debug for StoredTool {
 impl StoredTool {
     /// Reads and checks the body of `POST /tools` as received (any JSON object).
     pub fn from_json(raw: &JsonMap) -> Result<Self> {
-        parse(raw)
+        parse(raw).map(StoredTool::with_new_secret_id)
     }
 
     /// Checks a typed registration (the embedded engine's `create_tool`).
     pub fn from_spec(spec: &ToolSpec) -> Result<Self> {
         // One set of rules: the typed spec goes through the same parser as raw JSON.
         match serde_json::to_value(spec)? {
-            Value::Object(raw) => parse(&raw),
+            Value::Object(raw) => StoredTool::from_json(&raw),
             _ => unreachable!("a ToolSpec serializes to an object"),
+        }
+    }
+
+    /// A registration's secret gets an id of its own; whatever id the body carried is ignored.
+    fn with_new_secret_id(mut self) -> Self {
+        self.secret_id = Some(crate::ids::random(SECRET_ID_PREFIX));
+        self
+    }
+
+    /// When `earlier` (the registration this one replaces) had the same secret, its id is
+    /// kept: the id changes when the secret does, and only then.
+    pub(crate) fn keep_secret_id_of(&mut self, earlier: &StoredTool) {
+        // Digests compared, not the secrets: equal-length work whatever the secrets share.
+        let digest = |t: &StoredTool| Sha256::digest(t.secret.expose_secret().as_bytes());
+        if earlier.secret_id.is_some() && digest(self) == digest(earlier) {
+            self.secret_id.clone_from(&earlier.secret_id);
         }
     }
 
@@ -100,6 +123,9 @@ impl StoredTool {
         let mut auth = JsonMap::new();
         auth.insert("type".into(), SIGNATURE_ALGORITHM.into());
         auth.insert("secret".into(), self.secret.expose_secret().into());
+        if let Some(id) = &self.secret_id {
+            auth.insert("secret_id".into(), id.clone().into());
+        }
         let mut doc = JsonMap::new();
         doc.insert("name".into(), self.name.clone().into());
         doc.insert("scope_id".into(), self.scope_id.clone().into());
@@ -117,12 +143,18 @@ impl StoredTool {
     /// Reads a document written by [`to_doc`](Self::to_doc). One that no longer passes
     /// validation is a corrupted record: [`Error::Store`].
     pub fn from_doc(doc: &JsonMap) -> Result<Self> {
-        parse(doc).map_err(|e| match e {
+        let mut tool = parse(doc).map_err(|e| match e {
             Error::Validation(msg) => {
                 Error::Store(format!("stored tool document is invalid: {msg}").into())
             }
             other => other,
-        })
+        })?;
+        tool.secret_id = doc
+            .get("auth")
+            .and_then(|auth| auth.get("secret_id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(tool)
     }
 
     /// The tool as the API shows it: no secret, only its id and mask.
@@ -136,17 +168,19 @@ impl StoredTool {
             enabled: self.enabled,
             description: self.description.clone(),
             has_secret: true,
-            secret_id: Some(self.secret_id()),
+            secret_id: self.secret_id.clone(),
             secret_mask: Some(self.secret_mask()),
             auth_type: SIGNATURE_ALGORITHM.to_owned(),
         }
     }
 
-    /// `sec_` and the first 8 hex digits of the SHA-256 of the secret: stable, and equal
-    /// only for equal secrets (barring a 1 in 4 billion collision).
-    pub fn secret_id(&self) -> String {
-        let digest = Sha256::digest(self.secret.expose_secret().as_bytes());
-        format!("sec_{}", hex::encode(&digest[..4]))
+    /// The secret's id: `sec_` and 32 random hex digits, made when the secret was registered
+    /// and kept while registrations of the tool bring the same secret. It tells two secrets
+    /// apart and says nothing about either: a digest of the secret would let anyone who can
+    /// list tools test guesses of a short secret offline. `None` for a tool stored by a
+    /// release that derived the id from the secret, until its secret is registered again.
+    pub fn secret_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
     }
 
     /// `***` and the last 3 characters of the secret.
@@ -182,6 +216,18 @@ pub fn validate_tool_name(name: &str) -> Result<()> {
         return Err(Error::validation(format!(
             "name is {} characters long; the maximum is {MAX_NAME_CHARS}",
             name.len()
+        )));
+    }
+    routable("name", name)
+}
+
+/// Names travel as URL path segments (`/tools/{name}`, `/agents/{agent_id}/disable`), and
+/// HTTP clients (both official SDKs among them) drop a `.` or `..` segment from a URL before
+/// sending it: a tool or agent so named could be made but never reached again.
+fn routable(field: &str, name: &str) -> Result<()> {
+    if name == "." || name == ".." {
+        return Err(Error::validation(format!(
+            "{field} must not be `.` or `..`: clients drop such a segment from URLs"
         )));
     }
     Ok(())
@@ -222,7 +268,7 @@ pub fn validate_agent_id(agent_id: &str) -> Result<()> {
             agent_id.len()
         )));
     }
-    Ok(())
+    routable("agent id", agent_id)
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -393,6 +439,7 @@ fn parse(raw: &JsonMap) -> Result<StoredTool> {
         max_retries: u32::try_from(max_retries).expect("at most MAX_RETRIES"),
         enabled,
         description: description.map(str::to_owned),
+        secret_id: None,
     })
 }
 
@@ -545,6 +592,10 @@ mod tests {
         refused(&with("name", "a/b".into()), "name");
         refused(&with("name", "é".into()), "name");
         refused(&with("name", "n".repeat(129).into()), "name");
+        refused(&with("name", ".".into()), "name");
+        refused(&with("name", "..".into()), "name");
+        validate_tool_name("...").unwrap();
+        validate_tool_name(".env").unwrap();
         refused(&with("name", 5.into()), "name");
         let m = refused(&without("name"), "name");
         assert!(m.contains("required"), "{m}");
@@ -664,8 +715,11 @@ mod tests {
         let view = t.view();
         assert_eq!(view.secret_mask.as_deref(), Some("***lue"));
         let id = view.secret_id.clone().unwrap();
-        assert!(id.starts_with("sec_") && id.len() == 12, "{id}");
-        assert_eq!(id, t.clone().secret_id(), "stable");
+        assert!(id.starts_with("sec_") && id.len() == 4 + 32, "{id}");
+        assert_eq!(Some(id.as_str()), t.clone().secret_id(), "stable");
+        // Random, not a digest of the secret: a short secret cannot be found from its id.
+        let digest = hex::encode(Sha256::digest(SECRET.as_bytes()));
+        assert!(!digest.contains(&id[4..12]), "{id}");
         assert!(view.has_secret);
         assert_eq!(view.auth_type, "hmac_sha256");
         let shown = serde_json::to_string(&view).unwrap();
@@ -676,7 +730,47 @@ mod tests {
             json!({"type": "hmac_sha256", "secret": "another-secret"}),
         ))
         .unwrap();
-        assert_ne!(other.secret_id(), id);
+        assert_ne!(other.secret_id(), Some(id.as_str()));
+    }
+
+    #[test]
+    fn a_secret_id_is_kept_while_the_secret_is() {
+        let first = StoredTool::from_json(&valid()).unwrap();
+        let stored = StoredTool::from_doc(&first.to_doc()).unwrap();
+        assert_eq!(
+            stored.secret_id(),
+            first.secret_id(),
+            "the document keeps it"
+        );
+
+        // A registration brings no id of its own, whatever its body says.
+        let mut forged = valid();
+        forged["auth"]["secret_id"] = "sec_chosen".into();
+        let mut same = StoredTool::from_json(&forged).unwrap();
+        assert_ne!(same.secret_id(), Some("sec_chosen"));
+        assert_ne!(same.secret_id(), first.secret_id());
+        same.keep_secret_id_of(&stored);
+        assert_eq!(same.secret_id(), first.secret_id(), "same secret, same id");
+
+        let mut rotated = StoredTool::from_json(&with_auth(
+            json!({"type": "hmac_sha256", "secret": "another-secret"}),
+        ))
+        .unwrap();
+        let new_id = rotated.secret_id().map(str::to_owned);
+        rotated.keep_secret_id_of(&stored);
+        assert_eq!(
+            rotated.secret_id(),
+            new_id.as_deref(),
+            "a new secret, a new id"
+        );
+
+        // A tool stored before ids were random shows none until its secret comes again.
+        let mut legacy = first.to_doc();
+        legacy["auth"].as_object_mut().unwrap().remove("secret_id");
+        assert_eq!(
+            StoredTool::from_doc(&legacy).unwrap().view().secret_id,
+            None
+        );
     }
 
     #[test]

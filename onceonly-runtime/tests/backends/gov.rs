@@ -198,6 +198,24 @@ pub(super) async fn the_tools_registry_round_trips_and_refuses_the_same(client: 
     assert!(!off.enabled);
     assert!(!gov.get_tool("crm.lookup").await.unwrap().enabled);
 
+    // The secret's id is random (never a digest a short secret could be found from), and it
+    // stays while the secret does: across a toggle and a registration with the same secret.
+    let id = made.secret_id.clone().expect("a secret id");
+    assert_eq!(off.secret_id.as_ref(), Some(&id));
+    let same = ToolSpec::new("crm.lookup", "https://crm.example/v2", "s3cret-key");
+    assert_eq!(
+        gov.create_tool(same).await.unwrap().secret_id,
+        Some(id.clone())
+    );
+    let other = ToolSpec::new("crm.other", "https://crm.example/other", "s3cret-key");
+    let other = gov.create_tool(other).await.unwrap().secret_id;
+    assert!(other.is_some() && other != Some(id.clone()), "{other:?}");
+    let rotated = ToolSpec::new("crm.lookup", "https://crm.example/v2", "n3w-s3cret");
+    let rotated = gov.create_tool(rotated).await.unwrap().secret_id;
+    assert!(rotated.is_some() && rotated != Some(id), "{rotated:?}");
+    gov.delete_tool("crm.other").await.unwrap();
+    gov.toggle_tool("crm.lookup", false).await.unwrap();
+
     let r = client.ai().run_tool("support", "crm.lookup").await.unwrap();
     assert_eq!((r.allowed, r.decision.as_str()), (false, "blocked"));
     assert_eq!(r.policy_reason.as_deref(), Some("tool_disabled"));

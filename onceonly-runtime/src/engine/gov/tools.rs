@@ -121,7 +121,12 @@ impl<S: Store> Engine<S> {
 
     /// Stores a checked tool; at most [`MAX_TOOLS_PER_SCOPE`] per scope and
     /// [`MAX_GOV_DOCS`](super::MAX_GOV_DOCS) in all.
-    pub(crate) async fn store_tool(&self, tool: StoredTool) -> Result<Tool> {
+    pub(crate) async fn store_tool(&self, mut tool: StoredTool) -> Result<Tool> {
+        // A registration that cannot be read (the store is down, or its document is damaged)
+        // keeps no id: the write below reports the outage, or replaces the damaged document.
+        if let Ok(Some(earlier)) = self.stored_tool(&tool.name, &tool.scope_id).await {
+            tool.keep_secret_id_of(&earlier);
+        }
         let key = tool_doc(&tool.scope_id, &tool.name);
         let scope = scope_prefix(&tool.scope_id);
         let caps = [
