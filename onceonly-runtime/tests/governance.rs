@@ -422,6 +422,44 @@ async fn run_tool_writes_its_run_timeline() {
     assert_eq!(timeline.events[1].status.as_deref(), Some("ok"));
 }
 
+/// `args.run_id` names a timeline as `metadata.run_id` does: a number by its digits, and a
+/// value that could name none is refused before the tool runs (never a call whose timeline
+/// is dropped without a word).
+#[tokio::test]
+async fn a_numeric_run_id_in_args_writes_its_timeline_and_other_types_are_refused() {
+    let (client, runs) = with_charge_tool();
+    let mut numeric = args(&[("order", "o1")]);
+    numeric.insert("run_id".into(), 12345.into());
+    client
+        .ai()
+        .run_tool("billing", "charge")
+        .args(numeric)
+        .await
+        .unwrap();
+    let timeline = client.get_run_timeline("12345").await.unwrap();
+    let kinds: Vec<_> = timeline.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["tool_call", "tool_result"]);
+
+    for bad in [
+        serde_json::json!({"x": 1}),
+        serde_json::json!(true),
+        serde_json::json!(""),
+    ] {
+        let mut a = args(&[("order", "o2")]);
+        a.insert("run_id".into(), bad.clone());
+        let refused = client.ai().run_tool("billing", "charge").args(a).await;
+        assert!(
+            matches!(refused, Err(Error::Validation(_))),
+            "{bad}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "a refused call never runs the tool"
+    );
+}
+
 #[tokio::test]
 async fn a_tool_on_a_host_not_allowed_is_never_charged() {
     let client = OnceOnly::memory();

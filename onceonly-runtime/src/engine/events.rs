@@ -98,26 +98,33 @@ fn page(field: &str, limit: u32, max: u32) -> Result<usize> {
 
 /// The run id a lease's metadata names, if it names a usable one.
 pub(super) fn run_id_of(metadata: Option<&JsonMap>) -> Option<String> {
-    run_id(metadata).ok().flatten()
+    run_id(metadata, "metadata.run_id").ok().flatten()
 }
 
 /// Refuses a lease or run whose `metadata.run_id` could never name a timeline (not a string
 /// or a number, blank, too long, control characters): accepted, its `run_started` and
 /// `run_finished` events would be dropped without a word. A lease without one is fine.
 pub(super) fn check_run_id(metadata: Option<&JsonMap>) -> Result<()> {
-    run_id(metadata).map(drop)
+    run_id(metadata, "metadata.run_id").map(drop)
 }
 
-/// The checked `metadata.run_id`, trimmed; a number counts as its digits.
-fn run_id(metadata: Option<&JsonMap>) -> Result<Option<String>> {
-    let id = match metadata.and_then(|m| m.get("run_id")) {
+/// The run a governed call's `args.run_id` names, checked as `metadata.run_id` is: a call
+/// whose timeline could not be written is refused rather than run without one.
+pub(super) fn args_run_id(args: &JsonMap) -> Result<Option<String>> {
+    run_id(Some(args), "args.run_id")
+}
+
+/// The checked `run_id` of `map` (`field` names it in errors), trimmed; a number counts as
+/// its digits.
+fn run_id(map: Option<&JsonMap>, field: &str) -> Result<Option<String>> {
+    let id = match map.and_then(|m| m.get("run_id")) {
         None => return Ok(None),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
         Some(_) => {
-            return Err(Error::Validation(
-                "metadata.run_id must be a string (or a number)".into(),
-            ));
+            return Err(Error::Validation(format!(
+                "{field} must be a string (or a number)"
+            )));
         }
     };
     validate_run_id(&id).map(|id| Some(id.to_owned()))

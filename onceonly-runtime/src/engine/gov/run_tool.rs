@@ -14,7 +14,7 @@ use super::decide::{Context, Limit, limits};
 use super::lease::check;
 use super::tools::Resolved;
 use crate::engine::Engine;
-use crate::engine::events::validate_run_id;
+use crate::engine::events::args_run_id;
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{
     CancelRequest, CompleteRequest, Decision, FailRequest, LeaseRequest, PolicyReason, RunEvent,
@@ -113,16 +113,13 @@ impl<S: Store> Engine<S> {
     /// allowed call runs the tool once. A tool that fails answers `ok: false`, `allowed: true`
     /// with its failure code, and releases the call so a retry runs it again.
     ///
-    /// When `args.run_id` is set, the call writes `tool_call` and `tool_result` to that run's
-    /// timeline.
+    /// When `args.run_id` is set (a string, or a number read as its digits), the call writes
+    /// `tool_call` and `tool_result` to that run's timeline; another type is refused.
     pub async fn run_tool(&self, req: ToolCallRequest) -> Result<ToolResult> {
         let agent = req.agent_id.as_str();
         let tool = req.tool.as_str();
         let args_hash = check(agent, tool, Some(&req.args), req.spend_usd)?.unwrap_or_default();
-        let run_id = match req.args.get("run_id") {
-            Some(serde_json::Value::String(id)) => Some(validate_run_id(id)?.to_owned()),
-            _ => None,
-        };
+        let run_id = args_run_id(&req.args)?;
         let ctx = self.gov_context(agent).await?;
         let record = |decision, reason, spend_usd| {
             let entry = Entry {
