@@ -19,12 +19,33 @@ fn is_wrapper(map: &JsonMap) -> bool {
 
 /// Encodes `value` as the result object stored for a key (`42` as `{"value": 42}`).
 pub(crate) fn encode_result<T: Serialize + ?Sized>(value: &T) -> Result<JsonMap> {
-    match serde_json::to_value(value)? {
-        Value::Object(map) if !is_wrapper(&map) => Ok(map),
+    Ok(into_result(serde_json::to_value(value)?))
+}
+
+/// [`encode_result`] for a value that is replayed as `T`: refused (as [`Error::Decode`], like
+/// a value that cannot be serialized) unless it reads back as a `T`. JSON has no NaN or
+/// infinity and serde_json writes them as `null`, so an `f64` result of NaN would otherwise be
+/// stored, and every later call would fail to decode it for as long as the key is kept.
+///
+/// [`Error::Decode`]: crate::Error::Decode
+pub(crate) fn encode_replayable<T: Serialize + DeserializeOwned>(value: &T) -> Result<JsonMap> {
+    let json = serde_json::to_value(value)?;
+    if let Err(e) = T::deserialize(&json) {
+        return Err(crate::Error::Decode(serde::de::Error::custom(format!(
+            "the result would not read back as the value returned ({e}); JSON has no NaN or \
+             infinity, which serde_json writes as null"
+        ))));
+    }
+    Ok(into_result(json))
+}
+
+fn into_result(json: Value) -> JsonMap {
+    match json {
+        Value::Object(map) if !is_wrapper(&map) => map,
         other => {
             let mut map = JsonMap::with_capacity(1);
             map.insert(WRAP_KEY.to_owned(), other);
-            Ok(map)
+            map
         }
     }
 }
@@ -63,6 +84,20 @@ mod tests {
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct OnlyValue {
         value: i32,
+    }
+
+    #[test]
+    fn a_value_that_would_not_read_back_is_refused() {
+        assert!(matches!(
+            encode_replayable(&f64::NAN),
+            Err(crate::Error::Decode(_))
+        ));
+        assert!(encode_replayable(&vec![1.0, f64::INFINITY]).is_err());
+        assert!(
+            encode_result(&f64::NAN).is_ok(),
+            "stored as null when not replayed"
+        );
+        assert_eq!(encode_replayable(&1.5f64).unwrap()["value"], 1.5);
     }
 
     #[test]

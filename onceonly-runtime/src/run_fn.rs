@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::backend::{Backend, BoxFuture};
 use crate::client::OnceOnly;
-use crate::codec::{decode_result, encode_result};
+use crate::codec::{decode_result, encode_replayable};
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
 use crate::models::{Governance, LeaseRequest, RunStatus};
@@ -288,7 +288,7 @@ where
             // re-run, so a drop during `complete` leaves the lease to expire instead.
             held.disarm();
             traced.if_unfinished(Outcome::Executed);
-            let stored = match encode_result(&value) {
+            let stored = match encode_replayable(&value) {
                 Ok(stored) => stored,
                 Err(e) => {
                     held.fail(RESULT_NOT_SERIALIZABLE).await;

@@ -473,6 +473,33 @@ async fn repro_unbounded_waits_do_not_overflow_the_clock() {
     assert_eq!(st.status, RunStatus::Completed);
 }
 
+/// JSON has no NaN: stored as `null`, the value would fail to decode on every replay. It is
+/// refused like an unserializable value instead, and the key fails for good.
+#[tokio::test]
+async fn a_result_that_would_not_read_back_fails_the_key_for_good() {
+    let client = OnceOnly::memory();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let call = || {
+        let runs = runs.clone();
+        client.ai().run_fn("nan", move || async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(f64::NAN)
+        })
+    };
+    let first = call().await;
+    assert!(matches!(first, Err(Error::Decode(_))), "{first:?}");
+    let again = call().await;
+    assert!(
+        matches!(again, Err(Error::PreviouslyFailed { ref error_code, .. }) if error_code == onceonly_runtime::wire::error_code::RESULT_NOT_SERIALIZABLE),
+        "{again:?}"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the side effect is not repeated"
+    );
+}
+
 #[tokio::test]
 async fn repro_a_result_that_cannot_be_stored_fails_the_key_for_good() {
     use std::collections::HashMap;
