@@ -83,6 +83,7 @@ mod holder;
 #[cfg(feature = "http")]
 pub mod http;
 mod ids;
+mod in_flight;
 #[cfg(any(feature = "rig", feature = "rmcp"))]
 pub mod integrations;
 mod key;
@@ -130,6 +131,7 @@ pub mod __private {
     pub use serde_json;
 
     pub use crate::holder::run_detached;
+    pub use crate::in_flight::{InFlight, Settle, cancel_if_acquired};
     pub use crate::key::canonical_hash;
     pub use crate::telemetry::{Outcome, key_hash};
     /// Input checks, shared with the server.

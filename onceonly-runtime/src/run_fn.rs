@@ -12,11 +12,12 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::backend::{Backend, BoxFuture};
+use crate::backend::BoxFuture;
 use crate::client::OnceOnly;
 use crate::codec::{decode_result, encode_replayable};
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
+use crate::in_flight;
 use crate::models::{Governance, LeaseRequest, RunStatus};
 use crate::telemetry::{Outcome, Traced};
 use crate::time::deadline_after;
@@ -255,7 +256,7 @@ where
     T: Serialize + DeserializeOwned,
     E: From<Error>,
 {
-    let lease_id = match acquire::<T>(client.backend(), &key, &opts).await {
+    let lease_id = match acquire::<T>(client, &key, &opts).await {
         Ok(Acquired::Replay { value, waited }) => {
             let outcome = if waited {
                 Outcome::Waited
@@ -328,17 +329,20 @@ where
 
 /// Leases the key, waiting out other holders if asked to.
 async fn acquire<T: DeserializeOwned>(
-    backend: &dyn Backend,
+    client: &OnceOnly,
     key: &str,
     opts: &RunFnOptions,
 ) -> Result<Acquired<T>> {
+    let backend = client.backend();
     let deadline = deadline_after(opts.timeout);
     let mut waited = false;
     loop {
         let mut req = LeaseRequest::new(key).ttl(opts.ttl);
         req.metadata = opts.metadata.clone();
         req.governance = opts.governance.clone();
-        let lease = backend.lease(req).await?;
+        // A caller dropped while the lease is on the wire (a timeout, a disconnect) must not
+        // leave the key taken for the TTL by a lease nobody knows the id of.
+        let lease = in_flight::lease(client, req, "dropped").await?;
         match lease.status {
             RunStatus::Acquired => {
                 // A TTL the answer leaves out is the one asked for.

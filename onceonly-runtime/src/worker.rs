@@ -20,6 +20,7 @@ use crate::client::OnceOnly;
 use crate::codec::encode_result;
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
+use crate::in_flight::{InFlight, Settle};
 use crate::models::{ClaimRequest, ClaimedJob};
 use crate::wire::error_code::{FN_ERROR, RESULT_NOT_SERIALIZABLE, RESULT_NOT_STORED};
 
@@ -27,6 +28,9 @@ use crate::wire::error_code::{FN_ERROR, RESULT_NOT_SERIALIZABLE, RESULT_NOT_STOR
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 /// Default attempts of one run before an `Err` fails it for good.
 const DEFAULT_MAX_ATTEMPTS: u64 = 3;
+/// How long a claim on the wire when the worker stops may still answer (and have its run
+/// given back): a round trip with room to spare.
+const CLAIM_GRACE: Duration = Duration::from_secs(2);
 /// Long poll of one claim: a worker with nothing to do makes one request per this interval.
 const CLAIM_WAIT: Duration = Duration::from_secs(25);
 /// Pause after a claim failed for a reason that may pass (the backend is unreachable).
@@ -116,7 +120,9 @@ impl Worker {
     /// and store their results, then [`serve`](Self::serve) returns `Ok(())`. For Ctrl-C:
     /// `.with_graceful_shutdown(async { tokio::signal::ctrl_c().await.ok(); })`. Without it,
     /// a worker serves until its process ends (a run cut off that way is resumed by another
-    /// worker once its lease expires).
+    /// worker once its lease expires). A claim on the wire when the signal comes may still
+    /// answer for 2 s; a run it took goes back to the queue at once (that claim counts as
+    /// one of the run's attempts).
     pub fn with_graceful_shutdown(
         mut self,
         signal: impl Future<Output = ()> + Send + 'static,
@@ -165,8 +171,17 @@ impl Worker {
             let claim = ClaimRequest::new(self.pattern.as_str())
                 .lease_ttl(self.lease_ttl)
                 .wait(CLAIM_WAIT);
+            let call = {
+                let client = self.client.clone();
+                Box::pin(async move { client.backend().claim_job(claim).await })
+            };
+            // Stopped while a claim is on the wire, the worker lets the claim finish and gives
+            // back the run it took: left alone, the run would be held by nobody for its lease.
+            // Only briefly: a claim still waiting then is dropped (nothing was taken yet).
+            let claim =
+                InFlight::new(call, give_back(&self.client, self.lease_ttl)).grace(CLAIM_GRACE);
             let claimed = tokio::select! {
-                claimed = self.client.backend().claim_job(claim) => claimed,
+                claimed = claim => claimed,
                 () = &mut shutdown => break,
             };
             // Reap finished handlers so the set does not grow.
@@ -201,6 +216,23 @@ impl Worker {
         while running.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// The settle step of a claim nobody waits for any more: the run it took goes back to the
+/// queue at once.
+fn give_back(client: &OnceOnly, lease_ttl: Duration) -> Settle<Result<Option<ClaimedJob>>> {
+    let client = client.clone();
+    Box::new(move |answer| {
+        Box::pin(async move {
+            if let Ok(Some(job)) = answer {
+                // Dropped armed, the holder cancels the lease, which requeues the run.
+                drop(
+                    HeldLease::new(&client, job.key, job.lease_id, lease_ttl)
+                        .cancel_reason("worker stopped"),
+                );
+            }
+        })
+    })
 }
 
 /// What every execution of one worker shares.

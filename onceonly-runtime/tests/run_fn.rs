@@ -525,3 +525,66 @@ async fn repro_a_result_that_cannot_be_stored_fails_the_key_for_good() {
         "the side effect is not repeated"
     );
 }
+
+/// Holds the answer of every lease write for 200 ms after it reached the store, as a remote
+/// store's or server's round trip does.
+struct SlowLeaseAnswers;
+
+impl onceonly_runtime::store::StoreHooks for SlowLeaseAnswers {
+    fn after_write(
+        &self,
+        key: &str,
+        _: Option<u64>,
+    ) -> impl std::future::Future<Output = onceonly_runtime::Result<()>> + Send {
+        let slow = key == "slow";
+        async move {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A caller cut off while its lease is on the wire (a timeout fired, a client hung up) does
+/// not leave the key taken by a lease nobody knows the id of: the lease call finishes in the
+/// background and, having acquired, cancels. Without that the next caller waits out the TTL.
+#[tokio::test]
+async fn a_caller_dropped_while_its_lease_is_on_the_wire_leaves_the_key_free() {
+    use onceonly_runtime::store::Hooked;
+    use std::future::IntoFuture;
+    let engine = Engine::new(Hooked::new(MemoryStore::new(), SlowLeaseAnswers));
+    let client = OnceOnly::from_backend(engine);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let call = |value: u8| {
+        let ran = ran.clone();
+        client
+            .ai()
+            .run_fn("slow", move || async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Error>(value)
+            })
+            .ttl(Duration::from_secs(300))
+            .wait_on_conflict(false)
+            .into_future()
+    };
+    let cut = tokio::time::timeout(Duration::from_millis(50), call(1)).await;
+    assert!(
+        cut.is_err(),
+        "the first caller was cut off mid-lease: {cut:?}"
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+
+    // The lease landed; its answer arrives 200 ms later and the background cancels it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let value = loop {
+        match call(2).await {
+            Ok(value) => break value,
+            Err(Error::InProgress { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("the key stayed taken (TTL 300 s): {other:?}"),
+        }
+    };
+    assert_eq!((value, ran.load(Ordering::SeqCst)), (2, 1));
+}

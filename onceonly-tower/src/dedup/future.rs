@@ -10,7 +10,9 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::check_lock;
-use super::guard::{self, Detached, InFlight, LockGuard};
+use onceonly_runtime::__private::InFlight;
+
+use super::guard::{self, Detached, LockGuard};
 use super::key::FoundKey;
 use super::layer::Config;
 use super::service::take_ready;

@@ -5,14 +5,14 @@
 //! processed. The guard releases explicitly on failure and, if dropped while armed, releases
 //! from `Drop`: at once on the embedded engine, on the runtime otherwise. Replay mode's lease is
 //! held by the runtime's [`HeldLease`](onceonly_runtime::HeldLease); this module has the
-//! check-lock side, and [`InFlight`], which covers both modes while the backend is still
-//! answering. A retry that reaches the backend before a release made in the background has
+//! check-lock side. While the backend is still answering, both modes rely on the runtime's
+//! `InFlight`, which lets a call whose request went away finish and settle in the background.
+//! A retry that reaches the backend before a release made in the background has
 //! finished still finds the key taken; the window is one backend round trip.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
+use onceonly_runtime::__private::Settle;
 use onceonly_runtime::models::CheckLockResult;
 use onceonly_runtime::{__private, BoxFuture, OnceOnly, Result};
 use tracing::{Instrument, Span};
@@ -63,71 +63,6 @@ impl LockGuard {
     /// it, and finishes it in the background if dropped first.
     pub(crate) fn into_release(mut self, why: &'static str) -> Detached {
         Detached(self.armed.take().map(|held| release_lock(held, why)))
-    }
-}
-
-/// A backend call that takes something (a lock, a lease) and is not answered yet. Dropped
-/// before the answer (the request went away while a remote backend was deciding), it lets the
-/// call finish in the background and hands the answer to its `settle` step, which gives back
-/// what was taken: the handler never ran, so the sender's retry must.
-pub(crate) struct InFlight<T: 'static> {
-    call: Option<BoxFuture<'static, T>>,
-    settle: Option<Settle<T>>,
-}
-
-/// What to do with an answer nobody waits for any more.
-pub(crate) type Settle<T> = Box<dyn FnOnce(T) -> BoxFuture<'static, ()> + Send>;
-
-impl<T: Send + 'static> InFlight<T> {
-    pub(crate) fn new(call: BoxFuture<'static, T>, settle: Settle<T>) -> Self {
-        InFlight {
-            call: Some(call),
-            settle: Some(settle),
-        }
-    }
-
-    /// `call`'s answer. Polled once at once: an answer there (the embedded engine's) needs no
-    /// guard, since nothing can drop the request between the call and its answer, and `settle`
-    /// is not even made.
-    pub(crate) async fn answer(
-        mut call: BoxFuture<'static, T>,
-        settle: impl FnOnce() -> Settle<T>,
-    ) -> T {
-        // A statement of its own: the context must not live across the `await` below.
-        let first = call.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-        match first {
-            Poll::Ready(answer) => answer,
-            Poll::Pending => InFlight::new(call, settle()).await,
-        }
-    }
-}
-
-impl<T> Future for InFlight<T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let this = self.get_mut();
-        // Out of `self` while it is polled: a call that panics is dropped by the unwinding,
-        // and `Drop` below does not poll it again.
-        let mut call = this.call.take().expect("InFlight polled after its answer");
-        match call.as_mut().poll(cx) {
-            Poll::Ready(answer) => {
-                this.settle = None;
-                Poll::Ready(answer)
-            }
-            Poll::Pending => {
-                this.call = Some(call);
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl<T> Drop for InFlight<T> {
-    fn drop(&mut self) {
-        if let (Some(call), Some(settle)) = (self.call.take(), self.settle.take()) {
-            run_detached(Box::pin(async move { settle(call.await).await }));
-        }
     }
 }
 

@@ -15,20 +15,23 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
+use onceonly_runtime::__private::{InFlight, cancel_if_acquired};
 use onceonly_runtime::models::{CompleteRequest, Lease, LeaseRequest, RunStatus};
-use onceonly_runtime::{Error, HeldLease, JsonMap, OnceOnly};
+use onceonly_runtime::{Error, HeldLease, JsonMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::guard::InFlight;
 use super::key::FoundKey;
 use super::layer::Config;
 use super::service::passthrough;
 use super::trace::{Outcome, Trace};
 use onceonly_runtime::wire::status;
+
+/// The cancel reason of a lease whose request went away.
+const DROPPED: &str = "request dropped";
 
 use super::{IDEMPOTENCY_REPLAYED, ONCEONLY_STATUS, backend_failure};
 use crate::body::{BoxError, ResponseBody};
@@ -144,11 +147,9 @@ where
         Box::pin(async move { client.backend().lease(lease_req).await })
     };
     let answer = InFlight::answer(call, || {
-        let (client, key, ttl) = (config.client.clone(), key.clone(), config.lease_ttl);
+        let settle = cancel_if_acquired(&config.client, key.clone(), config.lease_ttl, DROPPED);
         let span = trace.span().clone();
-        Box::new(move |answer| {
-            Box::pin(cancel_if_acquired(answer, client, key, ttl).instrument(span))
-        })
+        Box::new(move |answer| Box::pin(settle(answer).instrument(span)))
     });
     let mut lease = match answer.await {
         Ok(lease) => lease,
@@ -162,7 +163,7 @@ where
     match (lease.status, lease.lease_id.take()) {
         (RunStatus::Acquired, Some(lease_id)) => {
             let held = HeldLease::new(&config.client, key, lease_id, config.lease_ttl)
-                .cancel_reason("request dropped");
+                .cancel_reason(DROPPED);
             // Dropped from now on, the request gives the lease back.
             trace.outcome(Outcome::Released);
             first(config, held, inner, req, fingerprint, trace).await
@@ -179,23 +180,6 @@ where
             Ok(different_body(&found))
         }
         _ => Ok(conflict(&lease, &found, trace)),
-    }
-}
-
-/// The settle step of a lease nobody waits for any more (the request was dropped while a
-/// remote backend decided): cancels the lease if it was acquired, so the retry runs.
-async fn cancel_if_acquired(
-    answer: onceonly_runtime::Result<Lease>,
-    client: OnceOnly,
-    key: String,
-    ttl: std::time::Duration,
-) {
-    if let Ok(lease) = answer
-        && lease.status == RunStatus::Acquired
-        && let Some(lease_id) = lease.lease_id
-    {
-        // Dropped armed, it cancels the lease, as it does for a request dropped later.
-        drop(HeldLease::new(&client, key, lease_id, ttl).cancel_reason("request dropped"));
     }
 }
 
