@@ -166,15 +166,30 @@ impl HeldLease {
     /// next caller to run the side effect again. A longer outage is returned, not waited out.
     /// Does not disarm (see [`disarm`](Self::disarm)).
     pub async fn complete(&self, result: JsonMap, ttl: Duration) -> Result<Lease> {
-        /// The longest a completion is retried.
-        const RETRY_WINDOW: Duration = Duration::from_secs(5);
         let req = CompleteRequest::new(self.key.as_str(), self.lease_id.as_str(), Some(result));
+        self.retried("store the result", ttl, || {
+            self.backend.complete(req.clone())
+        })
+        .await
+    }
+
+    /// `send`'s answer, sent again after a failure worth retrying (a timeout, a 5xx, a rate
+    /// limit, a store outage), with a backoff, for at most 5 s and half of `ttl`. Only for
+    /// calls that are idempotent for their lease id: the first may have landed.
+    async fn retried<'a>(
+        &self,
+        what: &str,
+        ttl: Duration,
+        send: impl Fn() -> BoxFuture<'a, Result<Lease>>,
+    ) -> Result<Lease> {
+        /// The longest a call is retried.
+        const RETRY_WINDOW: Duration = Duration::from_secs(5);
         let deadline = deadline_after((ttl / 2).min(RETRY_WINDOW));
         let mut pause = Duration::from_millis(100);
         loop {
-            match self.backend.complete(req.clone()).await {
+            match send().await {
                 Err(e) if e.is_retryable() && deadline_after(pause) < deadline => {
-                    tracing::warn!(key = %self.key, error = %e, "could not store the result; retrying");
+                    tracing::warn!(key = %self.key, error = %e, "could not {what}; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
@@ -186,21 +201,28 @@ impl HeldLease {
     /// Gives the key back for a retry, recording `code` as the reason (a retryable failure:
     /// the key reads `failed` with `retryable: true` until someone acquires it again).
     /// Disarms once the call has returned; while it is in flight the holder stays armed, so a
-    /// drop in the middle still cancels the lease. A failure to record it is logged, not
-    /// returned: the caller's own error is the one that matters, and the lease expires anyway.
+    /// drop in the middle still cancels the lease. A failure worth retrying is retried as
+    /// [`complete`](Self::complete) does (within half of the holder's TTL, at most 5 s); one
+    /// that persists is logged, not returned: the caller's own error is the one that matters,
+    /// and the lease expires anyway.
     pub async fn release(&mut self, code: &str) {
         self.end(code, true).await;
     }
 
     /// Fails the key for good with `code`: later callers get
-    /// [`Error::PreviouslyFailed`]. Disarms and logs like [`release`](Self::release).
+    /// [`Error::PreviouslyFailed`]. Retries, disarms and logs like [`release`](Self::release);
+    /// if the backend stays unreachable the lease expires instead, and the key then reads as a
+    /// retryable failure.
     pub async fn fail(&mut self, code: &str) {
         self.end(code, false).await;
     }
 
     async fn end(&mut self, code: &str, retryable: bool) {
         let req = FailRequest::new(self.key.as_str(), self.lease_id.as_str(), code, retryable);
-        if let Err(e) = self.backend.fail(req).await {
+        let sent = self.retried("record the failure", self.ttl, || {
+            self.backend.fail(req.clone())
+        });
+        if let Err(e) = sent.await {
             tracing::warn!(
                 key = %self.key, code, error = %e,
                 "could not record the failure; the lease will expire"

@@ -744,3 +744,44 @@ async fn a_completion_that_fails_for_a_moment_is_sent_again() {
         "the same completion, sent again"
     );
 }
+
+/// Giving the key back after the closure's `Err` is sent again after a failure worth retrying,
+/// as a completion is: giving up would leave the key locked for the lease's TTL.
+#[tokio::test]
+async fn a_release_that_fails_for_a_moment_is_sent_again() {
+    let stub = Stub::start(vec![
+        Reply::json(
+            200,
+            r#"{"ok":true,"status":"acquired","key":"k","ttl":60,"lease_id":"lease_1","version":1}"#,
+        ),
+        Reply::json(503, r#"{"detail":"store unavailable"}"#),
+        Reply::json(
+            200,
+            r#"{"ok":true,"status":"failed","key":"k","error_code":"fn_error","retryable":true}"#,
+        ),
+    ])
+    .await;
+    let failed = stub
+        .client()
+        .ai()
+        .run_fn("k", || async {
+            Err::<u32, _>(Error::Validation("declined".into()))
+        })
+        .await;
+    assert!(matches!(failed, Err(Error::Validation(_))), "{failed:?}");
+    let seen = stub.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert_eq!((paths[0], paths[1]), ("/v1/ai/lease", paths[2]));
+    assert_eq!(
+        seen[1].json(),
+        seen[2].json(),
+        "the same release, sent again"
+    );
+    assert_eq!(
+        seen[2].json()["error_code"],
+        "fn_error",
+        "{}",
+        seen[2].json()
+    );
+}
