@@ -96,6 +96,7 @@ mod target;
 mod telemetry;
 pub mod time;
 pub(crate) mod tools;
+mod unwind;
 mod validate;
 pub mod wire;
 mod worker;

@@ -84,6 +84,9 @@ pub mod error_code {
     pub const LEASE_EXPIRED: &str = "lease_expired";
     /// A queued run of actions stopped at an action its agent's policy refused.
     pub const POLICY_BLOCKED: &str = "policy_blocked";
+    /// A registered tool function returned `Err` or panicked (a governed call's
+    /// `error_code`, with `ok: false`).
+    pub const TOOL_ERROR: &str = "tool_error";
 }
 
 /// Why a lease operation was refused: the `detail.error` of a `409` answer.

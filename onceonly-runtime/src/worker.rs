@@ -22,6 +22,7 @@ use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
 use crate::in_flight::{InFlight, Settle};
 use crate::models::{ClaimRequest, ClaimedJob};
+use crate::unwind::unwinding;
 use crate::wire::error_code::{FN_ERROR, RESULT_NOT_SERIALIZABLE, RESULT_NOT_STORED};
 
 /// Default lease of a claimed run: how long a worker may go silent before another resumes it.
@@ -313,22 +314,4 @@ async fn execute<F, Fut, T, E>(
             held.release(&settings.error_code).await;
         }
     }
-}
-
-/// Polls `fut` to its end, or to a panic, whose message is then the `Err`. After a panic the
-/// future is never polled again.
-async fn unwinding<T>(fut: impl Future<Output = T>) -> std::result::Result<T, String> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into()))),
-        }
-    })
-    .await
 }

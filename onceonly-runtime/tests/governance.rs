@@ -515,3 +515,83 @@ async fn governance_documents_per_account_are_capped() {
     let policy = Policy::new("agent-new");
     engine.upsert_policy(policy).await.unwrap();
 }
+
+/// A registered function that panics is the tool's failure: answered `ok: false` with
+/// `tool_error`, and its record given back, so an identical call runs again (before, the
+/// panic escaped and the record stayed held by nobody for five minutes).
+#[tokio::test]
+async fn a_tool_function_that_panics_is_a_failed_call_and_frees_its_record() {
+    let client = OnceOnly::memory();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    client
+        .gov()
+        .register_tool_fn("flaky", move |_: serde_json::Map<_, _>| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    panic!("out of ink");
+                }
+                Ok::<_, String>(serde_json::Map::new())
+            }
+        })
+        .unwrap();
+    let call = || {
+        client
+            .ai()
+            .run_tool("bot", "flaky")
+            .args(args(&[("page", "1")]))
+    };
+    let failed = call().await.unwrap();
+    assert_eq!((failed.allowed, failed.ok), (true, false), "{failed:?}");
+    assert_eq!(failed.error_code.as_deref(), Some("tool_error"));
+    let again = tokio::time::timeout(std::time::Duration::from_secs(10), call())
+        .await
+        .expect("the identical call did not wait for a record held by nobody")
+        .unwrap();
+    assert_eq!(
+        (again.ok, again.decision.as_str()),
+        (true, "executed"),
+        "{again:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// A call dropped while its tool runs (the caller's timeout) gives its record back: an
+/// identical call runs at once instead of waiting out the record's TTL.
+#[tokio::test]
+async fn a_tool_call_dropped_mid_call_frees_its_record() {
+    let client = OnceOnly::memory();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    client
+        .gov()
+        .register_tool_fn("slow", move |_: serde_json::Map<_, _>| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                }
+                Ok::<_, String>(serde_json::Map::new())
+            }
+        })
+        .unwrap();
+    let call = || {
+        client
+            .ai()
+            .run_tool("bot", "slow")
+            .args(args(&[("page", "1")]))
+    };
+    let cut = tokio::time::timeout(std::time::Duration::from_millis(100), call()).await;
+    assert!(cut.is_err(), "the first call was cut off: {cut:?}");
+    let again = tokio::time::timeout(std::time::Duration::from_secs(10), call())
+        .await
+        .expect("the identical call waited for the dropped call's record")
+        .unwrap();
+    assert_eq!(
+        (again.ok, again.decision.as_str()),
+        (true, "executed"),
+        "{again:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

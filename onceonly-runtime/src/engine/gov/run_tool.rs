@@ -16,11 +16,14 @@ use super::tools::Resolved;
 use crate::engine::Engine;
 use crate::engine::events::args_run_id;
 use crate::error::{Error, JsonMap, Result};
+use crate::holder::run_detached;
 use crate::models::{
     CancelRequest, CompleteRequest, Decision, FailRequest, LeaseRequest, PolicyReason, RunEvent,
     RunStatus, ToolCallRequest, ToolResult,
 };
 use crate::store::Store;
+use crate::unwind::unwinding;
+use crate::wire::error_code::TOOL_ERROR;
 
 /// Lease TTL of a call of a registered function (they have no timeout of their own).
 const FUNCTION_TTL: Duration = Duration::from_secs(300);
@@ -111,7 +114,9 @@ impl<S: Store> Engine<S> {
     /// A governed call of a registered tool (tool-mode `POST /ai/run`): the policy decides in
     /// the documented order, an identical earlier call's result comes back as `dedup`, and an
     /// allowed call runs the tool once. A tool that fails answers `ok: false`, `allowed: true`
-    /// with its failure code, and releases the call so a retry runs it again.
+    /// with its failure code (a registered function that panics fails with `tool_error`),
+    /// and releases the call so a retry runs it again; so does a call dropped while its tool
+    /// runs.
     ///
     /// When `args.run_id` is set (a string, or a number read as its digits), the call writes
     /// `tool_call` and `tool_result` to that run's timeline; another type is refused.
@@ -197,12 +202,26 @@ impl<S: Store> Engine<S> {
         }
         record(Decision::Executed, PolicyReason::Ok, spend).await;
 
+        // A call dropped before its tool answered (the caller timed out or went away) gives
+        // the record back, so an identical retry runs now rather than after the TTL.
+        let mut guard = CallGuard {
+            engine: self.clone(),
+            key: key.clone(),
+            lease_id: Some(lease_id.clone()),
+        };
         let started = std::time::Instant::now();
         let outcome = match &target {
-            Resolved::Function(f) => f
-                .call(req.args.clone())
-                .await
-                .map_err(|message| ("tool_error".to_owned(), message)),
+            // A panic is the tool's failure: recorded, and the record given back, as for `Err`.
+            // Called inside the guarded future: a function may panic before its future exists.
+            Resolved::Function(f) => {
+                match unwinding(async { f.call(req.args.clone()).await }).await {
+                    Ok(answer) => answer.map_err(|message| (TOOL_ERROR.to_owned(), message)),
+                    Err(panic) => {
+                        tracing::error!(%tool, panic, "a registered tool function panicked");
+                        Err((TOOL_ERROR.to_owned(), format!("the tool panicked: {panic}")))
+                    }
+                }
+            }
             Resolved::Http(t) => {
                 let mut body = JsonMap::new();
                 body.insert("tool".into(), tool.into());
@@ -219,6 +238,7 @@ impl<S: Store> Engine<S> {
                     .map_err(|f| (f.code().to_owned(), f.message().to_owned()))
             }
         };
+        guard.lease_id = None;
         let mut out = ToolResult::decided(Decision::Executed, PolicyReason::Ok);
         let status = match outcome {
             Ok(result) => {
@@ -252,5 +272,31 @@ impl<S: Store> Engine<S> {
             .await;
         }
         Ok(out)
+    }
+}
+
+/// Cancels a governed call's record if the call is dropped while its tool runs.
+struct CallGuard<S: Store> {
+    engine: Engine<S>,
+    key: String,
+    /// Taken once the tool answered: the call then ends its record itself.
+    lease_id: Option<String>,
+}
+
+impl<S: Store> Drop for CallGuard<S> {
+    fn drop(&mut self) {
+        let Some(lease_id) = self.lease_id.take() else {
+            return;
+        };
+        let (engine, key) = (self.engine.clone(), std::mem::take(&mut self.key));
+        let cancel = Box::pin(async move {
+            let req = CancelRequest::new(&key, lease_id, Some("call dropped".into()));
+            if let Err(e) = engine.cancel_any(req).await {
+                tracing::warn!(error = %e, "could not give back a dropped tool call; it will expire");
+            }
+        });
+        if !run_detached(cancel) {
+            tracing::warn!("a tool call dropped outside a tokio runtime; its record will expire");
+        }
     }
 }

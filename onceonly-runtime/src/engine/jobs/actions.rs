@@ -46,7 +46,7 @@ use crate::models::{
     ToolResult,
 };
 use crate::store::Store;
-use crate::wire::error_code::{POLICY_BLOCKED, RESULT_NOT_STORED};
+use crate::wire::error_code::{POLICY_BLOCKED, RESULT_NOT_STORED, TOOL_ERROR};
 
 /// Most actions one run may list.
 pub(crate) const MAX_ACTIONS: usize = 50;
@@ -325,7 +325,7 @@ impl<S: Store> Engine<S> {
             }
             if !ok {
                 return Ok(Ending::Failed(
-                    code.unwrap_or_else(|| "tool_error".to_owned()),
+                    code.unwrap_or_else(|| TOOL_ERROR.to_owned()),
                 ));
             }
         }
