@@ -595,3 +595,29 @@ async fn a_tool_call_dropped_mid_call_frees_its_record() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// Spends smaller than a micro-dollar count as one: a zero daily budget (the `read_only`
+/// template's) lets none through, however small.
+#[tokio::test]
+async fn a_zero_budget_refuses_even_a_fraction_of_a_micro_dollar() {
+    let (client, runs) = with_charge_tool();
+    client
+        .gov()
+        .upsert_policy(Policy::new("frugal").max_spend_usd_per_day(0.0))
+        .await
+        .unwrap();
+    let out = client
+        .ai()
+        .run_tool("frugal", "charge")
+        .args(args(&[("order", "o1")]))
+        .spend_usd(0.0000004)
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.allowed, out.decision.as_str()),
+        (false, "blocked"),
+        "{out:?}"
+    );
+    assert_eq!(out.policy_reason.as_deref(), Some("daily_spend_exceeded"));
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}

@@ -107,8 +107,11 @@ pub(crate) fn limits(ctx: &Context, agent: &str, tool: &str, usd: f64, now_ms: u
     if let Some(max) = policy.max_spend_usd_per_day {
         out.push(Limit {
             key: format!("{group}s/{day}"),
-            delta: micros(usd),
-            limit: micros(max),
+            // Rounded against the caller: a spend of a fraction of a micro-dollar still counts
+            // one (many of them would otherwise pass a zero budget), and a limit counts only
+            // whole ones.
+            delta: micros(usd, f64::ceil),
+            limit: micros(max, f64::floor),
             expires_at_ms: day_end,
             reason: PolicyReason::DailySpendExceeded,
         });
@@ -116,9 +119,17 @@ pub(crate) fn limits(ctx: &Context, agent: &str, tool: &str, usd: f64, now_ms: u
     out
 }
 
-/// USD as whole micro-dollars (the unit of spend counters).
-pub(crate) fn micros(usd: f64) -> u64 {
-    (usd * MICRO).round().max(0.0) as u64
+/// USD as whole micro-dollars (the unit of spend counters), rounded by `whole` unless it is a
+/// whole number but for float noise (`0.0003` USD is 299.99999999999994 micro-dollars).
+pub(crate) fn micros(usd: f64, whole: fn(f64) -> f64) -> u64 {
+    let m = usd * MICRO;
+    let nearest = m.round();
+    let m = if (m - nearest).abs() < 1e-6 {
+        nearest
+    } else {
+        whole(m)
+    };
+    m.max(0.0) as u64
 }
 
 impl<S: Store> Engine<S> {
@@ -244,5 +255,19 @@ mod tests {
         );
         assert_eq!((l[2].delta, l[2].limit), (250_000, 1_500_000));
         assert!(limits(&Context::default(), "a", "t", 1.0, 0).is_empty());
+    }
+
+    #[test]
+    fn spend_rounds_against_the_caller_but_not_on_float_noise() {
+        let spend = |usd| micros(usd, f64::ceil);
+        let limit = |usd| micros(usd, f64::floor);
+        // A fraction of a micro-dollar still costs one: a zero budget lets none through.
+        assert_eq!(spend(0.0000004), 1);
+        assert_eq!(limit(0.0000015), 1);
+        // Whole amounts stay whole whatever the float error of the product.
+        assert_eq!(spend(0.0003), 300);
+        assert_eq!(limit(0.0003), 300);
+        assert_eq!(spend(0.1 + 0.2), 300_000);
+        assert_eq!((spend(0.0), spend(-1.0)), (0, 0));
     }
 }
