@@ -621,3 +621,21 @@ async fn a_zero_budget_refuses_even_a_fraction_of_a_micro_dollar() {
     assert_eq!(out.policy_reason.as_deref(), Some("daily_spend_exceeded"));
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 }
+
+/// The kill switch stamps `disabled_at` from the engine's clock, to the millisecond, like
+/// every other time the engine answers with.
+#[tokio::test]
+async fn disabled_at_comes_from_the_engine_clock() {
+    use onceonly_runtime::time::ManualClock;
+    use onceonly_runtime::{Engine, EngineConfig};
+    let clock = ManualClock::new(1_796_000_000_123);
+    let engine = Engine::with_config(
+        onceonly_runtime::store::MemoryStore::new(),
+        EngineConfig::default(),
+        Arc::new(clock),
+    );
+    let off = engine.disable_agent("bot", Some("audit")).await.unwrap();
+    let at = off.disabled_at.expect("disabled_at");
+    assert_eq!(at.timestamp_millis(), 1_796_000_000_123);
+    assert_eq!(at.timestamp_subsec_nanos() % 1_000_000, 0);
+}

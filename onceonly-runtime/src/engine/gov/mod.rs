@@ -24,13 +24,12 @@ pub(crate) use run_tool::reserved as reserved_key;
 pub use tools::ToolFn;
 pub(crate) use tools::ToolRuntime;
 
-use chrono::Utc;
-
 use self::decide::Context;
 use super::Engine;
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{AgentStatus, Policy};
 use crate::store::Store;
+use crate::time::datetime_from_ms;
 
 /// Longest kill-switch reason, in bytes.
 const MAX_REASON_BYTES: usize = 512;
@@ -121,7 +120,8 @@ impl<S: Store> Engine<S> {
             agent_id: agent_id.to_owned(),
             is_enabled: false,
             disabled_reason: reason.map(str::to_owned),
-            disabled_at: Some(Utc::now()),
+            // The engine's clock, to the millisecond like every other time it answers.
+            disabled_at: Some(datetime_from_ms(self.now_ms())),
         };
         self.put_status(&status).await?;
         Ok(status)
