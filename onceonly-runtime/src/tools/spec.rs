@@ -451,6 +451,13 @@ fn parse_url(raw: &str) -> Result<String> {
             raw.len()
         )));
     }
+    // The URL parser drops tabs and newlines silently: a URL that carries them was mangled
+    // (or built to smuggle something), so it is refused rather than stored cleaned.
+    if crate::validate::has_control(raw) || raw.trim() != raw {
+        return Err(Error::validation(
+            "url must not contain control characters or surrounding whitespace",
+        ));
+    }
     let url = url::Url::parse(raw).map_err(|e| {
         Error::validation(format!(
             "url `{}` is not an absolute http(s) URL: {e}",
@@ -636,6 +643,9 @@ mod tests {
             "https://user:pw@tools.example.com/",
             "https://user@tools.example.com/",
             "http://exa mple.com/",
+            "https://tools.example.com/se\nnd",
+            "https://tools.example.com/\tsend",
+            " https://tools.example.com/send",
         ] {
             refused(&with("url", bad.into()), "url");
         }
