@@ -5,7 +5,9 @@
 //! or the store, which then takes the key for a caller that is gone, and the next caller
 //! waits out the TTL. [`InFlight`] lets such a call finish in the background instead, and
 //! hands the answer to a settle step that gives back what was taken. `run_fn` leases through
-//! it, and so does the tower layer's claim and replay lease.
+//! it, and so does the tower layer's claim and replay lease. The background work runs on the
+//! tokio runtime: a runtime shut down right after the drop loses it, and what the call took is
+//! then given back only when it expires.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,8 +28,6 @@ pub type Settle<T> = Box<dyn FnOnce(T) -> BoxFuture<'static, ()> + Send>;
 pub struct InFlight<T: 'static> {
     call: Option<BoxFuture<'static, T>>,
     settle: Option<Settle<T>>,
-    /// How long a dropped call may go on in the background; `None`: until it answers.
-    grace: Option<Duration>,
 }
 
 impl<T: Send + 'static> InFlight<T> {
@@ -36,16 +36,7 @@ impl<T: Send + 'static> InFlight<T> {
         InFlight {
             call: Some(call),
             settle: Some(settle),
-            grace: None,
         }
-    }
-
-    /// Lets a dropped call go on for at most `grace`, then drops it too. For a call that waits
-    /// (a claim's long poll) before it takes anything: finishing it in full would take things
-    /// that came after the caller left, only to give them back.
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = Some(grace);
-        self
     }
 
     /// `call`'s answer. Polled once at once: an answer there (the embedded engine's) needs no
@@ -87,23 +78,7 @@ impl<T> Drop for InFlight<T> {
         let (Some(call), Some(settle)) = (self.call.take(), self.settle.take()) else {
             return;
         };
-        let grace = self.grace;
-        if grace.is_some() && tokio::runtime::Handle::try_current().is_err() {
-            // Its timer needs a runtime. A call that waits has taken nothing yet, most likely.
-            tracing::warn!("a waiting call was dropped outside a tokio runtime; it is abandoned");
-            return;
-        }
-        let finish = async move {
-            let answer = match grace {
-                None => call.await,
-                Some(grace) => match tokio::time::timeout(grace, call).await {
-                    Ok(answer) => answer,
-                    Err(_) => return,
-                },
-            };
-            settle(answer).await;
-        };
-        if !run_detached(Box::pin(finish)) {
+        if !run_detached(Box::pin(async move { settle(call.await).await })) {
             tracing::warn!(
                 "a call was dropped outside a tokio runtime before its answer; what it took \
                  stays taken until it expires"

@@ -20,8 +20,7 @@ use crate::client::OnceOnly;
 use crate::codec::encode_result;
 use crate::error::{Error, JsonMap, Result};
 use crate::holder::HeldLease;
-use crate::in_flight::{InFlight, Settle};
-use crate::models::{ClaimRequest, ClaimedJob};
+use crate::models::{CancelRequest, ClaimRequest, ClaimedJob};
 use crate::unwind::unwinding;
 use crate::wire::error_code::{FN_ERROR, RESULT_NOT_SERIALIZABLE, RESULT_NOT_STORED};
 
@@ -172,18 +171,20 @@ impl Worker {
             let claim = ClaimRequest::new(self.pattern.as_str())
                 .lease_ttl(self.lease_ttl)
                 .wait(CLAIM_WAIT);
-            let call = {
-                let client = self.client.clone();
-                Box::pin(async move { client.backend().claim_job(claim).await })
-            };
-            // Stopped while a claim is on the wire, the worker lets the claim finish and gives
-            // back the run it took: left alone, the run would be held by nobody for its lease.
-            // Only briefly: a claim still waiting then is dropped (nothing was taken yet).
-            let claim =
-                InFlight::new(call, give_back(&self.client, self.lease_ttl)).grace(CLAIM_GRACE);
+            let mut call = self.client.backend().claim_job(claim);
             let claimed = tokio::select! {
-                claimed = claim => claimed,
-                () = &mut shutdown => break,
+                claimed = &mut call => claimed,
+                () = &mut shutdown => {
+                    // A claim on the wire may have taken a run: let it answer (briefly; one
+                    // still waiting then has taken nothing) and give the run back before
+                    // `serve` returns. Left to the background, the give-back would be lost
+                    // with a runtime that ends with `serve`, and the run held by nobody for
+                    // its lease.
+                    if let Ok(Ok(Some(job))) = tokio::time::timeout(CLAIM_GRACE, call).await {
+                        give_back(&self.client, job).await;
+                    }
+                    break;
+                }
             };
             // Reap finished handlers so the set does not grow.
             while running.try_join_next().is_some() {}
@@ -219,21 +220,16 @@ impl Worker {
     }
 }
 
-/// The settle step of a claim nobody waits for any more: the run it took goes back to the
-/// queue at once.
-fn give_back(client: &OnceOnly, lease_ttl: Duration) -> Settle<Result<Option<ClaimedJob>>> {
-    let client = client.clone();
-    Box::new(move |answer| {
-        Box::pin(async move {
-            if let Ok(Some(job)) = answer {
-                // Dropped armed, the holder cancels the lease, which requeues the run.
-                drop(
-                    HeldLease::new(&client, job.key, job.lease_id, lease_ttl)
-                        .cancel_reason("worker stopped"),
-                );
-            }
-        })
-    })
+/// Gives a claimed run back to the queue at once (a cancel of its lease).
+async fn give_back(client: &OnceOnly, job: ClaimedJob) {
+    let req = CancelRequest::new(
+        job.key.as_str(),
+        job.lease_id,
+        Some("worker stopped".into()),
+    );
+    if let Err(e) = client.backend().cancel(req).await {
+        tracing::warn!(key = %job.key, error = %e, "could not give back a run claimed while stopping; it waits for its lease to end");
+    }
 }
 
 /// What every execution of one worker shares.

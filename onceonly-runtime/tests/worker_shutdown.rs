@@ -1,5 +1,6 @@
 //! A worker stopped while its claim is on the wire: the claim is let finish and the run it
-//! took goes back to the queue at once, instead of being held by nobody for its lease.
+//! took is back in the queue when `serve` returns, instead of being held by nobody for its
+//! lease (a runtime that ends with `serve` would lose a give-back left to the background).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,11 @@ async fn a_worker_stopped_mid_claim_gives_the_run_back() {
     hooks.landed.notified().await;
     stop.send(()).unwrap();
     first.await.unwrap().unwrap();
+    let status = client.ai().status("report:1").await.unwrap();
+    assert!(
+        status.queued,
+        "back in the queue when `serve` returns: {status:?}"
+    );
 
     // Without the give-back the run would be held for the first worker's 300 s lease.
     let attempts = Arc::new(Mutex::new(Vec::new()));
