@@ -440,6 +440,14 @@ async fn a_numeric_run_id_in_args_writes_its_timeline_and_other_types_are_refuse
     let kinds: Vec<_> = timeline.events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["tool_call", "tool_result"]);
 
+    let mut none = args(&[("order", "o3")]);
+    none.insert("run_id".into(), serde_json::Value::Null);
+    client
+        .ai()
+        .run_tool("billing", "charge")
+        .args(none)
+        .await
+        .unwrap();
     for bad in [
         serde_json::json!({"x": 1}),
         serde_json::json!(true),
@@ -455,7 +463,7 @@ async fn a_numeric_run_id_in_args_writes_its_timeline_and_other_types_are_refuse
     }
     assert_eq!(
         runs.load(Ordering::SeqCst),
-        1,
+        2,
         "a refused call never runs the tool"
     );
 }
@@ -638,4 +646,22 @@ async fn disabled_at_comes_from_the_engine_clock() {
     let at = off.disabled_at.expect("disabled_at");
     assert_eq!(at.timestamp_millis(), 1_796_000_000_123);
     assert_eq!(at.timestamp_subsec_nanos() % 1_000_000, 0);
+}
+
+/// An agent id of `.` or `..` is refused for a new policy or kill-switch state: clients drop
+/// such a URL segment, so it could be set but never reached again.
+#[tokio::test]
+async fn agent_ids_clients_cannot_route_are_refused_when_made() {
+    let client = OnceOnly::memory();
+    let gov = client.gov();
+    for id in [".", ".."] {
+        let policy = gov.upsert_policy(Policy::new(id)).await;
+        assert!(
+            matches!(policy, Err(Error::Validation(_))),
+            "{id}: {policy:?}"
+        );
+        let off = gov.disable_agent(id, "test").await;
+        assert!(matches!(off, Err(Error::Validation(_))), "{id}: {off:?}");
+    }
+    gov.disable_agent(".hidden-agent", "test").await.unwrap();
 }

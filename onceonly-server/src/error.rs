@@ -21,6 +21,9 @@ pub struct ApiError {
     close: bool,
 }
 
+/// The message of a `503 store_unavailable` for a store that failed.
+pub(crate) const STORE_UNAVAILABLE: &str = "the store is unavailable; retry later";
+
 impl ApiError {
     /// An answer with `status` and `detail`.
     pub fn new(status: StatusCode, detail: impl Into<Value>) -> Self {
@@ -232,7 +235,7 @@ impl From<Error> for ApiError {
             ),
             Error::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                ApiError::store_unavailable("the store is unavailable; retry later")
+                ApiError::store_unavailable(STORE_UNAVAILABLE)
             }
             other => {
                 tracing::error!(error = %other, "internal error");

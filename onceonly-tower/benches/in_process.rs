@@ -102,7 +102,7 @@ async fn engine_replay_alone(n: u64, seq: &AtomicU64) -> f64 {
 
 /// Leaks what a run stored instead of dropping it. A server keeps its keys; freeing them all
 /// at the end is not part of any request's cost, and `scripts/instructions.sh` (which counts the
-/// whole process) would otherwise charge each request its share of the teardown: about 3,500
+/// whole process) would otherwise charge each request its share of the teardown: about 3,300
 /// instructions per replayed request, whose stored response is several allocations.
 fn keep<T>(stored: T) {
     std::mem::forget(stored);

@@ -118,7 +118,8 @@ pub(super) fn args_run_id(args: &JsonMap) -> Result<Option<String>> {
 /// its digits.
 fn run_id(map: Option<&JsonMap>, field: &str) -> Result<Option<String>> {
     let id = match map.and_then(|m| m.get("run_id")) {
-        None => return Ok(None),
+        // `null` is how many clients write "none" (Python's `None`).
+        None | Some(serde_json::Value::Null) => return Ok(None),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
         Some(_) => {

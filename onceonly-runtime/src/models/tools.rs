@@ -176,8 +176,10 @@ pub struct Tool {
     pub description: Option<String>,
     /// Whether a secret is set (always, for tools registered through `POST /tools`).
     pub has_secret: bool,
-    /// A stable id of the secret that does not reveal it (`sec_` and 8 hex digits): equal
-    /// ids mean the same secret, so a rotation shows as a new id.
+    /// An id of the secret that says nothing about it (`sec_` and 32 random hex digits), kept
+    /// while registrations of the tool bring the same secret, so a rotation shows as a new id.
+    /// `None` from the hosted API when it sends none, and for a tool stored by a release of
+    /// `onceonly-server` before these ids, until its secret is registered again.
     pub secret_id: Option<String>,
     /// `***` and the secret's last 3 characters.
     pub secret_mask: Option<String>,

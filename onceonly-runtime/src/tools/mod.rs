@@ -15,6 +15,7 @@ mod spec;
 
 pub use self::hosts::ToolHosts;
 pub use self::outbound::{MAX_RESPONSE_BYTES, ToolCaller, ToolFailure, ToolFailureKind};
+pub(crate) use self::spec::routable;
 pub use self::spec::{
     MAX_AGENT_ID_CHARS, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_RETRIES, MAX_SECRET_CHARS,
     MAX_TIMEOUT_MS, MAX_URL_BYTES, MIN_SECRET_CHARS, MIN_TIMEOUT_MS, StoredTool, validate_agent_id,

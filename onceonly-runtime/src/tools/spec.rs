@@ -89,7 +89,12 @@ impl fmt::Debug for StoredTool {
 impl StoredTool {
     /// Reads and checks the body of `POST /tools` as received (any JSON object).
     pub fn from_json(raw: &JsonMap) -> Result<Self> {
-        parse(raw).map(StoredTool::with_new_secret_id)
+        let tool = parse(raw)?;
+        routable("name", &tool.name)?;
+        if let Some(agent) = tool.scope_id.strip_prefix(AGENT_SCOPE_PREFIX) {
+            routable("scope_id's agent id", agent)?;
+        }
+        Ok(tool.with_new_secret_id())
     }
 
     /// Checks a typed registration (the embedded engine's `create_tool`).
@@ -218,13 +223,15 @@ pub fn validate_tool_name(name: &str) -> Result<()> {
             name.len()
         )));
     }
-    routable("name", name)
+    Ok(())
 }
 
-/// Names travel as URL path segments (`/tools/{name}`, `/agents/{agent_id}/disable`), and
-/// HTTP clients (both official SDKs among them) drop a `.` or `..` segment from a URL before
-/// sending it: a tool or agent so named could be made but never reached again.
-fn routable(field: &str, name: &str) -> Result<()> {
+/// A name being given to something new (a tool, a policy's or kill switch's agent): one that
+/// travels as a URL path segment (`/tools/{name}`, `/agents/{agent_id}/disable`) must not be
+/// `.` or `..`, which HTTP clients (both official SDKs among them) drop from a URL before
+/// sending it, so the thing could be made but never reached again. Checked only when it is
+/// made: one stored by an earlier release can still be read, listed and deleted.
+pub(crate) fn routable(field: &str, name: &str) -> Result<()> {
     if name == "." || name == ".." {
         return Err(Error::validation(format!(
             "{field} must not be `.` or `..`: clients drop such a segment from URLs"
@@ -268,7 +275,7 @@ pub fn validate_agent_id(agent_id: &str) -> Result<()> {
             agent_id.len()
         )));
     }
-    routable("agent id", agent_id)
+    Ok(())
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -603,6 +610,12 @@ mod tests {
         refused(&with("name", "..".into()), "name");
         validate_tool_name("...").unwrap();
         validate_tool_name(".env").unwrap();
+        // Refused when made, not when read: a stored one can still be listed and deleted.
+        let legacy = StoredTool::from_json(&valid()).unwrap();
+        let mut doc = legacy.to_doc();
+        doc.insert("name".into(), "..".into());
+        assert_eq!(StoredTool::from_doc(&doc).unwrap().name, "..");
+        validate_tool_name("..").unwrap();
         refused(&with("name", 5.into()), "name");
         let m = refused(&without("name"), "name");
         assert!(m.contains("required"), "{m}");

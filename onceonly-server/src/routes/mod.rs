@@ -30,7 +30,7 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, STORE_UNAVAILABLE};
 use crate::metrics::Outcome;
 use crate::state::AppState;
 
@@ -152,7 +152,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// answer then.
 async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, state.probe.ping()).await {
-        Ok(answered) => answered?,
+        Ok(Ok(())) => {}
+        // A warning, not the error API calls log: a balancer asks every few seconds for as
+        // long as the outage lasts.
+        Ok(Err(e)) if e.is_outage() => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            return Err(ApiError::store_unavailable(STORE_UNAVAILABLE));
+        }
+        Ok(Err(e)) => return Err(e.into()),
         Err(_) => {
             return Err(ApiError::store_unavailable(format!(
                 "the store did not answer within {} s; retry later",

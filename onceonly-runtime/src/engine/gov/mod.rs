@@ -107,7 +107,7 @@ impl<S: Store> Engine<S> {
     /// Turns the kill switch on: every governed call of `agent_id` is blocked
     /// (`agent_disabled`) until [`enable_agent`](Self::enable_agent).
     pub async fn disable_agent(&self, agent_id: &str, reason: Option<&str>) -> Result<AgentStatus> {
-        names::agent_id(agent_id)?;
+        names::new_agent_id(agent_id)?;
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if let Some(r) = reason
             && (r.len() > MAX_REASON_BYTES || r.chars().any(char::is_control))
@@ -129,7 +129,7 @@ impl<S: Store> Engine<S> {
 
     /// Turns the kill switch off.
     pub async fn enable_agent(&self, agent_id: &str) -> Result<AgentStatus> {
-        names::agent_id(agent_id)?;
+        names::new_agent_id(agent_id)?;
         let status = AgentStatus {
             agent_id: agent_id.to_owned(),
             is_enabled: true,

@@ -9,6 +9,13 @@ pub(crate) fn agent_id(id: &str) -> Result<()> {
     crate::tools::validate_agent_id(id)
 }
 
+/// An agent id given to a new policy or kill-switch state: also not `.` or `..` (see
+/// [`routable`](crate::tools::routable)).
+pub(crate) fn new_agent_id(id: &str) -> Result<()> {
+    agent_id(id)?;
+    crate::tools::routable("agent id", id)
+}
+
 /// A tool name: 1 to 128 characters matching `^[a-zA-Z0-9_.:-]+$`.
 pub(crate) fn tool_name(name: &str) -> Result<()> {
     crate::tools::validate_tool_name(name)
@@ -74,9 +81,17 @@ mod tests {
     #[test]
     fn names_refuse_separators() {
         assert!(agent_id("billing-agent@v2").is_ok());
-        for bad in ["", "a/b", "a#b", "a b", ".", "..", &"x".repeat(129)] {
+        for bad in ["", "a/b", "a#b", "a b", &"x".repeat(129)] {
             assert!(agent_id(bad).is_err(), "{bad:?}");
         }
+        for bad in [".", ".."] {
+            assert!(new_agent_id(bad).is_err(), "{bad:?}");
+            assert!(
+                agent_id(bad).is_ok(),
+                "{bad:?} can still be read and deleted"
+            );
+        }
+        assert!(tool_pattern("allowed_tools", ".*").is_ok());
         assert!(tool_name("stripe.charge:v1").is_ok());
         for bad in ["", "a/b", "a*", "a b", "é"] {
             assert!(tool_name(bad).is_err(), "{bad:?}");
