@@ -2,6 +2,7 @@
 //! concurrent calls, Rust function tools and `run_tool`. Every refusal reason, the audit log
 //! and metrics are proven on every backend and store by the two-backend suite (`backends`).
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -524,84 +525,80 @@ async fn governance_documents_per_account_are_capped() {
     engine.upsert_policy(policy).await.unwrap();
 }
 
-/// A registered function that panics is the tool's failure: answered `ok: false` with
-/// `tool_error`, and its record given back, so an identical call runs again (before, the
-/// panic escaped and the record stayed held by nobody for five minutes).
-#[tokio::test]
-async fn a_tool_function_that_panics_is_a_failed_call_and_frees_its_record() {
+/// A client with the tool `name`, a Rust function whose first call does `first` (panic, or
+/// hang) and whose later calls answer `{}`, and the count of its calls.
+fn with_tool_whose_first_call<F>(name: &str, first: F) -> (OnceOnly, Arc<AtomicUsize>)
+where
+    F: Fn() -> onceonly_runtime::BoxFuture<'static, ()> + Send + Sync + 'static,
+{
     let client = OnceOnly::memory();
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
+    let first = Arc::new(first);
     client
         .gov()
-        .register_tool_fn("flaky", move |_: serde_json::Map<_, _>| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
+        .register_tool_fn(name, move |_: serde_json::Map<_, _>| {
+            let run_first = (counter.fetch_add(1, Ordering::SeqCst) == 0).then(|| first());
             async move {
-                if n == 0 {
-                    panic!("out of ink");
+                if let Some(first) = run_first {
+                    first.await;
                 }
                 Ok::<_, String>(serde_json::Map::new())
             }
         })
         .unwrap();
-    let call = || {
-        client
-            .ai()
-            .run_tool("bot", "flaky")
-            .args(args(&[("page", "1")]))
-    };
-    let failed = call().await.unwrap();
+    (client, calls)
+}
+
+/// The identical call after a first one that went wrong: it must run the tool at once, not
+/// wait for a record the first call left held.
+async fn the_identical_call_runs_at_once(client: &OnceOnly, tool: &str, calls: &AtomicUsize) {
+    let again = tokio::time::timeout(std::time::Duration::from_secs(10), identical(client, tool))
+        .await
+        .expect("the identical call waited for a record held by nobody")
+        .unwrap();
+    let decided = (again.ok, again.decision.as_str());
+    assert_eq!(decided, (true, "executed"), "{again:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+fn identical<'a>(
+    client: &'a OnceOnly,
+    tool: &str,
+) -> onceonly_runtime::ai::Call<'a, onceonly_runtime::models::ToolCallRequest> {
+    client
+        .ai()
+        .run_tool("bot", tool)
+        .args(args(&[("page", "1")]))
+}
+
+/// A registered function that panics is the tool's failure: answered `ok: false` with
+/// `tool_error`, and its record given back, so an identical call runs again (before, the
+/// panic escaped and the record stayed held by nobody for five minutes).
+#[tokio::test]
+async fn a_tool_function_that_panics_is_a_failed_call_and_frees_its_record() {
+    let (client, calls) =
+        with_tool_whose_first_call("flaky", || Box::pin(async { panic!("out of ink") }));
+    let failed = identical(&client, "flaky").await.unwrap();
     assert_eq!((failed.allowed, failed.ok), (true, false), "{failed:?}");
     assert_eq!(failed.error_code.as_deref(), Some("tool_error"));
-    let again = tokio::time::timeout(std::time::Duration::from_secs(10), call())
-        .await
-        .expect("the identical call did not wait for a record held by nobody")
-        .unwrap();
-    assert_eq!(
-        (again.ok, again.decision.as_str()),
-        (true, "executed"),
-        "{again:?}"
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    the_identical_call_runs_at_once(&client, "flaky", &calls).await;
 }
 
 /// A call dropped while its tool runs (the caller's timeout) gives its record back: an
 /// identical call runs at once instead of waiting out the record's TTL.
 #[tokio::test]
 async fn a_tool_call_dropped_mid_call_frees_its_record() {
-    let client = OnceOnly::memory();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    client
-        .gov()
-        .register_tool_fn("slow", move |_: serde_json::Map<_, _>| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n == 0 {
-                    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-                }
-                Ok::<_, String>(serde_json::Map::new())
-            }
-        })
-        .unwrap();
-    let call = || {
-        client
-            .ai()
-            .run_tool("bot", "slow")
-            .args(args(&[("page", "1")]))
-    };
-    let cut = tokio::time::timeout(std::time::Duration::from_millis(100), call()).await;
+    let (client, calls) = with_tool_whose_first_call("slow", || {
+        Box::pin(tokio::time::sleep(std::time::Duration::from_secs(600)))
+    });
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        identical(&client, "slow").into_future(),
+    )
+    .await;
     assert!(cut.is_err(), "the first call was cut off: {cut:?}");
-    let again = tokio::time::timeout(std::time::Duration::from_secs(10), call())
-        .await
-        .expect("the identical call waited for the dropped call's record")
-        .unwrap();
-    assert_eq!(
-        (again.ok, again.decision.as_str()),
-        (true, "executed"),
-        "{again:?}"
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    the_identical_call_runs_at_once(&client, "slow", &calls).await;
 }
 
 /// Spends smaller than a micro-dollar count as one: a zero daily budget (the `read_only`

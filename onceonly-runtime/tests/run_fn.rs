@@ -473,57 +473,46 @@ async fn repro_unbounded_waits_do_not_overflow_the_clock() {
     assert_eq!(st.status, RunStatus::Completed);
 }
 
-/// JSON has no NaN: stored as `null`, the value would fail to decode on every replay. It is
-/// refused like an unserializable value instead, and the key fails for good.
-#[tokio::test]
-async fn a_result_that_would_not_read_back_fails_the_key_for_good() {
+/// Runs `value` twice under `key` and checks that the first call's value was refused as
+/// unstorable (`Error::Decode`), the key failed for good, and the closure ran once.
+async fn an_unstorable_value_fails_the_key_for_good<T>(key: &str, value: fn() -> T)
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
     let client = OnceOnly::memory();
     let runs = Arc::new(AtomicUsize::new(0));
     let call = || {
         let runs = runs.clone();
-        client.ai().run_fn("nan", move || async move {
+        client.ai().run_fn(key, move || async move {
             runs.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, Error>(f64::NAN)
+            Ok::<_, Error>(value())
         })
     };
     let first = call().await;
-    assert!(matches!(first, Err(Error::Decode(_))), "{first:?}");
+    assert!(matches!(first, Err(Error::Decode(_))), "{:?}", first.err());
     let again = call().await;
     assert!(
         matches!(again, Err(Error::PreviouslyFailed { ref error_code, .. }) if error_code == onceonly_runtime::wire::error_code::RESULT_NOT_SERIALIZABLE),
-        "{again:?}"
+        "{:?}",
+        again.err()
     );
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "the side effect is not repeated"
-    );
+    let ran = runs.load(Ordering::SeqCst);
+    assert_eq!(ran, 1, "the side effect is not repeated");
+}
+
+/// JSON has no NaN: stored as `null`, the value would fail to decode on every replay. It is
+/// refused like an unserializable value instead, and the key fails for good.
+#[tokio::test]
+async fn a_result_that_would_not_read_back_fails_the_key_for_good() {
+    an_unstorable_value_fails_the_key_for_good("nan", || f64::NAN).await;
 }
 
 #[tokio::test]
 async fn repro_a_result_that_cannot_be_stored_fails_the_key_for_good() {
     use std::collections::HashMap;
-    let client = OnceOnly::memory();
-    let runs = Arc::new(AtomicUsize::new(0));
     // JSON objects need string keys: this map cannot be stored, but the closure did run.
-    let call = || {
-        let runs = runs.clone();
-        client.ai().run_fn("unstorable", move || async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, Error>(HashMap::from([((1u8, 2u8), 3u8)]))
-        })
-    };
-    assert!(matches!(call().await, Err(Error::Decode(_))));
-    let again = call().await;
-    assert!(
-        matches!(again, Err(Error::PreviouslyFailed { ref error_code, .. }) if error_code == onceonly_runtime::wire::error_code::RESULT_NOT_SERIALIZABLE),
-        "{again:?}"
-    );
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "the side effect is not repeated"
-    );
+    an_unstorable_value_fails_the_key_for_good("unstorable", || HashMap::from([((1u8, 2u8), 3u8)]))
+        .await;
 }
 
 /// Holds the answer of every lease write for 200 ms after it reached the store, as a remote
