@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use onceonly_runtime::ai::Job;
-use onceonly_runtime::models::{ClaimRequest, RunStatus};
+use onceonly_runtime::models::{AiResult, ClaimRequest, RunStatus};
 use onceonly_runtime::{Error, OnceOnly};
 use tokio::sync::oneshot;
 
@@ -181,13 +181,16 @@ pub(super) async fn a_silent_workers_run_is_resumed_after_its_lease(client: Once
     assert!(counts.lock().unwrap().is_empty());
 }
 
-pub(super) async fn a_failing_handler_is_retried_then_fails_for_good(client: OnceOnly) {
+/// Queues `key`, serves it with a worker (at most 2 attempts, error code `report_failed`)
+/// whose handler always fails, and returns how the run ended and the attempt numbers the
+/// handler saw.
+async fn run_with_a_failing_handler(client: &OnceOnly, key: &str) -> (AiResult, Vec<u64>) {
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let (stop, stopped) = oneshot::channel::<()>();
     let seen = Arc::clone(&attempts);
     let worker = client
         .ai()
-        .worker("flaky")
+        .worker(key)
         .max_attempts(2)
         .error_code("report_failed")
         .with_graceful_shutdown(async move {
@@ -199,16 +202,22 @@ pub(super) async fn a_failing_handler_is_retried_then_fails_for_good(client: Onc
     }));
     let done = client
         .ai()
-        .run_and_wait("flaky")
+        .run_and_wait(key)
         .timeout(Duration::from_secs(30))
         .await
         .unwrap();
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    let attempts = attempts.lock().unwrap().clone();
+    (done, attempts)
+}
+
+pub(super) async fn a_failing_handler_is_retried_then_fails_for_good(client: OnceOnly) {
+    let (done, attempts) = run_with_a_failing_handler(&client, "flaky").await;
     assert_eq!(done.status, RunStatus::Failed);
     assert_eq!(done.error_code.as_deref(), Some("report_failed"));
     assert!(!done.retryable, "the last attempt fails the run for good");
-    assert_eq!(*attempts.lock().unwrap(), [1, 2]);
-    stop.send(()).unwrap();
-    serving.await.unwrap().unwrap();
+    assert_eq!(attempts, [1, 2]);
 }
 
 /// A run queued on a key that callers acquired and released before counts its own attempts
@@ -223,30 +232,9 @@ pub(super) async fn attempts_count_from_one_on_a_key_used_before(client: OnceOnl
             .await;
         assert!(failed.is_err(), "{failed:?}");
     }
-    let attempts = Arc::new(Mutex::new(Vec::new()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let seen = Arc::clone(&attempts);
-    let worker = client
-        .ai()
-        .worker("reused")
-        .max_attempts(2)
-        .with_graceful_shutdown(async move {
-            stopped.await.ok();
-        });
-    let serving = tokio::spawn(worker.serve(move |job: Job| {
-        seen.lock().unwrap().push(job.attempt);
-        async move { Err::<(), _>(format!("attempt {} broke", job.attempt)) }
-    }));
-    let done = client
-        .ai()
-        .run_and_wait("reused")
-        .timeout(Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (done, attempts) = run_with_a_failing_handler(&client, "reused").await;
     assert_eq!(done.status, RunStatus::Failed);
-    assert_eq!(*attempts.lock().unwrap(), [1, 2]);
-    stop.send(()).unwrap();
-    serving.await.unwrap().unwrap();
+    assert_eq!(attempts, [1, 2]);
 }
 
 /// A panic is a failed attempt like an `Err`: counted against `max_attempts`, not a lease
