@@ -257,7 +257,8 @@ fn failed_open(
         locked: true,
         duplicate: false,
         key,
-        ttl: ttl.map_or(0, |t| t.as_secs()),
+        // Whole seconds rounded up, as the request sent it and as lock answers read.
+        ttl: ttl.map_or(0, |t| crate::time::ms(t).div_ceil(1000)),
         first_seen_at: None,
         lock_id: None,
         request_id: Some("fail-open".to_owned()),

@@ -12,7 +12,7 @@ use crate::error::{Error, JsonMap, Result};
 use crate::ids;
 use crate::models::{
     AiResult, AiStatus, CancelRequest, CompleteRequest, ExtendRequest, FailRequest, Lease,
-    LeaseRequest,
+    LeaseRequest, RunStatus,
 };
 use crate::wire::Refusal;
 
@@ -64,9 +64,35 @@ pub(crate) async fn lease(t: &Transport, path: &[&str], req: LeaseRequest) -> Re
     if let Some(id) = &req.acquisition_id {
         crate::validate::token("acquisition_id", id)?;
     }
-    call(t, Request::post(path, &body)?.acquisition(&acquisition)?)
+    let request = Request::post(path, &body)?.acquisition(&acquisition)?;
+    let answer = wire::call_map(t, request)
         .await
-        .map_err(engine_refusal(&req.key))
+        .map_err(engine_refusal(&req.key))?;
+    let acquired = acquired_lease_id(&answer);
+    match wire::decode(answer) {
+        Ok(lease) => Ok(lease),
+        Err(e) => {
+            // An answer that says it acquired but cannot be read otherwise: the lease is given
+            // back, or it would hold the key for its TTL with nobody knowing its id.
+            if let Some(lease_id) = acquired {
+                let reason = Some("the lease answer could not be read".to_owned());
+                if let Err(c) = cancel(t, CancelRequest::new(&req.key, lease_id, reason)).await {
+                    tracing::warn!(key = %req.key, error = %c, "could not give back a lease whose answer could not be read");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The lease id of an answer whose `status` says it acquired.
+fn acquired_lease_id(answer: &JsonMap) -> Option<String> {
+    let status = answer.get("status").and_then(Value::as_str)?;
+    let acquired = status
+        .trim()
+        .eq_ignore_ascii_case(RunStatus::Acquired.as_str());
+    let id = answer.get("lease_id").and_then(Value::as_str)?;
+    acquired.then(|| id.to_owned())
 }
 
 /// Reads the engine's refusals back into the errors the embedded backend returns: a 409

@@ -1,6 +1,5 @@
 //! `POST /check-lock` and its own answer parsing, and the release extension.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 
 use super::errors::{self, parse_json, truthy};
@@ -47,7 +46,7 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
             first_seen_at: detail
                 .as_ref()
                 .and_then(|d| d.get("first_seen_at"))
-                .and_then(timestamp),
+                .and_then(wire::timestamp),
             lock_id: None,
             request_id,
             status_code: 409,
@@ -90,7 +89,7 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
             .and_then(Value::as_f64)
             .filter(|t| t.is_finite() && *t >= 0.0)
             .map_or(requested_ttl, |t| t.round() as u64),
-        first_seen_at: body.get("first_seen_at").and_then(timestamp),
+        first_seen_at: body.get("first_seen_at").and_then(wire::timestamp),
         // Our server's extension; only meaningful on the answer that took the lock.
         lock_id: body
             .get("lock_id")
@@ -101,28 +100,6 @@ fn parse(req: &CheckLockRequest, resp: &Response, t: &Transport) -> Result<Check
         status_code: resp.status,
         fail_open: None,
     })
-}
-
-/// An RFC 3339 timestamp, a naive ISO one (read as UTC), or Unix seconds.
-fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
-    match v {
-        Value::String(s) => {
-            let s = s.trim();
-            DateTime::parse_from_rfc3339(s)
-                .map(|d| d.with_timezone(&Utc))
-                .ok()
-                .or_else(|| {
-                    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                        .ok()
-                        .map(|n| n.and_utc())
-                })
-        }
-        Value::Number(n) => {
-            let secs = n.as_f64()?;
-            DateTime::from_timestamp_millis((secs * 1000.0) as i64)
-        }
-        _ => None,
-    }
 }
 
 /// `POST /check-lock/release {"key", "lock_id"?}` (extension), answering
@@ -142,26 +119,4 @@ pub(crate) async fn release_lock(t: &Transport, key: &str, lock_id: Option<&str>
     }
     let map = wire::read_map(&resp, t.scrub())?;
     Ok(map.get("released").is_some_and(truthy))
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn timestamps() {
-        let want = DateTime::parse_from_rfc3339("2025-01-15T10:30:00Z").unwrap();
-        for v in [
-            json!("2025-01-15T10:30:00Z"),
-            json!("2025-01-15T10:30:00+00:00"),
-            json!("2025-01-15T10:30:00"),
-            json!(1736937000),
-        ] {
-            assert_eq!(timestamp(&v), Some(want.with_timezone(&Utc)), "{v}");
-        }
-        assert_eq!(timestamp(&json!("yesterday")), None);
-        assert_eq!(timestamp(&json!(null)), None);
-    }
 }

@@ -59,6 +59,21 @@ pub(crate) fn success_map(body: &[u8]) -> JsonMap {
     }
 }
 
+/// [`success_map`] of an answer that has to be JSON when it has a body at all: a 2xx whose
+/// body is not JSON (an HTML page from a captive portal or a proxy) did not come from the API,
+/// so it is an error, not an empty answer that would read as a call that went through.
+pub(crate) fn json_success_map(body: &[u8]) -> Result<JsonMap, serde_json::Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(JsonMap::new());
+    }
+    let value: Value = serde_json::from_slice(body)?;
+    Ok(match value {
+        Value::Object(map) => map,
+        v if truthy(&v) => JsonMap::from_iter([("data".to_owned(), v)]),
+        _ => JsonMap::new(),
+    })
+}
+
 /// JavaScript truthiness, which decides `success` in check-lock answers.
 pub(crate) fn truthy(v: &Value) -> bool {
     match v {

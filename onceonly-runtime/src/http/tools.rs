@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::transport::{Request, Transport};
-use super::wire::{self, call, call_map, default_member, list_items, on_404, path_id};
+use super::wire::{self, call_map, default_member, list_items, on_404, path_id};
 use crate::error::{Error, JsonMap, Result};
 use crate::models::{
     Decision, DeleteToolRequest, GetToolRequest, ListToolsRequest, PolicyReason, ToggleToolRequest,
@@ -98,5 +98,10 @@ pub(crate) async fn toggle_tool(t: &Transport, req: ToggleToolRequest) -> Result
 
 pub(crate) async fn delete_tool(t: &Transport, req: DeleteToolRequest) -> Result<ToolDeleted> {
     let path = ["tools", path_id("name", &req.name)?];
-    call(t, Request::delete(&path).query("scope_id", &req.scope_id)).await
+    let mut answer = call_map(t, Request::delete(&path).query("scope_id", &req.scope_id)).await?;
+    // A 2xx is the deletion (a missing tool is a 404), whatever the body says or leaves out:
+    // a `204` has none.
+    default_member(&mut answer, "ok", true);
+    default_member(&mut answer, "deleted", req.name.as_str());
+    wire::decode(answer)
 }

@@ -162,7 +162,12 @@ impl Transport {
             HeaderValue::try_from(user_agent)
                 .map_err(|_| Error::Config(format!("invalid user agent `{user_agent}`")))?,
         );
+        // Redirects are not followed: a `302` would turn a `POST /check-lock` into a body-less
+        // `GET` whose answer would be read as the lock decision, and a `307` would send a
+        // request again that the retry rules say must go once. A redirect is an error that
+        // names its status (a base URL that needs `https`, say).
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -54,7 +55,7 @@ pub(crate) async fn call<T: DeserializeOwned>(t: &Transport, req: Request) -> Re
 
 pub(crate) fn read_map(resp: &Response, scrub: Scrub<'_>) -> Result<JsonMap> {
     if resp.is_success() {
-        Ok(errors::success_map(&resp.body))
+        errors::json_success_map(&resp.body).map_err(Error::Decode)
     } else {
         Err(errors::status_error(
             resp.status,
@@ -123,8 +124,8 @@ pub(crate) fn on_404(
     move |e| if is_404(&e, code) { to() } else { e }
 }
 
-/// Members the models read as whole non-negative numbers.
-const WHOLE_NUMBERS: [&str; 7] = [
+/// Members the models read as whole non-negative numbers, wherever they appear.
+const WHOLE_NUMBERS: [&str; 16] = [
     "ttl",
     "ttl_left",
     "retry_after_sec",
@@ -132,8 +133,47 @@ const WHOLE_NUMBERS: [&str; 7] = [
     "charged",
     "usage",
     "limit",
+    "requests_total_month",
+    "total_actions",
+    "blocked_actions",
+    "timeout_ms",
+    "max_retries",
+    "max_actions_per_hour",
+    "duration_ms",
+    "event_id",
+    "id",
 ];
 
+/// Members the models read as amounts (USD).
+const AMOUNTS: [&str; 3] = ["spend_usd", "total_spend_usd", "max_spend_usd_per_day"];
+
+/// Members the models read as flags.
+const FLAGS: [&str; 8] = [
+    "ok",
+    "allowed",
+    "retryable",
+    "enabled",
+    "is_enabled",
+    "has_secret",
+    "queued",
+    "dry_run",
+];
+
+/// Members the models read as times: RFC 3339 for the models, whatever the server wrote.
+const TIMES: [&str; 5] = [
+    "first_seen_at",
+    "done_at",
+    "disabled_at",
+    "current_period_start",
+    "current_period_end",
+];
+
+/// Makes an answer map fit the models, as tolerantly as the official SDKs read answers, which
+/// copy what they get without checking its type: a member of a known name written another
+/// way (a number as a string or with a fraction, a flag as `"true"`, a time in naive ISO or as
+/// Unix seconds) is converted, and one that cannot be read as its kind is dropped (read as
+/// absent) rather than failing the whole answer. A call whose answer failed to decode may have
+/// changed state on the server all the same (a lease acquired, an event filed).
 pub(crate) fn tidy(map: &mut JsonMap) {
     map.retain(|_, v| !v.is_null());
     if let Some(Value::String(s)) = map.get_mut("status") {
@@ -144,20 +184,75 @@ pub(crate) fn tidy(map: &mut JsonMap) {
     if map.get("metadata").is_some_and(|m| !m.is_object()) {
         map.remove("metadata");
     }
-    // A server may send `retry_after_sec: 0.5` or `ttl_left: 12.3`: round up, not fail.
-    for name in WHOLE_NUMBERS {
-        let fraction = match map.get(name) {
-            Some(Value::Number(n)) if n.as_u64().is_none() => n.as_f64(),
-            _ => continue,
-        };
-        match fraction {
-            Some(f) if f.is_finite() && f >= 0.0 => {
-                map.insert(name.to_owned(), Value::from(f.ceil() as u64));
-            }
-            _ => {
-                map.remove(name);
+    convert(map, &WHOLE_NUMBERS, |v| {
+        // `retry_after_sec: 0.5` or `ttl_left: 12.3`: rounded up, not failed.
+        let f = number(v)?;
+        (f.is_finite() && f >= 0.0).then(|| Value::from(f.ceil() as u64))
+    });
+    convert(map, &AMOUNTS, |v| {
+        number(v)
+            .filter(|f| f.is_finite())
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+    });
+    convert(map, &FLAGS, |v| match v {
+        Value::Bool(b) => Some(Value::Bool(*b)),
+        Value::Number(n) => Some(Value::Bool(n.as_f64().is_some_and(|f| f != 0.0))),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(Value::Bool(true)),
+            "false" | "0" | "no" | "" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        _ => None,
+    });
+    convert(map, &TIMES, |v| {
+        timestamp(v).map(|t| Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+    });
+}
+
+/// Replaces each present member named in `names` by `read` of it, or removes it when `read`
+/// cannot make it out.
+fn convert(map: &mut JsonMap, names: &[&str], read: impl Fn(&Value) -> Option<Value>) {
+    for name in names {
+        if let Some(v) = map.get_mut(*name) {
+            match read(v) {
+                Some(read) => *v = read,
+                None => {
+                    map.remove(*name);
+                }
             }
         }
+    }
+}
+
+/// A JSON number, or a string that holds one.
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// An RFC 3339 timestamp, a naive ISO one (read as UTC), or Unix seconds.
+pub(crate) fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::String(s) => {
+            let s = s.trim();
+            DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&Utc))
+                .ok()
+                .or_else(|| {
+                    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                        .ok()
+                        .map(|n| n.and_utc())
+                })
+        }
+        Value::Number(n) => {
+            let secs = n.as_f64()?;
+            DateTime::from_timestamp_millis((secs * 1000.0) as i64)
+        }
+        _ => None,
     }
 }
 
@@ -191,6 +286,43 @@ mod tests {
         held.insert("metadata".into(), serde_json::json!({"fingerprint": "ab"}));
         tidy(&mut held);
         assert_eq!(held["metadata"]["fingerprint"], "ab");
+    }
+
+    #[test]
+    fn timestamps() {
+        let want = DateTime::parse_from_rfc3339("2025-01-15T10:30:00Z").unwrap();
+        for v in [
+            serde_json::json!("2025-01-15T10:30:00Z"),
+            serde_json::json!("2025-01-15T10:30:00+00:00"),
+            serde_json::json!("2025-01-15T10:30:00"),
+            serde_json::json!(1736937000),
+        ] {
+            assert_eq!(timestamp(&v), Some(want.with_timezone(&Utc)), "{v}");
+        }
+        assert_eq!(timestamp(&serde_json::json!("yesterday")), None);
+        assert_eq!(timestamp(&serde_json::json!(null)), None);
+    }
+
+    #[test]
+    fn members_written_another_way_are_converted_or_dropped() {
+        let Value::Object(mut map) = serde_json::json!({
+            "ttl": "1800", "version": "1", "event_id": "123", "id": "evt_1",
+            "total_actions": 450.0, "spend_usd": "0.5", "allowed": "false", "ok": 1,
+            "retryable": "maybe", "done_at": "2025-01-15T10:30:00.5", "first_seen_at": "",
+            "disabled_at": 1736937000, "name": "123"
+        }) else {
+            unreachable!()
+        };
+        tidy(&mut map);
+        assert_eq!(
+            Value::Object(map),
+            serde_json::json!({
+                "ttl": 1800, "version": 1, "event_id": 123, "total_actions": 450,
+                "spend_usd": 0.5, "allowed": false, "ok": true,
+                "done_at": "2025-01-15T10:30:00.500Z", "disabled_at": "2025-01-15T10:30:00Z",
+                "name": "123"
+            })
+        );
     }
 
     #[test]

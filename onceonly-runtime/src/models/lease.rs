@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::JsonMap;
 
 /// The state of a key in the lease (AI run) API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// This call acquired the lease and must complete, fail or cancel it ("extended" in an
@@ -24,7 +24,9 @@ pub enum RunStatus {
     NotFound,
     /// A governed lease was refused by the agent's policy.
     Blocked,
-    /// A status this version of the runtime does not know.
+    /// A status this version of the runtime does not know, or none at all (an answer without
+    /// `status`, such as a bare `{"ok": true}` to a completion).
+    #[default]
     #[serde(other)]
     Unknown,
 }
@@ -232,7 +234,9 @@ pub struct Lease {
     /// `false` when the call did not get what it asked for (conflict, failure, block).
     #[serde(default)]
     pub ok: bool,
-    /// Where the key stands after the call.
+    /// Where the key stands after the call ([`RunStatus::Unknown`] when the answer says
+    /// nothing: the hosted API may answer a completion with a bare `{"ok": true}`).
+    #[serde(default)]
     pub status: RunStatus,
     /// The key.
     #[serde(default)]
@@ -336,7 +340,8 @@ pub struct AiStatus {
     /// `true` when the key exists.
     #[serde(default)]
     pub ok: bool,
-    /// Where the key stands.
+    /// Where the key stands ([`RunStatus::Unknown`] when the answer says nothing).
+    #[serde(default)]
     pub status: RunStatus,
     /// The key.
     #[serde(default)]
@@ -382,7 +387,8 @@ pub struct AiResult {
     /// `true` when a result is stored.
     #[serde(default)]
     pub ok: bool,
-    /// Where the key stands.
+    /// Where the key stands ([`RunStatus::Unknown`] when the answer says nothing).
+    #[serde(default)]
     pub status: RunStatus,
     /// The key.
     #[serde(default)]
