@@ -175,3 +175,21 @@ async fn a_completion_answered_by_a_page_that_is_not_json_is_an_error() {
         .await;
     assert!(matches!(got, Err(Error::Decode(_))), "{got:?}");
 }
+
+/// The hosted API does not document `/metrics`: what it sends beyond the model's members is
+/// kept, not dropped.
+#[tokio::test]
+async fn metrics_keep_what_the_model_does_not_name() {
+    let stub = Stub::start(vec![Reply::json(
+        200,
+        r#"{"from_day":"2026-01-01","to_day":"2026-01-02","series":[{"d":1}]}"#,
+    )])
+    .await;
+    let m = stub
+        .client()
+        .metrics("2026-01-01", "2026-01-02")
+        .await
+        .unwrap();
+    assert_eq!(m.from_day, "2026-01-01");
+    assert_eq!(m.extra["series"][0]["d"], 1);
+}

@@ -450,6 +450,7 @@ impl<S: Store> Engine<S> {
             to_day: to.format("%Y-%m-%d").to_string(),
             days,
             totals,
+            extra: JsonMap::new(),
         })
     }
 }

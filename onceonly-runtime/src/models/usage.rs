@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, JsonMap};
 
 /// Which usage bucket: check-locks (`make`) or leases and runs (`ai`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -172,4 +172,9 @@ pub struct Metrics {
     /// The sums over the range.
     #[serde(default)]
     pub totals: MetricsCounts,
+    /// Members of the answer this model does not name: the hosted API does not document the
+    /// shape of `/metrics`, so whatever else it sends is kept here rather than dropped. Empty
+    /// from the embedded engine and `onceonly-server`.
+    #[serde(flatten, default)]
+    pub extra: JsonMap,
 }
