@@ -96,3 +96,43 @@ async fn retention_out_of_range_is_refused_or_clamped() {
         assert_eq!(again.status, RunStatus::Completed, "{retention:?}");
     }
 }
+
+/// An engine that outlives the runtime its purge loop started on (kept in a static, used from
+/// several `block_on` calls) starts the loop again in the next runtime: it used to purge
+/// nothing from then on, and the store grew without bound.
+#[test]
+fn the_purge_loop_starts_again_in_a_later_runtime() {
+    let clock = ManualClock::default();
+    let engine = Engine::with_config(
+        MemoryStore::new(),
+        EngineConfig::default().purge_interval(Duration::from_secs(1)),
+        Arc::new(clock.clone()),
+    );
+    let lock = |key: &str| {
+        let mut req = CheckLockRequest::new(key);
+        req.ttl = Some(Duration::from_secs(10));
+        req
+    };
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    first.block_on(engine.check_lock(lock("a"))).unwrap();
+    drop(first);
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    second.block_on(async {
+        engine.check_lock(lock("b")).await.unwrap();
+        clock.advance(Duration::from_secs(11));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            engine.store().len(),
+            (0, 0),
+            "purged by a loop of this runtime"
+        );
+    });
+}

@@ -383,3 +383,69 @@ async fn a_log_written_before_sizes_were_kept_still_gets_its_byte_cap() {
         "307 bytes were over the cap of 300: the oldest went"
     );
 }
+
+/// A store outlives the runtime that opened it (a client kept in a static and used from
+/// several tests or `block_on` calls): other stores' writes still wake its waiters. The
+/// listener used to be a task of the first runtime and ended with it, without a word.
+#[test]
+fn a_store_outliving_the_runtime_that_opened_it_still_hears_other_stores() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let waiter = first.block_on(RedisStore::connect(&url)).unwrap();
+    drop(first);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let writer = RedisStore::connect(&url).await.unwrap();
+        let mut sub = waiter.subscribe("k").await.unwrap();
+        writer.put_record("k", None, record()).await.unwrap();
+        tokio::time::timeout(EVENTUALLY, sub.changed())
+            .await
+            .expect("woken by the other store's write");
+    });
+}
+
+/// Log lines written to a shared buffer, for a test to read.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A Redis that evicts keys with a TTL at its memory limit would drop live locks silently:
+/// connecting to one warns; connecting to one that does not stays quiet.
+#[test]
+fn connecting_to_a_redis_that_evicts_warns() {
+    for (policy, warned) in [("volatile-lru", true), ("noeviction", false)] {
+        let Some(server) =
+            RedisServer::start_with(&["--maxmemory", "64mb", "--maxmemory-policy", policy])
+        else {
+            return;
+        };
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        let _quiet = tracing::subscriber::set_default(subscriber);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(RedisStore::connect(&server.url()))
+            .unwrap();
+        let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logged.contains("noeviction"), warned, "{policy}: {logged}");
+    }
+}

@@ -12,12 +12,15 @@ use super::Engine;
 use crate::store::Store;
 use crate::time::Clock;
 
-/// Starts the purge loop of one store, once, on the first call made inside a tokio runtime.
+/// Starts the purge loop of one store on the first call made inside a tokio runtime, and
+/// again on the first call after that runtime shut down (an engine kept in a static outlives
+/// runtimes; its purge loop, a task of one of them, does not).
 pub(super) struct Purger<S> {
     store: Weak<S>,
     clock: Arc<dyn Clock>,
     every: Duration,
-    started: AtomicBool,
+    /// Whether a loop runs: set when one starts, cleared when it ends however it ends.
+    started: Arc<AtomicBool>,
 }
 
 impl<S: Store> Purger<S> {
@@ -26,7 +29,7 @@ impl<S: Store> Purger<S> {
             store: Arc::downgrade(store),
             clock,
             every,
-            started: AtomicBool::new(false),
+            started: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -49,10 +52,12 @@ impl<S: Store> StartPurge for Purger<S> {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
+        let running = Running(Arc::clone(&self.started));
         handle.spawn(purge_loop(
             self.store.clone(),
             Arc::clone(&self.clock),
             self.every,
+            running,
         ));
     }
 }
@@ -69,7 +74,22 @@ impl<S: Store> Engine<S> {
     }
 }
 
-async fn purge_loop<S: Store>(store: Weak<S>, clock: Arc<dyn Clock>, every: Duration) {
+/// Held by a running loop: dropped with it (its runtime shut down, or its store went away), it
+/// lets the next call start another.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+async fn purge_loop<S: Store>(
+    store: Weak<S>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    _running: Running,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;

@@ -76,6 +76,14 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// of acknowledged locks, leases and results; RDB snapshots alone lose everything since the
 /// last snapshot. Redis 5 or newer (scripts call `TIME` before writing).
 ///
+/// Run it with `maxmemory-policy noeviction` (Redis's default) if it has a `maxmemory`: every
+/// lock, lease record, counter and log here carries a TTL, and at its memory limit Redis
+/// evicts such keys under any `volatile-*` policy (any key under `allkeys-*`), silently: an
+/// evicted lock lets a duplicate through. With `noeviction`, Redis refuses writes instead,
+/// which the engine reports. [`connect`](RedisStoreBuilder::connect) logs a warning when it
+/// can read a setting that evicts (`CONFIG GET`; managed services that disable it get no
+/// check).
+///
 /// ```no_run
 /// # async fn demo() -> onceonly_runtime::Result<()> {
 /// use onceonly_runtime::{Engine, store::RedisStore};
@@ -155,9 +163,10 @@ impl RedisStoreBuilder {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
+        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(failed("connect"))?;
+        warn_if_evicting(&mut conn).await;
         let notifier = Arc::new(Notifier::new());
         let channel = format!("{}:changed", self.prefix);
         let listener = pubsub::Listener::start(
@@ -177,6 +186,41 @@ impl RedisStoreBuilder {
             _listener: listener,
         })
     }
+}
+
+/// Logs a warning when Redis would evict this store's keys at its memory limit (see "Outages
+/// and durability" on [`RedisStore`]). A server that does not let us read its settings is
+/// given the benefit of the doubt.
+async fn warn_if_evicting(conn: &mut ConnectionManager) {
+    async fn setting(conn: &mut ConnectionManager, name: &str) -> ::redis::RedisResult<String> {
+        let pair: Vec<String> = ::redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(conn)
+            .await?;
+        Ok(pair.into_iter().nth(1).unwrap_or_default())
+    }
+    let settings = async {
+        Ok::<_, ::redis::RedisError>((
+            setting(conn, "maxmemory").await?,
+            setting(conn, "maxmemory-policy").await?,
+        ))
+    };
+    match settings.await {
+        Ok((limit, policy)) if evicts(&limit, &policy) => tracing::warn!(
+            maxmemory = %limit, maxmemory_policy = %policy,
+            "Redis evicts keys at its memory limit: locks and leases could vanish and let \
+             duplicates through; set maxmemory-policy to noeviction"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "could not read Redis's eviction settings"),
+    }
+}
+
+/// Whether a server with `maxmemory` and `maxmemory-policy` as given evicts keys with a TTL.
+fn evicts(maxmemory: &str, policy: &str) -> bool {
+    let limited = maxmemory.trim().parse::<u64>().is_ok_and(|bytes| bytes > 0);
+    limited && policy.trim() != "noeviction"
 }
 
 fn validate_prefix(prefix: &str) -> Result<()> {
@@ -628,4 +672,21 @@ fn log_page(key: &str, reply: Vec<Value>) -> Result<LogPage> {
         });
     }
     Ok(LogPage { total, entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evicts;
+
+    #[test]
+    fn only_a_memory_limit_with_an_evicting_policy_evicts() {
+        assert!(evicts("3145728", "volatile-lru"));
+        assert!(!evicts("not-a-number", "allkeys-lru"));
+        assert!(evicts("1073741824", "allkeys-random"));
+        assert!(!evicts("1073741824", "noeviction"));
+        assert!(
+            !evicts("0", "volatile-lru"),
+            "no limit, nothing to evict for"
+        );
+    }
 }

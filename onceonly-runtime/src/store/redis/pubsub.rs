@@ -5,6 +5,11 @@
 //! again) every waited-on key is notified: a spurious wake only makes a waiter read its key
 //! again, so a lost message costs one reconnect delay, never a hang. A connection that stops
 //! answering pings counts as lost, so a silent network failure is noticed too.
+//!
+//! The listener runs on a thread of its own, with its own small runtime, not as a task of
+//! the runtime that opened the store: a store outlives runtimes (a client kept in a static and
+//! used from several tests or `block_on` calls), and a task would end with the first of them,
+//! silently, leaving waiters to learn of other replicas' writes only at their deadlines.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +17,7 @@ use std::time::Duration;
 use ::redis::aio::{PubSubSink, PubSubStream};
 use ::redis::{Client, RedisError, RedisResult};
 use futures_util::StreamExt;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use crate::store::Notifier;
 
@@ -23,39 +28,66 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// The background listener; dropping it stops it.
+/// The background listener; dropping it stops it (and its thread).
 #[derive(Debug)]
 pub(super) struct Listener {
-    task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            // An error means the thread is gone already.
+            let _ = stop.send(());
+        }
     }
 }
 
 impl Listener {
     /// Subscribes to `channel` (an error here is the caller's: the store cannot start), then
-    /// listens in the background for as long as the listener lives.
+    /// listens on its own thread for as long as the listener lives.
     pub(super) async fn start(
         client: Client,
         channel: String,
         notifier: Arc<Notifier>,
         connect_timeout: Duration,
     ) -> RedisResult<Listener> {
-        let first = subscribe(&client, &channel, connect_timeout).await?;
-        let task = tokio::spawn(async move {
-            let mut conn = first;
-            loop {
-                listen(conn, &notifier).await;
-                tracing::warn!(%channel, "redis pub/sub connection lost; reconnecting");
-                conn = resubscribe(&client, &channel, connect_timeout).await;
-                tracing::info!(%channel, "redis pub/sub connection back");
-                notifier.notify_all();
+        let (subscribed, first) = oneshot::channel::<RedisResult<()>>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listen_forever = async move {
+            let mut conn = match subscribe(&client, &channel, connect_timeout).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = subscribed.send(Err(e));
+                    return;
+                }
+            };
+            let _ = subscribed.send(Ok(()));
+            let forever = async {
+                loop {
+                    listen(conn, &notifier).await;
+                    tracing::warn!(%channel, "redis pub/sub connection lost; reconnecting");
+                    conn = resubscribe(&client, &channel, connect_timeout).await;
+                    tracing::info!(%channel, "redis pub/sub connection back");
+                    notifier.notify_all();
+                }
+            };
+            tokio::select! {
+                _ = stopped => {}
+                () = forever => {}
             }
-        });
-        Ok(Listener { task })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("onceonly-redis-pubsub".into())
+            .spawn(move || runtime.block_on(listen_forever))?;
+        match first.await {
+            Ok(answer) => answer?,
+            Err(_) => return Err(std::io::Error::other("the pub/sub thread ended").into()),
+        }
+        Ok(Listener { stop: Some(stop) })
     }
 }
 
