@@ -8,6 +8,9 @@ use crate::error::JsonMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockEntry {
     /// Chosen by the engine for each claim; the fencing token of [`Store::release_lock`].
+    /// Always 1 to 256 bytes of visible ASCII (no spaces), as the engine checks every lock id
+    /// it is given: a store may rely on that (the Redis store keeps it in a space-separated
+    /// value).
     ///
     /// [`Store::release_lock`]: super::Store::release_lock
     pub lock_id: String,
