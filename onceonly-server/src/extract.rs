@@ -20,6 +20,10 @@ use crate::state::AppState;
 /// A JSON request body.
 pub(crate) struct JsonBody<T>(pub T);
 
+/// A JSON request body that may be left out: an empty body reads as `T::default()`. For
+/// bodies whose every member is optional (`{"reason"?}`), which a `curl -X POST` sends none of.
+pub(crate) struct OptionalBody<T>(pub T);
+
 /// Parses `bytes` as a `T`, naming the offending field in the error.
 ///
 /// Every body of the API is an object. serde would also read a struct from an array of its
@@ -60,33 +64,57 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(state.body_limit, |l| l.0);
-        // A body announced over the limit is refused from the head, without waiting for it.
-        let announced = req.body().size_hint().lower();
-        if announced > limit as u64 {
-            if announced <= (limit as u64).saturating_add(DRAIN_MAX) {
-                drain(req.into_body(), announced, state.body_timeout).await;
-            }
-            return Err(ApiError::payload_too_large(limit));
-        }
-        // A deadline for the whole body: tower-http's body timeout restarts on every chunk,
-        // which a client sending a byte at a time never lets expire.
-        let bytes = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state))
-            .await
-            .map_err(|_| {
-                state.metrics.connections.body_timed_out();
-                tracing::debug!(
-                    timeout_secs = state.body_timeout.as_secs_f64(),
-                    "request body timeout"
-                );
-                ApiError::body_timeout(state.body_timeout)
-            })?
-            .map_err(|e| body_rejection(&e, limit))?;
-        parse_json(&bytes).map(JsonBody)
+        parse_json(&read_body(req, state).await?).map(JsonBody)
     }
+}
+
+impl<T, S> FromRequest<AppState<S>> for OptionalBody<T>
+where
+    T: DeserializeOwned + Default,
+    S: onceonly_runtime::store::Store,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(T::default()));
+        }
+        parse_json(&bytes).map(OptionalBody)
+    }
+}
+
+/// A request's whole body, within the body limit and the body timeout.
+async fn read_body<S: onceonly_runtime::store::Store>(
+    req: Request,
+    state: &AppState<S>,
+) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(state.body_limit, |l| l.0);
+    // A body announced over the limit is refused from the head, without waiting for it.
+    let announced = req.body().size_hint().lower();
+    if announced > limit as u64 {
+        if announced <= (limit as u64).saturating_add(DRAIN_MAX) {
+            drain(req.into_body(), announced, state.body_timeout).await;
+        }
+        return Err(ApiError::payload_too_large(limit));
+    }
+    // A deadline for the whole body: tower-http's body timeout restarts on every chunk,
+    // which a client sending a byte at a time never lets expire.
+    let bytes = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| {
+            state.metrics.connections.body_timed_out();
+            tracing::debug!(
+                timeout_secs = state.body_timeout.as_secs_f64(),
+                "request body timeout"
+            );
+            ApiError::body_timeout(state.body_timeout)
+        })?
+        .map_err(|e| body_rejection(&e, limit))?;
+    Ok(bytes)
 }
 
 /// How far over the limit an announced body may be and still be read (and dropped) before the

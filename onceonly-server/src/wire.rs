@@ -287,8 +287,8 @@ pub(crate) struct TemplateBody {
     pub(crate) overrides: Option<JsonMap>,
 }
 
-/// `POST /agents/{agent_id}/disable` and `/enable`: `{"reason"?}`.
-#[derive(Debug, Deserialize)]
+/// `POST /agents/{agent_id}/disable` and `/enable`: `{"reason"?}`, or no body at all.
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ReasonBody {
     #[serde(default)]
     pub(crate) reason: Option<String>,

@@ -330,6 +330,27 @@ async fn kill_switch_logs_and_metrics() {
     );
 }
 
+/// The kill switch takes `{"reason"?}`, `{}` or no body at all (a `curl -X POST`); a body
+/// that is there must still be a JSON object.
+#[tokio::test]
+async fn the_kill_switch_takes_no_body_too() {
+    let s = start().await;
+    for (path, body, status) in [
+        ("agents/bot/disable", None, 200),
+        ("agents/bot/enable", None, 200),
+        ("agents/bot/disable", Some(b"  ".to_vec()), 200),
+        ("agents/bot/disable", Some(b"[1]".to_vec()), 422),
+    ] {
+        let a = s.raw(Method::POST, path, Some(A), body.clone(), &[]).await;
+        assert_eq!(a.status.as_u16(), status, "{path} {body:?}: {}", a.text);
+    }
+    let off = s.post_ok(A, "agents/bot/disable", json!({})).await;
+    assert_eq!(
+        (off["is_enabled"].clone(), off["disabled_reason"].clone()),
+        (json!(false), Value::Null)
+    );
+}
+
 #[tokio::test]
 async fn tools_registry_shapes_never_echo_secrets() {
     let s = start().await;

@@ -6,7 +6,7 @@ use onceonly_runtime::models::{AgentLogItem, AgentMetrics, AgentStatus, MetricsP
 use onceonly_runtime::store::Store;
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, Segment};
+use crate::extract::{OptionalBody, QueryParams, Segment};
 use crate::state::{AppState, Tenant};
 use crate::wire::{PageQuery, PeriodQuery, ReasonBody};
 
@@ -26,7 +26,7 @@ pub(super) fn routes<S: Store>() -> Router<AppState<S>> {
 async fn disable<S: Store>(
     tenant: Tenant<S>,
     Segment(agent_id): Segment,
-    JsonBody(body): JsonBody<ReasonBody>,
+    OptionalBody(body): OptionalBody<ReasonBody>,
 ) -> Answer<AgentStatus> {
     let status = tenant
         .disable_agent(&agent_id, body.reason.as_deref())
@@ -38,7 +38,7 @@ async fn disable<S: Store>(
 async fn enable<S: Store>(
     tenant: Tenant<S>,
     Segment(agent_id): Segment,
-    JsonBody(_): JsonBody<ReasonBody>,
+    OptionalBody(_): OptionalBody<ReasonBody>,
 ) -> Answer<AgentStatus> {
     Ok(axum::Json(tenant.enable_agent(&agent_id).await?))
 }
