@@ -175,11 +175,12 @@ impl Worker {
             let claimed = tokio::select! {
                 claimed = &mut call => claimed,
                 () = &mut shutdown => {
-                    // A claim on the wire may have taken a run: let it answer (briefly; one
-                    // still waiting then has taken nothing) and give the run back before
-                    // `serve` returns. Left to the background, the give-back would be lost
-                    // with a runtime that ends with `serve`, and the run held by nobody for
-                    // its lease.
+                    // A claim on the wire may have taken a run: let it answer (briefly) and
+                    // give the run back before `serve` returns. Left to the background, the
+                    // give-back would be lost with a runtime that ends with `serve`, and the
+                    // run held by nobody for its lease. A claim still waiting after the grace
+                    // is dropped; the rare remote claim granted at that very instant loses its
+                    // answer, and its run waits out its lease.
                     if let Ok(Ok(Some(job))) = tokio::time::timeout(CLAIM_GRACE, call).await {
                         give_back(&self.client, job).await;
                     }

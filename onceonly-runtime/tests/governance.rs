@@ -662,3 +662,44 @@ async fn agent_ids_clients_cannot_route_are_refused_when_made() {
     }
     gov.disable_agent(".hidden-agent", "test").await.unwrap();
 }
+
+/// A policy or kill-switch state that an earlier release stored for `..` (as it was allowed
+/// then) can still be changed and lifted: only new ones are refused.
+#[tokio::test]
+async fn states_stored_for_unroutable_ids_can_still_be_changed() {
+    use onceonly_runtime::Engine;
+    use onceonly_runtime::store::{MemoryStore, Store};
+    let engine = Engine::new(MemoryStore::new());
+    let as_doc = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let store = engine.store();
+    store
+        .put_doc(
+            "gov/policy/..",
+            as_doc(serde_json::json!({"agent_id": ".."})),
+        )
+        .await
+        .unwrap();
+    store
+        .put_doc(
+            "gov/agent/..",
+            as_doc(serde_json::json!({"agent_id": "..", "is_enabled": false})),
+        )
+        .await
+        .unwrap();
+    let changed = engine
+        .upsert_policy(Policy::new("..").max_actions_per_hour(5))
+        .await
+        .unwrap();
+    assert_eq!(changed.max_actions_per_hour, Some(5));
+    assert_eq!(
+        engine.get_policy("..").await.unwrap().max_actions_per_hour,
+        Some(5)
+    );
+    let on = engine.enable_agent("..").await.unwrap();
+    assert!(on.is_enabled, "{on:?}");
+    // Still refused where nothing was stored before.
+    assert!(matches!(
+        engine.upsert_policy(Policy::new(".")).await,
+        Err(Error::Validation(_))
+    ));
+}

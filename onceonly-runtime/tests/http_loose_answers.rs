@@ -193,3 +193,45 @@ async fn metrics_keep_what_the_model_does_not_name() {
     assert_eq!(m.from_day, "2026-01-01");
     assert_eq!(m.extra["series"][0]["d"], 1);
 }
+
+/// List items and policies are read as loosely as a whole answer: numbers as strings are
+/// converted, a non-numeric id reads as absent, and a poster's own `status` is kept as written.
+#[tokio::test]
+async fn events_and_policies_with_loose_members_are_read() {
+    let stub = Stub::start(vec![
+        Reply::json(
+            200,
+            r#"{"run_id":"r","events":[{"id":"7","type":"step","status":"OK","duration_ms":"12.5"}]}"#,
+        ),
+        Reply::json(
+            200,
+            r#"{"data":[{"id":"evt_1","type":"note","run_id":null}],"total":"1"}"#,
+        ),
+        Reply::json(
+            200,
+            r#"{"agent_id":"a","policy":{"max_actions_per_hour":"100","max_spend_usd_per_day":"2.5","team":"ops"}}"#,
+        ),
+        Reply::json(200, r#"{"agent_id":"a","is_enabled":"true"}"#),
+    ])
+    .await;
+    let client = stub.client();
+    let timeline = client.get_run_timeline("r").await.unwrap();
+    let step = &timeline.events[0];
+    assert_eq!(
+        (step.id, step.duration_ms, step.status.as_deref()),
+        (Some(7), Some(13), Some("OK"))
+    );
+    let page = client.events().await.unwrap();
+    assert_eq!(
+        (page.data[0].id, page.data[0].run_id.as_deref()),
+        (None, None)
+    );
+    let policy = client.gov().get_policy("a").await.unwrap();
+    assert_eq!(
+        (policy.max_actions_per_hour, policy.max_spend_usd_per_day),
+        (Some(100), Some(2.5))
+    );
+    assert_eq!(policy.extra["team"], "ops");
+    let status = client.gov().enable_agent("a", "").await.unwrap();
+    assert!(status.is_enabled, "{status:?}");
+}

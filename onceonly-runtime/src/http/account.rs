@@ -45,9 +45,10 @@ pub(crate) async fn events(t: &Transport, limit: u32, offset: u32) -> Result<Eve
     map.entry("offset").or_insert(offset.into());
     if let Some(Value::Array(events)) = map.get_mut("data") {
         events.retain(Value::is_object);
-        for event in events.iter_mut().filter_map(Value::as_object_mut) {
-            event.retain(|_, v| !v.is_null());
-        }
+        events
+            .iter_mut()
+            .filter_map(Value::as_object_mut)
+            .for_each(wire::tidy_members);
     }
     wire::decode(map)
 }
@@ -92,7 +93,7 @@ pub(crate) async fn run_timeline(
     if let Some(Value::Array(events)) = map.get_mut("events") {
         events.retain(Value::is_object);
         for event in events.iter_mut().filter_map(Value::as_object_mut) {
-            event.retain(|_, v| !v.is_null());
+            wire::tidy_members(event);
             event.entry("run_id").or_insert_with(|| run_id.clone());
         }
     }

@@ -36,8 +36,9 @@ fn read_policy(mut answer: JsonMap, agent_id: &str, fallback: Option<JsonMap>) -
     let agent = outer
         .or_else(|| named(&policy))
         .unwrap_or_else(|| agent_id.to_owned());
-    // Only nulls go: unknown members are the policy's own and travel back untouched.
-    policy.retain(|_, v| !v.is_null());
+    // Nulls go and limits written as strings are read; members of names the models do not
+    // read are the policy's own and travel back untouched.
+    wire::tidy_members(&mut policy);
     policy.insert("agent_id".into(), agent.into());
     serde_json::from_value(Value::Object(policy)).map_err(Error::Decode)
 }
@@ -112,6 +113,7 @@ pub(crate) async fn set_agent_enabled(
     };
     let req = Request::post(&["agents", path_id("agent_id", agent_id)?, action], &body)?;
     let mut answer = call_map(t, req).await?;
+    wire::tidy(&mut answer);
     // `is_enabled`, else `enabled`, else false; both at once would be a duplicate field.
     let enabled = ["is_enabled", "enabled"]
         .iter()

@@ -66,9 +66,10 @@ pub(crate) fn read_map(resp: &Response, scrub: Scrub<'_>) -> Result<JsonMap> {
     }
 }
 
-/// Reads an answer map into a model. `null` members count as absent, and `status` is read
-/// case-insensitively, as the official SDKs do; a member of the wrong type is a
-/// [`Error::Decode`], not a silent default.
+/// Reads an answer map into a model after [`tidy`]: `null` members count as absent, `status`
+/// is read case-insensitively, and known members written another way are converted or read
+/// as absent. Nested lists (events) are tidied by their callers; what is still the wrong type
+/// for the model after that is an [`Error::Decode`].
 pub(crate) fn decode<T: DeserializeOwned>(mut map: JsonMap) -> Result<T> {
     tidy(&mut map);
     serde_json::from_value(Value::Object(map)).map_err(Error::Decode)
@@ -124,8 +125,12 @@ pub(crate) fn on_404(
     move |e| if is_404(&e, code) { to() } else { e }
 }
 
-/// Members the models read as whole non-negative numbers, wherever they appear.
-const WHOLE_NUMBERS: [&str; 16] = [
+/// Members the models read as whole non-negative numbers, in an answer, its events and its
+/// policy.
+const WHOLE_NUMBERS: [&str; 19] = [
+    "total",
+    "offset",
+    "events_count",
     "ttl",
     "ttl_left",
     "retry_after_sec",
@@ -175,7 +180,6 @@ const TIMES: [&str; 5] = [
 /// absent) rather than failing the whole answer. A call whose answer failed to decode may have
 /// changed state on the server all the same (a lease acquired, an event filed).
 pub(crate) fn tidy(map: &mut JsonMap) {
-    map.retain(|_, v| !v.is_null());
     if let Some(Value::String(s)) = map.get_mut("status") {
         *s = s.trim().to_ascii_lowercase();
     }
@@ -184,6 +188,13 @@ pub(crate) fn tidy(map: &mut JsonMap) {
     if map.get("metadata").is_some_and(|m| !m.is_object()) {
         map.remove("metadata");
     }
+    tidy_members(map);
+}
+
+/// [`tidy`] for an item of a list (an event, a policy): nulls dropped and known members
+/// converted, but its `status` and `metadata` are the poster's own and kept as written.
+pub(crate) fn tidy_members(map: &mut JsonMap) {
+    map.retain(|_, v| !v.is_null());
     convert(map, &WHOLE_NUMBERS, |v| {
         // `retry_after_sec: 0.5` or `ttl_left: 12.3`: rounded up, not failed.
         let f = number(v)?;

@@ -129,6 +129,17 @@ pub(super) async fn a_queued_run_waits_for_a_worker_and_matches_patterns(client:
         "claimed once"
     );
 
+    // `run_id: null` counts as none: the run is named by its key and has a timeline.
+    let mut metadata = onceonly_runtime::JsonMap::new();
+    metadata.insert("run_id".into(), serde_json::Value::Null);
+    client.ai().run("email:2").metadata(metadata).await.unwrap();
+    let exact = ClaimRequest::new("email:2").lease_ttl(Duration::from_secs(10));
+    let job = client.backend().claim_job(exact).await.unwrap().unwrap();
+    assert_eq!(job.run_id, "email:2");
+    let timeline = client.get_run_timeline("email:2").await.unwrap();
+    let kinds: Vec<&str> = timeline.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"), "{kinds:?}");
+
     for bad in ["", "a*b*", "*x", "re*port"] {
         let e = client
             .backend()

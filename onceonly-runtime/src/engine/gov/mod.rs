@@ -59,6 +59,13 @@ impl<S: Store> Engine<S> {
     /// nothing is stored when one is wrong.
     pub async fn upsert_policy(&self, policy: Policy) -> Result<Policy> {
         let policy = policy::check(&policy)?;
+        // `.` and `..` are refused for a new policy only: one stored by an earlier release
+        // can still be changed.
+        if let Err(e) = names::new_agent_id(&policy.agent_id)
+            && self.policy_of(&policy.agent_id).await?.is_none()
+        {
+            return Err(e);
+        }
         let caps = [(names::POLICY_DOCS, MAX_GOV_DOCS, "policies")];
         let key = names::policy_doc(&policy.agent_id);
         self.put_gov_doc(&key, to_doc(&policy)?, &caps).await?;
@@ -127,9 +134,10 @@ impl<S: Store> Engine<S> {
         Ok(status)
     }
 
-    /// Turns the kill switch off.
+    /// Turns the kill switch off. Any valid agent id, `.` and `..` included: lifting a block
+    /// that an earlier release stored for such an id must stay possible.
     pub async fn enable_agent(&self, agent_id: &str) -> Result<AgentStatus> {
-        names::new_agent_id(agent_id)?;
+        names::agent_id(agent_id)?;
         let status = AgentStatus {
             agent_id: agent_id.to_owned(),
             is_enabled: true,

@@ -29,7 +29,7 @@ pub(crate) const TEMPLATES: [&str; 5] = [
 /// checked for its type and range; unknown fields are kept. `agent_id` in the body, if any, is
 /// replaced by the target's.
 pub(crate) fn parse(agent_id: &str, mut body: JsonMap) -> Result<Policy> {
-    names::new_agent_id(agent_id)?;
+    names::agent_id(agent_id)?;
     body.remove("agent_id");
     let size = crate::validate::json_len(&body)?;
     if size > MAX_POLICY_BYTES {

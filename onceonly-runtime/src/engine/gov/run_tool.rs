@@ -193,7 +193,16 @@ impl<S: Store> Engine<S> {
                 _ => {}
             }
         };
+        // A call dropped before its tool answered (the caller timed out or went away, here or
+        // while the limits are charged and the call audited) gives the record back, so an
+        // identical retry runs now rather than after the TTL.
+        let mut guard = CallGuard {
+            engine: self.clone(),
+            key: key.clone(),
+            lease_id: Some(lease_id.clone()),
+        };
         if let Some(reason) = self.charge_limits(&limits).await? {
+            guard.lease_id = None;
             let cancel = CancelRequest::new(&key, &lease_id, Some("policy_blocked".into()));
             if let Err(e) = self.cancel_any(cancel).await {
                 tracing::warn!(error = %e, "could not release a blocked tool call");
@@ -202,13 +211,6 @@ impl<S: Store> Engine<S> {
         }
         record(Decision::Executed, PolicyReason::Ok, spend).await;
 
-        // A call dropped before its tool answered (the caller timed out or went away) gives
-        // the record back, so an identical retry runs now rather than after the TTL.
-        let mut guard = CallGuard {
-            engine: self.clone(),
-            key: key.clone(),
-            lease_id: Some(lease_id.clone()),
-        };
         let started = std::time::Instant::now();
         let outcome = match &target {
             // A panic is the tool's failure: recorded, and the record given back, as for `Err`.

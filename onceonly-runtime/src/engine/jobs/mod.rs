@@ -66,9 +66,11 @@ impl<S: Store> Engine<S> {
         super::gov::reserved_key(&req.key)?;
         super::run::check(&req)?;
         let metadata = req.metadata.get_or_insert_with(JsonMap::new);
-        metadata
-            .entry("run_id")
-            .or_insert_with(|| req.key.clone().into());
+        // `run_id: null` counts as none everywhere, so it gets the key as well.
+        let run_id = metadata.entry("run_id").or_insert(serde_json::Value::Null);
+        if run_id.is_null() {
+            *run_id = req.key.clone().into();
+        }
         let actions = has_actions(req.metadata.as_ref());
         if actions {
             actions::validate(&req.key, req.metadata.as_ref())?;
