@@ -9,7 +9,7 @@ use onceonly_runtime::__private::validate;
 use proptest::prelude::*;
 
 use super::key::tests::{parts, request};
-use super::key::{Extraction, FoundKey, KeySource, extract, namespaced};
+use super::key::{Extraction, FoundKey, IDEMPOTENCY_KEY, KeySource, extract, namespaced};
 
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig::default();
@@ -31,7 +31,7 @@ proptest! {
         let Ok(header) = HeaderValue::from_bytes(&bytes) else {
             return Ok(());
         };
-        headers.insert("idempotency-key", header);
+        headers.insert(IDEMPOTENCY_KEY, header);
         let trimmed = bytes.trim_ascii();
         match extract(&[KeySource::idempotency_key()], &request(&headers, None, &parts)) {
             Extraction::Found(found) => {
