@@ -407,6 +407,31 @@ fn a_store_outliving_the_runtime_that_opened_it_still_hears_other_stores() {
     });
 }
 
+/// A store outlives the runtime that opened it: its commands still work in the next runtime,
+/// from the first one on (the connection's driver was a task of the first runtime, so the
+/// first command in a later one failed with a broken pipe while it reconnected).
+#[test]
+fn a_store_outliving_the_runtime_that_opened_it_answers_at_once() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let store = first.block_on(RedisStore::connect(&url)).unwrap();
+    first
+        .block_on(store.put_record("k", None, record()))
+        .unwrap();
+    drop(first);
+    for _ in 0..3 {
+        let next = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let read = next.block_on(store.get_record("k"));
+        assert!(matches!(read, Ok(Some(_))), "{read:?}");
+    }
+}
+
 /// Log lines written to a shared buffer, for a test to read.
 #[derive(Clone, Default)]
 struct Lines(Arc<Mutex<Vec<u8>>>);

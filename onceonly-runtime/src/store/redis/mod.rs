@@ -1,12 +1,13 @@
 //! A store in Redis, shared by every process and machine that connects to it (feature `redis`).
 
+mod io;
 mod pubsub;
 mod scripts;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, FromRedisValue, RedisError, Value};
 use futures_util::future::try_join_all;
 use secrecy::{ExposeSecret, SecretString};
@@ -68,6 +69,14 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// key; one background connection per store listens, and after it reconnects it wakes every
 /// waiter, so a lost message costs a re-read, never a hang.
 ///
+/// # Runtimes
+/// The store's connections (commands and pub/sub) live on a thread of its own, with a small
+/// tokio runtime, started at connect and ended when the store is dropped. So a store outlives
+/// the runtime that opened it: it can be kept in a static and used from many runtimes (each
+/// `#[tokio::test]`, `block_on` calls). Each command is handed to that thread, which costs a
+/// little per call (see the benchmarks), and runs to its end even when its caller stops
+/// waiting.
+///
 /// # Outages and durability
 /// While Redis is unreachable every call fails fast with [`Error::Store`]; later calls
 /// reconnect by themselves. What Redis acknowledged survives a Redis crash (or a `SIGKILL`)
@@ -93,7 +102,7 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// # Ok(()) }
 /// ```
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: io::IoConn,
     prefix: String,
     channel: String,
     notifier: Arc<Notifier>,
@@ -163,13 +172,21 @@ impl RedisStoreBuilder {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
+        // Every connection lives on the store's own I/O thread (see `io`).
+        let io = Arc::new(io::IoThread::start().map_err(|e| failed("connect")(e.into()))?);
+        let conn = io
+            .run(ConnectionManager::new_with_config(client.clone(), config))
             .await
             .map_err(failed("connect"))?;
+        let mut conn = io::IoConn {
+            conn,
+            io: Arc::clone(&io),
+        };
         warn_if_evicting(&mut conn).await;
         let notifier = Arc::new(Notifier::new());
         let channel = format!("{}:changed", self.prefix);
         let listener = pubsub::Listener::start(
+            io.handle(),
             client,
             channel.clone(),
             Arc::clone(&notifier),
@@ -191,8 +208,8 @@ impl RedisStoreBuilder {
 /// Logs a warning when Redis would evict this store's keys at its memory limit (see "Outages
 /// and durability" on [`RedisStore`]). A server that does not let us read its settings is
 /// given the benefit of the doubt.
-async fn warn_if_evicting(conn: &mut ConnectionManager) {
-    async fn setting(conn: &mut ConnectionManager, name: &str) -> ::redis::RedisResult<String> {
+async fn warn_if_evicting(conn: &mut impl ConnectionLike) {
+    async fn setting(conn: &mut impl ConnectionLike, name: &str) -> ::redis::RedisResult<String> {
         let pair: Vec<String> = ::redis::cmd("CONFIG")
             .arg("GET")
             .arg(name)
@@ -287,8 +304,8 @@ impl RedisStore {
         format!("{0}:docs:{{{0}}}", self.prefix)
     }
 
-    /// A handle on the shared multiplexed connection (cheap: an `Arc`).
-    fn conn(&self) -> ConnectionManager {
+    /// A handle on the shared multiplexed connection (cheap: two `Arc`s).
+    fn conn(&self) -> io::IoConn {
         self.conn.clone()
     }
 

@@ -6,9 +6,8 @@
 //! again, so a lost message costs one reconnect delay, never a hang. A connection that stops
 //! answering pings counts as lost, so a silent network failure is noticed too.
 //!
-//! The listener runs on a thread of its own, with its own small runtime, not as a task of
-//! the runtime that opened the store: a store outlives runtimes (a client kept in a static and
-//! used from several tests or `block_on` calls), and a task would end with the first of them,
+//! The listener runs on the store's I/O thread (see `io`), not as a task of the runtime that
+//! opened the store: a store outlives runtimes, and a task would end with the first of them,
 //! silently, leaving waiters to learn of other replicas' writes only at their deadlines.
 
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use std::time::Duration;
 use ::redis::aio::{PubSubSink, PubSubStream};
 use ::redis::{Client, RedisError, RedisResult};
 use futures_util::StreamExt;
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::store::Notifier;
@@ -28,7 +28,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// The background listener; dropping it stops it (and its thread).
+/// The background listener; dropping it stops it.
 #[derive(Debug)]
 pub(super) struct Listener {
     stop: Option<oneshot::Sender<()>>,
@@ -45,8 +45,9 @@ impl Drop for Listener {
 
 impl Listener {
     /// Subscribes to `channel` (an error here is the caller's: the store cannot start), then
-    /// listens on its own thread for as long as the listener lives.
+    /// listens on `io` for as long as the listener lives.
     pub(super) async fn start(
+        io: &Handle,
         client: Client,
         channel: String,
         notifier: Arc<Notifier>,
@@ -77,15 +78,10 @@ impl Listener {
                 () = forever => {}
             }
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("onceonly-redis-pubsub".into())
-            .spawn(move || runtime.block_on(listen_forever))?;
+        io.spawn(listen_forever);
         match first.await {
             Ok(answer) => answer?,
-            Err(_) => return Err(std::io::Error::other("the pub/sub thread ended").into()),
+            Err(_) => return Err(std::io::Error::other("the Redis I/O thread ended").into()),
         }
         Ok(Listener { stop: Some(stop) })
     }
