@@ -459,3 +459,21 @@ async fn an_oversized_answer_is_refused_not_buffered() {
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
     assert!(e.to_string().contains("larger than"), "{e}");
 }
+
+/// A client outlives the runtime that made its first request (a client in a static, used
+/// from several `#[tokio::test]`s): the next runtime's requests answer, from the first one.
+#[test]
+fn a_client_outliving_its_first_runtime_still_answers() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let ok = r#"{"success":true,"status":"locked","key":"k","ttl":60}"#;
+    let stub = server.block_on(Stub::start(vec![Reply::json(200, ok); 4]));
+    let client = stub.builder().max_retries(0).build().unwrap();
+    for _ in 0..4 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let lock = runtime.block_on(std::future::IntoFuture::into_future(client.check_lock("k")));
+        assert!(lock.is_ok(), "{lock:?}");
+    }
+}
