@@ -702,4 +702,8 @@ async fn states_stored_for_unroutable_ids_can_still_be_changed() {
         engine.upsert_policy(Policy::new(".")).await,
         Err(Error::Validation(_))
     ));
+    assert!(matches!(
+        engine.enable_agent(".").await,
+        Err(Error::Validation(_))
+    ));
 }

@@ -209,7 +209,7 @@ async fn events_and_policies_with_loose_members_are_read() {
         ),
         Reply::json(
             200,
-            r#"{"agent_id":"a","policy":{"max_actions_per_hour":"100","max_spend_usd_per_day":"2.5","team":"ops"}}"#,
+            r#"{"agent_id":"a","policy":{"max_actions_per_hour":"100","max_spend_usd_per_day":"2.5","team":"ops","version":"v2"}}"#,
         ),
         Reply::json(200, r#"{"agent_id":"a","is_enabled":"true"}"#),
     ])
@@ -231,7 +231,11 @@ async fn events_and_policies_with_loose_members_are_read() {
         (policy.max_actions_per_hour, policy.max_spend_usd_per_day),
         (Some(100), Some(2.5))
     );
-    assert_eq!(policy.extra["team"], "ops");
+    // Members the model does not name are the policy's own, kept as written.
+    assert_eq!(
+        (&policy.extra["team"], &policy.extra["version"]),
+        (&"ops".into(), &"v2".into())
+    );
     let status = client.gov().enable_agent("a", "").await.unwrap();
     assert!(status.is_enabled, "{status:?}");
 }

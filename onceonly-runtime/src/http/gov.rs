@@ -36,9 +36,9 @@ fn read_policy(mut answer: JsonMap, agent_id: &str, fallback: Option<JsonMap>) -
     let agent = outer
         .or_else(|| named(&policy))
         .unwrap_or_else(|| agent_id.to_owned());
-    // Nulls go and limits written as strings are read; members of names the models do not
-    // read are the policy's own and travel back untouched.
-    wire::tidy_members(&mut policy);
+    // Nulls go and limits written as strings are read; every other member is the policy's
+    // own and travels back untouched.
+    wire::tidy_policy(&mut policy);
     policy.insert("agent_id".into(), agent.into());
     serde_json::from_value(Value::Object(policy)).map_err(Error::Decode)
 }

@@ -125,8 +125,7 @@ pub(crate) fn on_404(
     move |e| if is_404(&e, code) { to() } else { e }
 }
 
-/// Members the models read as whole non-negative numbers, in an answer, its events and its
-/// policy.
+/// Members the models read as whole non-negative numbers, in an answer and its events.
 const WHOLE_NUMBERS: [&str; 19] = [
     "total",
     "offset",
@@ -191,21 +190,12 @@ pub(crate) fn tidy(map: &mut JsonMap) {
     tidy_members(map);
 }
 
-/// [`tidy`] for an item of a list (an event, a policy): nulls dropped and known members
+/// [`tidy`] for an item of a list (an event): nulls dropped and known members
 /// converted, but its `status` and `metadata` are the poster's own and kept as written.
 pub(crate) fn tidy_members(map: &mut JsonMap) {
     map.retain(|_, v| !v.is_null());
-    convert(map, &WHOLE_NUMBERS, |v| {
-        // `retry_after_sec: 0.5` or `ttl_left: 12.3`: rounded up, not failed.
-        let f = number(v)?;
-        (f.is_finite() && f >= 0.0).then(|| Value::from(f.ceil() as u64))
-    });
-    convert(map, &AMOUNTS, |v| {
-        number(v)
-            .filter(|f| f.is_finite())
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-    });
+    convert(map, &WHOLE_NUMBERS, whole_number);
+    convert(map, &AMOUNTS, amount);
     convert(map, &FLAGS, |v| match v {
         Value::Bool(b) => Some(Value::Bool(*b)),
         Value::Number(n) => Some(Value::Bool(n.as_f64().is_some_and(|f| f != 0.0))),
@@ -221,6 +211,14 @@ pub(crate) fn tidy_members(map: &mut JsonMap) {
     });
 }
 
+/// A policy as [`tidy_members`] reads an item, but only its own limits are converted: its
+/// other members are the policy's extensions, kept as written.
+pub(crate) fn tidy_policy(map: &mut JsonMap) {
+    map.retain(|_, v| !v.is_null());
+    convert(map, &["max_actions_per_hour"], whole_number);
+    convert(map, &["max_spend_usd_per_day"], amount);
+}
+
 /// Replaces each present member named in `names` by `read` of it, or removes it when `read`
 /// cannot make it out.
 fn convert(map: &mut JsonMap, names: &[&str], read: impl Fn(&Value) -> Option<Value>) {
@@ -234,6 +232,21 @@ fn convert(map: &mut JsonMap, names: &[&str], read: impl Fn(&Value) -> Option<Va
             }
         }
     }
+}
+
+/// A whole non-negative number: `retry_after_sec: 0.5` or `ttl_left: "12.3"` is rounded up,
+/// not failed.
+fn whole_number(v: &Value) -> Option<Value> {
+    let f = number(v)?;
+    (f.is_finite() && f >= 0.0).then(|| Value::from(f.ceil() as u64))
+}
+
+/// An amount (USD), written as a number or a string.
+fn amount(v: &Value) -> Option<Value> {
+    number(v)
+        .filter(|f| f.is_finite())
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
 }
 
 /// A JSON number, or a string that holds one.

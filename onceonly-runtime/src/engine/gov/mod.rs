@@ -134,10 +134,20 @@ impl<S: Store> Engine<S> {
         Ok(status)
     }
 
-    /// Turns the kill switch off. Any valid agent id, `.` and `..` included: lifting a block
-    /// that an earlier release stored for such an id must stay possible.
+    /// Turns the kill switch off.
     pub async fn enable_agent(&self, agent_id: &str) -> Result<AgentStatus> {
         names::agent_id(agent_id)?;
+        // `.` and `..` only lift a state an earlier release stored (see `upsert_policy`).
+        if let Err(e) = names::new_agent_id(agent_id)
+            && self
+                .inner
+                .store
+                .get_doc(&names::agent_doc(agent_id))
+                .await?
+                .is_none()
+        {
+            return Err(e);
+        }
         let status = AgentStatus {
             agent_id: agent_id.to_owned(),
             is_enabled: true,

@@ -24,35 +24,53 @@ pub(super) struct IoThread {
 }
 
 impl IoThread {
-    pub(super) fn start() -> std::io::Result<IoThread> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
+    /// Starts the thread. Its runtime is built there, so a failure to start the thread drops
+    /// nothing that needs a runtime's context.
+    pub(super) async fn start() -> std::io::Result<IoThread> {
+        let (started, handle) = oneshot::channel::<std::io::Result<Handle>>();
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
-            .name("onceonly-redis-io".into())
+            // Linux keeps 15 bytes of a thread's name.
+            .name("onceonly-redis".into())
             .spawn(move || {
-                // Ends when the sender is dropped (or sends).
-                let _ = runtime.block_on(stopped);
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => {
+                        let _ = started.send(Ok(runtime.handle().clone()));
+                        // Ends when the sender is dropped (or sends).
+                        let _ = runtime.block_on(stopped);
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                }
             })?;
+        let handle = handle
+            .await
+            .map_err(|_| std::io::Error::other("the Redis I/O thread did not start"))??;
         Ok(IoThread {
             handle,
             _stop: stop,
         })
     }
 
-    /// Runs `fut` on the I/O thread and waits for its answer from any runtime. Dropping the
-    /// wait does not cancel the command: a command on the wire is never cut in half.
+    /// Runs `fut` on the I/O thread and waits for its answer from any runtime. A panic there
+    /// is the caller's panic, as if `fut` had run in place. Dropping the wait does not stop
+    /// `fut`: a command whose caller gave up may still take effect (while the store lives),
+    /// as one already sent always could.
     pub(super) async fn run<T: Send + 'static>(
         &self,
         fut: impl Future<Output = RedisResult<T>> + Send + 'static,
     ) -> RedisResult<T> {
-        self.handle.spawn(fut).await.unwrap_or_else(|e| {
-            Err(RedisError::from(std::io::Error::other(format!(
-                "the Redis I/O thread ended: {e}"
-            ))))
-        })
+        match self.handle.spawn(fut).await {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(RedisError::from(std::io::Error::other(
+                "the Redis store is shutting down",
+            ))),
+        }
     }
 
     pub(super) fn handle(&self) -> &Handle {

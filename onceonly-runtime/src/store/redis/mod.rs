@@ -74,8 +74,9 @@ const DEFAULT_PREFIX: &str = "onceonly";
 /// tokio runtime, started at connect and ended when the store is dropped. So a store outlives
 /// the runtime that opened it: it can be kept in a static and used from many runtimes (each
 /// `#[tokio::test]`, `block_on` calls). Each command is handed to that thread, which costs a
-/// little per call (see the benchmarks), and runs to its end even when its caller stops
-/// waiting.
+/// little per call (see the benchmarks). A call whose caller stopped waiting (a timeout, a
+/// dropped future) may still take effect, as a command already sent always could; `run_fn`,
+/// the macros and the tower layer give back a lease or lock that such a call took.
 ///
 /// # Outages and durability
 /// While Redis is unreachable every call fails fast with [`Error::Store`]; later calls
@@ -173,7 +174,11 @@ impl RedisStoreBuilder {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         // Every connection lives on the store's own I/O thread (see `io`).
-        let io = Arc::new(io::IoThread::start().map_err(|e| failed("connect")(e.into()))?);
+        let io = Arc::new(
+            io::IoThread::start()
+                .await
+                .map_err(|e| failed("connect")(e.into()))?,
+        );
         let conn = io
             .run(ConnectionManager::new_with_config(client.clone(), config))
             .await
