@@ -134,7 +134,8 @@ pub enum Error {
         what: String,
     },
 
-    /// The store behind the engine failed (I/O, connection, corrupted record).
+    /// The store behind the engine failed (I/O, connection), or answered with a value that
+    /// cannot be read back ([`is_damaged_data`](Self::is_damaged_data)).
     #[error("store error: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -147,9 +148,21 @@ impl Error {
             Error::RateLimited { .. }
             | Error::Transport(_)
             | Error::Timeout(_)
-            | Error::InProgress { .. }
-            | Error::Store(_) => true,
+            | Error::InProgress { .. } => true,
+            Error::Store(_) => !self.is_damaged_data(),
             Error::Api { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// Whether the store answered with a stored value that cannot be read back (damaged, or
+    /// written by an incompatible release), here or behind `onceonly-server` (a `500` whose
+    /// `detail.error` is `store_damaged`). Not an outage: no fail-open decision is taken on
+    /// it, since the key may well be taken, and retrying does not help until the value is
+    /// repaired or removed.
+    pub fn is_damaged_data(&self) -> bool {
+        match self {
+            Error::Store(e) => crate::store::StoreFailure::is_damaged(&**e),
             _ => false,
         }
     }
@@ -160,7 +173,8 @@ impl Error {
     /// Refusals (401/402/403/422/429) and conflicts are never outages.
     pub fn is_outage(&self) -> bool {
         match self {
-            Error::Timeout(_) | Error::Transport(_) | Error::Store(_) => true,
+            Error::Timeout(_) | Error::Transport(_) => true,
+            Error::Store(_) => !self.is_damaged_data(),
             Error::Api { status, .. } => *status >= 500,
             _ => false,
         }

@@ -49,6 +49,11 @@ pub const SIGNATURE_ALGORITHM: &str = "hmac_sha256";
 /// ([`Error::QuotaExceeded`](crate::Error::QuotaExceeded)); other `429`s are rate limits.
 pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
 
+/// The `detail.error` of a `500` answer from `onceonly-server` whose store answered with a
+/// value it cannot read back ([`Error::is_damaged_data`](crate::Error::is_damaged_data)): not
+/// an outage, so a client does not fail open on it.
+pub const STORE_DAMAGED: &str = "store_damaged";
+
 /// Values of the `X-OnceOnly-Status` header.
 pub mod status {
     /// A check-lock took the lock.

@@ -233,6 +233,16 @@ impl From<Error> for ApiError {
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                 detail,
             ),
+            // Not a 503: the store answered, and a client must not fail open on a key that may
+            // well be taken.
+            e @ Error::Store(_) if e.is_damaged_data() => {
+                tracing::error!(error = %e, "a stored value cannot be read back");
+                ApiError::coded(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    onceonly_runtime::wire::STORE_DAMAGED,
+                    "a stored value cannot be read back; see the server's log",
+                )
+            }
             Error::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::store_unavailable(STORE_UNAVAILABLE)

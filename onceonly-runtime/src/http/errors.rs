@@ -239,6 +239,16 @@ pub(crate) fn status_error(
                 scrub.text(&String::from_utf8_lossy(body))
             )
         })),
+        // The server's store answered with a value it cannot read back: not an outage.
+        500 if error_code(detail.as_ref()) == Some(crate::wire::STORE_DAMAGED) => {
+            crate::store::StoreFailure::damaged(
+                "onceonly-server",
+                "request",
+                error_text(detail.as_ref(), || {
+                    "a stored value cannot be read back".into()
+                }),
+            )
+        }
         _ => Error::Api {
             status,
             detail: api_detail(

@@ -10,6 +10,9 @@ pub(crate) struct StoreFailure {
     store: &'static str,
     op: &'static str,
     source: Box<dyn StdError + Send + Sync>,
+    /// The store answered, with a value that does not read back (damaged, or written by an
+    /// incompatible release): not an outage, so no fail-open decision is taken on it.
+    damaged: bool,
 }
 
 impl StoreFailure {
@@ -19,17 +22,47 @@ impl StoreFailure {
         op: &'static str,
         source: impl Into<Box<dyn StdError + Send + Sync>>,
     ) -> crate::Error {
+        Self::wrapped(store, op, source.into(), false)
+    }
+
+    /// The runtime error for `op` of `store` reading a stored value it cannot make out.
+    pub(crate) fn damaged(
+        store: &'static str,
+        op: &'static str,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> crate::Error {
+        Self::wrapped(store, op, source.into(), true)
+    }
+
+    fn wrapped(
+        store: &'static str,
+        op: &'static str,
+        source: Box<dyn StdError + Send + Sync>,
+        damaged: bool,
+    ) -> crate::Error {
         crate::Error::Store(Box::new(StoreFailure {
             store,
             op,
-            source: source.into(),
+            source,
+            damaged,
         }))
+    }
+
+    /// Whether `e` (the source of an [`Error::Store`](crate::Error::Store)) is a damaged value
+    /// rather than a store that did not answer.
+    pub(crate) fn is_damaged(e: &(dyn StdError + Send + Sync + 'static)) -> bool {
+        e.downcast_ref::<StoreFailure>().is_some_and(|f| f.damaged)
     }
 }
 
 impl fmt::Display for StoreFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} failed: {}", self.store, self.op, self.source)
+        let (store, op, source) = (self.store, self.op, &self.source);
+        if self.damaged {
+            write!(f, "{store} {op} read a value it cannot make out: {source}")
+        } else {
+            write!(f, "{store} {op} failed: {source}")
+        }
     }
 }
 

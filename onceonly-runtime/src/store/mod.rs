@@ -13,7 +13,6 @@
 //! the last primitive: last write wins, listed by key prefix, never expiring on their own.
 
 mod any;
-#[cfg(any(feature = "redis", feature = "sqlite"))]
 mod failure;
 #[cfg(feature = "testing")]
 mod hooked;
@@ -27,6 +26,8 @@ mod sqlite;
 
 use std::future::Future;
 use std::sync::Arc;
+
+pub(crate) use failure::StoreFailure;
 
 pub use any::AnyStore;
 #[cfg(feature = "redis")]

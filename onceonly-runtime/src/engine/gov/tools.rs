@@ -122,11 +122,12 @@ impl<S: Store> Engine<S> {
     /// Stores a checked tool; at most [`MAX_TOOLS_PER_SCOPE`] per scope and
     /// [`MAX_GOV_DOCS`](super::MAX_GOV_DOCS) in all.
     pub(crate) async fn store_tool(&self, mut tool: StoredTool) -> Result<Tool> {
-        // A registration that cannot be read keeps no id: a damaged document (which stores
-        // report as `Error::Store`, like an outage) must stay replaceable, and in an outage the
-        // write below fails too, unless the store came back in between (then the id changes).
-        if let Ok(Some(earlier)) = self.stored_tool(&tool.name, &tool.scope_id).await {
-            tool.keep_secret_id_of(&earlier);
+        // An outage fails the registration (writing now would give an unchanged secret a new
+        // id); a damaged document keeps no id and is replaced.
+        match self.stored_tool(&tool.name, &tool.scope_id).await {
+            Ok(Some(earlier)) => tool.keep_secret_id_of(&earlier),
+            Err(e) if e.is_outage() => return Err(e),
+            Ok(None) | Err(_) => {}
         }
         let key = tool_doc(&tool.scope_id, &tool.name);
         let scope = scope_prefix(&tool.scope_id);

@@ -379,7 +379,7 @@ fn failed(op: &'static str) -> impl FnOnce(RedisError) -> Error {
 }
 
 fn corrupt(op: &'static str, what: impl Into<String>) -> Error {
-    StoreFailure::error("redis", op, what.into())
+    StoreFailure::damaged("redis", op, what.into())
 }
 
 /// A lock as Redis holds it: `"EXP FIRST LOCK_ID\nMETADATA"`, deadline first so the scripts
@@ -665,7 +665,7 @@ impl Store for RedisStore {
 fn from_json<T: serde::de::DeserializeOwned>(op: &'static str, json: &[u8]) -> Result<Arc<T>> {
     serde_json::from_slice(json)
         .map(Arc::new)
-        .map_err(|e| StoreFailure::error("redis", op, e))
+        .map_err(|e| StoreFailure::damaged("redis", op, e))
 }
 
 /// Decodes `{total, seq, entry, seq, entry, ...}` from the read script.

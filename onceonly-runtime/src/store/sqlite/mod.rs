@@ -115,7 +115,14 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || f(&mut locked(pick(&inner))))
             .await
             .map_err(|e| StoreFailure::error("sqlite", op, e))?
-            .map_err(|e| StoreFailure::error("sqlite", op, e))
+            .map_err(|e| {
+                // A stored JSON value that does not read back: the file answered.
+                if e.is::<serde_json::Error>() {
+                    StoreFailure::damaged("sqlite", op, e)
+                } else {
+                    StoreFailure::error("sqlite", op, e)
+                }
+            })
     }
 
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction, committed when `f` returns `Ok`.
