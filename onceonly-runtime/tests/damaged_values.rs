@@ -17,10 +17,10 @@ async fn assert_damage_is_not_an_outage(client: &OnceOnly, damage: impl AsyncFnO
         .unwrap();
     assert_eq!(first, 1);
     damage().await;
-    let e = client
-        .ai()
-        .run_fn("k", || async { Ok::<_, Error>(2u32) })
+    let second = client.ai().run_fn("k", || async { Ok::<_, Error>(2u32) });
+    let e = tokio::time::timeout(std::time::Duration::from_secs(60), second)
         .await
+        .expect("answered without waiting for a retry")
         .unwrap_err();
     assert!(e.is_damaged_data(), "{e:?}");
     assert!(!e.is_outage() && !e.is_retryable(), "{e:?}");
@@ -64,7 +64,16 @@ async fn a_damaged_record_behind_the_server_is_not_an_outage() {
         config
     })
     .await;
-    let client = server.client();
+    // Retries with a backoff far longer than the test: a `store_damaged` answer is final, so
+    // the call must not wait for a retry.
+    let client = OnceOnly::builder()
+        .api_key(onceonly_server::testing::TEST_API_KEY)
+        .base_url(server.base_url())
+        .max_retries(3)
+        .retry_backoff(std::time::Duration::from_secs(600))
+        .retry_max_backoff(std::time::Duration::from_secs(600))
+        .build()
+        .unwrap();
     assert!(client.fail_open());
     assert_damage_is_not_an_outage(&client, async || {
         let file = rusqlite::Connection::open(&path).unwrap();

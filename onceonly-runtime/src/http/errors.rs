@@ -169,10 +169,15 @@ fn is_key_problem(detail: Option<&Value>) -> bool {
 }
 
 /// Whether a retryable status is final all the same: a quota refusal changes nothing before
-/// its reset, hours away, so retrying it only delays the error.
+/// its reset, hours away, and a damaged stored value nothing before it is repaired, so
+/// retrying them only delays the error.
 pub(crate) fn is_final(status: u16, body: &[u8]) -> bool {
-    status == 429
-        && error_code(detail(parse_json(body)).as_ref()) == Some(crate::wire::QUOTA_EXCEEDED)
+    let code = || error_code(detail(parse_json(body)).as_ref()).map(str::to_owned);
+    match status {
+        429 => code().as_deref() == Some(crate::wire::QUOTA_EXCEEDED),
+        500 => code().as_deref() == Some(crate::wire::STORE_DAMAGED),
+        _ => false,
+    }
 }
 
 /// `detail.error`, the machine-readable code of an error answer.
