@@ -113,8 +113,8 @@ impl<'a> Gov<'a> {
     /// [`enable_agent`](Self::enable_agent). An empty `reason` records none.
     ///
     /// Over HTTP the body is `{"reason"}`, or `{}` without one, and `is_enabled` is read
-    /// from `is_enabled`, else `enabled`, else `false`. The hosted API gates the kill switch by
-    /// plan.
+    /// from `is_enabled`, else `enabled`, else the state asked for. The hosted API gates the
+    /// kill switch by plan.
     pub fn disable_agent(
         self,
         agent_id: &'a str,

@@ -223,6 +223,7 @@ async fn the_kill_switch_sends_a_reason_only_when_there_is_one_and_reads_enabled
         Reply::json(200, r#"{"agent_id":"bot","enabled":true}"#),
         Reply::json(200, r#"{"is_enabled":true,"enabled":false}"#),
         Reply::json(200, r#"{}"#),
+        Reply::json(200, r#"{}"#),
     ])
     .await;
     let client = stub.client();
@@ -238,7 +239,9 @@ async fn the_kill_switch_sends_a_reason_only_when_there_is_one_and_reads_enabled
     let both = gov.enable_agent("bot", "  ").await.unwrap();
     assert!(both.is_enabled, "is_enabled wins over enabled");
     assert_eq!(both.agent_id, "bot", "the agent asked for");
+    // An answer without the flag reads as the state asked for.
     assert!(!gov.disable_agent("bot", "").await.unwrap().is_enabled);
+    assert!(gov.enable_agent("bot", "").await.unwrap().is_enabled);
 
     let bodies: Vec<_> = requests(&stub)
         .into_iter()
@@ -255,6 +258,7 @@ async fn the_kill_switch_sends_a_reason_only_when_there_is_one_and_reads_enabled
             ("POST".into(), "/v1/agents/bot/enable".into(), json!({})),
             ("POST".into(), "/v1/agents/bot/enable".into(), json!({})),
             ("POST".into(), "/v1/agents/bot/disable".into(), json!({})),
+            ("POST".into(), "/v1/agents/bot/enable".into(), json!({})),
         ]
     );
 }

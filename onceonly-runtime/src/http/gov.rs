@@ -114,11 +114,12 @@ pub(crate) async fn set_agent_enabled(
     let req = Request::post(&["agents", path_id("agent_id", agent_id)?, action], &body)?;
     let mut answer = call_map(t, req).await?;
     wire::tidy(&mut answer);
-    // `is_enabled`, else `enabled`, else false; both at once would be a duplicate field.
+    // `is_enabled`, else `enabled`, else the state asked for (the call succeeded); both at
+    // once would be a duplicate field.
     let enabled = ["is_enabled", "enabled"]
         .iter()
         .find_map(|name| answer.get(*name).and_then(Value::as_bool))
-        .unwrap_or(false);
+        .unwrap_or(enable);
     answer.remove("enabled");
     answer.insert("is_enabled".into(), enabled.into());
     default_member(&mut answer, "agent_id", agent_id);
