@@ -172,12 +172,11 @@ fn is_key_problem(detail: Option<&Value>) -> bool {
 /// its reset, hours away, and a damaged stored value nothing before it is repaired, so
 /// retrying them only delays the error.
 pub(crate) fn is_final(status: u16, body: &[u8]) -> bool {
-    let code = || error_code(detail(parse_json(body)).as_ref()).map(str::to_owned);
-    match status {
-        429 => code().as_deref() == Some(crate::wire::QUOTA_EXCEEDED),
-        500 => code().as_deref() == Some(crate::wire::STORE_DAMAGED),
-        _ => false,
-    }
+    let detail = detail(parse_json(body));
+    matches!(
+        (status, error_code(detail.as_ref())),
+        (429, Some(crate::wire::QUOTA_EXCEEDED)) | (500, Some(crate::wire::STORE_DAMAGED))
+    )
 }
 
 /// `detail.error`, the machine-readable code of an error answer.

@@ -59,15 +59,9 @@ impl<S: Store> Engine<S> {
     /// nothing is stored when one is wrong.
     pub async fn upsert_policy(&self, policy: Policy) -> Result<Policy> {
         let policy = policy::check(&policy)?;
-        // `.` and `..` are refused for a new policy only: one stored by an earlier release
-        // can still be changed.
-        if let Err(e) = names::new_agent_id(&policy.agent_id)
-            && self.policy_of(&policy.agent_id).await?.is_none()
-        {
-            return Err(e);
-        }
-        let caps = [(names::POLICY_DOCS, MAX_GOV_DOCS, "policies")];
         let key = names::policy_doc(&policy.agent_id);
+        self.new_or_stored(&policy.agent_id, &key).await?;
+        let caps = [(names::POLICY_DOCS, MAX_GOV_DOCS, "policies")];
         self.put_gov_doc(&key, to_doc(&policy)?, &caps).await?;
         Ok(policy)
     }
@@ -137,17 +131,8 @@ impl<S: Store> Engine<S> {
     /// Turns the kill switch off.
     pub async fn enable_agent(&self, agent_id: &str) -> Result<AgentStatus> {
         names::agent_id(agent_id)?;
-        // `.` and `..` only lift a state an earlier release stored (see `upsert_policy`).
-        if let Err(e) = names::new_agent_id(agent_id)
-            && self
-                .inner
-                .store
-                .get_doc(&names::agent_doc(agent_id))
-                .await?
-                .is_none()
-        {
-            return Err(e);
-        }
+        self.new_or_stored(agent_id, &names::agent_doc(agent_id))
+            .await?;
         let status = AgentStatus {
             agent_id: agent_id.to_owned(),
             is_enabled: true,
@@ -156,6 +141,16 @@ impl<S: Store> Engine<S> {
         };
         self.put_status(&status).await?;
         Ok(status)
+    }
+
+    /// Refuses an agent id of `.` or `..` (see [`names::new_agent_id`]) unless `doc`, its
+    /// policy or kill-switch state, was stored by an earlier release: that one stays
+    /// changeable.
+    async fn new_or_stored(&self, agent_id: &str, doc: &str) -> Result<()> {
+        match names::new_agent_id(agent_id) {
+            Err(e) if self.inner.store.get_doc(doc).await?.is_none() => Err(e),
+            _ => Ok(()),
+        }
     }
 
     async fn put_status(&self, status: &AgentStatus) -> Result<()> {
